@@ -1,0 +1,435 @@
+//! An in-process session driver.
+//!
+//! * Sharded: many tasks read and write concurrently without one global lock.
+//! * Native TTL: every write also drops the shard's expired entries (an expiry index makes
+//!   that cheap), reads never return them, and [`MemoryDriver::sweep`] reclaims everything
+//!   expired at once, so memory does not grow with dead sessions.
+//! * Create-only, update-only, compare-and-swap and touch, with strong consistency.
+//! * An optional capacity: when full, the entry closest to expiry is evicted.
+//!
+//! Data lives as long as the process: use it for tests, development and single-process apps
+//! that accept losing sessions on restart.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use session_core::{Driver, PutOptions, WriteMode, bytes::Bytes};
+//! use session_driver_memory::MemoryDriver;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let driver = MemoryDriver::builder().capacity(100_000).build();
+//! let v1 = driver.put("k", Bytes::from_static(b"one"), PutOptions::new()).await?;
+//! let stale = WriteMode::IfVersion(v1.clone());
+//! driver.put("k", Bytes::from_static(b"two"), PutOptions::new().mode(stale.clone())).await?;
+//! assert!(driver.put("k", Bytes::from_static(b"three"), PutOptions::new().mode(stale)).await.is_err());
+//! # Ok::<(), session_core::DriverError>(())
+//! # }).unwrap();
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    hash::{BuildHasher, RandomState},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use serde::Deserialize;
+use session_core::{
+    Capabilities, Clock, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
+    SystemClock, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_value,
+    effective_ttl, flexible, from_unix_millis, unix_millis,
+};
+
+/// The registry name of this driver.
+pub const NAME: &str = "memory";
+
+/// Largest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 4096;
+/// Largest value accepted, in bytes.
+pub const MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
+
+const SHARDS: usize = 64;
+const PAGE: usize = 1000;
+
+/// Registers `memory` (`"memory"`, `"memory:?capacity=10000"`).
+pub fn register(registry: &mut Registry) {
+    registry.register(NAME, |config: DriverConfig| async move {
+        let config: MemoryConfig = config.options()?;
+        let mut builder = MemoryDriver::builder();
+        if let Some(capacity) = config.capacity {
+            builder = builder.capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
+        }
+        Ok(Arc::new(builder.build()) as Arc<dyn Driver>)
+    });
+}
+
+/// Options of the memory driver.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Most entries kept (default: unbounded). When full, the entry closest to expiry is
+    /// evicted; a write that would need to evict an entry without TTL fails instead.
+    #[serde(default, deserialize_with = "flexible::opt_u64")]
+    pub capacity: Option<u64>,
+}
+
+/// Builds a [`MemoryDriver`].
+#[derive(Debug, Default)]
+pub struct MemoryDriverBuilder {
+    capacity: Option<usize>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl MemoryDriverBuilder {
+    /// Bounds the number of entries.
+    pub fn capacity(mut self, entries: usize) -> Self {
+        self.capacity = Some(entries.max(1));
+        self
+    }
+
+    /// The clock TTLs are measured with (the system clock by default). Share a
+    /// [`ManualClock`](session_core::ManualClock) with the session storage to test expiry
+    /// without sleeping.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Builds the driver.
+    pub fn build(self) -> MemoryDriver {
+        MemoryDriver {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: RandomState::new(),
+            per_shard: self.capacity.map(|c| c.div_ceil(SHARDS)),
+            next_version: AtomicU64::new(1),
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            caps: Capabilities::new(MAX_KEY_LEN, MAX_VALUE_SIZE)
+                .with_ttl(TtlSupport::exact(Duration::from_millis(1)))
+                .with_create_only()
+                .with_update_only()
+                .with_compare_and_swap()
+                .with_touch()
+                .with_list(),
+        }
+    }
+}
+
+/// The in-process driver. See the crate documentation.
+#[derive(Debug)]
+pub struct MemoryDriver {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    per_shard: Option<usize>,
+    next_version: AtomicU64,
+    clock: Arc<dyn Clock>,
+    caps: Capabilities,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    items: HashMap<String, Item>,
+    /// (deadline in Unix ms, key) of every entry with a TTL, soonest first.
+    expiry: BTreeSet<(u64, String)>,
+}
+
+#[derive(Debug)]
+struct Item {
+    value: Bytes,
+    version: u64,
+    deadline: Option<u64>,
+}
+
+impl Item {
+    fn live(&self, now: u64) -> bool {
+        self.deadline.is_none_or(|d| d > now)
+    }
+}
+
+impl Shard {
+    fn live(&self, key: &str, now: u64) -> Option<&Item> {
+        self.items.get(key).filter(|i| i.live(now))
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Item> {
+        let item = self.items.remove(key)?;
+        if let Some(d) = item.deadline {
+            self.expiry.remove(&(d, key.to_owned()));
+        }
+        Some(item)
+    }
+
+    fn set_deadline(&mut self, key: &str, deadline: Option<u64>) {
+        if let Some(item) = self.items.get_mut(key) {
+            if let Some(old) = std::mem::replace(&mut item.deadline, deadline) {
+                self.expiry.remove(&(old, key.to_owned()));
+            }
+            if let Some(new) = deadline {
+                self.expiry.insert((new, key.to_owned()));
+            }
+        }
+    }
+
+    /// Drops every expired entry; returns how many.
+    fn reclaim(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        while let Some((deadline, _)) = self.expiry.first() {
+            if *deadline > now {
+                break;
+            }
+            if let Some((_, key)) = self.expiry.pop_first() {
+                self.items.remove(&key);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Makes room for one new entry under a capacity bound.
+    fn make_room(&mut self, limit: usize) -> Result<(), DriverError> {
+        if self.items.len() < limit {
+            return Ok(());
+        }
+        match self.expiry.pop_first() {
+            Some((_, key)) => {
+                self.items.remove(&key);
+                Ok(())
+            }
+            None => Err(DriverError::Unavailable {
+                message: "memory driver is at capacity and no entry has a TTL to evict".into(),
+                retryable: false,
+                source: None,
+            }),
+        }
+    }
+}
+
+impl MemoryDriver {
+    /// An unbounded driver.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder for options such as a capacity.
+    pub fn builder() -> MemoryDriverBuilder {
+        MemoryDriverBuilder::default()
+    }
+
+    /// Drops every expired entry now and returns how many were dropped.
+    pub fn sweep(&self) -> usize {
+        let now = self.now();
+        self.shards.iter().map(|s| lock(s).reclaim(now)).sum()
+    }
+
+    /// The number of live entries.
+    pub fn len(&self) -> usize {
+        let now = self.now();
+        self.shards
+            .iter()
+            .map(|s| lock(s).items.values().filter(|i| i.live(now)).count())
+            .sum()
+    }
+
+    /// Whether there is no live entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn now(&self) -> u64 {
+        unix_millis(self.clock.now())
+    }
+
+    fn deadline(&self, now: u64, ttl: Option<Duration>) -> Option<u64> {
+        ttl.map(|t| now.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)))
+    }
+
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        let index = (self.hasher.hash_one(key) as usize) % self.shards.len();
+        lock(&self.shards[index])
+    }
+}
+
+impl Default for MemoryDriver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Locks a shard; a poisoned lock is still consistent (no critical section panics midway).
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[async_trait]
+impl Driver for MemoryDriver {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        check_key(key, &self.caps)?;
+        let now = self.now();
+        let shard = self.shard(key);
+        Ok(shard.live(key, now).map(|item| Entry {
+            value: item.value.clone(),
+            version: Version::from_u64(item.version),
+            expires_at: item.deadline.map(from_unix_millis),
+        }))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        options: PutOptions,
+    ) -> Result<Version, DriverError> {
+        check_key(key, &self.caps)?;
+        check_value(&value, &self.caps)?;
+        let ttl = effective_ttl(&options, &self.caps)?;
+        let now = self.now();
+        let mut shard = self.shard(key);
+        shard.reclaim(now);
+        let current = shard.live(key, now).map(|i| i.version);
+        match (&options.mode, current) {
+            (WriteMode::CreateOnly, Some(_)) => return Err(DriverError::AlreadyExists),
+            (WriteMode::UpdateOnly, None) => return Err(DriverError::Conflict),
+            (WriteMode::IfVersion(expected), found) => {
+                if found.map(Version::from_u64).as_ref() != Some(expected) {
+                    return Err(DriverError::Conflict);
+                }
+            }
+            _ => {}
+        }
+        if current.is_none() {
+            if let Some(limit) = self.per_shard {
+                shard.make_room(limit)?;
+            }
+        }
+        let version = self.next_version.fetch_add(1, Ordering::Relaxed);
+        shard.remove(key);
+        shard.items.insert(
+            key.to_owned(),
+            Item {
+                value,
+                version,
+                deadline: None,
+            },
+        );
+        shard.set_deadline(key, self.deadline(now, ttl));
+        Ok(Version::from_u64(version))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), DriverError> {
+        check_key(key, &self.caps)?;
+        self.shard(key).remove(key);
+        Ok(())
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
+        check_key(key, &self.caps)?;
+        let ttl = effective_ttl(&PutOptions::new().ttl(ttl), &self.caps)?;
+        let now = self.now();
+        let mut shard = self.shard(key);
+        if shard.live(key, now).is_none() {
+            return Ok(false);
+        }
+        shard.set_deadline(key, self.deadline(now, ttl));
+        Ok(true)
+    }
+
+    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
+        let now = self.now();
+        let mut keys: Vec<String> = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            keys.extend(
+                shard
+                    .items
+                    .iter()
+                    .filter(|(k, i)| {
+                        k.starts_with(prefix)
+                            && i.live(now)
+                            && cursor.is_none_or(|c| k.as_str() > c)
+                    })
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        keys.sort_unstable();
+        let cursor = (keys.len() > PAGE).then(|| keys[PAGE - 1].clone());
+        keys.truncate(PAGE);
+        Ok(ListPage { keys, cursor })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn capacity_evicts_the_entry_closest_to_expiry() {
+        let d = MemoryDriver::builder().capacity(SHARDS).build(); // one entry per shard
+        let ttl = |s| PutOptions::new().ttl(Duration::from_secs(s));
+        // Fill until two keys share a shard, then the sooner-expiring one must go.
+        let mut placed: HashMap<usize, String> = HashMap::new();
+        for i in 0.. {
+            let key = format!("k{i}");
+            let shard = (d.hasher.hash_one(key.as_str()) as usize) % SHARDS;
+            if let Some(first) = placed.get(&shard) {
+                d.put(&key, Bytes::new(), ttl(100)).await.unwrap();
+                assert!(d.get(first).await.unwrap().is_none(), "evicted");
+                assert!(d.get(&key).await.unwrap().is_some());
+                break;
+            }
+            d.put(&key, Bytes::new(), ttl(10)).await.unwrap();
+            placed.insert(shard, key);
+        }
+    }
+
+    #[tokio::test]
+    async fn capacity_without_ttl_refuses_instead_of_evicting() {
+        let d = MemoryDriver::builder().capacity(1).build();
+        let mut refused = false;
+        for i in 0..200 {
+            if d.put(&format!("k{i}"), Bytes::new(), PutOptions::new())
+                .await
+                .is_err()
+            {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused);
+    }
+
+    #[tokio::test]
+    async fn writes_reclaim_expired_entries() {
+        let d = MemoryDriver::new();
+        for i in 0..1000 {
+            d.put(
+                &format!("k{i}"),
+                Bytes::new(),
+                PutOptions::new().ttl(Duration::from_millis(1)),
+            )
+            .await
+            .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let held: usize = d.shards.iter().map(|s| lock(s).items.len()).sum();
+        assert!(held > 0);
+        assert_eq!(d.sweep(), held);
+        assert_eq!(
+            d.shards.iter().map(|s| lock(s).items.len()).sum::<usize>(),
+            0
+        );
+        assert!(d.is_empty());
+    }
+}

@@ -1,0 +1,170 @@
+//! What a driver can do, as data that users, the session layer and the conformance suite read.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The capabilities a [`Driver`](crate::Driver) declares.
+///
+/// Anything not declared is answered with [`DriverError::Unsupported`](crate::DriverError),
+/// never silently ignored. Build one with [`Capabilities::new`] and the `with_*` methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_core::{Capabilities, Consistency, TtlSupport};
+///
+/// let caps = Capabilities::new(512, 1 << 20)
+///     .with_ttl(TtlSupport::exact(Duration::from_millis(1)))
+///     .with_create_only()
+///     .with_compare_and_swap()
+///     .with_list();
+/// assert!(caps.compare_and_swap && !caps.touch);
+/// assert_eq!(caps.consistency, Consistency::Strong);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Native per-key expiry, if any. Without it, `put` with a TTL is refused.
+    pub ttl: Option<TtlSupport>,
+    /// `WriteMode::CreateOnly` is supported.
+    pub create_only: bool,
+    /// `WriteMode::UpdateOnly` is supported.
+    pub update_only: bool,
+    /// `WriteMode::IfVersion` (compare-and-swap) is supported. Without it the session layer
+    /// is last-write-wins between concurrent requests.
+    pub compare_and_swap: bool,
+    /// `touch` extends a key's expiry without rewriting it, and `get` reports the new expiry.
+    pub touch: bool,
+    /// `list` and `clear` by prefix are supported.
+    pub list: bool,
+    /// Longest key accepted, in bytes (UTF-8).
+    pub max_key_len: usize,
+    /// Largest value accepted, in bytes.
+    pub max_value_size: usize,
+    /// Whether a read always sees the latest write.
+    pub consistency: Consistency,
+}
+
+/// Native expiry support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TtlSupport {
+    /// Shortest TTL the backend accepts.
+    #[serde(serialize_with = "as_millis")]
+    pub min: Duration,
+    /// How late an expired key may still be readable.
+    #[serde(serialize_with = "as_millis")]
+    pub granularity: Duration,
+    /// What happens to a TTL below `min`.
+    pub below_min: BelowMinTtl,
+}
+
+/// What a driver does with a TTL below its minimum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum BelowMinTtl {
+    /// The write is refused with `Unsupported`.
+    Reject,
+    /// The TTL is raised to the minimum.
+    RoundUp,
+}
+
+/// Read-after-write guarantee of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Consistency {
+    /// Every read sees the latest completed write.
+    Strong,
+    /// Reads may return older data for up to `max_staleness` (for example Cloudflare KV: 60 s).
+    Eventual {
+        /// Upper bound of staleness.
+        #[serde(serialize_with = "as_millis")]
+        max_staleness: Duration,
+    },
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(d.as_millis())
+}
+
+impl TtlSupport {
+    /// Exact expiry with the given granularity, any TTL of at least one millisecond.
+    pub fn exact(granularity: Duration) -> Self {
+        Self {
+            min: Duration::from_millis(1),
+            granularity,
+            below_min: BelowMinTtl::RoundUp,
+        }
+    }
+
+    /// Expiry with a minimum TTL and a policy for shorter ones.
+    pub fn with_min(min: Duration, granularity: Duration, below_min: BelowMinTtl) -> Self {
+        Self {
+            min,
+            granularity,
+            below_min,
+        }
+    }
+}
+
+impl Capabilities {
+    /// A driver that can get, put (overwrite), and delete, with the given limits.
+    pub fn new(max_key_len: usize, max_value_size: usize) -> Self {
+        Self {
+            ttl: None,
+            create_only: false,
+            update_only: false,
+            compare_and_swap: false,
+            touch: false,
+            list: false,
+            max_key_len,
+            max_value_size,
+            consistency: Consistency::Strong,
+        }
+    }
+
+    /// Declares native expiry.
+    pub fn with_ttl(mut self, ttl: TtlSupport) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Declares `WriteMode::CreateOnly`.
+    pub fn with_create_only(mut self) -> Self {
+        self.create_only = true;
+        self
+    }
+
+    /// Declares `WriteMode::UpdateOnly`.
+    pub fn with_update_only(mut self) -> Self {
+        self.update_only = true;
+        self
+    }
+
+    /// Declares `WriteMode::IfVersion`.
+    pub fn with_compare_and_swap(mut self) -> Self {
+        self.compare_and_swap = true;
+        self
+    }
+
+    /// Declares `touch`.
+    pub fn with_touch(mut self) -> Self {
+        self.touch = true;
+        self
+    }
+
+    /// Declares `list` and `clear`.
+    pub fn with_list(mut self) -> Self {
+        self.list = true;
+        self
+    }
+
+    /// Declares eventual consistency.
+    pub fn with_eventual_consistency(mut self, max_staleness: Duration) -> Self {
+        self.consistency = Consistency::Eventual { max_staleness };
+        self
+    }
+
+    /// Concurrent session commits can lose updates on this driver (no compare-and-swap).
+    pub fn last_write_wins(&self) -> bool {
+        !self.compare_and_swap
+    }
+}

@@ -1,0 +1,74 @@
+//! An injectable clock, so expiry can be tested without sleeping.
+
+use std::{
+    fmt,
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+/// A source of wall-clock time.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that moves only when told to, for tests.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_core::{Clock, ManualClock};
+///
+/// let clock = ManualClock::starting_now();
+/// let t0 = clock.now();
+/// clock.advance(Duration::from_secs(3600));
+/// assert_eq!(clock.now().duration_since(t0).unwrap(), Duration::from_secs(3600));
+/// ```
+#[derive(Debug)]
+pub struct ManualClock {
+    millis: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock stopped at the current system time.
+    pub fn starting_now() -> Self {
+        Self {
+            millis: AtomicU64::new(unix_millis(SystemTime::now())),
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.millis.fetch_add(
+            u64::try_from(by.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        from_unix_millis(self.millis.load(Ordering::SeqCst))
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for times before it).
+pub fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The time `ms` milliseconds after the Unix epoch.
+pub fn from_unix_millis(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}

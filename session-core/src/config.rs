@@ -1,0 +1,340 @@
+//! Choosing a driver by name: [`DriverConfig`] (from a string, serde or the environment) and the
+//! [`Registry`] of driver factories.
+
+use std::{collections::BTreeMap, fmt, future::Future, pin::Pin, sync::Arc};
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::{Driver, DriverError};
+
+/// Which driver to use and its options.
+///
+/// `driver` is a registered name (`"memory"`, `"fs"`) or a URL whose scheme is one
+/// (`"fs:///var/lib/app/sessions"`, `"redis://127.0.0.1:6379"`); URL query parameters become
+/// options. Other fields are driver options, so it deserialises from TOML, JSON or YAML:
+///
+/// ```
+/// use session_core::DriverConfig;
+///
+/// let from_string = DriverConfig::parse("fs:///var/lib/app/sessions?durable=true")?;
+/// assert_eq!(from_string.name(), "fs");
+///
+/// let from_json: DriverConfig =
+///     serde_json::from_str(r#"{ "driver": "fs", "base": "/var/lib/app/sessions" }"#).unwrap();
+/// assert_eq!(from_json.name(), "fs");
+/// assert_eq!(from_json.options["base"], "/var/lib/app/sessions");
+/// # Ok::<(), session_core::DriverError>(())
+/// ```
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriverConfig {
+    /// A driver name or URL.
+    pub driver: String,
+    /// Driver-specific options.
+    #[serde(flatten)]
+    pub options: Map<String, Value>,
+}
+
+impl DriverConfig {
+    /// A config naming a driver (or URL) with no options.
+    pub fn new(driver: impl Into<String>) -> Self {
+        Self {
+            driver: driver.into(),
+            options: Map::new(),
+        }
+    }
+
+    /// Adds an option.
+    pub fn with_option(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.options.insert(key.into(), value.into());
+        self
+    }
+
+    /// Parses a config string: a name, a URL, or a JSON object such as
+    /// `{"driver":"fs","base":"/tmp/s"}`.
+    pub fn parse(config: &str) -> Result<Self, DriverError> {
+        let config = config.trim();
+        if config.starts_with('{') {
+            return serde_json::from_str(config)
+                .map_err(|e| DriverError::config(format!("driver config is not valid JSON: {e}")));
+        }
+        if config.is_empty() {
+            return Err(DriverError::config("the driver config string is empty"));
+        }
+        Ok(Self::new(config))
+    }
+
+    /// Reads the config string from the environment variable `var`, and options from
+    /// variables named `{var}_{OPTION}` (`SESSION_DRIVER_BASE=/tmp/s` sets `base`).
+    pub fn from_env(var: &str) -> Result<Self, DriverError> {
+        let value = std::env::var(var)
+            .map_err(|_| DriverError::config(format!("environment variable {var} is not set")))?;
+        let mut config = Self::parse(&value)?;
+        let prefix = format!("{var}_");
+        for (name, value) in std::env::vars() {
+            if let Some(option) = name.strip_prefix(&prefix) {
+                config
+                    .options
+                    .insert(option.to_ascii_lowercase(), Value::String(value));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The driver name: the URL scheme, or the whole string when it is not a URL.
+    pub fn name(&self) -> &str {
+        match self.driver.split_once(':') {
+            Some((scheme, _)) => scheme,
+            None => &self.driver,
+        }
+    }
+
+    /// The URL, when `driver` is one.
+    pub fn url(&self) -> Result<Option<Url>, DriverError> {
+        if !self.driver.contains(':') {
+            return Ok(None);
+        }
+        Url::parse(&self.driver)
+            .map(Some)
+            .map_err(|e| DriverError::config(format!("option `driver`: not a valid URL: {e}")))
+    }
+
+    /// The options as a typed config: URL query parameters overlaid by explicit options.
+    /// Errors name the offending option. String values from URLs and the environment are
+    /// accepted for numbers and booleans by the [`flexible`] deserialisers.
+    pub fn options<C: DeserializeOwned>(&self) -> Result<C, DriverError> {
+        let mut merged = Map::new();
+        if let Some(url) = self.url()? {
+            for (k, v) in url.query_pairs() {
+                merged.insert(k.into_owned(), Value::String(v.into_owned()));
+            }
+        }
+        merged.extend(self.options.clone());
+        serde_path_to_error::deserialize(Value::Object(merged)).map_err(|e| {
+            let path = e.path().to_string();
+            DriverError::config(format!("option `{path}`: {}", e.inner()))
+        })
+    }
+}
+
+impl fmt::Debug for DriverConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // URLs and options may hold credentials: show the scheme and option names only.
+        f.debug_struct("DriverConfig")
+            .field("driver", &self.name())
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Deserialisers that accept either native JSON values or strings (from URLs and env vars).
+pub mod flexible {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, de::Error};
+    use serde_json::Value;
+
+    /// A boolean, or `"true"`/`"false"`/`"1"`/`"0"`.
+    pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(b) => Ok(b),
+            Value::String(s) => match s.as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                other => Err(D::Error::custom(format!(
+                    "expected a boolean, got {other:?}"
+                ))),
+            },
+            other => Err(D::Error::custom(format!("expected a boolean, got {other}"))),
+        }
+    }
+
+    /// An optional unsigned integer, or its decimal string.
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<Value>::deserialize(d)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("expected an unsigned integer, got {n}"))),
+            Some(Value::String(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("expected an unsigned integer, got {s:?}"))),
+            Some(other) => Err(D::Error::custom(format!(
+                "expected an unsigned integer, got {other}"
+            ))),
+        }
+    }
+
+    /// An optional duration: milliseconds as a number, or a string such as `"30s"` or `"5m"`.
+    pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<Value>::deserialize(d)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(|ms| Some(Duration::from_millis(ms)))
+                .ok_or_else(|| D::Error::custom(format!("expected milliseconds, got {n}"))),
+            Some(Value::String(s)) => humantime::parse_duration(&s).map(Some).map_err(|e| {
+                D::Error::custom(format!("expected a duration like \"30s\", got {s:?}: {e}"))
+            }),
+            Some(other) => Err(D::Error::custom(format!(
+                "expected a duration, got {other}"
+            ))),
+        }
+    }
+}
+
+/// A future that opens a driver.
+pub type OpenFuture = Pin<Box<dyn Future<Output = Result<Arc<dyn Driver>, DriverError>> + Send>>;
+
+/// Builds a driver from a [`DriverConfig`]. Any `Fn(DriverConfig) -> impl Future` is one.
+pub trait DriverFactory: Send + Sync + 'static {
+    /// Opens a driver (connecting to its backend if it has one).
+    fn open(&self, config: DriverConfig) -> OpenFuture;
+}
+
+impl<F, Fut> DriverFactory for F
+where
+    F: Fn(DriverConfig) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Arc<dyn Driver>, DriverError>> + Send + 'static,
+{
+    fn open(&self, config: DriverConfig) -> OpenFuture {
+        Box::pin(self(config))
+    }
+}
+
+/// Maps driver names and URL schemes to factories.
+///
+/// Each driver crate exports `register(&mut Registry)`; the `session-kit` facade registers the
+/// built-in drivers enabled by its cargo features. Third-party drivers register the same way:
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{Driver, DriverConfig, DriverError, Registry};
+///
+/// # async fn example() -> Result<(), DriverError> {
+/// let mut registry = Registry::new();
+/// session_driver_memory::register(&mut registry);
+/// let driver: Arc<dyn Driver> = registry.open("memory").await?;
+///
+/// let unknown = registry.open("nosuch://x").await.err().unwrap();
+/// assert!(unknown.to_string().contains("memory"), "lists the known names");
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(example()).unwrap();
+/// ```
+#[derive(Clone, Default)]
+pub struct Registry {
+    factories: BTreeMap<String, Arc<dyn DriverFactory>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `factory` under `name` (also used as URL scheme), replacing any earlier one.
+    pub fn register(&mut self, name: impl Into<String>, factory: impl DriverFactory) -> &mut Self {
+        self.factories.insert(name.into(), Arc::new(factory));
+        self
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        self.factories.keys().map(String::as_str).collect()
+    }
+
+    /// Opens the driver a config string names.
+    pub async fn open(&self, config: &str) -> Result<Arc<dyn Driver>, DriverError> {
+        self.open_config(DriverConfig::parse(config)?).await
+    }
+
+    /// Opens the driver a config names.
+    pub async fn open_config(&self, config: DriverConfig) -> Result<Arc<dyn Driver>, DriverError> {
+        let name = config.name().to_ascii_lowercase();
+        let Some(factory) = self.factories.get(&name) else {
+            return Err(DriverError::config(format!(
+                "unknown driver `{name}`; drivers compiled in: {}",
+                self.names().join(", ")
+            )));
+        };
+        factory.open(config).await
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Registry").field(&self.names()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Demo {
+        #[serde(default, deserialize_with = "flexible::bool")]
+        durable: bool,
+        #[serde(default, deserialize_with = "flexible::opt_u64")]
+        capacity: Option<u64>,
+        #[serde(default, deserialize_with = "flexible::opt_duration")]
+        interval: Option<Duration>,
+    }
+
+    #[test]
+    fn names_come_from_the_scheme() {
+        assert_eq!(DriverConfig::new("memory").name(), "memory");
+        assert_eq!(DriverConfig::new("fs:///a/b").name(), "fs");
+        assert_eq!(
+            DriverConfig::new("redis+unix:///tmp/r.sock").name(),
+            "redis+unix"
+        );
+        assert!(DriverConfig::parse("  ").is_err());
+        assert!(DriverConfig::parse("{not json").is_err());
+    }
+
+    #[test]
+    fn url_query_and_options_merge_with_options_winning() {
+        let c = DriverConfig::parse("fs:///x?durable=true&capacity=5&interval=2s").unwrap();
+        let d: Demo = c.options().unwrap();
+        assert_eq!(
+            d,
+            Demo {
+                durable: true,
+                capacity: Some(5),
+                interval: Some(Duration::from_secs(2))
+            }
+        );
+        let c = c.with_option("durable", false).with_option("interval", 250);
+        let d: Demo = c.options().unwrap();
+        assert!(!d.durable);
+        assert_eq!(d.interval, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn invalid_options_name_the_option() {
+        let err = DriverConfig::parse("fs:///x?capacity=lots")
+            .unwrap()
+            .options::<Demo>()
+            .unwrap_err();
+        assert!(err.to_string().contains("capacity"), "{err}");
+        let err = DriverConfig::new("fs")
+            .with_option("bogus", 1)
+            .options::<Demo>()
+            .unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_credentials() {
+        let c = DriverConfig::new("redis://user:hunter2@127.0.0.1/").with_option("token", "s3cret");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("s3cret"), "{dbg}");
+    }
+}

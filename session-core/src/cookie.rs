@@ -1,0 +1,359 @@
+//! Session cookie options, `Set-Cookie` rendering, and the signed id format.
+
+use std::{fmt, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+pub use cookie::SameSite;
+use cookie::{Cookie, time};
+
+use crate::{Keyring, SessionError, SessionId};
+
+/// Longest cookie value we look at; anything longer is ignored without parsing.
+const MAX_COOKIE_VALUE: usize = 4096;
+
+/// How the session cookie is written.
+///
+/// Defaults: name `session`, `Path=/`, `HttpOnly`, `Secure`, `SameSite=Lax`, no `Domain`.
+/// Lax (not Strict) keeps the session across top-level navigations such as OAuth redirects.
+///
+/// ```
+/// use session_core::{CookieOptions, SameSite};
+///
+/// let options = CookieOptions::new().name("__Host-sid").same_site(SameSite::Strict);
+/// assert_eq!(options.cookie_name(), "__Host-sid");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieOptions {
+    name: String,
+    path: String,
+    domain: Option<String>,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+}
+
+impl Default for CookieOptions {
+    fn default() -> Self {
+        Self {
+            name: "session".into(),
+            path: "/".into(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+        }
+    }
+}
+
+impl CookieOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cookie name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The `Path` attribute.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The `Domain` attribute (none by default: the cookie goes to this host only).
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// The `Secure` attribute (on by default).
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Turns `Secure` off so the cookie works over plain `http://localhost`.
+    /// Browsers do not send `Secure` cookies over plain HTTP; never use this in production.
+    pub fn insecure_for_local_development(self) -> Self {
+        self.secure(false)
+    }
+
+    /// The `HttpOnly` attribute (on by default).
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// The `SameSite` attribute (`Lax` by default).
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// The configured cookie name.
+    pub fn cookie_name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), SessionError> {
+        let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
+        if self.name.is_empty() || !self.name.chars().all(token) {
+            return Err(SessionError::InvalidCookie(format!(
+                "cookie name {:?} is not an HTTP token",
+                self.name
+            )));
+        }
+        let attr = |v: &str| v.chars().all(|c| c.is_ascii_graphic() && c != ';');
+        if !attr(&self.path) || self.domain.as_deref().is_some_and(|d| !attr(d)) {
+            return Err(SessionError::InvalidCookie(
+                "path and domain must be printable ASCII without ';'".into(),
+            ));
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(SessionError::InvalidCookie(
+                "SameSite=None requires Secure; browsers drop such a cookie".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn builder(&self, value: String) -> cookie::CookieBuilder<'static> {
+        let mut b = Cookie::build((self.name.clone(), value))
+            .path(self.path.clone())
+            .secure(self.secure)
+            .http_only(self.http_only)
+            .same_site(self.same_site);
+        if let Some(domain) = &self.domain {
+            b = b.domain(domain.clone());
+        }
+        b
+    }
+
+    /// A `Set-Cookie` value carrying `value`, persistent for `max_age` or a browser-session
+    /// cookie when `None`.
+    pub(crate) fn render(&self, value: String, max_age: Option<Duration>) -> SetCookie {
+        let mut b = self.builder(value);
+        if let Some(age) = max_age {
+            let secs = i64::try_from(age.as_millis().div_ceil(1000)).unwrap_or(i64::MAX);
+            b = b.max_age(time::Duration::seconds(secs));
+        }
+        SetCookie(b.build().to_string())
+    }
+
+    /// A `Set-Cookie` value that deletes the cookie.
+    pub(crate) fn render_removal(&self) -> SetCookie {
+        let b = self
+            .builder(String::new())
+            .max_age(time::Duration::ZERO)
+            .expires(time::OffsetDateTime::UNIX_EPOCH);
+        SetCookie(b.build().to_string())
+    }
+
+    /// Every value of our cookie in a `Cookie` request header (there may be several, for
+    /// example with different paths), skipping oversized ones.
+    pub(crate) fn values_in<'h>(&self, header: &'h str) -> impl Iterator<Item = &'h str> {
+        let name = self.name.clone();
+        Cookie::split_parse(header)
+            .filter_map(Result::ok)
+            .filter(move |c| c.name() == name)
+            .filter_map(|c| c.value_raw())
+            .filter(|v| v.len() <= MAX_COOKIE_VALUE)
+    }
+}
+
+/// A `Set-Cookie` header value produced by a commit or destroy.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SetCookie(String);
+
+impl SetCookie {
+    /// The header value as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The header value as an `http` header value.
+    pub fn to_header_value(&self) -> Result<http::HeaderValue, SessionError> {
+        http::HeaderValue::from_str(&self.0)
+            .map_err(|_| SessionError::InvalidCookie("not a valid header value".into()))
+    }
+
+    /// Whether this cookie deletes the session cookie (`Max-Age=0`).
+    pub fn is_removal(&self) -> bool {
+        self.0.contains("Max-Age=0")
+    }
+}
+
+impl fmt::Display for SetCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SetCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The value is a bearer credential: show the attributes only.
+        let attrs = self.0.split_once(';').map_or("", |(_, rest)| rest);
+        write!(f, "SetCookie(<redacted>;{attrs})")
+    }
+}
+
+impl TryFrom<SetCookie> for http::HeaderValue {
+    type Error = SessionError;
+    fn try_from(c: SetCookie) -> Result<Self, Self::Error> {
+        c.to_header_value()
+    }
+}
+
+/// The signed cookie value `<id>.<HMAC-SHA256 of "name=id">`, both URL-safe base64.
+pub(crate) fn sign(keyring: &Keyring, cookie_name: &str, id: &SessionId) -> String {
+    let tag = keyring.sign(&signed_message(cookie_name, id.expose()));
+    let mut out = String::with_capacity(43 + 1 + 43);
+    out.push_str(id.expose());
+    out.push('.');
+    out.push_str(&URL_SAFE_NO_PAD.encode(tag));
+    out
+}
+
+/// The id in a signed cookie value and the index of the key that signed it, if it verifies.
+pub(crate) fn verify(
+    keyring: &Keyring,
+    cookie_name: &str,
+    value: &str,
+) -> Option<(SessionId, usize)> {
+    let (id, tag) = value.split_once('.')?;
+    let id = SessionId::parse(id)?;
+    let mut tag_bytes = [0u8; 32];
+    if tag.len() != 43 || URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_bytes).ok()? != 32 {
+        return None;
+    }
+    let index = keyring.verify(&signed_message(cookie_name, id.expose()), &tag_bytes)?;
+    Some((id, index))
+}
+
+fn signed_message(cookie_name: &str, id: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(cookie_name.len() + 1 + id.len());
+    m.extend_from_slice(cookie_name.as_bytes());
+    m.push(b'=');
+    m.extend_from_slice(id.as_bytes());
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Key;
+
+    fn ring(secret: &str) -> Keyring {
+        Keyring::new(Key::from_bytes(secret).unwrap())
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = CookieOptions::new().render("v".into(), Some(Duration::from_millis(1500)));
+        let s = c.as_str();
+        for attr in [
+            "session=v",
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Path=/",
+            "Max-Age=2",
+        ] {
+            assert!(s.contains(attr), "{s} lacks {attr}");
+        }
+        assert!(!s.contains("Domain"));
+        assert!(!format!("{c:?}").contains("session=v"));
+    }
+
+    #[test]
+    fn every_attribute_can_be_overridden() {
+        let o = CookieOptions::new()
+            .name("sid")
+            .path("/app")
+            .domain("example.com")
+            .insecure_for_local_development()
+            .http_only(false)
+            .same_site(SameSite::Strict);
+        let s = o.render("v".into(), None).to_string();
+        assert!(s.starts_with("sid=v"));
+        assert!(s.contains("Path=/app") && s.contains("Domain=example.com"));
+        assert!(s.contains("SameSite=Strict"));
+        assert!(!s.contains("Secure") && !s.contains("HttpOnly") && !s.contains("Max-Age"));
+    }
+
+    #[test]
+    fn removal_expires_the_cookie() {
+        let c = CookieOptions::new().render_removal();
+        assert!(c.is_removal());
+        assert!(c.as_str().contains("Expires=Thu, 01 Jan 1970"));
+        assert!(c.to_header_value().is_ok());
+    }
+
+    #[test]
+    fn invalid_options_are_refused() {
+        assert!(CookieOptions::new().name("a b").validate().is_err());
+        assert!(CookieOptions::new().name("").validate().is_err());
+        assert!(CookieOptions::new().path("/;x").validate().is_err());
+        assert!(
+            CookieOptions::new()
+                .same_site(SameSite::None)
+                .secure(false)
+                .validate()
+                .is_err()
+        );
+        assert!(CookieOptions::new().validate().is_ok());
+    }
+
+    #[test]
+    fn signed_values_verify_with_the_right_key_and_name_only() {
+        let k = ring("0123456789abcdef0123456789abcdef");
+        let id = SessionId::generate().unwrap();
+        let v = sign(&k, "session", &id);
+        assert_eq!(verify(&k, "session", &v), Some((id.clone(), 0)));
+        assert_eq!(verify(&k, "other", &v), None, "bound to the cookie name");
+        let other = ring("another secret of 32 bytes or more");
+        assert_eq!(verify(&other, "session", &v), None);
+    }
+
+    #[test]
+    fn bad_values_never_verify() {
+        let k = ring("0123456789abcdef0123456789abcdef");
+        let id = SessionId::generate().unwrap();
+        let good = sign(&k, "session", &id);
+        let mut flipped = good.clone().into_bytes();
+        let last = flipped.len() - 2;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        let (id_part, tag) = good.split_once('.').unwrap();
+        for bad in [
+            "",
+            ".",
+            "garbage",
+            id_part,
+            &format!("{id_part}."),
+            &format!(".{tag}"),
+            &good[..good.len() - 1],
+            &format!("{good}A"),
+            &flipped,
+            &format!("{}.{tag}", SessionId::generate().unwrap().expose()),
+            "💥💥💥.💥",
+            &"A".repeat(10_000),
+        ] {
+            assert_eq!(verify(&k, "session", bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cookie_header_parsing_finds_all_values_and_skips_junk() {
+        let o = CookieOptions::new();
+        let big = "x".repeat(5000);
+        let header = format!("a=1; session=one; junk; session=two; session={big}; b=2");
+        let values: Vec<_> = o.values_in(&header).collect();
+        assert_eq!(values, ["one", "two"]);
+        assert_eq!(o.values_in("").count(), 0);
+        assert_eq!(o.values_in(";;;==;").count(), 0);
+    }
+}

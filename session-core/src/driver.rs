@@ -1,0 +1,284 @@
+//! The storage contract: a tiny, object-safe async key-value [`Driver`].
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{BelowMinTtl, Capabilities, DriverError};
+
+/// An opaque version of a stored value, returned by `put` and `get`, used for compare-and-swap.
+///
+/// Drivers choose the representation (a counter, an ETag, a random token); callers only compare
+/// versions for equality and hand them back in [`WriteMode::IfVersion`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Version(Arc<str>);
+
+impl Version {
+    /// A version from the backend's own token (for example an S3 ETag).
+    pub fn new(token: impl Into<Arc<str>>) -> Self {
+        Self(token.into())
+    }
+
+    /// A version from a number (for example a row counter).
+    pub fn from_u64(n: u64) -> Self {
+        Self(n.to_string().into())
+    }
+
+    /// The token as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Version({})", self.0)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A stored value with its version and, where the backend knows it, its expiry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The bytes exactly as written.
+    pub value: Bytes,
+    /// The version the last write returned.
+    pub version: Version,
+    /// When the key expires, if it has a TTL and the backend reports it.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values are session data: print their size, never their content.
+        f.debug_struct("Entry")
+            .field("value_len", &self.value.len())
+            .field("version", &self.version)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// The condition under which a `put` writes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Always write.
+    #[default]
+    Overwrite,
+    /// Write only if the key is absent, else [`DriverError::AlreadyExists`].
+    CreateOnly,
+    /// Write only if the key is present, else [`DriverError::Conflict`].
+    UpdateOnly,
+    /// Write only if the stored version equals this one, else [`DriverError::Conflict`].
+    IfVersion(Version),
+}
+
+/// Options of a `put`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PutOptions {
+    /// Expire the key after this long. `None` stores it without expiry (clearing an old TTL).
+    pub ttl: Option<Duration>,
+    /// The write condition.
+    pub mode: WriteMode,
+}
+
+impl PutOptions {
+    /// Overwrite, no TTL.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the TTL.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Sets an optional TTL.
+    pub fn ttl_opt(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets the write mode.
+    pub fn mode(mut self, mode: WriteMode) -> Self {
+        self.mode = mode;
+        self
+    }
+}
+
+/// One page of a prefix listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Keys on this page (unexpired keys only, in no guaranteed order).
+    pub keys: Vec<String>,
+    /// Pass this to the next `list` call; `None` when this was the last page.
+    pub cursor: Option<String>,
+}
+
+/// The async key-value contract every storage backend implements.
+///
+/// Keys are UTF-8 strings and values are bytes; both round-trip byte-exact (no normalisation).
+/// A driver implements `name`, `capabilities`, `get`, `put` and `delete`; `touch` and `list` are
+/// optional (they answer [`DriverError::Unsupported`] by default) and `clear` is built from
+/// `list` and `delete` unless the backend has something better.
+///
+/// Usable as `Arc<dyn Driver>`. The helpers [`check_key`], [`check_value`] and
+/// [`effective_ttl`] implement the argument checks every driver must make.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// A short name for reports and logs (`"memory"`, `"fs"`).
+    fn name(&self) -> &str;
+
+    /// What this driver supports.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Reads a key. A missing or expired key is `Ok(None)`.
+    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError>;
+
+    /// Writes a key under the given condition and returns the new version.
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        options: PutOptions,
+    ) -> Result<Version, DriverError>;
+
+    /// Deletes a key; succeeds when the key is missing.
+    async fn delete(&self, key: &str) -> Result<(), DriverError>;
+
+    /// Sets a key's TTL to `ttl` from now without rewriting its value or changing its version.
+    /// Returns `false` when the key is missing.
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
+        let _ = (key, ttl);
+        Err(DriverError::unsupported("touch"))
+    }
+
+    /// Lists unexpired keys starting with `prefix` (a raw byte prefix), one page at a time.
+    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
+        let _ = (prefix, cursor);
+        Err(DriverError::unsupported("list"))
+    }
+
+    /// Deletes every key starting with `prefix` and returns how many were listed for deletion.
+    async fn clear(&self, prefix: &str) -> Result<u64, DriverError> {
+        let mut cursor: Option<String> = None;
+        let mut cleared = 0u64;
+        loop {
+            let page = self.list(prefix, cursor.as_deref()).await?;
+            for key in &page.keys {
+                self.delete(key).await?;
+                cleared += 1;
+            }
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(cleared),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<D: Driver + ?Sized> Driver for Arc<D> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn capabilities(&self) -> &Capabilities {
+        (**self).capabilities()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        (**self).get(key).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        options: PutOptions,
+    ) -> Result<Version, DriverError> {
+        (**self).put(key, value, options).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), DriverError> {
+        (**self).delete(key).await
+    }
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
+        (**self).touch(key, ttl).await
+    }
+    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
+        (**self).list(prefix, cursor).await
+    }
+    async fn clear(&self, prefix: &str) -> Result<u64, DriverError> {
+        (**self).clear(prefix).await
+    }
+}
+
+/// Refuses an empty key or one longer than the declared maximum.
+pub fn check_key(key: &str, caps: &Capabilities) -> Result<(), DriverError> {
+    if key.is_empty() {
+        return Err(DriverError::invalid_key("the key is empty"));
+    }
+    if key.len() > caps.max_key_len {
+        return Err(DriverError::invalid_key(format!(
+            "the key is {} bytes long, the limit is {}",
+            key.len(),
+            caps.max_key_len
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a value larger than the declared maximum.
+pub fn check_value(value: &[u8], caps: &Capabilities) -> Result<(), DriverError> {
+    if value.len() > caps.max_value_size {
+        return Err(DriverError::ValueTooLarge {
+            size: value.len(),
+            limit: caps.max_value_size,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a put's mode against the capabilities and returns the TTL to apply
+/// (rounded up to the minimum where the driver declares so).
+pub fn effective_ttl(
+    options: &PutOptions,
+    caps: &Capabilities,
+) -> Result<Option<Duration>, DriverError> {
+    let supported = match options.mode {
+        WriteMode::Overwrite => true,
+        WriteMode::CreateOnly => caps.create_only,
+        WriteMode::UpdateOnly => caps.update_only,
+        WriteMode::IfVersion(_) => caps.compare_and_swap,
+    };
+    if !supported {
+        return Err(DriverError::unsupported(format!(
+            "write mode {:?}",
+            options.mode
+        )));
+    }
+    let Some(ttl) = options.ttl else {
+        return Ok(None);
+    };
+    let Some(support) = caps.ttl else {
+        return Err(DriverError::unsupported("put with a TTL"));
+    };
+    if ttl < support.min {
+        return match support.below_min {
+            BelowMinTtl::RoundUp => Ok(Some(support.min)),
+            BelowMinTtl::Reject => Err(DriverError::unsupported(format!(
+                "a TTL of {ttl:?}, below the minimum of {:?}",
+                support.min
+            ))),
+        };
+    }
+    Ok(Some(ttl))
+}

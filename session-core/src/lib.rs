@@ -1,0 +1,93 @@
+//! Web sessions over pluggable storage drivers, as a sans-IO core.
+//!
+//! * [`Driver`]: a tiny async key-value contract (get with version and expiry, conditional
+//!   put with TTL, delete, touch, list) with [`Capabilities`] declared as data. Drivers live in
+//!   their own crates (`session-driver-memory`, `session-driver-fs`, ...) and are chosen by
+//!   name through a [`Registry`].
+//! * [`SessionStorage`]: Remix-style `get_session(cookie header)` → [`Session`] →
+//!   `commit_session` → `Set-Cookie`, and `destroy_session`. Framework middleware is a thin
+//!   layer over these three calls.
+//!
+//! What the session layer guarantees, whatever the driver:
+//!
+//! * **Cost**: reading the cookie does no I/O. An untouched session costs no driver call and
+//!   sends no `Set-Cookie`; a read-only request costs one `get`; a changed one a `get` and a
+//!   `put`. Sliding expiry is a throttled `touch`, never a write per request.
+//! * **Safety**: 256-bit ids from the OS CSPRNG, signed cookies (HMAC-SHA256 under a rotating
+//!   [`Keyring`]), records stored under a hash of the id. A forged, tampered, unknown or
+//!   expired cookie gives a fresh session with a new id; new sessions are written create-only.
+//! * **No lost updates**: commits are compare-and-swap on the record's version where the
+//!   driver supports it; on a conflict this request's own changes are re-applied key by key
+//!   on the fresh record, so concurrent requests changing different keys both survive.
+//! * **Expiry**: idle and absolute timeouts are stored in the record and enforced on every
+//!   load, and handed to drivers with native TTL.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use serde::{Deserialize, Serialize};
+//! use session_core::{CookieOptions, Keyring, SessionStorage};
+//! use session_driver_memory::MemoryDriver;
+//!
+//! #[derive(Clone, Default, Serialize, Deserialize)]
+//! struct Visit {
+//!     count: u64,
+//!     user: Option<String>,
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let storage = SessionStorage::<Visit>::builder(Arc::new(MemoryDriver::new()))
+//!     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
+//!     .cookie(CookieOptions::new().name("sid"))
+//!     .build()?;
+//!
+//! // First request: no cookie.
+//! let session = storage.get_session(None);
+//! session.update(|v| v.count += 1).await?;
+//! let set_cookie = storage.commit_session(&session).await?.expect("a new session sets a cookie");
+//!
+//! // The browser sends the cookie back.
+//! let cookie = set_cookie.as_str().split(';').next().unwrap();
+//! let session = storage.get_session(Some(cookie));
+//! assert_eq!(session.read(|v| v.count).await?, 1);
+//! // Read-only: nothing to send.
+//! assert!(storage.commit_session(&session).await?.is_none());
+//! # Ok::<(), session_core::SessionError>(())
+//! # }).unwrap();
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod capabilities;
+mod clock;
+mod config;
+mod cookie;
+mod driver;
+mod error;
+mod id;
+mod keys;
+mod layers;
+mod record;
+mod session;
+mod storage;
+
+pub use capabilities::{BelowMinTtl, Capabilities, Consistency, TtlSupport};
+pub use clock::{Clock, ManualClock, SystemClock, from_unix_millis, unix_millis};
+pub use config::{DriverConfig, DriverFactory, OpenFuture, Registry, flexible};
+pub use cookie::{CookieOptions, SameSite, SetCookie};
+pub use driver::{
+    Driver, Entry, ListPage, PutOptions, Version, WriteMode, check_key, check_value, effective_ttl,
+};
+pub use error::{BoxError, DriverError, ErrorKind, SessionError};
+pub use id::SessionId;
+pub use keys::{Key, Keyring};
+pub use layers::{CallCounts, CountingDriver};
+pub use record::{ExpiryPolicy, Lifetime};
+pub use session::Session;
+pub use storage::{DynamicData, SessionData, SessionStorage, SessionStorageBuilder};
+
+/// Re-exported so drivers implement [`Driver`] with the same macro version.
+pub use async_trait::async_trait;
+/// Re-exported: values are [`bytes::Bytes`].
+pub use bytes;

@@ -1,0 +1,221 @@
+//! Expiry policy and the stored session record.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The current stored format; records of another format load as a fresh session.
+pub(crate) const FORMAT: u32 = 1;
+
+/// How long a session lives: an idle (sliding) timeout and an absolute timeout.
+///
+/// `None` switches a timeout off. A session with neither gets a browser-session cookie and
+/// no TTL in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifetime {
+    /// The session ends this long after its last activity.
+    #[serde(default, with = "opt_millis", rename = "idle_ms")]
+    pub idle_timeout: Option<Duration>,
+    /// The session ends this long after it was created (or renewed), whatever the activity.
+    #[serde(default, with = "opt_millis", rename = "absolute_ms")]
+    pub absolute_timeout: Option<Duration>,
+}
+
+impl Lifetime {
+    /// A lifetime with the given timeouts.
+    pub fn new(idle_timeout: Option<Duration>, absolute_timeout: Option<Duration>) -> Self {
+        Self {
+            idle_timeout,
+            absolute_timeout,
+        }
+    }
+}
+
+/// The storage-wide expiry rules.
+///
+/// Defaults: idle timeout 24 hours, absolute timeout 7 days, sliding refresh at most once
+/// per quarter of the idle timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_core::ExpiryPolicy;
+///
+/// let policy = ExpiryPolicy::new()
+///     .idle_timeout(Some(Duration::from_secs(30 * 60)))
+///     .absolute_timeout(Some(Duration::from_secs(12 * 3600)))
+///     .refresh_fraction(0.1);
+/// assert_eq!(policy.lifetime().idle_timeout, Some(Duration::from_secs(1800)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExpiryPolicy {
+    lifetime: Lifetime,
+    refresh_fraction: f64,
+}
+
+impl Default for ExpiryPolicy {
+    fn default() -> Self {
+        Self {
+            lifetime: Lifetime::new(
+                Some(Duration::from_secs(24 * 3600)),
+                Some(Duration::from_secs(7 * 24 * 3600)),
+            ),
+            refresh_fraction: 0.25,
+        }
+    }
+}
+
+impl ExpiryPolicy {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the idle (sliding) timeout.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.lifetime.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the absolute timeout.
+    pub fn absolute_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.lifetime.absolute_timeout = timeout;
+        self
+    }
+
+    /// A read-only request extends the idle deadline (a `touch`) only once this fraction of
+    /// the idle timeout has passed since the last extension. Clamped to `0.0..=1.0`;
+    /// `0.0` extends on every request.
+    pub fn refresh_fraction(mut self, fraction: f64) -> Self {
+        self.refresh_fraction = if fraction.is_nan() {
+            0.25
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        self
+    }
+
+    /// The default lifetime of a session.
+    pub fn lifetime(&self) -> Lifetime {
+        self.lifetime
+    }
+
+    pub(crate) fn refresh_fraction_value(&self) -> f64 {
+        self.refresh_fraction
+    }
+}
+
+/// What the store holds for one session, serialised with `serde_json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Record {
+    /// Always [`FORMAT`].
+    pub format: u32,
+    /// The session data, one entry per top-level key (the unit of concurrent merges).
+    pub data: Map<String, Value>,
+    /// Flash values not yet read.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub flash: Map<String, Value>,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    /// Unix milliseconds; drivers that can `touch` report a later one on `get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_deadline: Option<u64>,
+    /// Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absolute_deadline: Option<u64>,
+    /// A per-session lifetime ("remember me") replacing the policy's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<Lifetime>,
+}
+
+impl Record {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let record: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if record.format != FORMAT {
+            return Err(format!("unknown record format {}", record.format));
+        }
+        Ok(record)
+    }
+
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+}
+
+fn to_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `now + d` in Unix milliseconds, saturating.
+pub(crate) fn after(now: u64, d: Duration) -> u64 {
+    now.saturating_add(to_millis(d))
+}
+
+mod opt_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&super::to_millis(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trips_and_checks_its_format() {
+        let mut data = Map::new();
+        data.insert("count".into(), Value::from(3));
+        let r = Record {
+            format: FORMAT,
+            data,
+            flash: Map::new(),
+            created_at: 1,
+            idle_deadline: Some(2),
+            absolute_deadline: None,
+            lifetime: Some(Lifetime::new(Some(Duration::from_secs(1)), None)),
+        };
+        let bytes = r.encode().unwrap();
+        assert_eq!(Record::decode(&bytes).unwrap(), r);
+        let future = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"format\":1", "\"format\":9");
+        assert!(Record::decode(future.as_bytes()).is_err());
+        assert!(Record::decode(b"\xff\x00garbage").is_err());
+        assert!(Record::decode(b"{}").is_err());
+    }
+
+    #[test]
+    fn refresh_fraction_is_clamped() {
+        assert_eq!(
+            ExpiryPolicy::new()
+                .refresh_fraction(7.0)
+                .refresh_fraction_value(),
+            1.0
+        );
+        assert_eq!(
+            ExpiryPolicy::new()
+                .refresh_fraction(-1.0)
+                .refresh_fraction_value(),
+            0.0
+        );
+        assert_eq!(
+            ExpiryPolicy::new()
+                .refresh_fraction(f64::NAN)
+                .refresh_fraction_value(),
+            0.25
+        );
+    }
+}

@@ -1,0 +1,513 @@
+//! [`Session`]: one request's view of a session, loaded lazily and committed by its storage.
+
+use std::{collections::BTreeSet, fmt, sync::Arc};
+
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value};
+use tokio::sync::Mutex;
+
+use crate::{
+    DynamicData, Lifetime, SessionError, SessionId, SetCookie,
+    storage::{Changes, SessionData, Shared, Stored, Written},
+};
+
+/// What the request's cookie said.
+#[derive(Debug, Clone)]
+pub(crate) enum Incoming {
+    /// No session cookie.
+    Absent,
+    /// A session cookie that does not verify.
+    Invalid,
+    /// A correctly signed id; `stale_key` when an older key of the keyring signed it.
+    Valid { id: SessionId, stale_key: bool },
+}
+
+/// One request's session. Cheap to clone (clones share state), `Send + Sync`.
+///
+/// Nothing is read from the store until a method needs the data; methods that only record an
+/// intent (like [`destroy`](Self::destroy)) never read it. Changes are saved by
+/// [`SessionStorage::commit_session`](crate::SessionStorage::commit_session).
+///
+/// Typed data is read with [`data`](Self::data) or [`read`](Self::read) and changed with
+/// [`update`](Self::update) or [`set`](Self::set); with [`DynamicData`] there are also
+/// [`get`](Self::get), [`insert`](Self::insert) and [`remove`](Self::remove) by key.
+pub struct Session<T = DynamicData> {
+    shared: Arc<Shared<T>>,
+    inner: Arc<Mutex<Inner<T>>>,
+}
+
+impl<T> Clone for Session<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+struct Inner<T> {
+    incoming: Incoming,
+    loaded: Option<Loaded<T>>,
+    /// Records to delete on commit (destroyed sessions).
+    pending_deletes: Vec<String>,
+    /// Send a removal cookie if the commit sends no other.
+    clear_cookie: bool,
+}
+
+struct Loaded<T> {
+    stored: Option<Stored>,
+    data: T,
+    /// `data` as a map when it was loaded (or last committed): the base of change detection.
+    snapshot: Map<String, Value>,
+    data_touched: bool,
+    flash_in: Map<String, Value>,
+    flash_taken: BTreeSet<String>,
+    flash_set: Map<String, Value>,
+    reflash: bool,
+    lifetime: Option<Option<Lifetime>>,
+    renew: bool,
+    regenerate: bool,
+    /// The id a new (or regenerated) session will be stored under.
+    new_id: Option<SessionId>,
+}
+
+impl<T: SessionData> Session<T> {
+    pub(crate) fn new(shared: Arc<Shared<T>>, incoming: Incoming) -> Self {
+        Self {
+            shared,
+            inner: Arc::new(Mutex::new(Inner {
+                incoming,
+                loaded: None,
+                pending_deletes: Vec::new(),
+                clear_cookie: false,
+            })),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared<T>> {
+        &self.shared
+    }
+
+    /// Runs `f` on the loaded session, loading it first if needed.
+    async fn with_loaded<R>(
+        &self,
+        f: impl FnOnce(&mut Loaded<T>) -> Result<R, SessionError>,
+    ) -> Result<R, SessionError> {
+        let mut inner = self.inner.lock().await;
+        if inner.loaded.is_none() {
+            let loaded = self.load(&mut inner).await?;
+            inner.loaded = Some(loaded);
+        }
+        match inner.loaded.as_mut() {
+            Some(loaded) => f(loaded),
+            None => Err(SessionError::Config("session state lost".into())),
+        }
+    }
+
+    async fn load(&self, inner: &mut Inner<T>) -> Result<Loaded<T>, SessionError> {
+        let Incoming::Valid { id, .. } = &inner.incoming else {
+            inner.clear_cookie |= matches!(inner.incoming, Incoming::Invalid);
+            return self.fresh();
+        };
+        let key = id.storage_key(&self.shared.namespace);
+        match self.shared.fetch(id, &key).await? {
+            Some(stored) => {
+                let (data, snapshot) = match self.shared.build_data(&stored.record.data) {
+                    Ok(built) => built,
+                    Err(e) => {
+                        tracing::warn!(?id, error = %e, "stored session does not fit the session type; starting a new session");
+                        inner.clear_cookie = true;
+                        return self.fresh();
+                    }
+                };
+                Ok(loaded(Some(stored), data, snapshot))
+            }
+            None => {
+                // Unknown, expired or destroyed: never adopt the client's id.
+                inner.clear_cookie = true;
+                self.fresh()
+            }
+        }
+    }
+
+    /// A new, empty session.
+    fn fresh(&self) -> Result<Loaded<T>, SessionError> {
+        let (data, snapshot) = self
+            .shared
+            .build_data(&Map::new())
+            .map_err(SessionError::Serialize)?;
+        Ok(loaded(None, data, snapshot))
+    }
+
+    /// A copy of the session data.
+    pub async fn data(&self) -> Result<T, SessionError>
+    where
+        T: Clone,
+    {
+        self.with_loaded(|l| Ok(l.data.clone())).await
+    }
+
+    /// Reads the session data through a closure.
+    pub async fn read<R>(&self, f: impl FnOnce(&T) -> R) -> Result<R, SessionError> {
+        self.with_loaded(|l| Ok(f(&l.data))).await
+    }
+
+    /// Changes the session data through a closure. Only fields whose value really changed are
+    /// written, and only they are re-applied if a concurrent request changed the session.
+    pub async fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, SessionError> {
+        self.with_loaded(|l| {
+            l.data_touched = true;
+            Ok(f(&mut l.data))
+        })
+        .await
+    }
+
+    /// Replaces the session data.
+    pub async fn set(&self, data: T) -> Result<(), SessionError> {
+        self.update(move |d| *d = data).await
+    }
+
+    /// Stores a flash value: readable once, on a later request.
+    pub async fn flash<V: Serialize>(&self, key: &str, value: V) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(SessionError::Serialize)?;
+        self.with_loaded(|l| {
+            l.flash_set.insert(key.to_owned(), value);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Reads a flash value set by an earlier request and consumes it (it is removed on commit).
+    pub async fn take_flash<V: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<V>, SessionError> {
+        self.with_loaded(|l| {
+            if l.flash_taken.contains(key) {
+                return Ok(None);
+            }
+            let Some(value) = l.flash_in.get(key) else {
+                return Ok(None);
+            };
+            let v = V::deserialize(value).map_err(|source| SessionError::Deserialize {
+                key: key.to_owned(),
+                source,
+            })?;
+            l.flash_taken.insert(key.to_owned());
+            Ok(Some(v))
+        })
+        .await
+    }
+
+    /// Keeps every flash value this request read for one more request.
+    pub async fn reflash(&self) -> Result<(), SessionError> {
+        self.with_loaded(|l| {
+            l.reflash = true;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Gives the session a new id on commit and deletes the record under the old one, keeping
+    /// the data. Call it when privileges change (log in): the session-fixation defence.
+    pub async fn regenerate(&self) -> Result<(), SessionError> {
+        self.with_loaded(|l| {
+            l.regenerate = l.stored.is_some();
+            l.new_id = Some(SessionId::generate()?);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends the session: its record is deleted on commit and the cookie removed. Changes made
+    /// afterwards start a new session with a new id. Reads nothing from the store.
+    pub async fn destroy(&self) {
+        let mut inner = self.inner.lock().await;
+        let key = match (&inner.loaded, &inner.incoming) {
+            (
+                Some(Loaded {
+                    stored: Some(s), ..
+                }),
+                _,
+            ) => Some(s.key.clone()),
+            (None, Incoming::Valid { id, .. }) => Some(id.storage_key(&self.shared.namespace)),
+            _ => None,
+        };
+        inner.pending_deletes.extend(key);
+        inner.clear_cookie |= !matches!(inner.incoming, Incoming::Absent)
+            || inner.loaded.as_ref().is_some_and(|l| l.stored.is_some());
+        inner.incoming = Incoming::Absent;
+        inner.loaded = self.fresh().ok();
+    }
+
+    /// Restarts the session's idle and absolute timeouts from now (a write on commit).
+    pub async fn renew(&self) -> Result<(), SessionError> {
+        self.with_loaded(|l| {
+            l.renew = true;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Gives this session its own lifetime, for example a long one for "remember me".
+    /// Both timeouts restart from now; the lifetime is kept in the session record.
+    pub async fn set_lifetime(&self, lifetime: Lifetime) -> Result<(), SessionError> {
+        self.with_loaded(|l| {
+            l.lifetime = Some(Some(lifetime));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Whether this session has no stored record yet (first visit, or its old one expired).
+    pub async fn is_new(&self) -> Result<bool, SessionError> {
+        self.with_loaded(|l| Ok(l.stored.is_none())).await
+    }
+
+    /// Whether committing now would write something. Never reads the store.
+    pub async fn has_changed(&self) -> Result<bool, SessionError> {
+        let inner = self.inner.lock().await;
+        if !inner.pending_deletes.is_empty() {
+            return Ok(true);
+        }
+        match &inner.loaded {
+            None => Ok(false),
+            Some(l) => Ok(l.regenerate || !changes(l)?.is_empty()),
+        }
+    }
+
+    /// The session's id (a new one is drawn for a new session). This is a bearer secret:
+    /// log its `Debug` form, which shows only a hash.
+    pub async fn id(&self) -> Result<SessionId, SessionError> {
+        self.with_loaded(|l| match (&l.new_id, &l.stored) {
+            (Some(id), _) => Ok(id.clone()),
+            (None, Some(stored)) => Ok(stored.id.clone()),
+            (None, None) => {
+                let id = SessionId::generate()?;
+                l.new_id = Some(id.clone());
+                Ok(id)
+            }
+        })
+        .await
+    }
+
+    /// Saves the session; see [`SessionStorage::commit_session`](crate::SessionStorage::commit_session).
+    pub(crate) async fn commit(&self) -> Result<Option<SetCookie>, SessionError> {
+        let shared = &*self.shared;
+        let mut guard = self.inner.lock().await;
+        let inner = &mut *guard;
+        while let Some(key) = inner.pending_deletes.first() {
+            shared.driver.delete(key).await?;
+            inner.pending_deletes.remove(0);
+        }
+        let now = shared.now();
+        let stale_key = matches!(
+            inner.incoming,
+            Incoming::Valid {
+                stale_key: true,
+                ..
+            }
+        );
+        let outcome = match inner.loaded.as_mut() {
+            None => Outcome::Nothing,
+            Some(loaded) => self.commit_loaded(loaded, stale_key, now).await?,
+        };
+        let cookie = match outcome {
+            Outcome::Cookie(cookie) => {
+                inner.clear_cookie = false;
+                if let Some(Loaded {
+                    stored: Some(s), ..
+                }) = &inner.loaded
+                {
+                    inner.incoming = Incoming::Valid {
+                        id: s.id.clone(),
+                        stale_key: false,
+                    };
+                }
+                Some(cookie)
+            }
+            Outcome::Nothing => None,
+            Outcome::Vanished => {
+                tracing::debug!(
+                    "session was destroyed or expired by a concurrent request; dropping this request's changes"
+                );
+                inner.loaded = Some(self.fresh()?);
+                inner.incoming = Incoming::Absent;
+                inner.clear_cookie = true;
+                None
+            }
+        };
+        if cookie.is_none() && std::mem::take(&mut inner.clear_cookie) {
+            return Ok(Some(shared.cookie.render_removal()));
+        }
+        Ok(cookie)
+    }
+
+    async fn commit_loaded(
+        &self,
+        l: &mut Loaded<T>,
+        stale_key: bool,
+        now: u64,
+    ) -> Result<Outcome, SessionError> {
+        let shared = &*self.shared;
+        let changes = changes(l)?;
+        let outcome = match l.stored.as_mut() {
+            None if changes.is_empty() => return Ok(Outcome::Nothing),
+            None => {
+                let mut record = shared.new_record(now);
+                shared.apply(&mut record, &changes, now);
+                let stored = shared.create(&record, l.new_id.take(), now).await?;
+                Outcome::Cookie(shared.cookie_for(l.stored.insert(stored), now))
+            }
+            Some(stored) if l.regenerate => {
+                let mut record = stored.record.clone();
+                shared.apply(&mut record, &changes, now);
+                let old_key = stored.key.clone();
+                *stored = shared.create(&record, l.new_id.take(), now).await?;
+                // Only after the new record exists: a failure here leaves the old id working
+                // rather than losing the session.
+                shared.driver.delete(&old_key).await?;
+                Outcome::Cookie(shared.cookie_for(stored, now))
+            }
+            Some(stored) if !changes.is_empty() => {
+                match shared.update(stored, &changes, now).await? {
+                    Written::Yes => Outcome::Cookie(shared.cookie_for(stored, now)),
+                    Written::Vanished => return Ok(Outcome::Vanished),
+                }
+            }
+            Some(stored) => {
+                if let Some(deadline) = shared.refresh_due(stored, now) {
+                    match shared.refresh(stored, deadline, now).await? {
+                        Written::Yes => Outcome::Cookie(shared.cookie_for(stored, now)),
+                        Written::Vanished => return Ok(Outcome::Vanished),
+                    }
+                } else if stale_key {
+                    // Re-sign with the newest key; no write.
+                    Outcome::Cookie(shared.cookie_for(stored, now))
+                } else {
+                    Outcome::Nothing
+                }
+            }
+        };
+        // Everything is saved: the stored record is the new base.
+        if let Some(stored) = &l.stored {
+            let (data, snapshot) = shared
+                .build_data(&stored.record.data)
+                .map_err(SessionError::Serialize)?;
+            l.data = data;
+            l.snapshot = snapshot;
+            l.flash_in = stored.record.flash.clone();
+        }
+        l.data_touched = false;
+        l.flash_taken.clear();
+        l.flash_set.clear();
+        l.reflash = false;
+        l.lifetime = None;
+        l.renew = false;
+        l.regenerate = false;
+        Ok(outcome)
+    }
+}
+
+fn loaded<T>(stored: Option<Stored>, data: T, snapshot: Map<String, Value>) -> Loaded<T> {
+    Loaded {
+        flash_in: stored
+            .as_ref()
+            .map(|s| s.record.flash.clone())
+            .unwrap_or_default(),
+        stored,
+        data,
+        snapshot,
+        data_touched: false,
+        flash_taken: BTreeSet::new(),
+        flash_set: Map::new(),
+        reflash: false,
+        lifetime: None,
+        renew: false,
+        regenerate: false,
+        new_id: None,
+    }
+}
+
+enum Outcome {
+    Nothing,
+    Cookie(SetCookie),
+    Vanished,
+}
+
+/// This request's changes relative to what was loaded.
+fn changes<T: SessionData>(l: &Loaded<T>) -> Result<Changes, SessionError> {
+    let mut data = Vec::new();
+    if l.data_touched {
+        let current = match serde_json::to_value(&l.data).map_err(SessionError::Serialize)? {
+            Value::Object(map) => map,
+            _ => {
+                return Err(SessionError::Config(
+                    "session data must serialise as a map".into(),
+                ));
+            }
+        };
+        for (key, value) in &current {
+            if l.snapshot.get(key) != Some(value) {
+                data.push((key.clone(), Some(value.clone())));
+            }
+        }
+        for key in l.snapshot.keys() {
+            if !current.contains_key(key) {
+                data.push((key.clone(), None));
+            }
+        }
+    }
+    Ok(Changes {
+        data,
+        flash_taken: if l.reflash {
+            Vec::new()
+        } else {
+            l.flash_taken.iter().cloned().collect()
+        },
+        flash_set: l.flash_set.clone(),
+        lifetime: l.lifetime,
+        renew: l.renew,
+    })
+}
+
+impl Session<DynamicData> {
+    /// Reads the value under `key` as `V`.
+    pub async fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>, SessionError> {
+        self.with_loaded(|l| {
+            l.data
+                .get(key)
+                .map(|v| {
+                    V::deserialize(v).map_err(|source| SessionError::Deserialize {
+                        key: key.to_owned(),
+                        source,
+                    })
+                })
+                .transpose()
+        })
+        .await
+    }
+
+    /// Stores `value` under `key`.
+    pub async fn insert<V: Serialize>(&self, key: &str, value: V) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(SessionError::Serialize)?;
+        self.update(|d| {
+            d.insert(key.to_owned(), value);
+        })
+        .await
+    }
+
+    /// Removes `key`.
+    pub async fn remove(&self, key: &str) -> Result<(), SessionError> {
+        self.update(|d| {
+            d.remove(key);
+        })
+        .await
+    }
+}

@@ -1,0 +1,584 @@
+//! [`SessionStorage`]: the sans-IO entry point that turns `Cookie` headers into sessions and
+//! sessions into `Set-Cookie` headers.
+
+use std::{fmt, marker::PhantomData, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value};
+
+use crate::{
+    Clock, CookieOptions, Driver, DriverError, ExpiryPolicy, Keyring, Lifetime, PutOptions,
+    SessionError, SessionId, SetCookie, SystemClock, Version, WriteMode,
+    clock::{from_unix_millis, unix_millis},
+    cookie::{sign, verify},
+    record::{FORMAT, Record, after},
+    session::{Incoming, Session},
+};
+
+/// Data a session can hold: any serde type that serialises as a map (a struct or a map).
+///
+/// Each top-level field is the unit of change tracking: two concurrent requests that change
+/// different fields both keep their change.
+pub trait SessionData: Serialize + DeserializeOwned + Send + Sync + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> SessionData for T {}
+
+/// Session data with string keys and JSON values, for apps that prefer a dynamic map.
+pub type DynamicData = Map<String, Value>;
+
+/// Creates sessions from requests and commits them through a [`Driver`].
+///
+/// Cheap to clone; share one per cookie name. See the crate documentation for the request
+/// flow.
+pub struct SessionStorage<T = DynamicData> {
+    pub(crate) shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for SessionStorage<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SessionStorage<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionStorage")
+            .field("driver", &self.shared.driver.name())
+            .field("cookie", &self.shared.cookie)
+            .field("namespace", &self.shared.namespace)
+            .field("expiry", &self.shared.expiry)
+            .field("keyring", &self.shared.keyring)
+            .finish()
+    }
+}
+
+/// Configures a [`SessionStorage`]. A keyring is required: there is no default secret.
+pub struct SessionStorageBuilder<T> {
+    driver: Arc<dyn Driver>,
+    defaults: T,
+    cookie: CookieOptions,
+    keyring: Option<Keyring>,
+    expiry: ExpiryPolicy,
+    namespace: String,
+    clock: Arc<dyn Clock>,
+    max_attempts: u32,
+}
+
+impl<T: SessionData + Default> SessionStorage<T> {
+    /// A builder whose new sessions start from `T::default()`.
+    pub fn builder(driver: Arc<dyn Driver>) -> SessionStorageBuilder<T> {
+        Self::builder_with_defaults(driver, T::default())
+    }
+}
+
+impl<T: SessionData> SessionStorage<T> {
+    /// A builder whose new sessions start from `defaults` (fields missing from a stored session
+    /// are filled from it too, so adding a field to `T` keeps old sessions loadable).
+    pub fn builder_with_defaults(driver: Arc<dyn Driver>, defaults: T) -> SessionStorageBuilder<T> {
+        SessionStorageBuilder {
+            driver,
+            defaults,
+            cookie: CookieOptions::default(),
+            keyring: None,
+            expiry: ExpiryPolicy::default(),
+            namespace: "session:".into(),
+            clock: Arc::new(SystemClock),
+            max_attempts: 8,
+        }
+    }
+
+    /// The session of a request, from its `Cookie` header. Does no I/O: the store is read
+    /// only when the session's data is first used.
+    ///
+    /// A missing, malformed, forged or wrongly signed cookie gives a new, empty session.
+    pub fn get_session(&self, cookie_header: Option<&str>) -> Session<T> {
+        Session::new(
+            Arc::clone(&self.shared),
+            self.incoming(cookie_header.into_iter()),
+        )
+    }
+
+    /// [`get_session`](Self::get_session) from all `Cookie` headers of an `http` request.
+    pub fn get_session_from_headers(&self, headers: &http::HeaderMap) -> Session<T> {
+        let values = headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        Session::new(Arc::clone(&self.shared), self.incoming(values))
+    }
+
+    /// Saves what changed and returns the `Set-Cookie` value to send, or `None` when the
+    /// browser's cookie is still right (nothing changed, or the session was never touched).
+    pub async fn commit_session(
+        &self,
+        session: &Session<T>,
+    ) -> Result<Option<SetCookie>, SessionError> {
+        self.check_owner(session)?;
+        session.commit().await
+    }
+
+    /// Destroys the session now (its record is deleted) and returns the `Set-Cookie` value
+    /// that removes the cookie.
+    pub async fn destroy_session(&self, session: &Session<T>) -> Result<SetCookie, SessionError> {
+        self.check_owner(session)?;
+        session.destroy().await;
+        Ok(session
+            .commit()
+            .await?
+            .unwrap_or_else(|| self.shared.cookie.render_removal()))
+    }
+
+    /// The driver sessions are stored in.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.shared.driver
+    }
+
+    /// The cookie options.
+    pub fn cookie_options(&self) -> &CookieOptions {
+        &self.shared.cookie
+    }
+
+    fn check_owner(&self, session: &Session<T>) -> Result<(), SessionError> {
+        if Arc::ptr_eq(&self.shared, session.shared()) {
+            Ok(())
+        } else {
+            Err(SessionError::ForeignSession)
+        }
+    }
+
+    fn incoming<'h>(&self, headers: impl Iterator<Item = &'h str>) -> Incoming {
+        let shared = &self.shared;
+        let mut seen = false;
+        for header in headers {
+            for value in shared.cookie.values_in(header) {
+                seen = true;
+                if let Some((id, key_index)) =
+                    verify(&shared.keyring, shared.cookie.cookie_name(), value)
+                {
+                    return Incoming::Valid {
+                        id,
+                        stale_key: key_index > 0,
+                    };
+                }
+            }
+        }
+        if seen {
+            tracing::debug!("ignoring a session cookie that does not verify");
+            Incoming::Invalid
+        } else {
+            Incoming::Absent
+        }
+    }
+}
+
+impl<T: SessionData> SessionStorageBuilder<T> {
+    /// Cookie name and attributes.
+    pub fn cookie(mut self, cookie: CookieOptions) -> Self {
+        self.cookie = cookie;
+        self
+    }
+
+    /// The keys that sign cookies (required).
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// Idle and absolute timeouts.
+    pub fn expiry(mut self, expiry: ExpiryPolicy) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// Prefix of every storage key (default `session:`), so several storages or apps can
+    /// share one backend.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The clock used for expiry (the system clock by default; inject one in tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How many times a commit retries after a concurrent change (default 8).
+    pub fn max_commit_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Validates the configuration and builds the storage.
+    pub fn build(self) -> Result<SessionStorage<T>, SessionError> {
+        let keyring = self.keyring.ok_or_else(|| {
+            SessionError::Config(
+                "a keyring is required: use Keyring::from_secrets([secret]) with a secret of at \
+                 least 32 bytes (or Keyring::generate_for_development() for local development)"
+                    .into(),
+            )
+        })?;
+        self.cookie.validate()?;
+        let defaults =
+            match serde_json::to_value(&self.defaults).map_err(SessionError::Serialize)? {
+                Value::Object(map) => map,
+                other => {
+                    return Err(SessionError::Config(format!(
+                        "session data must serialise as a map or struct, not {other}"
+                    )));
+                }
+            };
+        T::deserialize(&Value::Object(defaults.clone())).map_err(SessionError::Serialize)?;
+        let max_key = self.namespace.len() + 64;
+        let caps = self.driver.capabilities();
+        if max_key > caps.max_key_len {
+            return Err(SessionError::Config(format!(
+                "namespace too long: keys would be {max_key} bytes, driver `{}` accepts {}",
+                self.driver.name(),
+                caps.max_key_len
+            )));
+        }
+        if caps.last_write_wins() {
+            tracing::info!(
+                driver = self.driver.name(),
+                "driver has no compare-and-swap: concurrent commits to one session are last-write-wins"
+            );
+        }
+        Ok(SessionStorage {
+            shared: Arc::new(Shared {
+                driver: self.driver,
+                cookie: self.cookie,
+                keyring,
+                expiry: self.expiry,
+                namespace: self.namespace,
+                clock: self.clock,
+                defaults,
+                max_attempts: self.max_attempts,
+                _data: PhantomData,
+            }),
+        })
+    }
+}
+
+/// Storage-wide state shared by every session of one storage.
+pub(crate) struct Shared<T> {
+    pub(crate) driver: Arc<dyn Driver>,
+    pub(crate) cookie: CookieOptions,
+    pub(crate) keyring: Keyring,
+    pub(crate) expiry: ExpiryPolicy,
+    pub(crate) namespace: String,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) defaults: Map<String, Value>,
+    pub(crate) max_attempts: u32,
+    _data: PhantomData<fn() -> T>,
+}
+
+/// A session record as loaded from the store.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub(crate) id: SessionId,
+    pub(crate) key: String,
+    pub(crate) version: Version,
+    pub(crate) record: Record,
+    /// The idle deadline in force: the record's, or a later one the driver reports after a touch.
+    pub(crate) idle_deadline: Option<u64>,
+}
+
+impl Stored {
+    /// When the session ends (Unix ms), if ever.
+    pub(crate) fn expires_at(&self) -> Option<u64> {
+        min_opt(self.idle_deadline, self.record.absolute_deadline)
+    }
+}
+
+/// One request's changes, re-applied key by key on top of a concurrently changed record.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    pub(crate) data: Vec<(String, Option<Value>)>,
+    pub(crate) flash_taken: Vec<String>,
+    pub(crate) flash_set: Map<String, Value>,
+    pub(crate) lifetime: Option<Option<Lifetime>>,
+    pub(crate) renew: bool,
+}
+
+impl Changes {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.data.is_empty()
+            && self.flash_taken.is_empty()
+            && self.flash_set.is_empty()
+            && self.lifetime.is_none()
+            && !self.renew
+    }
+}
+
+/// Whether a conditional update landed or found the record gone (destroyed or expired).
+pub(crate) enum Written {
+    Yes,
+    Vanished,
+}
+
+fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl<T: SessionData> Shared<T> {
+    pub(crate) fn now(&self) -> u64 {
+        unix_millis(self.clock.now())
+    }
+
+    /// Typed data and the map it was built from: the defaults overlaid with `stored`.
+    pub(crate) fn build_data(
+        &self,
+        stored: &Map<String, Value>,
+    ) -> Result<(T, Map<String, Value>), serde_json::Error> {
+        let mut merged = self.defaults.clone();
+        merged.extend(stored.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let value = Value::Object(merged);
+        let data = T::deserialize(&value)?;
+        // `value` was built as an object above; the empty fallback is never taken.
+        let merged = match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        Ok((data, merged))
+    }
+
+    pub(crate) fn lifetime_of(&self, record_lifetime: Option<Lifetime>) -> Lifetime {
+        record_lifetime.unwrap_or_else(|| self.expiry.lifetime())
+    }
+
+    /// Reads and validates the record under `key`: `None` if it is missing, expired or unreadable.
+    pub(crate) async fn fetch(
+        &self,
+        id: &SessionId,
+        key: &str,
+    ) -> Result<Option<Stored>, DriverError> {
+        let Some(entry) = self.driver.get(key).await? else {
+            return Ok(None);
+        };
+        let record = match Record::decode(&entry.value) {
+            Ok(record) => record,
+            Err(reason) => {
+                tracing::warn!(?id, %reason, "unreadable session record; starting a new session");
+                return Ok(None);
+            }
+        };
+        let reported = entry.expires_at.map(unix_millis);
+        let idle_deadline = record
+            .idle_deadline
+            .map(|d| reported.map_or(d, |r| r.max(d)));
+        let stored = Stored {
+            id: id.clone(),
+            key: key.to_owned(),
+            version: entry.version,
+            idle_deadline,
+            record,
+        };
+        if stored
+            .expires_at()
+            .is_some_and(|deadline| self.now() >= deadline)
+        {
+            tracing::debug!(?id, "session expired");
+            return Ok(None);
+        }
+        Ok(Some(stored))
+    }
+
+    /// Applies `changes` to `record` as of `now`, recomputing its deadlines.
+    pub(crate) fn apply(&self, record: &mut Record, changes: &Changes, now: u64) {
+        for (key, value) in &changes.data {
+            match value {
+                Some(v) => record.data.insert(key.clone(), v.clone()),
+                None => record.data.remove(key),
+            };
+        }
+        for key in &changes.flash_taken {
+            record.flash.remove(key);
+        }
+        record.flash.extend(
+            changes
+                .flash_set
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        if let Some(lifetime) = changes.lifetime {
+            record.lifetime = lifetime;
+        }
+        let lifetime = self.lifetime_of(record.lifetime);
+        if changes.renew || changes.lifetime.is_some() {
+            record.absolute_deadline = lifetime.absolute_timeout.map(|d| after(now, d));
+        }
+        record.idle_deadline = lifetime.idle_timeout.map(|d| after(now, d));
+    }
+
+    /// A record for a session created at `now`.
+    pub(crate) fn new_record(&self, now: u64) -> Record {
+        Record {
+            format: FORMAT,
+            data: Map::new(),
+            flash: Map::new(),
+            created_at: now,
+            idle_deadline: None,
+            absolute_deadline: self
+                .expiry
+                .lifetime()
+                .absolute_timeout
+                .map(|d| after(now, d)),
+            lifetime: None,
+        }
+    }
+
+    fn ttl(&self, expires_at: Option<u64>, now: u64) -> Option<Duration> {
+        self.driver.capabilities().ttl?;
+        expires_at.map(|t| Duration::from_millis(t.saturating_sub(now).max(1)))
+    }
+
+    /// Writes `record` under a fresh id, create-only, drawing a new id on a collision.
+    pub(crate) async fn create(
+        &self,
+        record: &Record,
+        id: Option<SessionId>,
+        now: u64,
+    ) -> Result<Stored, SessionError> {
+        let bytes = Bytes::from(record.encode().map_err(SessionError::Serialize)?);
+        let mode = if self.driver.capabilities().create_only {
+            WriteMode::CreateOnly
+        } else {
+            WriteMode::Overwrite
+        };
+        let ttl = self.ttl(min_opt(record.idle_deadline, record.absolute_deadline), now);
+        let mut id = match id {
+            Some(id) => id,
+            None => SessionId::generate()?,
+        };
+        for _ in 0..self.max_attempts {
+            let key = id.storage_key(&self.namespace);
+            let options = PutOptions::new().ttl_opt(ttl).mode(mode.clone());
+            match self.driver.put(&key, bytes.clone(), options).await {
+                Ok(version) => {
+                    return Ok(Stored {
+                        id,
+                        key,
+                        version,
+                        idle_deadline: record.idle_deadline,
+                        record: record.clone(),
+                    });
+                }
+                Err(DriverError::AlreadyExists) => {
+                    tracing::warn!("session id collision in the store; drawing another id");
+                    id = SessionId::generate()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SessionError::Contention {
+            attempts: self.max_attempts,
+        })
+    }
+
+    /// Writes `changes` on top of `stored`, compare-and-swap where the driver can, reloading
+    /// and re-applying them after a concurrent write.
+    pub(crate) async fn update(
+        &self,
+        stored: &mut Stored,
+        changes: &Changes,
+        now: u64,
+    ) -> Result<Written, SessionError> {
+        let caps = self.driver.capabilities();
+        for _ in 0..self.max_attempts {
+            let mut record = stored.record.clone();
+            self.apply(&mut record, changes, now);
+            let bytes = Bytes::from(record.encode().map_err(SessionError::Serialize)?);
+            let mode = if caps.compare_and_swap {
+                WriteMode::IfVersion(stored.version.clone())
+            } else if caps.update_only {
+                WriteMode::UpdateOnly
+            } else {
+                WriteMode::Overwrite
+            };
+            let expires_at = min_opt(record.idle_deadline, record.absolute_deadline);
+            let options = PutOptions::new()
+                .ttl_opt(self.ttl(expires_at, now))
+                .mode(mode);
+            match self.driver.put(&stored.key, bytes, options).await {
+                Ok(version) => {
+                    stored.version = version;
+                    stored.idle_deadline = record.idle_deadline;
+                    stored.record = record;
+                    return Ok(Written::Yes);
+                }
+                Err(DriverError::Conflict) => match self.fetch(&stored.id, &stored.key).await? {
+                    Some(fresh) => {
+                        tracing::debug!(id = ?stored.id, "concurrent session write; merging");
+                        *stored = fresh;
+                    }
+                    None => return Ok(Written::Vanished),
+                },
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SessionError::Contention {
+            attempts: self.max_attempts,
+        })
+    }
+
+    /// Whether a read-only request should extend the idle deadline now, and to when.
+    pub(crate) fn refresh_due(&self, stored: &Stored, now: u64) -> Option<u64> {
+        let idle = self.lifetime_of(stored.record.lifetime).idle_timeout?;
+        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let new_deadline = after(now, idle);
+        let due = match stored.idle_deadline {
+            None => true,
+            Some(deadline) => {
+                let last_refresh = deadline.saturating_sub(idle_ms);
+                let threshold = (idle_ms as f64 * self.expiry.refresh_fraction_value()) as u64;
+                now.saturating_sub(last_refresh) >= threshold
+            }
+        };
+        let extends =
+            min_opt(Some(new_deadline), stored.record.absolute_deadline) > stored.expires_at();
+        (due && extends).then_some(new_deadline)
+    }
+
+    /// Extends the idle deadline with `touch` (or a rewrite where the driver cannot touch).
+    pub(crate) async fn refresh(
+        &self,
+        stored: &mut Stored,
+        new_deadline: u64,
+        now: u64,
+    ) -> Result<Written, SessionError> {
+        let caps = self.driver.capabilities();
+        if !caps.touch {
+            return self.update(stored, &Changes::default(), now).await;
+        }
+        let expires_at = min_opt(Some(new_deadline), stored.record.absolute_deadline);
+        let ttl = Duration::from_millis(
+            expires_at
+                .unwrap_or(new_deadline)
+                .saturating_sub(now)
+                .max(1),
+        );
+        if self.driver.touch(&stored.key, ttl).await? {
+            stored.idle_deadline = Some(new_deadline);
+            Ok(Written::Yes)
+        } else {
+            Ok(Written::Vanished)
+        }
+    }
+
+    /// The cookie naming `stored`, with a Max-Age matching its expiry.
+    pub(crate) fn cookie_for(&self, stored: &Stored, now: u64) -> SetCookie {
+        let value = sign(&self.keyring, self.cookie.cookie_name(), &stored.id);
+        let max_age = stored.expires_at().map(|t| {
+            from_unix_millis(t)
+                .duration_since(from_unix_millis(now))
+                .unwrap_or_default()
+        });
+        self.cookie.render(value, max_age)
+    }
+}

@@ -1,0 +1,58 @@
+//! Web sessions with pluggable storage drivers: the crate to add.
+//!
+//! Re-exports everything from [`session_core`] and, by cargo feature, the built-in drivers
+//! (`memory` and `fs` by default), all registered in [`registry()`] so an app picks its driver
+//! by name in its configuration:
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let driver = session_kit::open("memory").await?;
+//! assert_eq!(driver.name(), "memory");
+//!
+//! let err = session_kit::open("nosuch").await.err().unwrap();
+//! assert!(err.to_string().contains("compiled in: fs, memory"));
+//! # Ok::<(), session_kit::DriverError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! | feature | driver | config string |
+//! |---|---|---|
+//! | `memory` (default) | [`drivers::memory`] | `memory`, `memory:?capacity=100000` |
+//! | `fs` (default) | [`drivers::fs`] | `fs`, `fs:///var/lib/app/sessions`, `fs:data/sessions?durable=true` |
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+
+pub use session_core::*;
+
+/// The built-in drivers compiled in.
+pub mod drivers {
+    #[cfg(feature = "fs")]
+    pub use session_driver_fs as fs;
+    #[cfg(feature = "memory")]
+    pub use session_driver_memory as memory;
+}
+
+/// A registry holding every built-in driver enabled by features. Add your own with
+/// [`Registry::register`].
+pub fn registry() -> Registry {
+    #[allow(unused_mut)]
+    let mut registry = Registry::new();
+    #[cfg(feature = "memory")]
+    session_driver_memory::register(&mut registry);
+    #[cfg(feature = "fs")]
+    session_driver_fs::register(&mut registry);
+    registry
+}
+
+/// Opens the driver a config string names (`"memory"`, `"fs:///var/lib/app/sessions"`, or a
+/// JSON object such as `{"driver":"fs","base":"/tmp/s"}`).
+pub async fn open(config: &str) -> Result<Arc<dyn Driver>, DriverError> {
+    registry().open(config).await
+}
+
+/// Opens the driver a serde config names (for example a `[session]` table of your TOML).
+pub async fn open_config(config: DriverConfig) -> Result<Arc<dyn Driver>, DriverError> {
+    registry().open_config(config).await
+}
