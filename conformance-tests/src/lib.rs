@@ -8,10 +8,15 @@
 //!
 //! In your driver crate's `tests/conformance.rs`, one line expands to one test per check:
 //!
-//! ```ignore
+//! ```
+//! use std::sync::Arc;
+//! use session_core::Driver;
+//! # use session_driver_memory::MemoryDriver as MyDriver;
+//!
 //! session_conformance::conformance_tests!(|| async {
-//!     Ok(std::sync::Arc::new(my_driver::MyDriver::new()) as std::sync::Arc<dyn session_core::Driver>)
+//!     Ok(Arc::new(MyDriver::new()) as Arc<dyn Driver>)
 //! });
+//! # fn main() {}
 //! ```
 //!
 //! Or run everything and get a [`Report`] (text and JSON):

@@ -46,8 +46,8 @@ use std::{
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_value,
-    effective_ttl, flexible, from_unix_millis, unix_millis,
+    TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_condition, check_key,
+    check_value, effective_ttl, flexible, from_unix_millis, unix_millis,
 };
 use sha2::{Digest, Sha256};
 
@@ -262,7 +262,7 @@ impl Inner {
         Ok(Some(Entry {
             version: record.header.version(),
             expires_at: record.header.expires_at.map(from_unix_millis),
-            value: Bytes::from(record.value),
+            value: record.value,
         }))
     }
 
@@ -277,16 +277,7 @@ impl Inner {
         self.with_lock(&loc, || {
             let now = now_ms();
             let current = file::read_header(&loc.path, key)?.filter(|h| !h.expired(now));
-            match (mode, &current) {
-                (WriteMode::CreateOnly, Some(_)) => return Err(DriverError::AlreadyExists),
-                (WriteMode::UpdateOnly, None) => return Err(DriverError::Conflict),
-                (WriteMode::IfVersion(expected), found) => {
-                    if found.as_ref().map(Header::version).as_ref() != Some(expected) {
-                        return Err(DriverError::Conflict);
-                    }
-                }
-                _ => {}
-            }
+            check_condition(mode, current.as_ref().map(Header::version).as_ref())?;
             let header = Header::new(ttl.map(|t| now.saturating_add(millis(t))));
             file::write_atomically(
                 &loc.dir,
@@ -333,10 +324,11 @@ impl Inner {
             for path in
                 file::records_in(&self.base.join(format!("{shard:02x}"))).map_err(io_error)?
             {
-                if let Some((header, key)) = file::read_key(&path)? {
-                    if !header.expired(now) && key.starts_with(prefix) {
-                        keys.push(key);
+                match file::read_key(&path)? {
+                    Some((header, key)) if !header.expired(now) && key.starts_with(prefix) => {
+                        keys.push(key)
                     }
+                    _ => {}
                 }
             }
             if keys.len() >= PAGE && shard + 1 < SHARDS {

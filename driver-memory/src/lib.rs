@@ -40,8 +40,8 @@ use std::{
 use serde::Deserialize;
 use session_core::{
     Capabilities, Clock, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    SystemClock, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_value,
-    effective_ttl, flexible, from_unix_millis, unix_millis,
+    SystemClock, TtlSupport, Version, async_trait, bytes::Bytes, check_condition, check_key,
+    check_value, effective_ttl, flexible, from_unix_millis, unix_millis,
 };
 
 /// The registry name of this driver.
@@ -298,21 +298,10 @@ impl Driver for MemoryDriver {
         let now = self.now();
         let mut shard = self.shard(key);
         shard.reclaim(now);
-        let current = shard.live(key, now).map(|i| i.version);
-        match (&options.mode, current) {
-            (WriteMode::CreateOnly, Some(_)) => return Err(DriverError::AlreadyExists),
-            (WriteMode::UpdateOnly, None) => return Err(DriverError::Conflict),
-            (WriteMode::IfVersion(expected), found) => {
-                if found.map(Version::from_u64).as_ref() != Some(expected) {
-                    return Err(DriverError::Conflict);
-                }
-            }
-            _ => {}
-        }
-        if current.is_none() {
-            if let Some(limit) = self.per_shard {
-                shard.make_room(limit)?;
-            }
+        let current = shard.live(key, now).map(|i| Version::from_u64(i.version));
+        check_condition(&options.mode, current.as_ref())?;
+        if let (None, Some(limit)) = (&current, self.per_shard) {
+            shard.make_room(limit)?;
         }
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
         shard.remove(key);

@@ -247,6 +247,20 @@ pub fn check_value(value: &[u8], caps: &Capabilities) -> Result<(), DriverError>
     Ok(())
 }
 
+/// Checks a put's write condition against the key's current version (`None` when absent):
+/// [`DriverError::AlreadyExists`] for create-only on a present key, [`DriverError::Conflict`]
+/// for update-only on an absent key or a version mismatch.
+pub fn check_condition(mode: &WriteMode, current: Option<&Version>) -> Result<(), DriverError> {
+    match (mode, current) {
+        (WriteMode::CreateOnly, Some(_)) => Err(DriverError::AlreadyExists),
+        (WriteMode::UpdateOnly, None) => Err(DriverError::Conflict),
+        (WriteMode::IfVersion(expected), found) if found != Some(expected) => {
+            Err(DriverError::Conflict)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks a put's mode against the capabilities and returns the TTL to apply
 /// (rounded up to the minimum where the driver declares so).
 pub fn effective_ttl(

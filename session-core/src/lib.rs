@@ -77,7 +77,8 @@ pub use clock::{Clock, ManualClock, SystemClock, from_unix_millis, unix_millis};
 pub use config::{DriverConfig, DriverFactory, OpenFuture, Registry, flexible};
 pub use cookie::{CookieOptions, SameSite, SetCookie};
 pub use driver::{
-    Driver, Entry, ListPage, PutOptions, Version, WriteMode, check_key, check_value, effective_ttl,
+    Driver, Entry, ListPage, PutOptions, Version, WriteMode, check_condition, check_key,
+    check_value, effective_ttl,
 };
 pub use error::{BoxError, DriverError, ErrorKind, SessionError};
 pub use id::SessionId;

@@ -147,6 +147,8 @@ pub(crate) async fn compare_and_swap_race(ctx: &Ctx) -> R {
                             .ok()
                             .and_then(|s| s.parse().ok())
                             .ok_or("counter is not a number")?;
+                        // Let the other workers read the same version, as latency would.
+                        tokio::task::yield_now().await;
                         match driver
                             .put(
                                 &key,

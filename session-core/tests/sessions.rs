@@ -1,0 +1,805 @@
+//! Session-layer behaviour over real drivers, with an injected clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{sync::Arc, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use session_core::{
+    CallCounts, CookieOptions, CountingDriver, Driver, DynamicData, ExpiryPolicy, Key, Keyring,
+    Lifetime, ManualClock, SessionError, SessionStorage, SetCookie,
+};
+use session_driver_fs::FsDriver;
+use session_driver_memory::MemoryDriver;
+
+const MIN: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const SECRET: &str = "test secret that is at least 32 bytes long";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Data {
+    count: u64,
+    user: Option<String>,
+    cart: Vec<String>,
+}
+
+struct Harness<T = Data> {
+    storage: SessionStorage<T>,
+    driver: Arc<CountingDriver<MemoryDriver>>,
+    clock: Arc<ManualClock>,
+}
+
+fn policy() -> ExpiryPolicy {
+    ExpiryPolicy::new()
+        .idle_timeout(Some(HOUR))
+        .absolute_timeout(Some(24 * HOUR))
+}
+
+fn harness_with(policy: ExpiryPolicy, keyring: Keyring) -> Harness {
+    let clock = Arc::new(ManualClock::starting_now());
+    let driver = Arc::new(CountingDriver::new(
+        MemoryDriver::builder().clock(clock.clone()).build(),
+    ));
+    let storage = SessionStorage::<Data>::builder(driver.clone())
+        .keyring(keyring)
+        .expiry(policy)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    Harness {
+        storage,
+        driver,
+        clock,
+    }
+}
+
+fn harness() -> Harness {
+    harness_with(policy(), Keyring::from_secrets([SECRET]).unwrap())
+}
+
+/// The `name=value` pair a browser sends back.
+fn cookie(set: &SetCookie) -> String {
+    set.as_str().split(';').next().unwrap().to_owned()
+}
+
+fn max_age(set: &SetCookie) -> u64 {
+    let attr = set
+        .as_str()
+        .split("; ")
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .expect("Max-Age");
+    attr.parse().unwrap()
+}
+
+impl Harness {
+    /// A committed session with count = 1; resets the call counts.
+    async fn logged_visit(&self) -> String {
+        let s = self.storage.get_session(None);
+        s.update(|d| d.count = 1).await.unwrap();
+        let c = cookie(&self.storage.commit_session(&s).await.unwrap().unwrap());
+        self.driver.take_counts();
+        c
+    }
+
+    fn counts(&self) -> CallCounts {
+        self.driver.take_counts()
+    }
+}
+
+// ---- Cost contract ----
+
+#[tokio::test]
+async fn untouched_session_costs_nothing_and_sends_no_cookie() {
+    let h = harness();
+    let c = h.logged_visit().await;
+    for header in [Some(c.as_str()), None, Some("session=garbage")] {
+        let s = h.storage.get_session(header);
+        assert_eq!(h.storage.commit_session(&s).await.unwrap(), None);
+    }
+    assert_eq!(h.counts().total(), 0);
+}
+
+#[tokio::test]
+async fn read_only_request_is_one_get_and_no_write() {
+    let h = harness();
+    let c = h.logged_visit().await;
+    let s = h.storage.get_session(Some(&c));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 1);
+    assert_eq!(s.data().await.unwrap().count, 1);
+    assert_eq!(h.storage.commit_session(&s).await.unwrap(), None);
+    assert_eq!(
+        h.counts(),
+        CallCounts {
+            get: 1,
+            ..Default::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn changed_request_is_one_get_and_one_put() {
+    let h = harness();
+    let c = h.logged_visit().await;
+    let s = h.storage.get_session(Some(&c));
+    s.update(|d| d.count += 1).await.unwrap();
+    let set = h
+        .storage
+        .commit_session(&s)
+        .await
+        .unwrap()
+        .expect("a changed session sends its cookie");
+    assert_eq!(cookie(&set), c, "same id");
+    assert_eq!(
+        h.counts(),
+        CallCounts {
+            get: 1,
+            put: 1,
+            ..Default::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn new_visitor_costs_one_put_when_changed_and_nothing_otherwise() {
+    let h = harness();
+    let s = h.storage.get_session(None);
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 0);
+    assert!(s.is_new().await.unwrap());
+    assert_eq!(h.storage.commit_session(&s).await.unwrap(), None);
+    assert_eq!(h.counts().total(), 0, "a read-only new visitor is free");
+
+    let s = h.storage.get_session(None);
+    s.update(|d| d.count = 5).await.unwrap();
+    assert!(h.storage.commit_session(&s).await.unwrap().is_some());
+    assert_eq!(
+        h.counts(),
+        CallCounts {
+            put: 1,
+            ..Default::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn an_update_that_changes_nothing_writes_nothing() {
+    let h = harness();
+    let c = h.logged_visit().await;
+    let s = h.storage.get_session(Some(&c));
+    s.update(|d| d.count = 1).await.unwrap();
+    assert!(!s.has_changed().await.unwrap());
+    assert_eq!(h.storage.commit_session(&s).await.unwrap(), None);
+    assert_eq!(h.counts().writes(), 0);
+}
+
+// ---- Expiry ----
+
+#[tokio::test]
+async fn sliding_expiry_touches_only_after_the_throttle_window() {
+    let h = harness_with(
+        policy().refresh_fraction(0.25),
+        Keyring::from_secrets([SECRET]).unwrap(),
+    );
+    let c = h.logged_visit().await;
+
+    h.clock.advance(10 * MIN); // within a quarter of the idle hour
+    let s = h.storage.get_session(Some(&c));
+    s.read(|_| ()).await.unwrap();
+    assert_eq!(
+        h.storage.commit_session(&s).await.unwrap(),
+        None,
+        "no cookie within the window"
+    );
+    assert_eq!(
+        h.counts(),
+        CallCounts {
+            get: 1,
+            ..Default::default()
+        },
+        "no write within the window"
+    );
+
+    h.clock.advance(6 * MIN); // 16 minutes since the last refresh
+    let s = h.storage.get_session(Some(&c));
+    s.read(|_| ()).await.unwrap();
+    let set = h
+        .storage
+        .commit_session(&s)
+        .await
+        .unwrap()
+        .expect("refresh re-sends Max-Age");
+    assert_eq!(max_age(&set), 3600);
+    assert_eq!(
+        h.counts(),
+        CallCounts {
+            get: 1,
+            touch: 1,
+            ..Default::default()
+        },
+        "a touch, not a put"
+    );
+
+    h.clock.advance(MIN);
+    let s = h.storage.get_session(Some(&c));
+    s.read(|_| ()).await.unwrap();
+    assert_eq!(h.storage.commit_session(&s).await.unwrap(), None);
+    assert_eq!(h.counts().writes(), 0);
+}
+
+#[tokio::test]
+async fn active_sessions_slide_and_idle_ones_expire() {
+    let h = harness();
+    let c = h.logged_visit().await;
+    for _ in 0..6 {
+        h.clock.advance(50 * MIN);
+        let s = h.storage.get_session(Some(&c));
+        assert_eq!(s.read(|d| d.count).await.unwrap(), 1, "still alive");
+        h.storage.commit_session(&s).await.unwrap();
+    }
+    h.clock.advance(61 * MIN);
+    let s = h.storage.get_session(Some(&c));
+    assert!(s.is_new().await.unwrap(), "idle past the timeout");
+    assert_ne!(
+        s.id().await.unwrap().expose(),
+        c.split_once('=').unwrap().1.split('.').next().unwrap()
+    );
+    let set = h
+        .storage
+        .commit_session(&s)
+        .await
+        .unwrap()
+        .expect("the stale cookie is cleared");
+    assert!(set.is_removal());
+}
+
+#[tokio::test]
+async fn absolute_timeout_ends_even_an_active_session() {
+    let h = harness_with(
+        ExpiryPolicy::new()
+            .idle_timeout(Some(HOUR))
+            .absolute_timeout(Some(3 * HOUR)),
+        Keyring::from_secrets([SECRET]).unwrap(),
+    );
+    let c = h.logged_visit().await;
+    let mut alive = 0;
+    for _ in 0..8 {
+        h.clock.advance(30 * MIN);
+        let s = h.storage.get_session(Some(&c));
+        if s.is_new().await.unwrap() {
+            break;
+        }
+        alive += 1;
+        s.update(|d| d.count += 1).await.unwrap();
+        let set = h.storage.commit_session(&s).await.unwrap().unwrap();
+        assert!(
+            max_age(&set) <= 3 * 3600,
+            "Max-Age never exceeds the absolute deadline"
+        );
+    }
+    assert_eq!(alive, 5, "alive at 0.5 h .. 2.5 h, gone at 3 h");
+}
+
+#[tokio::test]
+async fn remember_me_lifetime_is_kept_in_the_record() {
+    let h = harness();
+    let s = h.storage.get_session(None);
+    s.update(|d| d.user = Some("ada".into())).await.unwrap();
+    s.set_lifetime(Lifetime::new(Some(30 * 24 * HOUR), Some(90 * 24 * HOUR)))
+        .await
+        .unwrap();
+    let set = h.storage.commit_session(&s).await.unwrap().unwrap();
+    assert_eq!(max_age(&set), 30 * 24 * 3600);
+    let c = cookie(&set);
+    h.clock.advance(48 * HOUR); // past the default idle (1 h) and absolute (24 h) timeouts
+    let s = h.storage.get_session(Some(&c));
+    assert_eq!(
+        s.read(|d| d.user.clone()).await.unwrap().as_deref(),
+        Some("ada")
+    );
+}
+
+#[tokio::test]
+async fn renew_restarts_the_absolute_timeout() {
+    let h = harness_with(
+        ExpiryPolicy::new()
+            .idle_timeout(Some(HOUR))
+            .absolute_timeout(Some(2 * HOUR)),
+        Keyring::from_secrets([SECRET]).unwrap(),
+    );
+    let c = h.logged_visit().await;
+    h.clock.advance(50 * MIN);
+    let s = h.storage.get_session(Some(&c));
+    s.renew().await.unwrap();
+    assert!(s.has_changed().await.unwrap());
+    h.storage.commit_session(&s).await.unwrap().unwrap();
+    h.clock.advance(50 * MIN);
+    let s = h.storage.get_session(Some(&c));
+    s.read(|_| ()).await.unwrap();
+    h.storage.commit_session(&s).await.unwrap();
+    h.clock.advance(50 * MIN); // 150 min after creation: past the first absolute deadline
+    assert!(
+        !h.storage.get_session(Some(&c)).is_new().await.unwrap(),
+        "renew moved it"
+    );
+    h.clock.advance(60 * MIN); // 160 min after renew
+    assert!(h.storage.get_session(Some(&c)).is_new().await.unwrap());
+}
+
+#[tokio::test]
+async fn sessions_without_timeouts_get_browser_session_cookies() {
+    let h = harness_with(
+        ExpiryPolicy::new()
+            .idle_timeout(None)
+            .absolute_timeout(None),
+        Keyring::from_secrets([SECRET]).unwrap(),
+    );
+    let s = h.storage.get_session(None);
+    s.update(|d| d.count = 1).await.unwrap();
+    let set = h.storage.commit_session(&s).await.unwrap().unwrap();
+    assert!(!set.as_str().contains("Max-Age"), "{set}");
+}
+
+// ---- Cookies and keys ----
+
+#[tokio::test]
+async fn every_bad_cookie_gives_a_fresh_session_without_a_store_read() {
+    let h = harness();
+    let good = h.logged_visit().await;
+    let value = good.split_once('=').unwrap().1.to_owned();
+    let (id, tag) = value.split_once('.').unwrap();
+    let mut tampered_id = id.as_bytes().to_vec();
+    tampered_id[5] = if tampered_id[5] == b'A' { b'B' } else { b'A' };
+    let tampered_id = String::from_utf8(tampered_id).unwrap();
+    let other_key = {
+        let other = harness_with(
+            policy(),
+            Keyring::from_secrets(["a different secret, also 32+ bytes"]).unwrap(),
+        );
+        other.logged_visit().await
+    };
+    let bad = [
+        format!("session={tampered_id}.{tag}"),
+        format!("session={id}.{}", &tag[..tag.len() - 3]),
+        format!("session={value}x"),
+        format!("session={}", "A".repeat(5000)),
+        other_key,
+        "session=garbage".into(),
+        "session=".into(),
+        "session=.".into(),
+        "session=💥".into(),
+        "session=%00%ff".into(),
+        format!("session={id}"),
+        "=;;;session;==".into(),
+    ];
+    for header in &bad {
+        let s = h.storage.get_session(Some(header));
+        assert!(s.is_new().await.unwrap(), "{header}");
+        assert_eq!(s.read(|d| d.count).await.unwrap(), 0, "{header}");
+        let new_id = s.id().await.unwrap();
+        assert_ne!(new_id.expose(), id, "never adopt the client's id");
+    }
+    assert_eq!(
+        h.counts().get,
+        0,
+        "forged cookies are rejected before any store read"
+    );
+}
+
+#[tokio::test]
+async fn a_correctly_signed_unknown_id_is_replaced() {
+    let h = harness();
+    let c = h.logged_visit().await;
+    let s = h.storage.get_session(Some(&c));
+    h.storage.destroy_session(&s).await.unwrap();
+    let s = h.storage.get_session(Some(&c));
+    assert!(s.is_new().await.unwrap());
+    s.update(|d| d.count = 9).await.unwrap();
+    let set = h.storage.commit_session(&s).await.unwrap().unwrap();
+    assert_ne!(cookie(&set), c, "a new id, never the client's");
+}
+
+#[tokio::test]
+async fn one_valid_cookie_among_several_is_found() {
+    let h = harness();
+    let c = h.logged_visit().await;
+    let header = format!("session=junk; other=1; {c}");
+    let s = h.storage.get_session(Some(&header));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 1);
+
+    let mut headers = http::HeaderMap::new();
+    headers.append(http::header::COOKIE, "session=junk".parse().unwrap());
+    headers.append(http::header::COOKIE, c.parse().unwrap());
+    let s = h.storage.get_session_from_headers(&headers);
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_old_cookies_and_reissues_them_with_the_new_key() {
+    let old = Key::from_bytes("the old secret, at least 32 bytes long").unwrap();
+    let new = Key::from_bytes("the new secret, at least 32 bytes long").unwrap();
+    let h = harness_with(policy(), Keyring::new(old.clone()));
+    let c_old = h.logged_visit().await;
+
+    let rotated = SessionStorage::<Data>::builder(h.driver.clone())
+        .keyring(Keyring::new(new.clone()).with_previous(old.clone()))
+        .expiry(policy())
+        .clock(h.clock.clone())
+        .build()
+        .unwrap();
+    let s = rotated.get_session(Some(&c_old));
+    assert_eq!(
+        s.read(|d| d.count).await.unwrap(),
+        1,
+        "an old-key cookie still loads"
+    );
+    let set = rotated
+        .commit_session(&s)
+        .await
+        .unwrap()
+        .expect("re-signed with the new key");
+    let c_new = cookie(&set);
+    assert_ne!(c_new, c_old);
+    assert_eq!(
+        c_new.split('.').next(),
+        c_old.split('.').next(),
+        "same id, new signature"
+    );
+    assert_eq!(h.counts().writes(), 0, "re-signing writes nothing");
+
+    let new_only = SessionStorage::<Data>::builder(h.driver.clone())
+        .keyring(Keyring::new(new))
+        .clock(h.clock.clone())
+        .build()
+        .unwrap();
+    assert_eq!(
+        new_only
+            .get_session(Some(&c_new))
+            .read(|d| d.count)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        new_only.get_session(Some(&c_old)).is_new().await.unwrap(),
+        "old key retired"
+    );
+    assert!(
+        h.storage.get_session(Some(&c_new)).is_new().await.unwrap(),
+        "old-only ring rejects new cookies"
+    );
+}
+
+#[tokio::test]
+async fn committed_cookies_have_safe_defaults() {
+    let h = harness();
+    let s = h.storage.get_session(None);
+    s.update(|d| d.count = 1).await.unwrap();
+    let set = h.storage.commit_session(&s).await.unwrap().unwrap();
+    for attr in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Lax",
+        "Path=/",
+        "Max-Age=3600",
+    ] {
+        assert!(set.as_str().contains(attr), "{set} lacks {attr}");
+    }
+    assert!(set.to_header_value().is_ok());
+    assert!(
+        !format!("{set:?}").contains(&cookie(&set)),
+        "Debug hides the cookie value"
+    );
+}
+
+#[test]
+fn weak_or_missing_secrets_are_refused() {
+    assert!(matches!(
+        Key::from_bytes("short"),
+        Err(SessionError::Config(_))
+    ));
+    assert!(Keyring::from_secrets(Vec::<String>::new()).is_err());
+    let err = SessionStorage::<Data>::builder(Arc::new(MemoryDriver::new()))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("keyring is required"), "{err}");
+    let key = Key::generate().unwrap();
+    assert!(!format!("{key:?}").contains(&key.expose_base64()));
+    assert_eq!(
+        Key::from_base64(&key.expose_base64())
+            .unwrap()
+            .expose_base64(),
+        key.expose_base64()
+    );
+}
+
+#[test]
+fn invalid_configurations_are_refused() {
+    let ring = || Keyring::from_secrets([SECRET]).unwrap();
+    let memory = || Arc::new(MemoryDriver::new()) as Arc<dyn Driver>;
+    assert!(
+        SessionStorage::<u32>::builder(memory())
+            .keyring(ring())
+            .build()
+            .is_err(),
+        "not a map"
+    );
+    assert!(
+        SessionStorage::<Data>::builder(memory())
+            .keyring(ring())
+            .cookie(CookieOptions::new().name("bad name"))
+            .build()
+            .is_err()
+    );
+    assert!(
+        SessionStorage::<Data>::builder(memory())
+            .keyring(ring())
+            .namespace("x".repeat(5000))
+            .build()
+            .is_err(),
+        "keys longer than the driver accepts"
+    );
+}
+
+// ---- Session semantics ----
+
+#[tokio::test]
+async fn flash_is_read_once_and_reflash_keeps_it_one_more_request() {
+    let h = harness();
+    let s = h.storage.get_session(None);
+    s.flash("error", "Invalid email/password").await.unwrap();
+    let c = cookie(&h.storage.commit_session(&s).await.unwrap().unwrap());
+
+    let read = |c: String| {
+        let storage = h.storage.clone();
+        async move {
+            let s = storage.get_session(Some(&c));
+            let v: Option<String> = s.take_flash("error").await.unwrap();
+            (s, v)
+        }
+    };
+    let (s, v) = read(c.clone()).await;
+    assert_eq!(v.as_deref(), Some("Invalid email/password"));
+    s.reflash().await.unwrap();
+    h.storage.commit_session(&s).await.unwrap();
+
+    let (s, v) = read(c.clone()).await;
+    assert!(v.is_some(), "reflash kept it");
+    h.storage.commit_session(&s).await.unwrap();
+
+    let (_, v) = read(c).await;
+    assert!(v.is_none(), "consumed");
+}
+
+#[tokio::test]
+async fn regenerate_moves_the_data_and_deletes_the_old_record() {
+    let h = harness();
+    let c = h.logged_visit().await;
+    let s = h.storage.get_session(Some(&c));
+    let old_id = s.id().await.unwrap();
+    s.regenerate().await.unwrap();
+    s.update(|d| d.user = Some("ada".into())).await.unwrap();
+    let c2 = cookie(&h.storage.commit_session(&s).await.unwrap().unwrap());
+    assert_ne!(c, c2);
+    assert!(
+        h.driver
+            .get(&old_id.storage_key("session:"))
+            .await
+            .unwrap()
+            .is_none(),
+        "old record deleted"
+    );
+    let s = h.storage.get_session(Some(&c2));
+    assert_eq!(
+        s.data().await.unwrap(),
+        Data {
+            count: 1,
+            user: Some("ada".into()),
+            cart: vec![]
+        }
+    );
+    assert!(h.storage.get_session(Some(&c)).is_new().await.unwrap());
+}
+
+#[tokio::test]
+async fn destroy_without_loading_deletes_and_later_changes_start_a_new_session() {
+    let h = harness();
+    let c = h.logged_visit().await;
+    let s = h.storage.get_session(Some(&c));
+    s.destroy().await;
+    assert_eq!(h.counts().get, 0, "destroy reads nothing");
+    assert!(s.has_changed().await.unwrap());
+    s.flash("notice", "logged out").await.unwrap();
+    let set = h.storage.commit_session(&s).await.unwrap().unwrap();
+    assert!(!set.is_removal(), "the new session's cookie");
+    assert_ne!(cookie(&set), c);
+    assert!(h.storage.get_session(Some(&c)).is_new().await.unwrap());
+    let s = h.storage.get_session(Some(&cookie(&set)));
+    assert_eq!(
+        s.take_flash::<String>("notice").await.unwrap().as_deref(),
+        Some("logged out")
+    );
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn destroy_session_clears_the_cookie() {
+    let h = harness();
+    let c = h.logged_visit().await;
+    let s = h.storage.get_session(Some(&c));
+    let set = h.storage.destroy_session(&s).await.unwrap();
+    assert!(
+        set.is_removal() && set.as_str().starts_with("session=;"),
+        "{set}"
+    );
+    assert_eq!(
+        h.counts(),
+        CallCounts {
+            delete: 1,
+            ..Default::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn defaults_fill_new_sessions_and_missing_fields() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let driver: Arc<dyn Driver> = Arc::new(MemoryDriver::builder().clock(clock.clone()).build());
+    let ring = Keyring::from_secrets([SECRET]).unwrap();
+    let dynamic = SessionStorage::<DynamicData>::builder(driver.clone())
+        .keyring(ring.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let s = dynamic.get_session(None);
+    s.insert("user", "ada").await.unwrap();
+    let c = cookie(&dynamic.commit_session(&s).await.unwrap().unwrap());
+
+    let defaults = Data {
+        count: 10,
+        user: None,
+        cart: vec!["starter".into()],
+    };
+    let typed = SessionStorage::builder_with_defaults(driver.clone(), defaults.clone())
+        .keyring(ring.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert_eq!(typed.get_session(None).data().await.unwrap(), defaults);
+    let loaded = typed.get_session(Some(&c)).data().await.unwrap();
+    assert_eq!(
+        loaded,
+        Data {
+            user: Some("ada".into()),
+            ..defaults
+        }
+    );
+
+    // A stored value of the wrong type starts a new session rather than failing every request.
+    let s = dynamic.get_session(Some(&c));
+    s.insert("count", "not a number").await.unwrap();
+    dynamic.commit_session(&s).await.unwrap();
+    let s = typed.get_session(Some(&c));
+    assert!(s.is_new().await.unwrap());
+}
+
+#[tokio::test]
+async fn dynamic_sessions_get_insert_and_remove_by_key() {
+    let storage = SessionStorage::<DynamicData>::builder(Arc::new(MemoryDriver::new()))
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .build()
+        .unwrap();
+    let s = storage.get_session(None);
+    s.insert("cart", vec!["apple", "pear"]).await.unwrap();
+    s.insert("user", "ada").await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+    let s = storage.get_session(Some(&c));
+    assert_eq!(
+        s.get::<Vec<String>>("cart").await.unwrap().unwrap(),
+        ["apple", "pear"]
+    );
+    assert!(matches!(
+        s.get::<u32>("user").await,
+        Err(SessionError::Deserialize { .. })
+    ));
+    s.remove("user").await.unwrap();
+    storage.commit_session(&s).await.unwrap().unwrap();
+    let s = storage.get_session(Some(&c));
+    assert_eq!(s.get::<String>("user").await.unwrap(), None);
+    assert!(s.get::<Vec<String>>("cart").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_its_storage() {
+    let a = harness();
+    let b = harness();
+    let s = a.storage.get_session(None);
+    assert!(matches!(
+        b.storage.commit_session(&s).await,
+        Err(SessionError::ForeignSession)
+    ));
+}
+
+// ---- Concurrency ----
+
+async fn overlapping_requests_both_survive(driver: Arc<dyn Driver>) {
+    let storage = SessionStorage::<Data>::builder(driver.clone())
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .build()
+        .unwrap();
+    let s = storage.get_session(None);
+    s.update(|d| d.user = Some("ada".into())).await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+
+    let (r1, r2) = (storage.get_session(Some(&c)), storage.get_session(Some(&c)));
+    r1.update(|d| d.count += 1).await.unwrap();
+    r2.update(|d| d.cart.push("apple".into())).await.unwrap();
+    storage.commit_session(&r1).await.unwrap();
+    storage.commit_session(&r2).await.unwrap();
+    let data = storage.get_session(Some(&c)).data().await.unwrap();
+    assert_eq!(
+        data,
+        Data {
+            count: 1,
+            user: Some("ada".into()),
+            cart: vec!["apple".into()]
+        }
+    );
+
+    // Many overlapping increments of one key are merged, none lost.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (storage, c) = (storage.clone(), c.clone());
+            tokio::spawn(async move {
+                let s = storage.get_session(Some(&c));
+                s.update(|d| d.cart.push("x".into())).await.unwrap();
+                storage.commit_session(&s).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let data = storage.get_session(Some(&c)).data().await.unwrap();
+    assert_eq!(data.count, 1);
+    assert!(
+        !data.cart.is_empty(),
+        "the cart key survived concurrent writers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_requests_on_memory() {
+    overlapping_requests_both_survive(Arc::new(MemoryDriver::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_requests_on_fs() {
+    let dir = tempfile::tempdir().unwrap();
+    overlapping_requests_both_survive(Arc::new(FsDriver::builder(dir.path()).build().unwrap()))
+        .await;
+}
+
+// ---- Failures ----
+
+#[tokio::test]
+async fn a_store_that_fails_gives_a_typed_retryable_or_permanent_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("sessions");
+    let driver = Arc::new(FsDriver::builder(&base).build().unwrap());
+    let storage = SessionStorage::<Data>::builder(driver)
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .build()
+        .unwrap();
+    let s = storage.get_session(None);
+    s.update(|d| d.count = 1).await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+
+    // Break the store for real: the base directory becomes a file.
+    std::fs::remove_dir_all(&base).unwrap();
+    std::fs::write(&base, b"not a directory").unwrap();
+    let s = storage.get_session(Some(&c));
+    let err = s.read(|d| d.count).await.unwrap_err();
+    assert!(matches!(err, SessionError::Driver(_)), "{err}");
+    assert!(!err.to_string().contains(SECRET));
+    let s = storage.get_session(None);
+    s.update(|d| d.count = 1).await.unwrap();
+    assert!(storage.commit_session(&s).await.is_err());
+}
