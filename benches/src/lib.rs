@@ -1,0 +1,2 @@
+//! Benchmarks live in `benches/`; run them with `cargo bench -p session-benches`.
+#![forbid(unsafe_code)]
