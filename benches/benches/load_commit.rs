@@ -62,8 +62,21 @@ fn bench_driver(c: &mut Criterion, name: &str, driver: Arc<dyn Driver>) {
 fn load_commit(c: &mut Criterion) {
     bench_driver(c, "memory", Arc::new(MemoryDriver::new()));
     let dir = tempfile::tempdir().unwrap();
-    bench_driver(c, "fs", Arc::new(FsDriver::builder(dir.path().join("plain")).build().unwrap()));
-    bench_driver(c, "fs-durable", Arc::new(FsDriver::builder(dir.path().join("durable")).durable(true).build().unwrap()));
+    bench_driver(
+        c,
+        "fs",
+        Arc::new(FsDriver::builder(dir.path().join("plain")).build().unwrap()),
+    );
+    bench_driver(
+        c,
+        "fs-durable",
+        Arc::new(
+            FsDriver::builder(dir.path().join("durable"))
+                .durable(true)
+                .build()
+                .unwrap(),
+        ),
+    );
 }
 
 criterion_group! {

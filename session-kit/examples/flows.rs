@@ -25,7 +25,12 @@ struct Browser {
 impl Browser {
     fn receive(&mut self, set_cookie: Option<SetCookie>) {
         if let Some(set) = set_cookie {
-            let pair = set.as_str().split(';').next().unwrap_or_default().to_owned();
+            let pair = set
+                .as_str()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             self.cookie = (!set.is_removal()).then_some(pair);
         }
     }
@@ -35,12 +40,22 @@ type Store = SessionStorage<AppSession>;
 
 async fn home(storage: &Store, browser: &mut Browser) -> Result<String, SessionError> {
     let session = storage.get_session(browser.cookie.as_deref());
-    let visits = session.update(|s| { s.visits += 1; s.visits }).await?;
+    let visits = session
+        .update(|s| {
+            s.visits += 1;
+            s.visits
+        })
+        .await?;
     browser.receive(storage.commit_session(&session).await?);
     Ok(format!("GET /           -> you visited {visits} time(s)"))
 }
 
-async fn login(storage: &Store, browser: &mut Browser, user: &str, password: &str) -> Result<String, SessionError> {
+async fn login(
+    storage: &Store,
+    browser: &mut Browser,
+    user: &str,
+    password: &str,
+) -> Result<String, SessionError> {
     let session = storage.get_session(browser.cookie.as_deref());
     let page = if password == "hunter2" {
         session.regenerate().await?; // a new id on privilege change
@@ -58,7 +73,10 @@ async fn login_page(storage: &Store, browser: &mut Browser) -> Result<String, Se
     let session = storage.get_session(browser.cookie.as_deref());
     let error: Option<String> = session.take_flash("error").await?;
     browser.receive(storage.commit_session(&session).await?);
-    Ok(format!("GET /login      -> form, error: {}", error.as_deref().unwrap_or("(none)")))
+    Ok(format!(
+        "GET /login      -> form, error: {}",
+        error.as_deref().unwrap_or("(none)")
+    ))
 }
 
 async fn dashboard(storage: &Store, browser: &mut Browser) -> Result<String, SessionError> {
@@ -79,18 +97,25 @@ async fn logout(storage: &Store, browser: &mut Browser) -> Result<String, Sessio
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = std::env::var("SESSION_DRIVER").unwrap_or_else(|_| "fs:target/example-sessions".into());
+    let config =
+        std::env::var("SESSION_DRIVER").unwrap_or_else(|_| "fs:target/example-sessions".into());
     let driver = session_kit::open(&config).await?;
     let keyring = match std::env::var("SESSION_SECRET") {
         Ok(secret) => Keyring::from_secrets([secret])?,
         Err(_) => {
-            eprintln!("SESSION_SECRET is not set: using a random key (sessions end when this process does)");
+            eprintln!(
+                "SESSION_SECRET is not set: using a random key (sessions end when this process does)"
+            );
             Keyring::generate_for_development()?
         }
     };
     let storage = SessionStorage::<AppSession>::builder(Arc::clone(&driver))
         .keyring(keyring)
-        .cookie(CookieOptions::new().name("sid").insecure_for_local_development())
+        .cookie(
+            CookieOptions::new()
+                .name("sid")
+                .insecure_for_local_development(),
+        )
         .build()?;
     println!("driver: {} ({config})\n", driver.name());
 
@@ -98,12 +123,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{}", home(&storage, &mut browser).await?);
     println!("{}", home(&storage, &mut browser).await?);
     println!("{}", dashboard(&storage, &mut browser).await?);
-    println!("{}", login(&storage, &mut browser, "ada@example.com", "wrong").await?);
+    println!(
+        "{}",
+        login(&storage, &mut browser, "ada@example.com", "wrong").await?
+    );
     println!("{}", login_page(&storage, &mut browser).await?);
     println!("{}", login_page(&storage, &mut browser).await?);
     let before = browser.cookie.clone();
-    println!("{}", login(&storage, &mut browser, "ada@example.com", "hunter2").await?);
-    println!("                   (session id regenerated: {})", before != browser.cookie);
+    println!(
+        "{}",
+        login(&storage, &mut browser, "ada@example.com", "hunter2").await?
+    );
+    println!(
+        "                   (session id regenerated: {})",
+        before != browser.cookie
+    );
     println!("{}", dashboard(&storage, &mut browser).await?);
     println!("{}", home(&storage, &mut browser).await?);
     println!("{}", logout(&storage, &mut browser).await?);
