@@ -280,7 +280,8 @@ fn needs_no_ttl(c: &Capabilities, _: &Options) -> Skip {
 /// The TTL to write and how long to wait for it to pass, or why that is too slow.
 pub(crate) fn ttl_plan(c: &Capabilities, o: &Options) -> Result<(Duration, Duration), String> {
     let ttl_caps = c.ttl.ok_or("the driver declares no native TTL")?;
-    let ttl = ttl_caps.min.max(Duration::from_millis(300));
+    // Long enough that a loaded machine still reads the key before it expires.
+    let ttl = ttl_caps.min.max(Duration::from_secs(1));
     let wait = ttl + ttl_caps.granularity + Duration::from_millis(200);
     if wait > o.max_wait && !o.slow {
         return Err(format!(
