@@ -56,3 +56,8 @@ pub async fn open(config: &str) -> Result<Arc<dyn Driver>, DriverError> {
 pub async fn open_config(config: DriverConfig) -> Result<Arc<dyn Driver>, DriverError> {
     registry().open_config(config).await
 }
+
+/// The README's code, compiled as doctests so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
