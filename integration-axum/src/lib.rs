@@ -1,0 +1,309 @@
+//! Sessions for axum and any `http` 1.x tower service.
+//!
+//! [`SessionLayer`] reads the session cookie of each request (no I/O), puts a
+//! [`session_core::Session`] in the request extensions, runs the inner service, then commits:
+//! `Set-Cookie` is added only when something changed or the cookie must be refreshed, and a
+//! route that never touches the session costs no store call. Handlers take the [`Session`]
+//! extractor and return [`SessionFailure`] (or their own error) from session calls.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use serde::{Deserialize, Serialize};
+//! use session_axum::{Session, SessionFailure, SessionLayer};
+//! use session_core::{Keyring, SessionStorage};
+//! use session_driver_memory::MemoryDriver;
+//!
+//! #[derive(Clone, Default, Serialize, Deserialize)]
+//! struct Visits { count: u64 }
+//!
+//! async fn count(session: Session<Visits>) -> Result<String, SessionFailure> {
+//!     let n = session.update(|v| { v.count += 1; v.count }).await?;
+//!     Ok(format!("visit {n}"))
+//! }
+//!
+//! # fn main() -> Result<(), session_core::SessionError> {
+//! let storage = SessionStorage::<Visits>::builder(Arc::new(MemoryDriver::new()))
+//!     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
+//!     .build()?;
+//! let app: Router = Router::new().route("/", get(count)).layer(SessionLayer::new(storage));
+//! # Ok(()) }
+//! ```
+//!
+//! Several sessions per request: add one layer per storage. Extractors find a session by its
+//! data type, so give each storage its own type (a long-lived `Prefs` beside the login `Auth`).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    ops::Deref,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use axum_core::{
+    extract::{FromRequestParts, OptionalFromRequestParts},
+    response::{IntoResponse, Response},
+};
+use http::{HeaderValue, Request, StatusCode, header, request::Parts};
+use session_core::{DynamicData, SessionData, SessionError, SessionStorage};
+use tower_layer::Layer;
+use tower_service::Service;
+
+type ErrorHandler = Arc<dyn Fn(&SessionError) -> http::Response<String> + Send + Sync>;
+
+/// Loads and commits sessions of one [`SessionStorage`] around an inner service.
+pub struct SessionLayer<T = DynamicData> {
+    storage: SessionStorage<T>,
+    on_error: ErrorHandler,
+}
+
+impl<T> Clone for SessionLayer<T> {
+    fn clone(&self) -> Self {
+        Self {
+            storage: self.storage.clone(),
+            on_error: Arc::clone(&self.on_error),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SessionLayer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("storage", &self.storage)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default response to a session failure: a plain-text 500 with no internal detail.
+pub fn internal_error_response() -> http::Response<String> {
+    let mut response = http::Response::new("Internal Server Error".to_owned());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn log_failure(error: &SessionError, during: &str) {
+    tracing::error!(error = %error, retryable = error.is_retryable(), "session {during} failed");
+}
+
+impl<T: SessionData> SessionLayer<T> {
+    /// A layer over `storage`.
+    pub fn new(storage: SessionStorage<T>) -> Self {
+        Self {
+            storage,
+            on_error: Arc::new(|_| internal_error_response()),
+        }
+    }
+
+    /// The response sent instead of the handler's when the session cannot be committed
+    /// (the store is down, the cookie would be too large, ...). The error is logged first.
+    /// Default: [`internal_error_response`].
+    pub fn on_error<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&SessionError) -> http::Response<String> + Send + Sync + 'static,
+    {
+        self.on_error = Arc::new(handler);
+        self
+    }
+}
+
+impl<S, T> Layer<S> for SessionLayer<T> {
+    type Service = SessionService<S, T>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`SessionLayer`] produces.
+pub struct SessionService<S, T> {
+    inner: S,
+    layer: SessionLayer<T>,
+}
+
+impl<S: Clone, T> Clone for SessionService<S, T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, T> fmt::Debug for SessionService<S, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, T, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, T>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    T: SessionData,
+    ReqBody: Send + 'static,
+    ResBody: From<String> + Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The clone that was polled ready serves this request (tower's usual pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let session = layer.storage.get_session_from_headers(request.headers());
+            request.extensions_mut().insert(session.clone());
+            let mut response = inner.call(request).await?;
+            let set_cookie = layer
+                .storage
+                .commit_session(&session)
+                .await
+                .and_then(|cookie| cookie.map(|c| c.to_header_value()).transpose());
+            match set_cookie {
+                Ok(Some(value)) => {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    log_failure(&error, "commit");
+                    return Ok((layer.on_error)(&error).map(ResBody::from));
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// The session of the current request, as an axum extractor. Derefs to
+/// [`session_core::Session`], so every session method is available.
+///
+/// Extraction fails (a logged 500) only when no [`SessionLayer`] for `T` wraps the route.
+pub struct Session<T = DynamicData>(session_core::Session<T>);
+
+impl<T> Clone for Session<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T> Deref for Session<T> {
+    type Target = session_core::Session<T>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<T> Session<T> {
+    /// The core session.
+    pub fn into_inner(self) -> session_core::Session<T> {
+        self.0
+    }
+}
+
+impl<S: Send + Sync, T: SessionData> FromRequestParts<S> for Session<T> {
+    type Rejection = SessionFailure;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<session_core::Session<T>>()
+            .cloned()
+            .map(Session)
+            .ok_or(SessionFailure(Failure::MissingLayer(
+                std::any::type_name::<T>(),
+            )))
+    }
+}
+
+impl<S: Send + Sync, T: SessionData> OptionalFromRequestParts<S> for Session<T> {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<session_core::Session<T>>()
+            .cloned()
+            .map(Session))
+    }
+}
+
+/// A session failure inside a handler, answered with [`internal_error_response`] after
+/// logging it. Convert from [`SessionError`] with `?`; match on [`SessionFailure::error`] to
+/// answer differently (for example a 503 when the error is retryable).
+#[derive(Debug)]
+pub struct SessionFailure(Failure);
+
+#[derive(Debug)]
+enum Failure {
+    Session(SessionError),
+    MissingLayer(&'static str),
+}
+
+impl SessionFailure {
+    /// The session error, or `None` when the route lacks a [`SessionLayer`].
+    pub fn error(&self) -> Option<&SessionError> {
+        match &self.0 {
+            Failure::Session(e) => Some(e),
+            Failure::MissingLayer(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for SessionFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Failure::Session(e) => e.fmt(f),
+            Failure::MissingLayer(t) => {
+                write!(f, "no SessionLayer for session data {t} wraps this route")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SessionFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error().map(|e| e as _)
+    }
+}
+
+impl From<SessionError> for SessionFailure {
+    fn from(error: SessionError) -> Self {
+        Self(Failure::Session(error))
+    }
+}
+
+impl IntoResponse for SessionFailure {
+    fn into_response(self) -> Response {
+        match &self.0 {
+            Failure::Session(e) => log_failure(e, "access"),
+            Failure::MissingLayer(_) => tracing::error!("{self}"),
+        }
+        internal_error_response().map(Into::into)
+    }
+}
