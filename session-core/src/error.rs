@@ -180,6 +180,15 @@ pub enum SessionError {
     /// The storage or a key was configured wrongly (for example a secret shorter than 32 bytes).
     #[error("session configuration: {0}")]
     Config(String),
+    /// A cookie-only session grew past what a browser keeps: the whole `Set-Cookie` would be
+    /// `size` bytes, over the `limit` (4096). Store less, or use a driver-backed storage.
+    #[error("the session cookie would be {size} bytes, over the browser limit of {limit}")]
+    CookieTooLarge {
+        /// Size of the `Set-Cookie` value.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The session was committed through a storage other than the one that created it.
     #[error("this session belongs to another SessionStorage")]
     ForeignSession,

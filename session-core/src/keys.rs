@@ -8,7 +8,7 @@ use rand::{TryRngCore, rngs::OsRng};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::SessionError;
+use crate::{SessionError, sealed::SealKey};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -94,21 +94,23 @@ impl fmt::Debug for Key {
 pub struct Keyring {
     keys: Vec<Key>,
     signing: Vec<Zeroizing<Vec<u8>>>,
+    sealing: Vec<SealKey>,
 }
 
 impl Keyring {
     /// A keyring with one key.
     pub fn new(newest: Key) -> Self {
-        let signing = vec![newest.derive(b"cookie-signature")];
         Self {
+            signing: vec![newest.derive(b"cookie-signature")],
+            sealing: vec![SealKey::derive(&newest)],
             keys: vec![newest],
-            signing,
         }
     }
 
     /// Adds an older key that is still accepted but no longer used to sign.
     pub fn with_previous(mut self, key: Key) -> Self {
         self.signing.push(key.derive(b"cookie-signature"));
+        self.sealing.push(SealKey::derive(&key));
         self.keys.push(key);
         self
     }
@@ -149,6 +151,11 @@ impl Keyring {
     /// The keys, newest first.
     pub fn keys(&self) -> &[Key] {
         &self.keys
+    }
+
+    /// Sealing keys, newest first.
+    pub(crate) fn sealing(&self) -> &[SealKey] {
+        &self.sealing
     }
 
     /// Signs `message` with the newest key.

@@ -69,6 +69,7 @@ mod id;
 mod keys;
 mod layers;
 mod record;
+mod sealed;
 mod session;
 mod storage;
 

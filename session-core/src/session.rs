@@ -7,8 +7,9 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use crate::{
-    DynamicData, Lifetime, SessionError, SessionId, SetCookie,
-    storage::{Changes, SessionData, Shared, Stored, Written},
+    Driver, DynamicData, Lifetime, SessionError, SessionId, SetCookie,
+    sealed::open,
+    storage::{Backend, Changes, SessionData, Shared, Stored, Written},
 };
 
 /// What the request's cookie said.
@@ -20,6 +21,8 @@ pub(crate) enum Incoming {
     Invalid,
     /// A correctly signed id; `stale_key` when an older key of the keyring signed it.
     Valid { id: SessionId, stale_key: bool },
+    /// Cookie-only sessions: the sealed values, opened on first use.
+    Sealed(Vec<String>),
 }
 
 /// One request's session. Cheap to clone (clones share state), `Send + Sync`.
@@ -111,25 +114,43 @@ impl<T: SessionData> Session<T> {
     }
 
     async fn load(&self, inner: &mut Inner<T>) -> Result<Loaded<T>, SessionError> {
-        let Incoming::Valid { id, .. } = &inner.incoming else {
-            inner.clear_cookie |= matches!(inner.incoming, Incoming::Invalid);
+        let stored = match (&self.shared.backend, &inner.incoming) {
+            (Backend::Store(driver), Incoming::Valid { id, .. }) => {
+                let key = id.storage_key(&self.shared.namespace);
+                self.shared.fetch(driver.as_ref(), id, &key).await?
+            }
+            (Backend::Cookie, Incoming::Sealed(values)) => {
+                let name = self.shared.cookie.cookie_name();
+                match values
+                    .iter()
+                    .find_map(|v| open(self.shared.keyring.sealing(), name, v))
+                {
+                    Some((id, record, key_index)) => {
+                        let stored = self.shared.opened(id.clone(), record);
+                        inner.incoming = Incoming::Valid {
+                            id,
+                            stale_key: key_index > 0,
+                        };
+                        stored
+                    }
+                    None => {
+                        tracing::debug!("ignoring a sealed session cookie that does not open");
+                        None
+                    }
+                }
+            }
+            (_, Incoming::Absent) => return self.fresh(),
+            _ => None,
+        };
+        let Some(stored) = stored else {
+            // Forged, unknown, expired or destroyed: never adopt the client's id.
+            inner.clear_cookie = true;
             return self.fresh();
         };
-        let key = id.storage_key(&self.shared.namespace);
-        match self.shared.fetch(id, &key).await? {
-            Some(stored) => {
-                let (data, snapshot) = match self.shared.build_data(&stored.record.data) {
-                    Ok(built) => built,
-                    Err(e) => {
-                        tracing::warn!(?id, error = %e, "stored session does not fit the session type; starting a new session");
-                        inner.clear_cookie = true;
-                        return self.fresh();
-                    }
-                };
-                Ok(loaded(Some(stored), data, snapshot))
-            }
-            None => {
-                // Unknown, expired or destroyed: never adopt the client's id.
+        match self.shared.build_data(&stored.record.data) {
+            Ok((data, snapshot)) => Ok(loaded(Some(stored), data, snapshot)),
+            Err(e) => {
+                tracing::warn!(id = ?stored.id, error = %e, "stored session does not fit the session type; starting a new session");
                 inner.clear_cookie = true;
                 self.fresh()
             }
@@ -229,14 +250,16 @@ impl<T: SessionData> Session<T> {
     /// afterwards start a new session with a new id. Reads nothing from the store.
     pub async fn destroy(&self) {
         let mut inner = self.inner.lock().await;
-        let key = match (&inner.loaded, &inner.incoming) {
+        let key = match (&self.shared.backend, &inner.loaded, &inner.incoming) {
+            (Backend::Cookie, _, _) => None,
             (
+                _,
                 Some(Loaded {
                     stored: Some(s), ..
                 }),
                 _,
             ) => Some(s.key.clone()),
-            (None, Incoming::Valid { id, .. }) => Some(id.storage_key(&self.shared.namespace)),
+            (_, None, Incoming::Valid { id, .. }) => Some(id.storage_key(&self.shared.namespace)),
             _ => None,
         };
         inner.pending_deletes.extend(key);
@@ -302,9 +325,11 @@ impl<T: SessionData> Session<T> {
         let shared = &*self.shared;
         let mut guard = self.inner.lock().await;
         let inner = &mut *guard;
-        while let Some(key) = inner.pending_deletes.first() {
-            shared.driver.delete(key).await?;
-            inner.pending_deletes.remove(0);
+        if let Backend::Store(driver) = &shared.backend {
+            while let Some(key) = inner.pending_deletes.first() {
+                driver.delete(key).await?;
+                inner.pending_deletes.remove(0);
+            }
         }
         let now = shared.now();
         let stale_key = matches!(
@@ -355,49 +380,21 @@ impl<T: SessionData> Session<T> {
         stale_key: bool,
         now: u64,
     ) -> Result<Outcome, SessionError> {
-        let shared = &*self.shared;
         let changes = changes(l)?;
-        let outcome = match l.stored.as_mut() {
-            None if changes.is_empty() => return Ok(Outcome::Nothing),
-            None => {
-                let mut record = shared.new_record(now);
-                shared.apply(&mut record, &changes, now);
-                let stored = shared.create(&record, l.new_id.take(), now).await?;
-                Outcome::Cookie(shared.cookie_for(l.stored.insert(stored), now))
+        let outcome = match &self.shared.backend {
+            Backend::Store(driver) => {
+                self.commit_to_store(driver.as_ref(), l, &changes, stale_key, now)
+                    .await?
             }
-            Some(stored) if l.regenerate => {
-                let mut record = stored.record.clone();
-                shared.apply(&mut record, &changes, now);
-                let old_key = stored.key.clone();
-                *stored = shared.create(&record, l.new_id.take(), now).await?;
-                // Only after the new record exists: a failure here leaves the old id working
-                // rather than losing the session.
-                shared.driver.delete(&old_key).await?;
-                Outcome::Cookie(shared.cookie_for(stored, now))
-            }
-            Some(stored) if !changes.is_empty() => {
-                match shared.update(stored, &changes, now).await? {
-                    Written::Yes => Outcome::Cookie(shared.cookie_for(stored, now)),
-                    Written::Vanished => return Ok(Outcome::Vanished),
-                }
-            }
-            Some(stored) => {
-                if let Some(deadline) = shared.refresh_due(stored, now) {
-                    match shared.refresh(stored, deadline, now).await? {
-                        Written::Yes => Outcome::Cookie(shared.cookie_for(stored, now)),
-                        Written::Vanished => return Ok(Outcome::Vanished),
-                    }
-                } else if stale_key {
-                    // Re-sign with the newest key; no write.
-                    Outcome::Cookie(shared.cookie_for(stored, now))
-                } else {
-                    Outcome::Nothing
-                }
-            }
+            Backend::Cookie => self.commit_to_cookie(l, &changes, stale_key, now)?,
         };
+        if matches!(outcome, Outcome::Vanished) {
+            return Ok(outcome);
+        }
         // Everything is saved: the stored record is the new base.
         if let Some(stored) = &l.stored {
-            let (data, snapshot) = shared
+            let (data, snapshot) = self
+                .shared
                 .build_data(&stored.record.data)
                 .map_err(SessionError::Serialize)?;
             l.data = data;
@@ -412,6 +409,98 @@ impl<T: SessionData> Session<T> {
         l.renew = false;
         l.regenerate = false;
         Ok(outcome)
+    }
+
+    async fn commit_to_store(
+        &self,
+        driver: &dyn Driver,
+        l: &mut Loaded<T>,
+        changes: &Changes,
+        stale_key: bool,
+        now: u64,
+    ) -> Result<Outcome, SessionError> {
+        let shared = &*self.shared;
+        Ok(match l.stored.as_mut() {
+            None if changes.is_empty() => Outcome::Nothing,
+            None => {
+                let mut record = shared.new_record(now);
+                shared.apply(&mut record, changes, now);
+                let stored = shared.create(driver, &record, l.new_id.take(), now).await?;
+                Outcome::Cookie(shared.cookie_for(l.stored.insert(stored), now)?)
+            }
+            Some(stored) if l.regenerate => {
+                let mut record = stored.record.clone();
+                shared.apply(&mut record, changes, now);
+                let old_key = stored.key.clone();
+                *stored = shared.create(driver, &record, l.new_id.take(), now).await?;
+                // Only after the new record exists: a failure here leaves the old id working
+                // rather than losing the session.
+                driver.delete(&old_key).await?;
+                Outcome::Cookie(shared.cookie_for(stored, now)?)
+            }
+            Some(stored) if !changes.is_empty() => {
+                match shared.update(driver, stored, changes, now).await? {
+                    Written::Yes => Outcome::Cookie(shared.cookie_for(stored, now)?),
+                    Written::Vanished => Outcome::Vanished,
+                }
+            }
+            Some(stored) => match shared.refresh_due(stored, now) {
+                Some(deadline) => match shared.refresh(driver, stored, deadline, now).await? {
+                    Written::Yes => Outcome::Cookie(shared.cookie_for(stored, now)?),
+                    Written::Vanished => Outcome::Vanished,
+                },
+                // Re-sign with the newest key; no write.
+                None if stale_key => Outcome::Cookie(shared.cookie_for(stored, now)?),
+                None => Outcome::Nothing,
+            },
+        })
+    }
+
+    /// Cookie-only sessions: every change, refresh or rotation re-seals the whole session.
+    fn commit_to_cookie(
+        &self,
+        l: &mut Loaded<T>,
+        changes: &Changes,
+        stale_key: bool,
+        now: u64,
+    ) -> Result<Outcome, SessionError> {
+        let shared = &*self.shared;
+        let reseal = match l.stored.as_mut() {
+            None if changes.is_empty() => false,
+            None => {
+                let mut record = shared.new_record(now);
+                shared.apply(&mut record, changes, now);
+                let id = match l.new_id.take() {
+                    Some(id) => id,
+                    None => SessionId::generate()?,
+                };
+                l.stored = shared.opened(id, record);
+                true
+            }
+            Some(stored) => {
+                if l.regenerate {
+                    stored.id = match l.new_id.take() {
+                        Some(id) => id,
+                        None => SessionId::generate()?,
+                    };
+                }
+                if l.regenerate || !changes.is_empty() {
+                    shared.apply(&mut stored.record, changes, now);
+                    stored.idle_deadline = stored.record.idle_deadline;
+                    true
+                } else if let Some(deadline) = shared.refresh_due(stored, now) {
+                    stored.record.idle_deadline = Some(deadline);
+                    stored.idle_deadline = Some(deadline);
+                    true
+                } else {
+                    stale_key
+                }
+            }
+        };
+        match (&l.stored, reseal) {
+            (Some(stored), true) => Ok(Outcome::Cookie(shared.cookie_for(stored, now)?)),
+            _ => Ok(Outcome::Nothing),
+        }
     }
 }
 

@@ -13,8 +13,12 @@ use crate::{
     clock::{from_unix_millis, unix_millis},
     cookie::{sign, verify},
     record::{FORMAT, Record, after},
+    sealed::seal,
     session::{Incoming, Session},
 };
+
+/// The browser's limit for one cookie, `Set-Cookie` attributes included.
+pub(crate) const MAX_SET_COOKIE: usize = 4096;
 
 /// Data a session can hold: any serde type that serialises as a map (a struct or a map).
 ///
@@ -44,8 +48,12 @@ impl<T> Clone for SessionStorage<T> {
 
 impl<T> fmt::Debug for SessionStorage<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let backend = match &self.shared.backend {
+            Backend::Store(driver) => driver.name(),
+            Backend::Cookie => "cookie-only",
+        };
         f.debug_struct("SessionStorage")
-            .field("driver", &self.shared.driver.name())
+            .field("backend", &backend)
             .field("cookie", &self.shared.cookie)
             .field("namespace", &self.shared.namespace)
             .field("expiry", &self.shared.expiry)
@@ -54,9 +62,17 @@ impl<T> fmt::Debug for SessionStorage<T> {
     }
 }
 
+/// Where session records live.
+pub(crate) enum Backend {
+    /// In a driver, under a hash of the session id; the cookie carries the signed id.
+    Store(Arc<dyn Driver>),
+    /// Sealed (encrypted and authenticated) into the cookie itself.
+    Cookie,
+}
+
 /// Configures a [`SessionStorage`]. A keyring is required: there is no default secret.
 pub struct SessionStorageBuilder<T> {
-    driver: Arc<dyn Driver>,
+    backend: Backend,
     defaults: T,
     cookie: CookieOptions,
     keyring: Option<Keyring>,
@@ -71,14 +87,31 @@ impl<T: SessionData + Default> SessionStorage<T> {
     pub fn builder(driver: Arc<dyn Driver>) -> SessionStorageBuilder<T> {
         Self::builder_with_defaults(driver, T::default())
     }
+
+    /// A builder for cookie-only sessions: the whole session (data, flash, expiry) is sealed
+    /// into the cookie with XChaCha20-Poly1305 under the keyring, and nothing is stored on the
+    /// server. Same [`Session`] API; a commit whose cookie would exceed the browser's 4096-byte
+    /// limit fails with [`SessionError::CookieTooLarge`].
+    pub fn cookie_only() -> SessionStorageBuilder<T> {
+        Self::cookie_only_with_defaults(T::default())
+    }
 }
 
 impl<T: SessionData> SessionStorage<T> {
     /// A builder whose new sessions start from `defaults` (fields missing from a stored session
     /// are filled from it too, so adding a field to `T` keeps old sessions loadable).
     pub fn builder_with_defaults(driver: Arc<dyn Driver>, defaults: T) -> SessionStorageBuilder<T> {
+        Self::builder_for(Backend::Store(driver), defaults)
+    }
+
+    /// [`cookie_only`](SessionStorage::cookie_only) with explicit defaults.
+    pub fn cookie_only_with_defaults(defaults: T) -> SessionStorageBuilder<T> {
+        Self::builder_for(Backend::Cookie, defaults)
+    }
+
+    fn builder_for(backend: Backend, defaults: T) -> SessionStorageBuilder<T> {
         SessionStorageBuilder {
-            driver,
+            backend,
             defaults,
             cookie: CookieOptions::default(),
             keyring: None,
@@ -130,9 +163,12 @@ impl<T: SessionData> SessionStorage<T> {
             .unwrap_or_else(|| self.shared.cookie.render_removal()))
     }
 
-    /// The driver sessions are stored in.
-    pub fn driver(&self) -> &Arc<dyn Driver> {
-        &self.shared.driver
+    /// The driver sessions are stored in (`None` for cookie-only sessions).
+    pub fn driver(&self) -> Option<&Arc<dyn Driver>> {
+        match &self.shared.backend {
+            Backend::Store(driver) => Some(driver),
+            Backend::Cookie => None,
+        }
     }
 
     /// The cookie options.
@@ -150,6 +186,23 @@ impl<T: SessionData> SessionStorage<T> {
 
     fn incoming<'h>(&self, headers: impl Iterator<Item = &'h str>) -> Incoming {
         let shared = &self.shared;
+        if let Backend::Cookie = shared.backend {
+            // Opened lazily, on first use: an untouched request pays no decryption.
+            let values: Vec<String> = headers
+                .flat_map(|h| {
+                    shared
+                        .cookie
+                        .values_in(h)
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            return if values.is_empty() {
+                Incoming::Absent
+            } else {
+                Incoming::Sealed(values)
+            };
+        }
         let mut seen = false;
         for header in headers {
             for value in shared.cookie.values_in(header) {
@@ -231,24 +284,26 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                 }
             };
         T::deserialize(&Value::Object(defaults.clone())).map_err(SessionError::Serialize)?;
-        let max_key = self.namespace.len() + 64;
-        let caps = self.driver.capabilities();
-        if max_key > caps.max_key_len {
-            return Err(SessionError::Config(format!(
-                "namespace too long: keys would be {max_key} bytes, driver `{}` accepts {}",
-                self.driver.name(),
-                caps.max_key_len
-            )));
-        }
-        if caps.last_write_wins() {
-            tracing::info!(
-                driver = self.driver.name(),
-                "driver has no compare-and-swap: concurrent commits to one session are last-write-wins"
-            );
+        if let Backend::Store(driver) = &self.backend {
+            let max_key = self.namespace.len() + 64;
+            let caps = driver.capabilities();
+            if max_key > caps.max_key_len {
+                return Err(SessionError::Config(format!(
+                    "namespace too long: keys would be {max_key} bytes, driver `{}` accepts {}",
+                    driver.name(),
+                    caps.max_key_len
+                )));
+            }
+            if caps.last_write_wins() {
+                tracing::info!(
+                    driver = driver.name(),
+                    "driver has no compare-and-swap: concurrent commits to one session are last-write-wins"
+                );
+            }
         }
         Ok(SessionStorage {
             shared: Arc::new(Shared {
-                driver: self.driver,
+                backend: self.backend,
                 cookie: self.cookie,
                 keyring,
                 expiry: self.expiry,
@@ -264,7 +319,7 @@ impl<T: SessionData> SessionStorageBuilder<T> {
 
 /// Storage-wide state shared by every session of one storage.
 pub(crate) struct Shared<T> {
-    pub(crate) driver: Arc<dyn Driver>,
+    pub(crate) backend: Backend,
     pub(crate) cookie: CookieOptions,
     pub(crate) keyring: Keyring,
     pub(crate) expiry: ExpiryPolicy,
@@ -279,7 +334,9 @@ pub(crate) struct Shared<T> {
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
     pub(crate) id: SessionId,
+    /// The storage key (empty for cookie-only sessions).
     pub(crate) key: String,
+    /// The stored version (a placeholder for cookie-only sessions).
     pub(crate) version: Version,
     pub(crate) record: Record,
     /// The idle deadline in force: the record's, or a later one the driver reports after a touch.
@@ -355,10 +412,11 @@ impl<T: SessionData> Shared<T> {
     /// Reads and validates the record under `key`: `None` if it is missing, expired or unreadable.
     pub(crate) async fn fetch(
         &self,
+        driver: &dyn Driver,
         id: &SessionId,
         key: &str,
     ) -> Result<Option<Stored>, DriverError> {
-        let Some(entry) = self.driver.get(key).await? else {
+        let Some(entry) = driver.get(key).await? else {
             return Ok(None);
         };
         let record = match Record::decode(&entry.value) {
@@ -372,21 +430,35 @@ impl<T: SessionData> Shared<T> {
         let idle_deadline = record
             .idle_deadline
             .map(|d| reported.map_or(d, |r| r.max(d)));
-        let stored = Stored {
+        Ok(self.unexpired(Stored {
             id: id.clone(),
             key: key.to_owned(),
             version: entry.version,
             idle_deadline,
             record,
-        };
+        }))
+    }
+
+    /// A cookie-only session opened from its cookie, unless it has expired.
+    pub(crate) fn opened(&self, id: SessionId, record: Record) -> Option<Stored> {
+        self.unexpired(Stored {
+            id,
+            key: String::new(),
+            version: Version::new("cookie"),
+            idle_deadline: record.idle_deadline,
+            record,
+        })
+    }
+
+    fn unexpired(&self, stored: Stored) -> Option<Stored> {
         if stored
             .expires_at()
             .is_some_and(|deadline| self.now() >= deadline)
         {
-            tracing::debug!(?id, "session expired");
-            return Ok(None);
+            tracing::debug!(id = ?stored.id, "session expired");
+            return None;
         }
-        Ok(Some(stored))
+        Some(stored)
     }
 
     /// Applies `changes` to `record` as of `now`, recomputing its deadlines.
@@ -433,25 +505,31 @@ impl<T: SessionData> Shared<T> {
         }
     }
 
-    fn ttl(&self, expires_at: Option<u64>, now: u64) -> Option<Duration> {
-        self.driver.capabilities().ttl?;
+    /// The TTL to hand a driver with native expiry.
+    fn ttl(driver: &dyn Driver, expires_at: Option<u64>, now: u64) -> Option<Duration> {
+        driver.capabilities().ttl?;
         expires_at.map(|t| Duration::from_millis(t.saturating_sub(now).max(1)))
     }
 
     /// Writes `record` under a fresh id, create-only, drawing a new id on a collision.
     pub(crate) async fn create(
         &self,
+        driver: &dyn Driver,
         record: &Record,
         id: Option<SessionId>,
         now: u64,
     ) -> Result<Stored, SessionError> {
         let bytes = Bytes::from(record.encode().map_err(SessionError::Serialize)?);
-        let mode = if self.driver.capabilities().create_only {
+        let mode = if driver.capabilities().create_only {
             WriteMode::CreateOnly
         } else {
             WriteMode::Overwrite
         };
-        let ttl = self.ttl(min_opt(record.idle_deadline, record.absolute_deadline), now);
+        let ttl = Self::ttl(
+            driver,
+            min_opt(record.idle_deadline, record.absolute_deadline),
+            now,
+        );
         let mut id = match id {
             Some(id) => id,
             None => SessionId::generate()?,
@@ -459,7 +537,7 @@ impl<T: SessionData> Shared<T> {
         for _ in 0..self.max_attempts {
             let key = id.storage_key(&self.namespace);
             let options = PutOptions::new().ttl_opt(ttl).mode(mode.clone());
-            match self.driver.put(&key, bytes.clone(), options).await {
+            match driver.put(&key, bytes.clone(), options).await {
                 Ok(version) => {
                     return Ok(Stored {
                         id,
@@ -485,11 +563,12 @@ impl<T: SessionData> Shared<T> {
     /// and re-applying them after a concurrent write.
     pub(crate) async fn update(
         &self,
+        driver: &dyn Driver,
         stored: &mut Stored,
         changes: &Changes,
         now: u64,
     ) -> Result<Written, SessionError> {
-        let caps = self.driver.capabilities();
+        let caps = driver.capabilities();
         for _ in 0..self.max_attempts {
             let mut record = stored.record.clone();
             self.apply(&mut record, changes, now);
@@ -503,22 +582,24 @@ impl<T: SessionData> Shared<T> {
             };
             let expires_at = min_opt(record.idle_deadline, record.absolute_deadline);
             let options = PutOptions::new()
-                .ttl_opt(self.ttl(expires_at, now))
+                .ttl_opt(Self::ttl(driver, expires_at, now))
                 .mode(mode);
-            match self.driver.put(&stored.key, bytes, options).await {
+            match driver.put(&stored.key, bytes, options).await {
                 Ok(version) => {
                     stored.version = version;
                     stored.idle_deadline = record.idle_deadline;
                     stored.record = record;
                     return Ok(Written::Yes);
                 }
-                Err(DriverError::Conflict) => match self.fetch(&stored.id, &stored.key).await? {
-                    Some(fresh) => {
-                        tracing::debug!(id = ?stored.id, "concurrent session write; merging");
-                        *stored = fresh;
+                Err(DriverError::Conflict) => {
+                    match self.fetch(driver, &stored.id, &stored.key).await? {
+                        Some(fresh) => {
+                            tracing::debug!(id = ?stored.id, "concurrent session write; merging");
+                            *stored = fresh;
+                        }
+                        None => return Ok(Written::Vanished),
                     }
-                    None => return Ok(Written::Vanished),
-                },
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -548,13 +629,13 @@ impl<T: SessionData> Shared<T> {
     /// Extends the idle deadline with `touch` (or a rewrite where the driver cannot touch).
     pub(crate) async fn refresh(
         &self,
+        driver: &dyn Driver,
         stored: &mut Stored,
         new_deadline: u64,
         now: u64,
     ) -> Result<Written, SessionError> {
-        let caps = self.driver.capabilities();
-        if !caps.touch {
-            return self.update(stored, &Changes::default(), now).await;
+        if !driver.capabilities().touch {
+            return self.update(driver, stored, &Changes::default(), now).await;
         }
         let expires_at = min_opt(Some(new_deadline), stored.record.absolute_deadline);
         let ttl = Duration::from_millis(
@@ -563,7 +644,7 @@ impl<T: SessionData> Shared<T> {
                 .saturating_sub(now)
                 .max(1),
         );
-        if self.driver.touch(&stored.key, ttl).await? {
+        if driver.touch(&stored.key, ttl).await? {
             stored.idle_deadline = Some(new_deadline);
             Ok(Written::Yes)
         } else {
@@ -571,14 +652,26 @@ impl<T: SessionData> Shared<T> {
         }
     }
 
-    /// The cookie naming `stored`, with a Max-Age matching its expiry.
-    pub(crate) fn cookie_for(&self, stored: &Stored, now: u64) -> SetCookie {
-        let value = sign(&self.keyring, self.cookie.cookie_name(), &stored.id);
+    /// The cookie carrying `stored` (its signed id, or the sealed session), with a Max-Age
+    /// matching its expiry.
+    pub(crate) fn cookie_for(&self, stored: &Stored, now: u64) -> Result<SetCookie, SessionError> {
+        let name = self.cookie.cookie_name();
+        let value = match (&self.backend, self.keyring.sealing().first()) {
+            (Backend::Cookie, Some(key)) => seal(key, name, &stored.id, &stored.record)?,
+            _ => sign(&self.keyring, name, &stored.id),
+        };
         let max_age = stored.expires_at().map(|t| {
             from_unix_millis(t)
                 .duration_since(from_unix_millis(now))
                 .unwrap_or_default()
         });
-        self.cookie.render(value, max_age)
+        let cookie = self.cookie.render(value, max_age);
+        if cookie.as_str().len() > MAX_SET_COOKIE {
+            return Err(SessionError::CookieTooLarge {
+                size: cookie.as_str().len(),
+                limit: MAX_SET_COOKIE,
+            });
+        }
+        Ok(cookie)
     }
 }

@@ -1,0 +1,196 @@
+//! Cookie-only sessions: the whole record sealed into the cookie with XChaCha20-Poly1305.
+//!
+//! Cookie value: URL-safe base64 of `key id (4 bytes) || nonce (24 bytes) || ciphertext+tag`.
+//! The key id is a hash of the derived sealing key, so opening tries only the matching key;
+//! the cookie name is the associated data, so a sealed value cannot be moved to another cookie.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chacha20poly1305::{
+    KeyInit, XChaCha20Poly1305, XNonce,
+    aead::{Aead, Payload},
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::{Key, SessionError, SessionId, keys::fill_random, record::Record};
+
+const KID: usize = 4;
+const NONCE: usize = 24;
+const TAG: usize = 16;
+
+/// One key's sealing material.
+#[derive(Clone)]
+pub(crate) struct SealKey {
+    kid: [u8; KID],
+    cipher: XChaCha20Poly1305,
+}
+
+impl SealKey {
+    pub(crate) fn derive(key: &Key) -> Self {
+        let secret: Zeroizing<Vec<u8>> = key.derive(b"cookie-seal");
+        let digest = Sha256::digest(&*secret);
+        let mut kid = [0u8; KID];
+        kid.copy_from_slice(&digest[..KID]);
+        // A derived key is always 32 bytes; an empty-key cipher can never open anything.
+        let cipher = XChaCha20Poly1305::new_from_slice(&secret)
+            .unwrap_or_else(|_| XChaCha20Poly1305::new(&Default::default()));
+        Self { kid, cipher }
+    }
+}
+
+/// What a sealed cookie carries.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Sealed {
+    /// A random id, so cookie-only sessions have an id too (for logs, CSRF binding).
+    pub(crate) id: String,
+    pub(crate) record: Record,
+}
+
+/// Seals `sealed` under `key`, binding it to `cookie_name`.
+pub(crate) fn seal(
+    key: &SealKey,
+    cookie_name: &str,
+    id: &SessionId,
+    record: &Record,
+) -> Result<String, SessionError> {
+    let plaintext = Zeroizing::new(
+        serde_json::to_vec(&Sealed {
+            id: id.expose().to_owned(),
+            record: record.clone(),
+        })
+        .map_err(SessionError::Serialize)?,
+    );
+    let mut nonce = [0u8; NONCE];
+    fill_random(&mut nonce)?;
+    let ciphertext = key
+        .cipher
+        .encrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: &plaintext,
+                aad: cookie_name.as_bytes(),
+            },
+        )
+        .map_err(|_| SessionError::Config("sealing the session failed".into()))?;
+    let mut out = Vec::with_capacity(KID + NONCE + ciphertext.len());
+    out.extend_from_slice(&key.kid);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ciphertext);
+    Ok(URL_SAFE_NO_PAD.encode(out))
+}
+
+/// Opens a sealed cookie value: the id, the record and the index of the key that opened it.
+/// `None` for anything tampered, truncated, sealed under an unknown key, or not ours.
+pub(crate) fn open(
+    keys: &[SealKey],
+    cookie_name: &str,
+    value: &str,
+) -> Option<(SessionId, Record, usize)> {
+    let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
+    if bytes.len() < KID + NONCE + TAG {
+        return None;
+    }
+    let (kid, rest) = bytes.split_at(KID);
+    let (nonce, ciphertext) = rest.split_at(NONCE);
+    let nonce = XNonce::try_from(nonce).ok()?;
+    keys.iter()
+        .enumerate()
+        .filter(|(_, k)| k.kid == kid)
+        .find_map(|(index, key)| {
+            let plaintext = Zeroizing::new(
+                key.cipher
+                    .decrypt(
+                        &nonce,
+                        Payload {
+                            msg: ciphertext,
+                            aad: cookie_name.as_bytes(),
+                        },
+                    )
+                    .ok()?,
+            );
+            let sealed: Sealed = serde_json::from_slice(&plaintext).ok()?;
+            if sealed.record.format != crate::record::FORMAT {
+                return None;
+            }
+            Some((SessionId::parse(&sealed.id)?, sealed.record, index))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+
+    fn key(s: &str) -> SealKey {
+        SealKey::derive(&Key::from_bytes(s).unwrap())
+    }
+
+    fn record() -> Record {
+        let mut data = Map::new();
+        data.insert("user".into(), "ada".into());
+        Record {
+            format: crate::record::FORMAT,
+            data,
+            flash: Map::new(),
+            created_at: 1,
+            idle_deadline: Some(2),
+            absolute_deadline: Some(3),
+            lifetime: None,
+        }
+    }
+
+    #[test]
+    fn seal_then_open_with_any_listed_key() {
+        let (old, new) = (
+            key("old secret that is 32 bytes long!!"),
+            key("new secret that is 32 bytes long!!"),
+        );
+        let id = SessionId::generate().unwrap();
+        let value = seal(&old, "sid", &id, &record()).unwrap();
+        let (got_id, got, index) = open(&[new.clone(), old.clone()], "sid", &value).unwrap();
+        assert_eq!((got_id, got, index), (id, record(), 1));
+        assert!(open(&[new], "sid", &value).is_none(), "unknown key");
+        assert!(
+            open(&[old], "other", &value).is_none(),
+            "bound to the cookie name"
+        );
+    }
+
+    #[test]
+    fn tampered_truncated_and_garbage_values_do_not_open() {
+        let k = key("a secret that is at least 32 bytes");
+        let value = seal(&k, "sid", &SessionId::generate().unwrap(), &record()).unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(&value).unwrap();
+        for i in [0, KID, KID + NONCE, bytes.len() - 1] {
+            bytes[i] ^= 1;
+            assert!(
+                open(
+                    std::slice::from_ref(&k),
+                    "sid",
+                    &URL_SAFE_NO_PAD.encode(&bytes)
+                )
+                .is_none(),
+                "flip at {i}"
+            );
+            bytes[i] ^= 1;
+        }
+        for bad in [
+            &value[..value.len() - 2],
+            "",
+            "garbage",
+            "!!!!",
+            &"A".repeat(4000),
+        ] {
+            assert!(
+                open(std::slice::from_ref(&k), "sid", bad).is_none(),
+                "{bad:?}"
+            );
+        }
+        let a = seal(&k, "sid", &SessionId::generate().unwrap(), &record()).unwrap();
+        let b = seal(&k, "sid", &SessionId::generate().unwrap(), &record()).unwrap();
+        assert_ne!(a, b, "fresh nonce each time");
+        assert!(!a.contains("ada"), "encrypted, not just signed");
+    }
+}

@@ -1,0 +1,227 @@
+//! Cookie-only sessions: the whole session sealed into the cookie.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{sync::Arc, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use session_core::{
+    ExpiryPolicy, Key, Keyring, Lifetime, ManualClock, SessionError, SessionStorage, SetCookie,
+};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Data {
+    count: u64,
+    user: Option<String>,
+    notes: Vec<String>,
+}
+
+fn storage_with(keyring: Keyring, clock: Arc<ManualClock>) -> SessionStorage<Data> {
+    SessionStorage::<Data>::cookie_only()
+        .keyring(keyring)
+        .expiry(
+            ExpiryPolicy::new()
+                .idle_timeout(Some(HOUR))
+                .absolute_timeout(Some(24 * HOUR)),
+        )
+        .clock(clock)
+        .build()
+        .unwrap()
+}
+
+fn storage() -> (SessionStorage<Data>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let ring = Keyring::from_secrets(["cookie-only secret of 32 bytes or more"]).unwrap();
+    (storage_with(ring, clock.clone()), clock)
+}
+
+fn cookie(set: &SetCookie) -> String {
+    set.as_str().split(';').next().unwrap().to_owned()
+}
+
+async fn visit(
+    storage: &SessionStorage<Data>,
+    cookie_header: Option<&str>,
+) -> (Data, Option<SetCookie>) {
+    let s = storage.get_session(cookie_header);
+    s.update(|d| d.count += 1).await.unwrap();
+    let data = s.data().await.unwrap();
+    (data, storage.commit_session(&s).await.unwrap())
+}
+
+#[tokio::test]
+async fn the_session_lives_in_the_cookie() {
+    let (storage, _) = storage();
+    assert!(storage.driver().is_none());
+    let (_, set) = visit(&storage, None).await;
+    let c = cookie(&set.unwrap());
+    let (data, set) = visit(&storage, Some(&c)).await;
+    assert_eq!(data.count, 2);
+    let c2 = cookie(set.as_ref().unwrap());
+    assert!(!c2.contains("count"), "sealed, not readable");
+    // Read-only and untouched requests send nothing.
+    let s = storage.get_session(Some(&c2));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 2);
+    assert_eq!(storage.commit_session(&s).await.unwrap(), None);
+    let s = storage.get_session(Some(&c2));
+    assert_eq!(storage.commit_session(&s).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn tampered_truncated_wrong_key_and_garbage_cookies_give_a_fresh_session() {
+    let (storage, clock) = storage();
+    let (_, set) = visit(&storage, None).await;
+    let c = cookie(&set.unwrap());
+    let value = c.split_once('=').unwrap().1;
+    let mut flipped = value.as_bytes().to_vec();
+    let mid = flipped.len() / 2;
+    flipped[mid] = if flipped[mid] == b'A' { b'B' } else { b'A' };
+    let other = storage_with(
+        Keyring::from_secrets(["a different secret, 32 bytes or more"]).unwrap(),
+        clock,
+    );
+    let (_, other_set) = visit(&other, None).await;
+    for bad in [
+        format!("session={}", String::from_utf8(flipped).unwrap()),
+        format!("session={}", &value[..value.len() - 5]),
+        format!("session={}", &value[..20]),
+        cookie(&other_set.unwrap()),
+        "session=garbage".into(),
+        "session=".into(),
+        format!("session={}", "A".repeat(3000)),
+    ] {
+        let s = storage.get_session(Some(&bad));
+        assert!(s.is_new().await.unwrap(), "{bad}");
+        assert_eq!(s.read(|d| d.count).await.unwrap(), 0, "{bad}");
+        let set = storage.commit_session(&s).await.unwrap().unwrap();
+        assert!(set.is_removal(), "the bad cookie is cleared");
+    }
+}
+
+#[tokio::test]
+async fn key_rotation_opens_old_seals_and_reseals_with_the_new_key() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let old = Key::from_bytes("the old sealing secret, 32+ bytes").unwrap();
+    let new = Key::from_bytes("the new sealing secret, 32+ bytes").unwrap();
+    let before = storage_with(Keyring::new(old.clone()), clock.clone());
+    let (_, set) = visit(&before, None).await;
+    let c_old = cookie(&set.unwrap());
+
+    let rotated = storage_with(Keyring::new(new.clone()).with_previous(old), clock.clone());
+    let s = rotated.get_session(Some(&c_old));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 1);
+    let c_new = cookie(
+        &rotated
+            .commit_session(&s)
+            .await
+            .unwrap()
+            .expect("re-sealed"),
+    );
+    assert_ne!(c_new, c_old);
+
+    let new_only = storage_with(Keyring::new(new), clock);
+    assert_eq!(
+        new_only
+            .get_session(Some(&c_new))
+            .read(|d| d.count)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(new_only.get_session(Some(&c_old)).is_new().await.unwrap());
+}
+
+#[tokio::test]
+async fn expiry_lives_inside_the_seal() {
+    let (storage, clock) = storage();
+    let (_, set) = visit(&storage, None).await;
+    let c = cookie(&set.unwrap());
+    clock.advance(HOUR + Duration::from_secs(1));
+    assert!(
+        storage.get_session(Some(&c)).is_new().await.unwrap(),
+        "idle timeout"
+    );
+
+    let (_, set) = visit(&storage, None).await;
+    let mut c = cookie(&set.unwrap());
+    let mut alive = 0;
+    for _ in 0..30 {
+        clock.advance(50 * 60 * Duration::from_secs(1));
+        let s = storage.get_session(Some(&c));
+        if s.is_new().await.unwrap() {
+            break;
+        }
+        alive += 1;
+        // A read-only request past the throttle window re-seals with a later idle deadline.
+        if let Some(set) = storage.commit_session(&s).await.unwrap() {
+            c = cookie(&set);
+        }
+    }
+    assert_eq!(
+        alive, 28,
+        "sliding kept it alive until the 24 h absolute timeout (28 x 50 min)"
+    );
+}
+
+#[tokio::test]
+async fn a_cookie_over_the_browser_limit_is_a_typed_error() {
+    let (storage, _) = storage();
+    let s = storage.get_session(None);
+    s.update(|d| {
+        d.notes = (0..200)
+            .map(|i| format!("note number {i} with some text"))
+            .collect()
+    })
+    .await
+    .unwrap();
+    match storage.commit_session(&s).await {
+        Err(SessionError::CookieTooLarge { size, limit }) => assert!(size > limit && limit == 4096),
+        other => panic!("expected CookieTooLarge, got {other:?}"),
+    }
+    let s = storage.get_session(None);
+    s.update(|d| d.notes = vec!["small".into()]).await.unwrap();
+    let set = storage.commit_session(&s).await.unwrap().unwrap();
+    assert!(set.as_str().len() <= 4096);
+}
+
+#[tokio::test]
+async fn same_session_api_flash_regenerate_destroy_renew() {
+    let (storage, clock) = storage();
+    let s = storage.get_session(None);
+    s.flash("error", "Invalid email/password").await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+
+    let s = storage.get_session(Some(&c));
+    assert_eq!(
+        s.take_flash::<String>("error").await.unwrap().as_deref(),
+        Some("Invalid email/password")
+    );
+    let old_id = s.id().await.unwrap();
+    s.regenerate().await.unwrap();
+    s.update(|d| d.user = Some("ada".into())).await.unwrap();
+    s.set_lifetime(Lifetime::new(Some(30 * 24 * HOUR), None))
+        .await
+        .unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+    let s = storage.get_session(Some(&c));
+    assert_ne!(s.id().await.unwrap(), old_id, "a new id");
+    assert_eq!(
+        s.take_flash::<String>("error").await.unwrap(),
+        None,
+        "consumed"
+    );
+    clock.advance(48 * HOUR);
+    let s = storage.get_session(Some(&c));
+    assert_eq!(
+        s.read(|d| d.user.clone()).await.unwrap().as_deref(),
+        Some("ada"),
+        "remember me"
+    );
+    s.renew().await.unwrap();
+    assert!(storage.commit_session(&s).await.unwrap().is_some());
+
+    let s = storage.get_session(Some(&c));
+    let removal = storage.destroy_session(&s).await.unwrap();
+    assert!(removal.is_removal());
+}
