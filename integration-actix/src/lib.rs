@@ -1,0 +1,296 @@
+//! Sessions for actix-web: the same [`SessionStorage`] as every other integration, behind a
+//! middleware and an extractor.
+//!
+//! [`SessionMiddleware`] reads the session cookie (no I/O), puts a [`session_core::Session`]
+//! in the request extensions, runs the handler, then commits: `Set-Cookie` only when something
+//! changed or the cookie must be refreshed. Handlers take the [`Session`] extractor.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use actix_web::{App, web};
+//! use serde::{Deserialize, Serialize};
+//! use session_actix::{Session, SessionFailure, SessionMiddleware};
+//! use session_core::{Keyring, SessionStorage};
+//! use session_driver_memory::MemoryDriver;
+//!
+//! #[derive(Clone, Default, Serialize, Deserialize)]
+//! struct Visits { count: u64 }
+//!
+//! async fn count(session: Session<Visits>) -> Result<String, SessionFailure> {
+//!     let n = session.update(|v| { v.count += 1; v.count }).await?;
+//!     Ok(format!("visit {n}"))
+//! }
+//!
+//! # fn main() -> Result<(), session_core::SessionError> {
+//! let storage = SessionStorage::<Visits>::builder(Arc::new(MemoryDriver::new()))
+//!     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
+//!     .build()?;
+//! let app = App::new()
+//!     .wrap(SessionMiddleware::new(storage))
+//!     .route("/", web::get().to(count));
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::{fmt, future::Future, ops::Deref, pin::Pin, rc::Rc, sync::Arc};
+
+use actix_web::{
+    Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError,
+    body::{EitherBody, MessageBody},
+    dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
+    http::{
+        StatusCode,
+        header::{self, HeaderValue},
+    },
+};
+use session_core::{DynamicData, SessionData, SessionError, SessionStorage};
+
+type ErrorHandler = Arc<dyn Fn(&SessionError) -> HttpResponse + Send + Sync>;
+
+/// The default response to a session failure: a plain-text 500 with no internal detail.
+pub fn internal_error_response() -> HttpResponse {
+    HttpResponse::InternalServerError()
+        .content_type("text/plain; charset=utf-8")
+        .body("Internal Server Error")
+}
+
+fn log_failure(error: &SessionError, during: &str) {
+    tracing::error!(error = %error, retryable = error.is_retryable(), "session {during} failed");
+}
+
+/// Loads and commits sessions of one [`SessionStorage`] around an actix-web service.
+pub struct SessionMiddleware<T = DynamicData> {
+    storage: SessionStorage<T>,
+    on_error: ErrorHandler,
+}
+
+impl<T> Clone for SessionMiddleware<T> {
+    fn clone(&self) -> Self {
+        Self {
+            storage: self.storage.clone(),
+            on_error: Arc::clone(&self.on_error),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SessionMiddleware<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionMiddleware")
+            .field("storage", &self.storage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: SessionData> SessionMiddleware<T> {
+    /// A middleware over `storage`.
+    pub fn new(storage: SessionStorage<T>) -> Self {
+        Self {
+            storage,
+            on_error: Arc::new(|_| internal_error_response()),
+        }
+    }
+
+    /// The response sent instead of the handler's when the session cannot be committed.
+    /// The error is logged first. Default: [`internal_error_response`].
+    pub fn on_error<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&SessionError) -> HttpResponse + Send + Sync + 'static,
+    {
+        self.on_error = Arc::new(handler);
+        self
+    }
+}
+
+impl<S, B, T> Transform<S, ServiceRequest> for SessionMiddleware<T>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+    T: SessionData,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = SessionService<S, T>;
+    type InitError = ();
+    type Future = std::future::Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        std::future::ready(Ok(SessionService {
+            service: Rc::new(service),
+            middleware: self.clone(),
+        }))
+    }
+}
+
+/// The service [`SessionMiddleware`] wraps around the app.
+pub struct SessionService<S, T> {
+    service: Rc<S>,
+    middleware: SessionMiddleware<T>,
+}
+
+impl<S, B, T> Service<ServiceRequest> for SessionService<S, T>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+    T: SessionData,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let middleware = self.middleware.clone();
+        Box::pin(async move {
+            // actix-web has its own header types: hand the core the Cookie headers as text.
+            let cookies: Vec<&str> = request
+                .headers()
+                .get_all(header::COOKIE)
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            let joined = cookies.join("; ");
+            let session = middleware
+                .storage
+                .get_session((!cookies.is_empty()).then_some(joined.as_str()));
+            request.extensions_mut().insert(session.clone());
+            let mut response = service.call(request).await?;
+            let set_cookie = middleware
+                .storage
+                .commit_session(&session)
+                .await
+                .and_then(|c| {
+                    c.map(|c| {
+                        HeaderValue::from_str(c.as_str()).map_err(|_| {
+                            SessionError::InvalidCookie("not a valid header value".into())
+                        })
+                    })
+                    .transpose()
+                });
+            match set_cookie {
+                Ok(Some(value)) => {
+                    response
+                        .response_mut()
+                        .headers_mut()
+                        .append(header::SET_COOKIE, value);
+                    Ok(response.map_into_left_body())
+                }
+                Ok(None) => Ok(response.map_into_left_body()),
+                Err(error) => {
+                    log_failure(&error, "commit");
+                    let (request, _) = response.into_parts();
+                    let replacement = (middleware.on_error)(&error);
+                    Ok(ServiceResponse::new(request, replacement).map_into_right_body())
+                }
+            }
+        })
+    }
+}
+
+/// The session of the current request, as an actix-web extractor. Derefs to
+/// [`session_core::Session`], so every session method is available.
+pub struct Session<T = DynamicData>(session_core::Session<T>);
+
+impl<T> Clone for Session<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T> Deref for Session<T> {
+    type Target = session_core::Session<T>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<T> Session<T> {
+    /// The core session.
+    pub fn into_inner(self) -> session_core::Session<T> {
+        self.0
+    }
+}
+
+impl<T: SessionData> FromRequest for Session<T> {
+    type Error = SessionFailure;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            request
+                .extensions()
+                .get::<session_core::Session<T>>()
+                .cloned()
+                .map(Session)
+                .ok_or(SessionFailure(Failure::MissingMiddleware(
+                    std::any::type_name::<T>(),
+                ))),
+        )
+    }
+}
+
+/// A session failure inside a handler, answered with [`internal_error_response`] after
+/// logging it. Convert from [`SessionError`] with `?`.
+#[derive(Debug)]
+pub struct SessionFailure(Failure);
+
+#[derive(Debug)]
+enum Failure {
+    Session(SessionError),
+    MissingMiddleware(&'static str),
+}
+
+impl SessionFailure {
+    /// The session error, or `None` when the route lacks a [`SessionMiddleware`].
+    pub fn error(&self) -> Option<&SessionError> {
+        match &self.0 {
+            Failure::Session(e) => Some(e),
+            Failure::MissingMiddleware(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for SessionFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Failure::Session(e) => e.fmt(f),
+            Failure::MissingMiddleware(t) => write!(
+                f,
+                "no SessionMiddleware for session data {t} wraps this route"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SessionFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error().map(|e| e as _)
+    }
+}
+
+impl From<SessionError> for SessionFailure {
+    fn from(error: SessionError) -> Self {
+        Self(Failure::Session(error))
+    }
+}
+
+impl ResponseError for SessionFailure {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match &self.0 {
+            Failure::Session(e) => log_failure(e, "access"),
+            Failure::MissingMiddleware(_) => tracing::error!("{self}"),
+        }
+        internal_error_response()
+    }
+}

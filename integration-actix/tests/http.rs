@@ -1,0 +1,406 @@
+//! The session middleware at the HTTP level, through a real actix-web app.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use actix_web::{
+    App, HttpResponse,
+    body::MessageBody,
+    dev::{Service, ServiceResponse},
+    http::{StatusCode, header},
+    test, web,
+};
+use serde::{Deserialize, Serialize};
+use session_actix::{Session, SessionFailure, SessionMiddleware};
+use session_core::{CallCounts, CookieOptions, CountingDriver, Driver, Keyring, SessionStorage};
+use session_driver_memory::MemoryDriver;
+use tokio::sync::Barrier;
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Auth {
+    count: u64,
+    user: Option<String>,
+    a: Option<String>,
+    b: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Login {
+    password: String,
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+async fn count(session: Session<Auth>) -> Result<String, SessionFailure> {
+    Ok(session
+        .update(|s| {
+            s.count += 1;
+            s.count
+        })
+        .await?
+        .to_string())
+}
+
+async fn peek(session: Session<Auth>) -> Result<String, SessionFailure> {
+    Ok(session.read(|s| s.count).await?.to_string())
+}
+
+async fn login(
+    session: Session<Auth>,
+    form: web::Form<Login>,
+) -> Result<HttpResponse, SessionFailure> {
+    if form.password != "right" {
+        session.flash("error", "Invalid email/password").await?;
+        return Ok(see_other("/login"));
+    }
+    session.regenerate().await?;
+    session.update(|s| s.user = Some("ada".into())).await?;
+    Ok(see_other("/me"))
+}
+
+async fn login_page(session: Session<Auth>) -> Result<String, SessionFailure> {
+    Ok(session
+        .take_flash::<String>("error")
+        .await?
+        .unwrap_or_default())
+}
+
+async fn me(session: Session<Auth>) -> Result<String, SessionFailure> {
+    Ok(session
+        .read(|s| s.user.clone())
+        .await?
+        .unwrap_or_else(|| "anonymous".into()))
+}
+
+async fn logout(session: Session<Auth>) -> HttpResponse {
+    session.destroy().await;
+    see_other("/")
+}
+
+async fn set_key(
+    barrier: web::Data<Barrier>,
+    session: Session<Auth>,
+    key: web::Path<String>,
+) -> Result<String, SessionFailure> {
+    session.read(|_| ()).await?; // both requests load the same version...
+    barrier.wait().await; // ...before either commits
+    let key = key.into_inner();
+    session
+        .update(|s| {
+            if key == "a" {
+                s.a = Some("A".into())
+            } else {
+                s.b = Some("B".into())
+            }
+        })
+        .await?;
+    Ok(String::new())
+}
+
+fn storage(driver: Arc<dyn Driver>) -> SessionStorage<Auth> {
+    SessionStorage::builder(driver)
+        .keyring(Keyring::from_secrets(["actix test secret of 32 bytes or more"]).unwrap())
+        .cookie(CookieOptions::new().name("sid"))
+        .build()
+        .unwrap()
+}
+
+fn app(
+    middleware: SessionMiddleware<Auth>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(Barrier::new(2)))
+        .wrap(middleware)
+        .route("/health", web::get().to(|| async { "ok" }))
+        .route("/count", web::get().to(count))
+        .route("/peek", web::get().to(peek))
+        .route("/login", web::get().to(login_page))
+        .route("/login", web::post().to(login))
+        .route("/me", web::get().to(me))
+        .route("/logout", web::post().to(logout))
+        .route("/set/{key}", web::post().to(set_key))
+}
+
+struct Reply {
+    status: StatusCode,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Reply {
+    fn cookie(&self) -> Option<String> {
+        self.set_cookies
+            .iter()
+            .find(|c| !c.contains("Max-Age=0"))
+            .map(|c| c.split(';').next().unwrap().to_owned())
+    }
+}
+
+async fn send<S, B>(
+    app: &S,
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Reply
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut req = match method {
+        "POST" => test::TestRequest::post(),
+        _ => test::TestRequest::get(),
+    }
+    .uri(uri);
+    if let Some(c) = cookie {
+        req = req.insert_header((header::COOKIE, c));
+    }
+    if let Some(f) = form {
+        req = req
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .set_payload(f.to_owned());
+    }
+    let response = test::call_service(app, req.to_request()).await;
+    let status = response.status();
+    let set_cookies = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+    Reply {
+        status,
+        set_cookies,
+        body,
+    }
+}
+
+#[actix_web::test]
+async fn visit_counter() {
+    let app = test::init_service(app(SessionMiddleware::new(storage(Arc::new(
+        MemoryDriver::new(),
+    )))))
+    .await;
+    let r = send(&app, "GET", "/count", None, None).await;
+    assert_eq!(r.body, "1");
+    let c = r.cookie().unwrap();
+    assert_eq!(send(&app, "GET", "/count", Some(&c), None).await.body, "2");
+    assert_eq!(send(&app, "GET", "/peek", Some(&c), None).await.body, "2");
+}
+
+#[actix_web::test]
+async fn wrong_login_flashes_once_and_right_login_regenerates() {
+    let app = test::init_service(app(SessionMiddleware::new(storage(Arc::new(
+        MemoryDriver::new(),
+    )))))
+    .await;
+    let anon = send(&app, "GET", "/count", None, None)
+        .await
+        .cookie()
+        .unwrap();
+    let r = send(&app, "POST", "/login", Some(&anon), Some("password=wrong")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        send(&app, "GET", "/login", Some(&anon), None).await.body,
+        "Invalid email/password"
+    );
+    assert_eq!(
+        send(&app, "GET", "/login", Some(&anon), None).await.body,
+        "",
+        "shown once"
+    );
+
+    let r = send(&app, "POST", "/login", Some(&anon), Some("password=right")).await;
+    let logged_in = r.cookie().expect("a new cookie on login");
+    assert_ne!(logged_in, anon);
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&logged_in), None).await.body,
+        "ada"
+    );
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&anon), None).await.body,
+        "anonymous",
+        "the old id no longer loads"
+    );
+}
+
+#[actix_web::test]
+async fn logout_destroys_the_session_and_clears_the_cookie() {
+    let app = test::init_service(app(SessionMiddleware::new(storage(Arc::new(
+        MemoryDriver::new(),
+    )))))
+    .await;
+    let c = send(&app, "POST", "/login", None, Some("password=right"))
+        .await
+        .cookie()
+        .unwrap();
+    let r = send(&app, "POST", "/logout", Some(&c), None).await;
+    assert!(
+        r.set_cookies
+            .iter()
+            .any(|s| s.starts_with("sid=") && s.contains("Max-Age=0")),
+        "{:?}",
+        r.set_cookies
+    );
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&c), None).await.body,
+        "anonymous"
+    );
+}
+
+#[actix_web::test]
+async fn driver_calls_per_request() {
+    let counts = Arc::new(CountingDriver::new(MemoryDriver::new()));
+    let app = test::init_service(app(SessionMiddleware::new(storage(counts.clone())))).await;
+    let c = send(&app, "GET", "/count", None, None)
+        .await
+        .cookie()
+        .unwrap();
+    counts.take_counts();
+
+    assert!(
+        send(&app, "GET", "/health", Some(&c), None)
+            .await
+            .set_cookies
+            .is_empty()
+    );
+    assert_eq!(
+        counts.take_counts(),
+        CallCounts::default(),
+        "untouched: no call"
+    );
+    assert!(
+        send(&app, "GET", "/peek", Some(&c), None)
+            .await
+            .set_cookies
+            .is_empty()
+    );
+    assert_eq!(
+        counts.take_counts(),
+        CallCounts {
+            get: 1,
+            ..Default::default()
+        },
+        "read-only"
+    );
+    assert_eq!(
+        send(&app, "GET", "/count", Some(&c), None)
+            .await
+            .set_cookies
+            .len(),
+        1
+    );
+    assert_eq!(
+        counts.take_counts(),
+        CallCounts {
+            get: 1,
+            put: 1,
+            ..Default::default()
+        },
+        "changed"
+    );
+    assert_eq!(
+        send(&app, "GET", "/count", None, None)
+            .await
+            .set_cookies
+            .len(),
+        1
+    );
+    assert_eq!(
+        counts.take_counts(),
+        CallCounts {
+            put: 1,
+            ..Default::default()
+        },
+        "new visitor"
+    );
+}
+
+#[actix_web::test]
+async fn two_concurrent_requests_on_one_session_both_keep_their_change() {
+    let counts = Arc::new(CountingDriver::new(MemoryDriver::new()));
+    let app = test::init_service(app(SessionMiddleware::new(storage(counts.clone())))).await;
+    let c = send(&app, "GET", "/count", None, None)
+        .await
+        .cookie()
+        .unwrap();
+    counts.take_counts();
+    let (ra, rb) = futures::join!(
+        send(&app, "POST", "/set/a", Some(&c), None),
+        send(&app, "POST", "/set/b", Some(&c), None)
+    );
+    assert_eq!((ra.status, rb.status), (StatusCode::OK, StatusCode::OK));
+    let calls = counts.take_counts();
+    assert_eq!(
+        calls.put, 3,
+        "one write conflicted and was merged: {calls:?}"
+    );
+    let data = storage(counts.clone())
+        .get_session(Some(&c))
+        .data()
+        .await
+        .unwrap();
+    assert_eq!(
+        (data.a.as_deref(), data.b.as_deref(), data.count),
+        (Some("A"), Some("B"), 1)
+    );
+}
+
+#[actix_web::test]
+async fn store_failures_are_a_plain_500_by_default_and_customisable() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("s");
+    let fs: Arc<dyn Driver> =
+        Arc::new(session_driver_fs::FsDriver::builder(&base).build().unwrap());
+    let app_default = test::init_service(app(SessionMiddleware::new(storage(fs.clone())))).await;
+    let app_custom = test::init_service(app(SessionMiddleware::new(storage(fs)).on_error(|e| {
+        HttpResponse::ServiceUnavailable()
+            .body(format!("try again later (retryable: {})", e.is_retryable()))
+    })))
+    .await;
+    let c = send(&app_default, "GET", "/count", None, None)
+        .await
+        .cookie()
+        .unwrap();
+    std::fs::remove_dir_all(&base).unwrap();
+    std::fs::write(&base, b"not a directory").unwrap();
+
+    let r = send(&app_default, "GET", "/peek", Some(&c), None).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    );
+    let r = send(&app_default, "GET", "/count", None, None).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.set_cookies.is_empty());
+    let r = send(&app_custom, "GET", "/count", None, None).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "try again later (retryable: false)"
+        )
+    );
+}
+
+#[actix_web::test]
+async fn a_route_without_the_middleware_fails_loudly() {
+    let app = test::init_service(App::new().route("/count", web::get().to(count))).await;
+    let r = send(&app, "GET", "/count", None, None).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    );
+}
