@@ -473,3 +473,43 @@ async fn optional_extraction_and_into_response() {
         )));
     assert_eq!(send(&layered, "GET", "/", None, None).await.body, "yes");
 }
+
+#[tokio::test]
+async fn cookie_only_sessions_through_the_layer() {
+    let storage = SessionStorage::<Auth>::cookie_only()
+        .keyring(Keyring::from_secrets(["axum test secret of 32 bytes or more"]).unwrap())
+        .cookie(CookieOptions::new().name("sid"))
+        .build()
+        .unwrap();
+    let router = Router::new()
+        .route("/count", get(count))
+        .route("/login", get(login_page).post(login))
+        .route("/me", get(me))
+        .layer(SessionLayer::new(storage));
+    let c = send(&router, "GET", "/count", None, None)
+        .await
+        .cookie("sid")
+        .unwrap();
+    let r = send(&router, "GET", "/count", Some(&c), None).await;
+    assert_eq!(r.body, "2");
+    let c = r.cookie("sid").unwrap();
+    let r = send(&router, "POST", "/login", Some(&c), Some("password=wrong")).await;
+    let c = r.cookie("sid").unwrap();
+    let r = send(&router, "GET", "/login", Some(&c), None).await;
+    assert_eq!(r.body, "Invalid email/password");
+    let c = r
+        .cookie("sid")
+        .expect("consuming the flash re-seals the cookie");
+    assert_eq!(
+        send(&router, "GET", "/login", Some(&c), None).await.body,
+        "",
+        "shown once"
+    );
+    let r = send(&router, "POST", "/login", Some(&c), Some("password=right")).await;
+    assert_eq!(
+        send(&router, "GET", "/me", Some(&r.cookie("sid").unwrap()), None)
+            .await
+            .body,
+        "ada"
+    );
+}
