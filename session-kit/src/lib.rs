@@ -19,6 +19,7 @@
 //! |---|---|---|
 //! | `memory` (default) | [`drivers::memory`] | `memory`, `memory:?capacity=100000` |
 //! | `fs` (default) | [`drivers::fs`] | `fs`, `fs:///var/lib/app/sessions`, `fs:data/sessions?durable=true` |
+//! | `sqlite` | `drivers::sqlite` | `sqlite:///var/lib/app/sessions.db`, `sqlite:sessions.db?synchronous=full` |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -32,6 +33,8 @@ pub mod drivers {
     pub use session_driver_fs as fs;
     #[cfg(feature = "memory")]
     pub use session_driver_memory as memory;
+    #[cfg(feature = "sqlite")]
+    pub use session_driver_sqlite as sqlite;
 }
 
 /// A registry holding every built-in driver enabled by features. Add your own with
@@ -43,6 +46,8 @@ pub fn registry() -> Registry {
     session_driver_memory::register(&mut registry);
     #[cfg(feature = "fs")]
     session_driver_fs::register(&mut registry);
+    #[cfg(feature = "sqlite")]
+    session_driver_sqlite::register(&mut registry);
     registry
 }
 

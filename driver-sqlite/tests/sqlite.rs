@@ -1,0 +1,232 @@
+//! Behaviour specific to the SQLite driver.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{process::Command, sync::Arc, time::Duration};
+
+use session_core::{Driver, DriverError, PutOptions, Registry, WriteMode, bytes::Bytes};
+use session_driver_sqlite::SqliteDriver;
+
+const CHILD_ENV: &str = "SESSION_SQLITE_TEST_CHILD_DB";
+const INCREMENTS: u64 = 40;
+
+async fn increment(d: &SqliteDriver, times: u64) {
+    for _ in 0..times {
+        loop {
+            let e = d.get("counter").await.unwrap().unwrap();
+            let n: u64 = std::str::from_utf8(&e.value).unwrap().parse().unwrap();
+            tokio::task::yield_now().await;
+            let put = d.put(
+                "counter",
+                Bytes::from((n + 1).to_string()),
+                PutOptions::new().mode(WriteMode::IfVersion(e.version)),
+            );
+            match put.await {
+                Ok(_) => break,
+                Err(DriverError::Conflict) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn processes_sharing_one_database_never_lose_an_update() {
+    if let Ok(db) = std::env::var(CHILD_ENV) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let d = SqliteDriver::builder(&db).build().unwrap();
+            let won = d
+                .put(
+                    "winner",
+                    Bytes::from_static(b"x"),
+                    PutOptions::new().mode(WriteMode::CreateOnly),
+                )
+                .await;
+            println!("{}", if won.is_ok() { "RACE:WON" } else { "RACE:LOST" });
+            increment(&d, INCREMENTS).await;
+        });
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let d = SqliteDriver::builder(&db).build().unwrap();
+        d.put("counter", Bytes::from_static(b"0"), PutOptions::new())
+            .await
+            .unwrap();
+    });
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "processes_sharing_one_database_never_lose_an_update",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, &db)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut winners = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("RACE:"),
+            "child failed: {stdout}"
+        );
+        winners += stdout.matches("RACE:WON").count();
+    }
+    assert_eq!(winners, 1, "exactly one process wins a create-only race");
+    rt.block_on(async {
+        let d = SqliteDriver::builder(&db).build().unwrap();
+        assert_eq!(
+            d.get("counter").await.unwrap().unwrap().value,
+            (4 * INCREMENTS).to_string()
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_writers_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Arc::new(
+        SqliteDriver::builder(dir.path().join("db"))
+            .build()
+            .unwrap(),
+    );
+    let tasks: Vec<_> = (0..32)
+        .map(|w| {
+            let d = d.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    d.put(
+                        &format!("w{w}/{i}"),
+                        Bytes::from(vec![b'x'; 1024]),
+                        PutOptions::new().ttl(Duration::from_secs(60)),
+                    )
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut n = 0;
+    let mut cursor = None;
+    loop {
+        let page = d.list("w", cursor.as_deref()).await.unwrap();
+        n += page.keys.len();
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(n, 32 * 50);
+}
+
+#[tokio::test]
+async fn sweep_deletes_expired_rows_and_the_sweeper_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = SqliteDriver::builder(dir.path().join("db"))
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        d.put(
+            &format!("dies{i}"),
+            Bytes::new(),
+            PutOptions::new().ttl(Duration::from_millis(1)),
+        )
+        .await
+        .unwrap();
+    }
+    d.put("lives", Bytes::new(), PutOptions::new())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(d.sweep().await.unwrap(), 10);
+    assert_eq!(d.sweep().await.unwrap(), 0);
+    assert!(d.get("lives").await.unwrap().is_some());
+
+    let d = SqliteDriver::builder(dir.path().join("db2"))
+        .sweep_interval(Duration::from_millis(30))
+        .build()
+        .unwrap();
+    d.put(
+        "dies",
+        Bytes::new(),
+        PutOptions::new().ttl(Duration::from_millis(1)),
+    )
+    .await
+    .unwrap();
+    let conn = rusqlite_count(&dir.path().join("db2"));
+    assert_eq!(conn, 1);
+    for _ in 0..100 {
+        if rusqlite_count(&dir.path().join("db2")) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the background sweeper did not delete the expired row");
+}
+
+/// Rows in the table, expired or not, read with the sqlite3 C library directly.
+fn rusqlite_count(db: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn selectable_by_config_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::new();
+    session_driver_sqlite::register(&mut registry);
+    let url = format!(
+        "sqlite://{}/s.db?synchronous=full&table=my_sessions&sweep_interval=0",
+        dir.path().display()
+    );
+    let d = registry.open(&url).await.unwrap();
+    d.put("k", Bytes::from_static(b"v"), PutOptions::new())
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM my_sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+
+    let json = format!(
+        r#"{{"driver":"sqlite","path":"{}/s.db","table":"my_sessions"}}"#,
+        dir.path().display()
+    );
+    assert_eq!(
+        registry
+            .open(&json)
+            .await
+            .unwrap()
+            .get("k")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        "v"
+    );
+
+    for (config, option) in [
+        ("sqlite", "path"),
+        ("sqlite:///tmp/x.db?table=drop%20table", "table"),
+        ("sqlite:///tmp/x.db?synchronous=sometimes", "synchronous"),
+        ("sqlite://host/x.db", "driver"),
+    ] {
+        let err = registry.open(config).await.err().unwrap();
+        assert!(err.to_string().contains(option), "{config}: {err}");
+    }
+}
