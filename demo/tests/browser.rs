@@ -8,14 +8,17 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use session_test_support::{Tied, free_port};
+
+fn wait_for_port(port: u16, what: &str) {
+    session_test_support::wait_for_port(port, what, Duration::from_secs(20));
+}
 
 const INSTALL: &str = "install Chromium and ChromeDriver: sudo apt-get install -y chromium chromium-driver \
                        (or run `bash scripts/test`, which installs them), or set CHROMIUM and CHROMEDRIVER";
@@ -29,65 +32,6 @@ fn binary(env: &str, default: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start listening on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A child process that ends when this test process ends, even if it is killed: a shell
-/// holds it and kills it when our end of its stdin pipe closes.
-struct Tied(Child);
-
-impl Tied {
-    fn spawn(program: &Path, args: &[String], envs: &[(&str, &str)]) -> Self {
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(r#""$@" & p=$!; cat >/dev/null; kill $p 2>/dev/null; wait $p 2>/dev/null"#)
-            .arg("tied")
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in envs {
-            command.env(k, v);
-        }
-        Self(
-            command
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display())),
-        )
-    }
-
-    /// Ends the process (SIGTERM through the shell) and waits for it.
-    fn stop(mut self) {
-        drop(self.0.stdin.take());
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Tied {
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let _ = self.0.wait();
-    }
 }
 
 struct Demo {
@@ -108,7 +52,7 @@ impl Demo {
             &[("RUST_LOG", "warn")],
         );
         // The demo says which driver it uses: check it is the embedded default.
-        let stdout = process.0.stdout.take().unwrap();
+        let stdout = process.take_stdout().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let mut driver_line = String::new();
         for line in lines.by_ref().take(5) {

@@ -20,6 +20,7 @@
 //! | `memory` (default) | [`drivers::memory`] | `memory`, `memory:?capacity=100000` |
 //! | `fs` (default) | [`drivers::fs`] | `fs`, `fs:///var/lib/app/sessions`, `fs:data/sessions?durable=true` |
 //! | `sqlite` | `drivers::sqlite` | `sqlite:///var/lib/app/sessions.db`, `sqlite:sessions.db?synchronous=full` |
+//! | `redis` | `drivers::redis` | `redis://127.0.0.1:6379?prefix=app:`, `redis+cluster://10.0.0.1:7000`, `redis+unix:///run/redis.sock` |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -33,6 +34,8 @@ pub mod drivers {
     pub use session_driver_fs as fs;
     #[cfg(feature = "memory")]
     pub use session_driver_memory as memory;
+    #[cfg(feature = "redis")]
+    pub use session_driver_redis as redis;
     #[cfg(feature = "sqlite")]
     pub use session_driver_sqlite as sqlite;
 }
@@ -48,6 +51,8 @@ pub fn registry() -> Registry {
     session_driver_fs::register(&mut registry);
     #[cfg(feature = "sqlite")]
     session_driver_sqlite::register(&mut registry);
+    #[cfg(feature = "redis")]
+    session_driver_redis::register(&mut registry);
     registry
 }
 

@@ -1,0 +1,616 @@
+//! A Redis session driver: sessions shared by many app servers.
+//!
+//! * **One round trip per operation.** A stored value is `version (8 bytes) || expiry
+//!   (8 bytes, Unix ms, 0 = none) || value`, so a read is one `GET`; plain, create-only and
+//!   update-only writes are one `SET` (`PX`, `NX`, `XX`); compare-and-swap and touch are small
+//!   Lua scripts that run atomically on the server (`EVALSHA`, never `WATCH`/`MULTI` across round
+//!   trips). Touch rewrites only the 8 expiry bytes (`SETRANGE`) and the TTL (`PEXPIRE`).
+//! * **Native TTL** in milliseconds; Redis deletes expired keys itself.
+//! * **Connections**: a multiplexed, auto-reconnecting connection (`ConnectionManager`), or a
+//!   cluster connection for Redis Cluster (`redis+cluster://host:port`, any node as seed).
+//!   Every operation is bounded by `command_timeout`: while Redis is down, calls fail fast with a
+//!   retryable error, and the same driver recovers when Redis comes back.
+//! * **Listing** uses `SCAN` (never `KEYS`), on every primary of a cluster, and returns each
+//!   key once.
+//!
+//! URLs: `redis://[user:password@]host:port[/db]`, `rediss://` (feature `tls`),
+//! `redis+unix:///path/redis.sock`, `unix:///path/redis.sock`, `redis+cluster://host:port`.
+//! Options: `prefix`, `connect_timeout` (default 2 s), `command_timeout` (default 1 s).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
+
+use redis::{
+    Client, Cmd, ErrorKind as RedisErrorKind, RedisError, Script, Value,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use serde::Deserialize;
+use session_core::{
+    Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
+    TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_value,
+    effective_ttl, flexible, from_unix_millis, unix_millis,
+};
+
+/// The registry name of this driver.
+pub const NAME: &str = "redis";
+/// URL schemes this driver registers.
+pub const SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "redis+cluster"];
+/// Largest key accepted (after the prefix), in bytes.
+pub const MAX_KEY_LEN: usize = 4096;
+/// Largest value accepted, in bytes.
+pub const MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
+const HEADER: usize = 16;
+
+/// Registers every scheme in [`SCHEMES`].
+pub fn register(registry: &mut Registry) {
+    for scheme in SCHEMES {
+        registry.register(*scheme, |config: DriverConfig| async move {
+            let config = RedisConfig::from_driver_config(&config)?;
+            Ok(Arc::new(RedisDriver::connect(config).await?) as Arc<dyn Driver>)
+        });
+    }
+}
+
+/// Options of the Redis driver.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// The server URL (taken from the config string when it is a URL).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Connect to a Redis Cluster (implied by `redis+cluster://`).
+    #[serde(default, deserialize_with = "flexible::bool")]
+    pub cluster: bool,
+    /// Prepended to every key, so several apps can share one Redis (default none).
+    #[serde(default)]
+    pub prefix: String,
+    /// Longest wait for a connection (default 2 s).
+    #[serde(
+        default = "default_connect",
+        deserialize_with = "flexible::opt_duration"
+    )]
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for any operation (default 1 s).
+    #[serde(
+        default = "default_command",
+        deserialize_with = "flexible::opt_duration"
+    )]
+    pub command_timeout: Option<Duration>,
+}
+
+fn default_connect() -> Option<Duration> {
+    Some(Duration::from_secs(2))
+}
+
+fn default_command() -> Option<Duration> {
+    Some(Duration::from_secs(1))
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("RedisConfig")
+            .field("url", &self.url.as_deref().map(redact))
+            .field("cluster", &self.cluster)
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable>".into(),
+    }
+}
+
+impl RedisConfig {
+    /// A config for `url` with default options.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: Some(url.into()),
+            cluster: false,
+            prefix: String::new(),
+            connect_timeout: default_connect(),
+            command_timeout: default_command(),
+        }
+    }
+
+    /// Reads the config from a registry config (the URL, minus the query that held options).
+    pub fn from_driver_config(config: &DriverConfig) -> Result<Self, DriverError> {
+        let mut redis: Self = config.options()?;
+        if let Some(mut url) = config.url()? {
+            url.set_query(None);
+            if url.scheme() == "redis+cluster" {
+                redis.cluster = true;
+            }
+            redis.url.get_or_insert_with(|| url.to_string());
+        }
+        Ok(redis)
+    }
+}
+
+/// The Redis driver. See the crate documentation.
+pub struct RedisDriver {
+    connection: Connection,
+    prefix: String,
+    timeout: Duration,
+    caps: Capabilities,
+}
+
+impl fmt::Debug for RedisDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisDriver")
+            .field(
+                "cluster",
+                &matches!(self.connection, Connection::Cluster(_)),
+            )
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+/// Compare-and-swap: writes only when the stored version (the first 8 bytes) is ARGV[1].
+const CAS: &str = r"
+if redis.call('GETRANGE', KEYS[1], 0, 7) ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2])
+else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1";
+
+/// Touch: rewrites the 8 expiry bytes and the TTL, not the value.
+const TOUCH: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SETRANGE', KEYS[1], 8, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1";
+
+impl RedisDriver {
+    /// Connects (failing within `connect_timeout` if Redis cannot be reached).
+    pub async fn connect(config: RedisConfig) -> Result<Self, DriverError> {
+        let url = config
+            .url
+            .as_deref()
+            .ok_or_else(|| DriverError::config("option `url`: the Redis URL is required"))?;
+        let url = if config.cluster {
+            url.replacen("redis+cluster://", "redis://", 1)
+        } else {
+            url.to_owned()
+        };
+        let url = url.replacen("redis+unix://", "unix://", 1);
+        if url.starts_with("rediss://") && !cfg!(feature = "tls") {
+            return Err(DriverError::config(
+                "option `url`: rediss:// needs the `tls` feature of session-driver-redis",
+            ));
+        }
+        let connect_timeout = config.connect_timeout.unwrap_or(Duration::from_secs(2));
+        let timeout = config.command_timeout.unwrap_or(Duration::from_secs(1));
+        let connection = if config.cluster {
+            connect_cluster(&url, connect_timeout, timeout).await?
+        } else {
+            let client = Client::open(url.as_str())
+                .map_err(|e| DriverError::config(format!("option `url`: {}", e.kind_name())))?;
+            let manager_config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(connect_timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500));
+            let manager = tokio::time::timeout(
+                connect_timeout,
+                ConnectionManager::new_with_config(client, manager_config),
+            )
+            .await
+            .map_err(|_| DriverError::timeout("connecting to Redis", connect_timeout))?
+            .map_err(|e| redis_error(&e))?;
+            Connection::Single(manager)
+        };
+        Ok(Self {
+            connection,
+            prefix: config.prefix,
+            timeout,
+            caps: Capabilities::new(MAX_KEY_LEN, MAX_VALUE_SIZE)
+                .with_ttl(TtlSupport::exact(Duration::from_millis(1)))
+                .with_create_only()
+                .with_update_only()
+                .with_compare_and_swap()
+                .with_touch()
+                .with_list(),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Runs a command, bounded by the command timeout.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, DriverError> {
+        let mut connection = self.connection.clone();
+        let run = async {
+            match &mut connection {
+                Connection::Single(c) => cmd.query_async(c).await,
+                #[cfg(feature = "cluster")]
+                Connection::Cluster(c) => cmd.query_async(c).await,
+            }
+        };
+        tokio::time::timeout(self.timeout, run)
+            .await
+            .map_err(|_| DriverError::timeout("Redis command", self.timeout))?
+            .map_err(|e| redis_error(&e))
+    }
+
+    /// Runs a script, bounded by the command timeout.
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        key: &str,
+        args: &[&[u8]],
+    ) -> Result<T, DriverError> {
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut connection = self.connection.clone();
+        let run = async {
+            match &mut connection {
+                Connection::Single(c) => invocation.invoke_async(c).await,
+                #[cfg(feature = "cluster")]
+                Connection::Cluster(c) => invocation.invoke_async(c).await,
+            }
+        };
+        tokio::time::timeout(self.timeout, run)
+            .await
+            .map_err(|_| DriverError::timeout("Redis script", self.timeout))?
+            .map_err(|e| redis_error(&e))
+    }
+
+    /// Every key matching `pattern` on one node (a full `SCAN`), into `out`.
+    async fn scan_node(
+        &self,
+        pattern: &str,
+        node: Option<(&str, u16)>,
+        out: &mut BTreeSet<Vec<u8>>,
+    ) -> Result<(), DriverError> {
+        let mut cursor = 0u64;
+        loop {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, keys): (u64, Vec<Vec<u8>>) = match (node, &self.connection) {
+                #[cfg(feature = "cluster")]
+                (Some((host, port)), Connection::Cluster(c)) => {
+                    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host: host.to_owned(),
+                        port,
+                    });
+                    let mut c = c.clone();
+                    let value = tokio::time::timeout(self.timeout, c.route_command(cmd, routing))
+                        .await
+                        .map_err(|_| DriverError::timeout("Redis SCAN", self.timeout))?
+                        .map_err(|e| redis_error(&e))?;
+                    redis::from_redis_value(value).map_err(|e| redis_error(&e.into()))?
+                }
+                _ => self.query(&cmd).await?,
+            };
+            out.extend(keys);
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    /// The primaries of a cluster, as (host, port).
+    #[cfg(feature = "cluster")]
+    async fn primaries(&self) -> Result<Vec<(String, u16)>, DriverError> {
+        let nodes: String = self.query(redis::cmd("CLUSTER").arg("NODES")).await?;
+        Ok(nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let flags = fields.get(2)?;
+                if !flags.contains("master") || flags.contains("fail") {
+                    return None;
+                }
+                let address = fields.get(1)?.split('@').next()?;
+                let (host, port) = address.rsplit_once(':')?;
+                Some((host.to_owned(), port.parse().ok()?))
+            })
+            .collect())
+    }
+}
+
+#[cfg(feature = "cluster")]
+async fn connect_cluster(
+    url: &str,
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<Connection, DriverError> {
+    let client = redis::cluster::ClusterClient::builder(vec![url])
+        .connection_timeout(connect_timeout)
+        .response_timeout(timeout)
+        .retries(1)
+        .build()
+        .map_err(|e| DriverError::config(format!("option `url`: {}", e.kind_name())))?;
+    let connection = tokio::time::timeout(connect_timeout, client.get_async_connection())
+        .await
+        .map_err(|_| DriverError::timeout("connecting to the Redis cluster", connect_timeout))?
+        .map_err(|e| redis_error(&e))?;
+    Ok(Connection::Cluster(connection))
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn connect_cluster(_: &str, _: Duration, _: Duration) -> Result<Connection, DriverError> {
+    Err(DriverError::config(
+        "option `cluster`: needs the `cluster` feature of session-driver-redis",
+    ))
+}
+
+/// A glob pattern matching keys that start with `prefix` (its glob characters escaped).
+fn match_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('*');
+    pattern
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn encode(version: u64, expires_at: Option<u64>, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + value.len());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+fn version_token(version: [u8; 8]) -> Version {
+    Version::new(format!("{:016x}", u64::from_be_bytes(version)))
+}
+
+#[async_trait]
+impl Driver for RedisDriver {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        check_key(key, &self.caps)?;
+        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(self.key(key))).await?;
+        let Some(raw) = raw else { return Ok(None) };
+        if raw.len() < HEADER {
+            return Err(DriverError::permanent(
+                "a Redis value without this driver's header",
+                None,
+            ));
+        }
+        let mut version = [0u8; 8];
+        version.copy_from_slice(&raw[..8]);
+        let mut expiry = [0u8; 8];
+        expiry.copy_from_slice(&raw[8..16]);
+        let expires_at = u64::from_be_bytes(expiry);
+        let mut value = Bytes::from(raw);
+        let value = value.split_off(HEADER);
+        Ok(Some(Entry {
+            value,
+            version: version_token(version),
+            expires_at: (expires_at != 0).then(|| from_unix_millis(expires_at)),
+        }))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        options: PutOptions,
+    ) -> Result<Version, DriverError> {
+        check_key(key, &self.caps)?;
+        check_value(&value, &self.caps)?;
+        let ttl = effective_ttl(&options, &self.caps)?;
+        let version: u64 = rand::random();
+        let now = unix_millis(std::time::SystemTime::now());
+        let expires_at = ttl.map(|t| now.saturating_add(millis(t)));
+        let blob = encode(version, expires_at, &value);
+        let key = self.key(key);
+        let written = match &options.mode {
+            WriteMode::IfVersion(expected) => {
+                let Ok(expected) = u64::from_str_radix(expected.as_str(), 16) else {
+                    return Err(DriverError::Conflict);
+                };
+                let ttl_arg = ttl.map(|t| millis(t).to_string()).unwrap_or_default();
+                let done: i64 = self
+                    .script(
+                        &Script::new(CAS),
+                        &key,
+                        &[&expected.to_be_bytes(), &blob, ttl_arg.as_bytes()],
+                    )
+                    .await?;
+                done == 1
+            }
+            mode => {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(&key).arg(blob);
+                if let Some(t) = ttl {
+                    cmd.arg("PX").arg(millis(t));
+                }
+                match mode {
+                    WriteMode::CreateOnly => {
+                        cmd.arg("NX");
+                    }
+                    WriteMode::UpdateOnly => {
+                        cmd.arg("XX");
+                    }
+                    _ => {}
+                }
+                let reply: Value = self.query(&cmd).await?;
+                !matches!(reply, Value::Nil)
+            }
+        };
+        match (written, &options.mode) {
+            (true, _) => Ok(version_token(version.to_be_bytes())),
+            (false, WriteMode::CreateOnly) => Err(DriverError::AlreadyExists),
+            (false, _) => Err(DriverError::Conflict),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), DriverError> {
+        check_key(key, &self.caps)?;
+        let _: i64 = self.query(redis::cmd("DEL").arg(self.key(key))).await?;
+        Ok(())
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
+        check_key(key, &self.caps)?;
+        let ttl = effective_ttl(&PutOptions::new().ttl(ttl), &self.caps)?.unwrap_or(ttl);
+        let expires_at = unix_millis(std::time::SystemTime::now()).saturating_add(millis(ttl));
+        let ttl_arg = millis(ttl).to_string();
+        let done: i64 = self
+            .script(
+                &Script::new(TOUCH),
+                &self.key(key),
+                &[&expires_at.to_be_bytes(), ttl_arg.as_bytes()],
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Every matching key in one page: `SCAN` may return a key twice while Redis resizes its
+    /// table, so the driver collects and deduplicates the whole scan.
+    async fn list(&self, prefix: &str, _cursor: Option<&str>) -> Result<ListPage, DriverError> {
+        let pattern = match_prefix(&self.key(prefix));
+        let mut found = BTreeSet::new();
+        match &self.connection {
+            Connection::Single(_) => self.scan_node(&pattern, None, &mut found).await?,
+            #[cfg(feature = "cluster")]
+            Connection::Cluster(_) => {
+                for (host, port) in self.primaries().await? {
+                    self.scan_node(&pattern, Some((&host, port)), &mut found)
+                        .await?;
+                }
+            }
+        }
+        let keys = found
+            .into_iter()
+            .filter_map(|k| String::from_utf8(k).ok())
+            .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned))
+            .filter(|k| k.starts_with(prefix))
+            .collect();
+        Ok(ListPage { keys, cursor: None })
+    }
+}
+
+/// Maps Redis errors to the core's kinds: connection trouble and cluster reconfiguration are
+/// retryable; authentication and configuration are not.
+fn redis_error(e: &RedisError) -> DriverError {
+    let retryable = e.is_timeout()
+        || e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            RedisErrorKind::Server(_) if e.is_cluster_error()
+        );
+    if matches!(
+        e.kind(),
+        RedisErrorKind::AuthenticationFailed | RedisErrorKind::InvalidClientConfig
+    ) {
+        return DriverError::config(format!(
+            "Redis refused the configuration: {}",
+            e.kind_name()
+        ));
+    }
+    DriverError::Unavailable {
+        message: format!("redis: {}", e.kind_name()),
+        retryable,
+        source: None,
+    }
+}
+
+trait KindName {
+    fn kind_name(&self) -> String;
+}
+
+impl KindName for RedisError {
+    /// The error's category and code, never its full text (which may echo arguments).
+    fn kind_name(&self) -> String {
+        match self.code() {
+            Some(code) => format!("{:?} ({code})", self.kind()),
+            None => format!("{:?}", self.kind()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_in_prefixes_are_escaped() {
+        assert_eq!(match_prefix("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\*");
+        assert_eq!(match_prefix(""), "*");
+    }
+
+    #[test]
+    fn header_round_trips() {
+        let blob = encode(7, Some(9), b"v");
+        assert_eq!(&blob[..8], &7u64.to_be_bytes());
+        assert_eq!(&blob[8..16], &9u64.to_be_bytes());
+        assert_eq!(&blob[16..], b"v");
+        assert_eq!(
+            version_token(7u64.to_be_bytes()).as_str(),
+            "0000000000000007"
+        );
+    }
+
+    #[test]
+    fn config_from_urls_and_debug_hides_passwords() {
+        let c = RedisConfig::from_driver_config(&DriverConfig::new(
+            "redis://:hunter2@127.0.0.1:6379/2?prefix=app:&command_timeout=250ms",
+        ))
+        .unwrap();
+        assert_eq!(c.prefix, "app:");
+        assert_eq!(c.command_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(c.url.as_deref(), Some("redis://:hunter2@127.0.0.1:6379/2"));
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("hunter2") && dbg.contains("REDACTED"),
+            "{dbg}"
+        );
+        let c =
+            RedisConfig::from_driver_config(&DriverConfig::new("redis+cluster://127.0.0.1:7000"))
+                .unwrap();
+        assert!(c.cluster);
+        let err = RedisConfig::from_driver_config(&DriverConfig::new("redis://x?bogus=1"))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("bogus"));
+    }
+}

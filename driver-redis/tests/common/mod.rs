@@ -1,0 +1,187 @@
+//! Real Redis servers for the tests, on free loopback ports, ended with the test process.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use session_test_support::{Tied, free_port, require_binary, wait_for_port};
+
+const INSTALL: &str = "install Redis: sudo apt-get install -y redis-server \
+                       (or run `bash scripts/test`, which installs it), or set REDIS_SERVER and REDIS_CLI";
+
+fn server_binary() -> PathBuf {
+    let path =
+        PathBuf::from(std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()));
+    require_binary(&path, INSTALL);
+    path
+}
+
+fn cli_binary() -> PathBuf {
+    let path = PathBuf::from(std::env::var("REDIS_CLI").unwrap_or_else(|_| "redis-cli".into()));
+    require_binary(&path, INSTALL);
+    path
+}
+
+/// One `redis-server` process.
+pub(crate) struct RedisServer {
+    process: Option<Tied>,
+    pub(crate) port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl RedisServer {
+    pub(crate) fn start() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut server = Self::start_in(free_port(), &dir, Vec::new());
+        server._tmp = Some(tmp);
+        server
+    }
+
+    pub(crate) fn start_in(port: u16, dir: &Path, extra: Vec<String>) -> Self {
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().cloned());
+        let process = Tied::spawn(&server_binary(), &args, &[]);
+        wait_for_port(port, "redis-server", Duration::from_secs(10));
+        let server = Self {
+            process: Some(process),
+            port,
+            dir: dir.to_path_buf(),
+            extra,
+            _tmp: None,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.cli(&["PING"]).trim() != "PONG" {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {} did not answer PING",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(cli_binary())
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Kills the server (the port stays reserved for `restart`).
+    pub(crate) fn kill(&mut self) {
+        if let Some(p) = self.process.take() {
+            p.stop();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub(crate) fn restart(&mut self) {
+        let again = Self::start_in(self.port, &self.dir.clone(), self.extra.clone());
+        self.process = again.process_take();
+    }
+
+    fn process_take(mut self) -> Option<Tied> {
+        self.process.take()
+    }
+}
+
+/// One server shared by every test of this binary.
+pub(crate) fn shared() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(RedisServer::start)
+}
+
+/// A cluster of three primaries, shared by every test of this binary.
+pub(crate) fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| RedisCluster::start(3))
+}
+
+pub(crate) struct RedisCluster {
+    pub(crate) nodes: Vec<RedisServer>,
+    _tmp: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    pub(crate) fn start(primaries: usize) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let nodes: Vec<RedisServer> = (0..primaries)
+            .map(|i| {
+                let dir = tmp.path().join(format!("node{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                RedisServer::start_in(
+                    free_port(),
+                    &dir,
+                    vec![
+                        "--cluster-enabled".into(),
+                        "yes".into(),
+                        "--cluster-config-file".into(),
+                        "nodes.conf".into(),
+                    ],
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new(cli_binary())
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            while !node.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster did not reach cluster_state:ok"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Self { nodes, _tmp: tmp }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis+cluster://127.0.0.1:{}", self.nodes[0].port)
+    }
+}

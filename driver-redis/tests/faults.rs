@@ -1,0 +1,129 @@
+//! Redis going away and coming back, for real: the server process is killed and restarted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use session_core::{Driver, DriverError, PutOptions, bytes::Bytes};
+use session_driver_redis::{RedisConfig, RedisDriver};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_gives_fast_retryable_errors_and_the_driver_recovers() {
+    let mut server = common::RedisServer::start();
+    let mut config = RedisConfig::new(server.url());
+    config.command_timeout = Some(Duration::from_millis(500));
+    config.connect_timeout = Some(Duration::from_millis(500));
+    let driver = RedisDriver::connect(config).await.unwrap();
+    driver
+        .put("k", Bytes::from_static(b"before"), PutOptions::new())
+        .await
+        .unwrap();
+
+    server.kill();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let result = driver.get("k").await;
+        let elapsed = started.elapsed();
+        match result {
+            Err(e @ DriverError::Unavailable { .. }) => assert!(e.is_retryable(), "{e}"),
+            other => {
+                panic!("expected a retryable Unavailable error while Redis is down, got {other:?}")
+            }
+        }
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "an operation took {elapsed:?} while Redis was down"
+        );
+        let put = driver
+            .put("k", Bytes::from_static(b"x"), PutOptions::new())
+            .await;
+        assert!(
+            put.as_ref().is_err_and(DriverError::is_retryable),
+            "{put:?}"
+        );
+    }
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match driver
+            .put("k", Bytes::from_static(b"after"), PutOptions::new())
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(e.is_retryable(), "{e}");
+                assert!(
+                    Instant::now() < deadline,
+                    "the driver did not recover after Redis came back: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert_eq!(
+        driver.get("k").await.unwrap().unwrap().value,
+        "after",
+        "the same driver instance works again"
+    );
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_fails_fast_and_retryably() {
+    let port = session_test_support::free_port();
+    let mut config = RedisConfig::new(format!("redis://127.0.0.1:{port}"));
+    config.connect_timeout = Some(Duration::from_millis(300));
+    let started = Instant::now();
+    let err = RedisDriver::connect(config).await.err().unwrap();
+    assert!(err.is_retryable(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn prefixes_isolate_apps_and_values_stay_binary() {
+    let server = common::shared();
+    let mut a = RedisConfig::new(server.url());
+    a.prefix = "app-a:".into();
+    let mut b = RedisConfig::new(server.url());
+    b.prefix = "app-b:".into();
+    let (a, b) = (
+        RedisDriver::connect(a).await.unwrap(),
+        RedisDriver::connect(b).await.unwrap(),
+    );
+    a.put("k", Bytes::from_static(b"\x00\xff a"), PutOptions::new())
+        .await
+        .unwrap();
+    b.put("k", Bytes::from_static(b"b"), PutOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(a.get("k").await.unwrap().unwrap().value, &b"\x00\xff a"[..]);
+    assert_eq!(a.list("", None).await.unwrap().keys, ["k"]);
+    assert!(
+        server.cli(&["EXISTS", "app-a:k"]).trim() == "1",
+        "stored under the prefix"
+    );
+    a.clear("").await.unwrap();
+    assert_eq!(b.get("k").await.unwrap().unwrap().value, "b");
+}
+
+#[tokio::test]
+async fn selectable_by_config_string() {
+    let server = common::shared();
+    let mut registry = session_core::Registry::new();
+    session_driver_redis::register(&mut registry);
+    let d = registry
+        .open(&format!("{}?prefix=cfg:", server.url()))
+        .await
+        .unwrap();
+    d.put("k", Bytes::from_static(b"v"), PutOptions::new())
+        .await
+        .unwrap();
+    assert!(server.cli(&["EXISTS", "cfg:k"]).trim() == "1");
+    let err = registry
+        .open("redis://127.0.0.1:1?prefix=x&colour=red")
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("colour"), "{err}");
+}

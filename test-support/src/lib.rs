@@ -1,0 +1,95 @@
+//! Helpers for tests that run real servers: every process a test starts listens on a free
+//! loopback port and ends with the test process, even when that process is killed.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure here is a test failure
+
+use std::{
+    net::{TcpListener, TcpStream},
+    path::Path,
+    process::{Child, ChildStdout, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `127.0.0.1:port`; panics after `limit`.
+pub fn wait_for_port(port: u16, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on port {port} within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Panics with `install` unless `program` exists (a path, or a name on `PATH`).
+pub fn require_binary(program: &Path, install: &str) {
+    let found = if program.components().count() > 1 {
+        program.exists()
+    } else {
+        std::env::var_os("PATH")
+            .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+            .unwrap_or(false)
+    };
+    assert!(found, "{} not found: {install}", program.display());
+}
+
+/// A child process that ends when this test process ends, even if it is killed: a shell holds
+/// it and sends it SIGTERM when our end of its stdin pipe closes.
+#[derive(Debug)]
+pub struct Tied(Child);
+
+impl Tied {
+    /// Starts `program args` with extra environment variables; stdout is piped.
+    pub fn spawn(program: &Path, args: &[String], envs: &[(&str, &str)]) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(r#""$@" & p=$!; cat >/dev/null; kill $p 2>/dev/null; wait $p 2>/dev/null"#)
+            .arg("tied")
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        Self(
+            command
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display())),
+        )
+    }
+
+    /// The child's standard output (once).
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.0.stdout.take()
+    }
+
+    /// Ends the process (SIGTERM) and waits for it.
+    pub fn stop(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Tied {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
