@@ -11,6 +11,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use session_core::{Driver, DynamicData, Keyring, SessionStorage};
 use session_driver_fs::FsDriver;
 use session_driver_memory::MemoryDriver;
+use session_driver_redis::{RedisConfig, RedisDriver};
+use session_driver_sqlite::SqliteDriver;
+use session_test_support::{Tied, free_port, wait_for_port};
 
 const PAYLOAD: usize = 1024;
 
@@ -77,6 +80,44 @@ fn load_commit(c: &mut Criterion) {
                 .unwrap(),
         ),
     );
+    bench_driver(
+        c,
+        "sqlite",
+        Arc::new(
+            SqliteDriver::builder(dir.path().join("s.db"))
+                .build()
+                .unwrap(),
+        ),
+    );
+    let (_redis, url) = redis_server(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let redis = rt
+        .block_on(RedisDriver::connect(RedisConfig::new(url)))
+        .unwrap();
+    bench_driver(c, "redis", Arc::new(redis));
+}
+
+/// A redis-server on a free loopback port, for as long as the returned handle lives.
+fn redis_server(dir: &std::path::Path) -> (Tied, String) {
+    let port = free_port();
+    let args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        &dir.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let server = Tied::spawn(std::path::Path::new("redis-server"), &args, &[]);
+    wait_for_port(port, "redis-server", std::time::Duration::from_secs(10));
+    (server, format!("redis://127.0.0.1:{port}"))
 }
 
 criterion_group! {

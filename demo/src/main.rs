@@ -110,7 +110,12 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("session demo listening on http://{addr}");
-    println!("session driver: {driver}");
+    let shown = if driver == "cookie" {
+        "cookie (cookie-only sessions)".to_owned()
+    } else {
+        session_kit::DriverConfig::new(driver.as_str()).redacted()
+    };
+    println!("session driver: {shown}");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown())
         .await

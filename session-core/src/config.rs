@@ -90,6 +90,24 @@ impl DriverConfig {
         }
     }
 
+    /// The config string safe to log: a URL's password and query values are replaced.
+    pub fn redacted(&self) -> String {
+        let Ok(Some(mut url)) = self.url() else {
+            return self.driver.clone();
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some("REDACTED"));
+        }
+        let keys: Vec<String> = url.query_pairs().map(|(k, _)| format!("{k}=…")).collect();
+        url.set_query(None);
+        let mut out = url.to_string();
+        if !keys.is_empty() {
+            out.push('?');
+            out.push_str(&keys.join("&"));
+        }
+        out
+    }
+
     /// The URL, when `driver` is one.
     pub fn url(&self) -> Result<Option<Url>, DriverError> {
         if !self.driver.contains(':') {
@@ -329,6 +347,21 @@ mod tests {
             .options::<Demo>()
             .unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn redacted_hides_passwords_and_query_values() {
+        let c = DriverConfig::new("redis://user:hunter2@127.0.0.1:6379/0?token=s3cret&prefix=a");
+        let shown = c.redacted();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("127.0.0.1:6379") && shown.contains("token=…"),
+            "{shown}"
+        );
+        assert_eq!(DriverConfig::new("memory").redacted(), "memory");
     }
 
     #[test]
