@@ -149,10 +149,7 @@ pub struct RedisDriver {
 impl fmt::Debug for RedisDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisDriver")
-            .field(
-                "cluster",
-                &matches!(self.connection, Connection::Cluster(_)),
-            )
+            .field("cluster", &self.is_cluster())
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
@@ -230,6 +227,14 @@ impl RedisDriver {
                 .with_touch()
                 .with_list(),
         })
+    }
+
+    fn is_cluster(&self) -> bool {
+        match self.connection {
+            Connection::Single(_) => false,
+            #[cfg(feature = "cluster")]
+            Connection::Cluster(_) => true,
+        }
     }
 
     fn key(&self, key: &str) -> String {
