@@ -141,6 +141,8 @@ impl RedisCluster {
             .map(|i| {
                 let dir = tmp.path().join(format!("node{i}"));
                 std::fs::create_dir_all(&dir).unwrap();
+                // The cluster bus defaults to port + 10000, which overflows for high
+                // ephemeral ports: give it a free port of its own.
                 RedisServer::start_in(
                     free_port(),
                     &dir,
@@ -149,6 +151,8 @@ impl RedisCluster {
                         "yes".into(),
                         "--cluster-config-file".into(),
                         "nodes.conf".into(),
+                        "--cluster-port".into(),
+                        free_port().to_string(),
                     ],
                 )
             })
