@@ -1,0 +1,140 @@
+//! `session-http-bench-peers <app> <addr> [backend-url]`: one peer's server with the benchmark
+//! handlers. Apps: tower-memory, tower-redis, tower-sqlite, tower-file, actix-cookie,
+//! actix-redis. Each is set up the way its crate's documentation shows.
+//!
+//! Handlers (identical in every app): `GET /count` reads the integer `count` from the session,
+//! increments it and stores it; `GET /read` only reads it.
+
+use std::net::SocketAddr;
+
+type Fail = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), Fail> {
+    let args: Vec<String> = std::env::args().collect();
+    let (app, addr) = match (args.get(1), args.get(2)) {
+        (Some(app), Some(addr)) => (app.clone(), addr.parse::<SocketAddr>()?),
+        _ => return Err("usage: session-http-bench-peers <app> <addr> [backend-url]".into()),
+    };
+    let backend = args.get(3).cloned().unwrap_or_default();
+    if app.starts_with("actix-") {
+        actix_main(&app, addr, backend)
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(tower_main(&app, addr, backend))
+    }
+}
+
+mod tower {
+    use axum::{Router, routing::get};
+    use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
+
+    async fn count(session: Session) -> String {
+        let n: u64 = session.get("count").await.unwrap_or_default().unwrap_or(0);
+        let _ = session.insert("count", n + 1).await;
+        (n + 1).to_string()
+    }
+
+    async fn read(session: Session) -> String {
+        let n: u64 = session.get("count").await.unwrap_or_default().unwrap_or(0);
+        n.to_string()
+    }
+
+    pub(crate) fn router<S: SessionStore + Clone>(store: S) -> Router {
+        let layer = SessionManagerLayer::new(store)
+            .with_secure(false)
+            .with_expiry(Expiry::OnInactivity(time::Duration::days(1)));
+        Router::new().route("/count", get(count)).route("/read", get(read)).layer(layer)
+    }
+}
+
+mod tower15 {
+    use axum::{Router, routing::get};
+    use tower_sessions_15::{Expiry, Session, SessionManagerLayer, SessionStore};
+
+    async fn count(session: Session) -> String {
+        let n: u64 = session.get("count").await.unwrap_or_default().unwrap_or(0);
+        let _ = session.insert("count", n + 1).await;
+        (n + 1).to_string()
+    }
+
+    async fn read(session: Session) -> String {
+        let n: u64 = session.get("count").await.unwrap_or_default().unwrap_or(0);
+        n.to_string()
+    }
+
+    pub(crate) fn router<S: SessionStore + Clone>(store: S) -> Router {
+        let layer = SessionManagerLayer::new(store)
+            .with_secure(false)
+            .with_expiry(Expiry::OnInactivity(time::Duration::days(1)));
+        Router::new().route("/count", get(count)).route("/read", get(read)).layer(layer)
+    }
+}
+
+async fn tower_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> {
+    let router = match app {
+        "tower-memory" => tower::router(tower_sessions::MemoryStore::default()),
+        "tower-redis" => {
+            use tower_sessions_redis_store::{RedisStore, fred::prelude::*};
+            let pool = Pool::new(Config::from_url(&backend)?, None, None, None, 6)?;
+            let _ = pool.connect();
+            pool.wait_for_connect().await?;
+            tower::router(RedisStore::new(pool))
+        }
+        "tower-sqlite" => {
+            use tower_sessions_sqlx_store::{SqliteStore, sqlx::SqlitePool};
+            let pool = SqlitePool::connect(&format!("sqlite:{backend}?mode=rwc")).await?;
+            let store = SqliteStore::new(pool);
+            store.migrate().await?;
+            tower::router(store)
+        }
+        "tower-file" => tower15::router(tower_sessions_file_store::FileSessionStorage::new_in_folder(std::path::PathBuf::from(backend))),
+        other => return Err(format!("unknown app {other}").into()),
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("ready");
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+fn actix_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> {
+    use actix_session::{Session, SessionMiddleware, storage::{CookieSessionStore, RedisSessionStore}};
+    use actix_web::{App, HttpServer, cookie::Key, web};
+
+    async fn count(session: Session) -> String {
+        let n: u64 = session.get("count").unwrap_or_default().unwrap_or(0);
+        let _ = session.insert("count", n + 1);
+        (n + 1).to_string()
+    }
+
+    async fn read(session: Session) -> String {
+        let n: u64 = session.get("count").unwrap_or_default().unwrap_or(0);
+        n.to_string()
+    }
+
+    /// An actix-web server with the session middleware over the stores `make` builds.
+    async fn serve<S, F>(make: F, addr: SocketAddr) -> Result<(), Fail>
+    where
+        S: actix_session::storage::SessionStore + 'static,
+        F: Fn() -> S + Clone + Send + 'static,
+    {
+        let key = Key::from(&[7u8; 64]);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(SessionMiddleware::builder(make(), key.clone()).cookie_secure(false).build())
+                .route("/count", web::get().to(count))
+                .route("/read", web::get().to(read))
+        })
+        .bind(addr)?;
+        println!("ready");
+        server.run().await?;
+        Ok(())
+    }
+
+    actix_web::rt::System::new().block_on(async move {
+        if app == "actix-redis" {
+            let store = RedisSessionStore::new(backend).await?;
+            serve(move || store.clone(), addr).await
+        } else {
+            serve(CookieSessionStore::default, addr).await
+        }
+    })
+}

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Side-by-side HTTP load benchmark: this project's axum integration vs tower-sessions and
+actix-session vs bare axum, same machine, same run, same handlers. Writes BENCHMARKS.md.
+
+Run through `bash benches/run` (it builds the servers and installs wrk/redis when missing).
+Every server listens on a free loopback port and is stopped afterwards.
+"""
+import json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request, platform, datetime
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+OURS = os.path.join(HERE, "ours", "target", "release", "session-http-bench-ours")
+PEERS = os.path.join(HERE, "peers", "target", "release", "session-http-bench-peers")
+CONNECTIONS, THREADS = 32, 2
+WARMUP, DURATION = int(os.environ.get("BENCH_WARMUP", "2")), int(os.environ.get("BENCH_SECONDS", "5"))
+SESSIONS = 256
+
+# (app, binary, backend kind, family used for the "best peer" ratio)
+APPS = [
+    ("bare", OURS, None, None),
+    ("ours-memory", OURS, None, "memory"),
+    ("ours-cookie", OURS, None, "cookie"),
+    ("ours-fs", OURS, "dir", "file"),
+    ("ours-sqlite", OURS, "db", "sqlite"),
+    ("ours-redis", OURS, "redis", "redis"),
+    ("tower-memory", PEERS, None, "memory"),
+    ("tower-file", PEERS, "dir", "file"),
+    ("tower-sqlite", PEERS, "db", "sqlite"),
+    ("tower-redis", PEERS, "redis", "redis"),
+    ("actix-cookie", PEERS, None, "cookie"),
+    ("actix-redis", PEERS, "redis", "redis"),
+]
+SCENARIOS = [
+    ("/count", True, "`/count` with a session cookie (read, increment, store)"),
+    ("/read", True, "`/read` with a session cookie (read only)"),
+    ("/count", False, "`/count` as a new visitor each request (no cookie: a new session is written)"),
+    ("/read", False, "`/read` as a new visitor each request (no cookie, nothing to store)"),
+]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Redis:
+    def __init__(self, work):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if self.cli("PING").strip() == "PONG":
+                return
+            time.sleep(0.02)
+        raise SystemExit("redis-server did not start")
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True).stdout
+
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def commands(self):
+        """Calls per command since the last reset, without our own INFO/CONFIG."""
+        stats = {}
+        for line in self.cli("INFO", "commandstats").splitlines():
+            m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+            if m and m.group(1) not in ("info", "config", "ping"):
+                stats[m.group(1)] = int(m.group(2))
+        return stats
+
+    def cpu(self):
+        info = self.cli("INFO", "cpu")
+        user = float(re.search(r"used_cpu_user:([\d.]+)", info).group(1))
+        sys_ = float(re.search(r"used_cpu_sys:([\d.]+)", info).group(1))
+        return user + sys_
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def start(app, binary, backend_kind, work, redis):
+    port = free_port()
+    backend = ""
+    if backend_kind == "dir":
+        backend = tempfile.mkdtemp(dir=work)
+    elif backend_kind == "db":
+        backend = os.path.join(tempfile.mkdtemp(dir=work), "sessions.db")
+    elif backend_kind == "redis":
+        redis.cli("FLUSHALL")
+        backend = redis.url()
+    proc = subprocess.Popen([binary, app, f"127.0.0.1:{port}", backend], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if "ready" not in line:
+        proc.kill()
+        raise SystemExit(f"{app} did not start")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def make_sessions(base, n):
+    cookies = []
+    for _ in range(n):
+        with urllib.request.urlopen(base + "/count") as r:
+            cookie = r.headers.get("Set-Cookie")
+        if cookie:
+            cookies.append(cookie.split(";")[0])
+    return cookies
+
+
+def wrk(url, cookie_file, seconds, latency):
+    cmd = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s"]
+    if latency:
+        cmd.append("--latency")
+    env = dict(os.environ)
+    if cookie_file:
+        cmd += ["-s", os.path.join(HERE, "cookies.lua")]
+        env["COOKIES"] = cookie_file
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, env=env).stdout
+    result = {"requests": int(re.search(r"(\d+) requests in", out).group(1)),
+              "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["errors"] = int(non2xx.group(1)) if non2xx else 0
+    for pct in ("50", "99") if latency else ():
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        result[f"p{pct}"] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    return result
+
+
+def measure(app, binary, backend_kind, work, redis):
+    rows = {}
+    proc, base = start(app, binary, backend_kind, work, redis)
+    try:
+        cookies = make_sessions(base, SESSIONS) if app != "bare" else ["x=1"]
+        if app != "bare" and len(cookies) < SESSIONS:
+            raise SystemExit(f"{app}: /count set {len(cookies)} cookies for {SESSIONS} requests")
+        cookie_file = os.path.join(work, f"{app}.cookies")
+        open(cookie_file, "w").write("\n".join(cookies) + "\n")
+        for path, with_cookie, _ in SCENARIOS:
+            jar = cookie_file if with_cookie else None
+            wrk(base + path, jar, WARMUP, False)
+            redis.cli("CONFIG", "RESETSTAT")
+            cpu0, rcpu0 = cpu_seconds(proc.pid), redis.cpu()
+            r = wrk(base + path, jar, DURATION, True)
+            r["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / r["requests"] * 1e6
+            commands = redis.commands() if backend_kind == "redis" else {}
+            r["redis_cmds"] = sum(commands.values()) / r["requests"] if commands else None
+            r["redis_detail"] = ", ".join(f"{k} {v / r['requests']:.2f}" for k, v in sorted(commands.items()))
+            r["redis_cpu_us"] = (redis.cpu() - rcpu0) / r["requests"] * 1e6 if backend_kind == "redis" else None
+            r["rss_mb"] = rss_mb(proc.pid)
+            rows[(path, with_cookie)] = r
+            print(f"  {app:<13} {path:<6} {'cookie' if with_cookie else 'new   '} {r['rps']:>9.0f} req/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:7.2f} ms  "
+                  f"cpu {r['cpu_us']:6.1f} us/req  rss {r['rss_mb']:6.1f} MB" + (f"  redis {r['redis_cmds']:.2f} cmd/req" if r["redis_cmds"] else "")
+                  + (f"  non-2xx {r['errors']}" if r["errors"] else ""), flush=True)
+    finally:
+        proc.terminate()
+        proc.wait()
+    return rows
+
+
+def versions():
+    lock = open(os.path.join(HERE, "peers", "Cargo.lock")).read()
+    wanted = ["tower-sessions", "tower-sessions-redis-store", "tower-sessions-sqlx-store", "tower-sessions-file-store", "actix-session", "actix-web", "axum", "fred", "sqlx"]
+    found = {}
+    for name, version in re.findall(r'name = "([^"]+)"\nversion = "([^"]+)"', lock):
+        if name in wanted:
+            found.setdefault(name, []).append(version)
+    out = [f"{n} {', '.join(found[n])}" for n in wanted if n in found]
+    out.append(subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split(" sha=")[0].strip())
+    out.append(subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0].split(" [")[0])
+    return out
+
+
+def machine():
+    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
+    return f"{os.cpu_count()} cores ({model}), {int(mem) // 1024 // 1024} GiB, Linux {platform.release()}"
+
+
+def fmt(x, digits=2):
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def report(results):
+    peers = [a for a, *_ in APPS if a.startswith(("tower", "actix"))]
+    lines = ["# Benchmarks", "",
+             f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, "
+             f"server, backend and `wrk` sharing the cores. Rewritten by `bash benches/run`.", "",
+             "Versions: " + "; ".join(versions()) + ".", "",
+             f"Every app serves the same two handlers (`/count` reads an integer from the session, increments and stores it; "
+             f"`/read` only reads it), written the way each crate's documentation shows (`benches/http/`). Load: `wrk -t{THREADS} -c{CONNECTIONS}`, "
+             f"{WARMUP} s warm-up then {DURATION} s measured, per scenario; with a cookie, requests cycle through {SESSIONS} real sessions. "
+             "`×bare` is the ratio to bare axum (no sessions) and `×peer` to the best peer on the same kind of backend, both from the same run: "
+             "machines here are shared and noisy, so read the ratios, not the absolute numbers. CPU is the server process's user+system time per request; "
+             "Redis commands per request come from `INFO commandstats` (commands run inside scripts included).", ""]
+    for path, with_cookie, title in SCENARIOS:
+        key = (path, with_cookie)
+        bare = results["bare"][key]["rps"]
+        lines += [f"## {title}", "", "| app | req/s | ×bare | ×peer | p50 ms | p99 ms | CPU µs/req | Redis cmds/req | Redis CPU µs/req | RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for app, _, _, family in APPS:
+            r = results[app][key]
+            same = [results[p][key]["rps"] for p, _, _, f in APPS if p in peers and f == family]
+            vs_peer = r["rps"] / max(same) if same and app.startswith("ours") else None
+            cmds = fmt(r["redis_cmds"]) + (f" ({r['redis_detail']})" if r["redis_detail"] else "") if r["redis_cmds"] is not None else "–"
+            lines.append(f"| {app} | {r['rps']:.0f} | {r['rps'] / bare:.2f} | {fmt(vs_peer)} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:.1f} | {cmds} | {fmt(r['redis_cpu_us'], 1)} | {r['rss_mb']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    for tool in ("wrk", "redis-server", "redis-cli"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} not found: sudo apt-get install -y wrk redis-server (or run bash benches/run)")
+    only = sys.argv[1:]
+    work = tempfile.mkdtemp(prefix="session-bench-")
+    redis = Redis(work)
+    results = {}
+    try:
+        for app, binary, backend, _ in APPS:
+            if only and app not in only and app != "bare":
+                continue
+            print(f"{app}:", flush=True)
+            results[app] = measure(app, binary, backend, work, redis)
+    finally:
+        redis.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    json.dump({a: {f"{p} {'cookie' if c else 'new'}": r for (p, c), r in rows.items()} for a, rows in results.items()},
+              open(os.path.join(ROOT, "target", "http-bench.json"), "w"), indent=1)
+    if not only:
+        open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write(report(results) + "\n")
+        print("BENCHMARKS.md rewritten")
+
+
+if __name__ == "__main__":
+    main()
