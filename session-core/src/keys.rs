@@ -93,7 +93,8 @@ impl fmt::Debug for Key {
 #[derive(Clone)]
 pub struct Keyring {
     keys: Vec<Key>,
-    signing: Vec<Zeroizing<Vec<u8>>>,
+    /// HMAC state already keyed with each signing key (cloned per use: no key setup per cookie).
+    signing: Vec<HmacSha256>,
     sealing: Vec<SealKey>,
 }
 
@@ -101,7 +102,7 @@ impl Keyring {
     /// A keyring with one key.
     pub fn new(newest: Key) -> Self {
         Self {
-            signing: vec![newest.derive(b"cookie-signature")],
+            signing: vec![mac_for(&newest.derive(b"cookie-signature"))],
             sealing: vec![SealKey::derive(&newest)],
             keys: vec![newest],
         }
@@ -109,7 +110,7 @@ impl Keyring {
 
     /// Adds an older key that is still accepted but no longer used to sign.
     pub fn with_previous(mut self, key: Key) -> Self {
-        self.signing.push(key.derive(b"cookie-signature"));
+        self.signing.push(mac_for(&key.derive(b"cookie-signature")));
         self.sealing.push(SealKey::derive(&key));
         self.keys.push(key);
         self
@@ -160,15 +161,15 @@ impl Keyring {
 
     /// Signs `message` with the newest key.
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 32] {
-        let mut mac = mac_for(&self.signing[0]);
+        let mut mac = self.signing[0].clone();
         mac.update(message);
         mac.finalize().into_bytes().into()
     }
 
     /// The index of the key whose signature matches (0 = newest), comparing in constant time.
     pub(crate) fn verify(&self, message: &[u8], tag: &[u8]) -> Option<usize> {
-        self.signing.iter().position(|key| {
-            let mut mac = mac_for(key);
+        self.signing.iter().position(|keyed| {
+            let mut mac = keyed.clone();
             mac.update(message);
             mac.verify_slice(tag).is_ok()
         })

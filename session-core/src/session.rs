@@ -380,25 +380,30 @@ impl<T: SessionData> Session<T> {
         stale_key: bool,
         now: u64,
     ) -> Result<Outcome, SessionError> {
-        let changes = changes(l)?;
-        let outcome = match &self.shared.backend {
+        let mut changes = changes(l)?;
+        let (outcome, merged) = match &self.shared.backend {
             Backend::Store(driver) => {
                 self.commit_to_store(driver.as_ref(), l, &changes, stale_key, now)
                     .await?
             }
-            Backend::Cookie => self.commit_to_cookie(l, &changes, stale_key, now)?,
+            Backend::Cookie => (self.commit_to_cookie(l, &changes, stale_key, now)?, false),
         };
         if matches!(outcome, Outcome::Vanished) {
             return Ok(outcome);
         }
-        // Everything is saved: the stored record is the new base.
+        // Everything is saved: the stored record is the new base. Only a merge with a
+        // concurrent change makes the data differ from what this request already holds.
         if let Some(stored) = &l.stored {
-            let (data, snapshot) = self
-                .shared
-                .build_data(&stored.record.data)
-                .map_err(SessionError::Serialize)?;
-            l.data = data;
-            l.snapshot = snapshot;
+            if merged {
+                let (data, snapshot) = self
+                    .shared
+                    .build_data(&stored.record.data)
+                    .map_err(SessionError::Serialize)?;
+                l.data = data;
+                l.snapshot = snapshot;
+            } else if let Some(current) = changes.current.take() {
+                l.snapshot = current;
+            }
             l.flash_in = stored.record.flash.clone();
         }
         l.data_touched = false;
@@ -418,9 +423,10 @@ impl<T: SessionData> Session<T> {
         changes: &Changes,
         stale_key: bool,
         now: u64,
-    ) -> Result<Outcome, SessionError> {
+    ) -> Result<(Outcome, bool), SessionError> {
         let shared = &*self.shared;
-        Ok(match l.stored.as_mut() {
+        let mut merged = false;
+        let outcome = match l.stored.as_mut() {
             None if changes.is_empty() => Outcome::Nothing,
             None => {
                 let mut record = shared.new_record(now);
@@ -441,19 +447,29 @@ impl<T: SessionData> Session<T> {
             Some(stored) if !changes.is_empty() => {
                 match shared.update(driver, stored, changes, now).await? {
                     Written::Yes => Outcome::Cookie(shared.cookie_for(stored, now)?),
+                    Written::Merged => {
+                        merged = true;
+                        Outcome::Cookie(shared.cookie_for(stored, now)?)
+                    }
                     Written::Vanished => Outcome::Vanished,
                 }
             }
             Some(stored) => match shared.refresh_due(stored, now) {
                 Some(deadline) => match shared.refresh(driver, stored, deadline, now).await? {
                     Written::Yes => Outcome::Cookie(shared.cookie_for(stored, now)?),
+                    // A rewrite-based refresh that met a concurrent change keeps that change.
+                    Written::Merged => {
+                        merged = true;
+                        Outcome::Cookie(shared.cookie_for(stored, now)?)
+                    }
                     Written::Vanished => Outcome::Vanished,
                 },
                 // Re-sign with the newest key; no write.
                 None if stale_key => Outcome::Cookie(shared.cookie_for(stored, now)?),
                 None => Outcome::Nothing,
             },
-        })
+        };
+        Ok((outcome, merged))
     }
 
     /// Cookie-only sessions: every change, refresh or rotation re-seals the whole session.
@@ -533,6 +549,7 @@ enum Outcome {
 /// This request's changes relative to what was loaded.
 fn changes<T: SessionData>(l: &Loaded<T>) -> Result<Changes, SessionError> {
     let mut data = Vec::new();
+    let mut whole = None;
     if l.data_touched {
         let current = match serde_json::to_value(&l.data).map_err(SessionError::Serialize)? {
             Value::Object(map) => map,
@@ -552,6 +569,7 @@ fn changes<T: SessionData>(l: &Loaded<T>) -> Result<Changes, SessionError> {
                 data.push((key.clone(), None));
             }
         }
+        whole = Some(current);
     }
     Ok(Changes {
         data,
@@ -563,6 +581,7 @@ fn changes<T: SessionData>(l: &Loaded<T>) -> Result<Changes, SessionError> {
         flash_set: l.flash_set.clone(),
         lifetime: l.lifetime,
         renew: l.renew,
+        current: whole,
     })
 }
 

@@ -358,6 +358,8 @@ pub(crate) struct Changes {
     pub(crate) flash_set: Map<String, Value>,
     pub(crate) lifetime: Option<Option<Lifetime>>,
     pub(crate) renew: bool,
+    /// The whole data as serialised for the diff, reused as the next snapshot.
+    pub(crate) current: Option<Map<String, Value>>,
 }
 
 impl Changes {
@@ -370,9 +372,11 @@ impl Changes {
     }
 }
 
-/// Whether a conditional update landed or found the record gone (destroyed or expired).
+/// Whether a conditional update landed (on the loaded record, or merged onto a concurrently
+/// changed one) or found the record gone (destroyed or expired).
 pub(crate) enum Written {
     Yes,
+    Merged,
     Vanished,
 }
 
@@ -569,6 +573,7 @@ impl<T: SessionData> Shared<T> {
         now: u64,
     ) -> Result<Written, SessionError> {
         let caps = driver.capabilities();
+        let mut merged = false;
         for _ in 0..self.max_attempts {
             let mut record = stored.record.clone();
             self.apply(&mut record, changes, now);
@@ -589,13 +594,18 @@ impl<T: SessionData> Shared<T> {
                     stored.version = version;
                     stored.idle_deadline = record.idle_deadline;
                     stored.record = record;
-                    return Ok(Written::Yes);
+                    return Ok(if merged {
+                        Written::Merged
+                    } else {
+                        Written::Yes
+                    });
                 }
                 Err(DriverError::Conflict) => {
                     match self.fetch(driver, &stored.id, &stored.key).await? {
                         Some(fresh) => {
                             tracing::debug!(id = ?stored.id, "concurrent session write; merging");
                             *stored = fresh;
+                            merged = true;
                         }
                         None => return Ok(Written::Vanished),
                     }
