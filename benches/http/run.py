@@ -82,7 +82,7 @@ class Redis:
         stats = {}
         for line in self.cli("INFO", "commandstats").splitlines():
             m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
-            if m and m.group(1) not in ("info", "config", "ping"):
+            if m and m.group(1).split("|")[0] not in ("info", "config", "ping"):
                 stats[m.group(1)] = int(m.group(2))
         return stats
 
@@ -199,6 +199,41 @@ def fmt(x, digits=2):
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def targets(results):
+    """The issue's targets, checked against this run."""
+    def rps(app, path, cookie=True):
+        return results[app][(path, cookie)]["rps"]
+
+    def r(app, path, field, cookie=True):
+        return results[app][(path, cookie)][field]
+
+    rows = []
+    for path in ("/count", "/read"):
+        best = max(rps("tower-redis", path), rps("actix-redis", path))
+        ratio = rps("ours-redis", path) / best
+        rows.append((f"Redis `{path}` ≥ 1.2× the faster peer", f"{ratio:.2f}×", ratio >= 1.2))
+        peer_cmds = min(r("tower-redis", path, "redis_cmds"), r("actix-redis", path, "redis_cmds"))
+        ours_cmds = r("ours-redis", path, "redis_cmds")
+        rows.append((f"Redis `{path}`: no more commands than the peers", f"{ours_cmds:.2f} vs {peer_cmds:.2f} executed", ours_cmds <= peer_cmds + 0.01))
+        peer_cpu = min(r("tower-redis", path, "cpu_us"), r("actix-redis", path, "cpu_us"))
+        rows.append((f"Redis `{path}`: less server CPU per request", f"{r('ours-redis', path, 'cpu_us'):.1f} vs {peer_cpu:.1f} µs", r("ours-redis", path, "cpu_us") < peer_cpu))
+    ratio = rps("ours-sqlite", "/count") / rps("tower-sqlite", "/count")
+    rows.append(("SQLite `/count` ≥ 20× tower-sessions' sqlx store", f"{ratio:.1f}×", ratio >= 20))
+    p99 = r("ours-sqlite", "/count", "p99")
+    rows.append(("SQLite `/count` p99 < 10 ms", f"{p99:.2f} ms", p99 < 10))
+    ratio = rps("ours-fs", "/count") / rps("tower-file", "/count")
+    rows.append(("fs `/count` ≥ 3× tower-sessions' file store", f"{ratio:.2f}×", ratio >= 3))
+    for app in ("ours-memory", "ours-cookie"):
+        for path in ("/count", "/read"):
+            ratio = rps(app, path) / rps("bare", path)
+            rows.append((f"{app} `{path}` ≥ 0.85× bare axum", f"{ratio:.2f}×", ratio >= 0.85))
+    ours, tower = r("ours-memory", "/count", "rss_mb", False), r("tower-memory", "/count", "rss_mb", False)
+    rows.append(("memory bounded under a flood of new visitors (RSS after the run)", f"{ours:.0f} MB vs tower-sessions {tower:.0f} MB", ours < tower))
+    lines = ["## Targets (from this run)", "", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in rows]
+    return lines + [""]
+
+
 def report(results):
     peers = [a for a, *_ in APPS if a.startswith(("tower", "actix"))]
     lines = ["# Benchmarks", "",
@@ -211,6 +246,7 @@ def report(results):
              "`×bare` is the ratio to bare axum (no sessions) and `×peer` to the best peer on the same kind of backend, both from the same run: "
              "machines here are shared and noisy, so read the ratios, not the absolute numbers. CPU is the server process's user+system time per request; "
              "Redis commands per request come from `INFO commandstats` (commands run inside scripts included).", ""]
+    lines += targets(results)
     for path, with_cookie, title in SCENARIOS:
         key = (path, with_cookie)
         bare = results["bare"][key]["rps"]
@@ -225,7 +261,16 @@ def report(results):
     return "\n".join(lines)
 
 
+def load_saved():
+    saved = json.load(open(os.path.join(ROOT, "target", "http-bench.json")))
+    return {app: {(k.split()[0], k.split()[1] == "cookie"): v for k, v in rows.items()} for app, rows in saved.items()}
+
+
 def main():
+    if sys.argv[1:] == ["--report-only"]:
+        open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write(report(load_saved()) + "\n")
+        print("BENCHMARKS.md rewritten from target/http-bench.json")
+        return
     for tool in ("wrk", "redis-server", "redis-cli"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} not found: sudo apt-get install -y wrk redis-server (or run bash benches/run)")
