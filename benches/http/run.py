@@ -234,10 +234,10 @@ def targets(results):
     return lines + [""]
 
 
-def report(results):
+def report(results, measured):
     peers = [a for a, *_ in APPS if a.startswith(("tower", "actix"))]
     lines = ["# Benchmarks", "",
-             f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, "
+             f"Measured {measured} UTC on {machine()}, "
              f"server, backend and `wrk` sharing the cores. Rewritten by `bash benches/run`.", "",
              "Versions: " + "; ".join(versions()) + ".", "",
              f"Every app serves the same two handlers (`/count` reads an integer from the session, increments and stores it; "
@@ -263,12 +263,13 @@ def report(results):
 
 def load_saved():
     saved = json.load(open(os.path.join(ROOT, "target", "http-bench.json")))
-    return {app: {(k.split()[0], k.split()[1] == "cookie"): v for k, v in rows.items()} for app, rows in saved.items()}
+    measured = saved.pop("_measured", "an earlier run")
+    return {app: {(k.split()[0], k.split()[1] == "cookie"): v for k, v in rows.items()} for app, rows in saved.items()}, measured
 
 
 def main():
     if sys.argv[1:] == ["--report-only"]:
-        open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write(report(load_saved()) + "\n")
+        open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write(report(*load_saved()) + "\n")
         print("BENCHMARKS.md rewritten from target/http-bench.json")
         return
     for tool in ("wrk", "redis-server", "redis-cli"):
@@ -287,10 +288,12 @@ def main():
     finally:
         redis.stop()
         shutil.rmtree(work, ignore_errors=True)
-    json.dump({a: {f"{p} {'cookie' if c else 'new'}": r for (p, c), r in rows.items()} for a, rows in results.items()},
-              open(os.path.join(ROOT, "target", "http-bench.json"), "w"), indent=1)
+    measured = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"
+    saved = {a: {f"{p} {'cookie' if c else 'new'}": r for (p, c), r in rows.items()} for a, rows in results.items()}
+    saved["_measured"] = measured
+    json.dump(saved, open(os.path.join(ROOT, "target", "http-bench.json"), "w"), indent=1)
     if not only:
-        open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write(report(results) + "\n")
+        open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write(report(results, measured) + "\n")
         print("BENCHMARKS.md rewritten")
 
 
