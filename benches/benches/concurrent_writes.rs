@@ -64,12 +64,10 @@ async fn measure(name: &str, driver: Arc<dyn Driver>) {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(
-        "{name:<12} {:>9.0} writes/s   p50 {:>8.2} ms   p99 {:>8.2} ms   ({} writes, {WRITERS} writers, {:?})",
+        "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
         all.len() as f64 / RUN.as_secs_f64(),
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
-        all.len(),
-        RUN
     );
 }
 
@@ -83,9 +81,8 @@ fn main() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     rt.block_on(async {
-        println!(
-            "session writes (load + commit of a 1 KiB session), {WRITERS} concurrent writers:"
-        );
+        println!("| driver | session writes/s ({WRITERS} writers) | p50 | p99 |");
+        println!("|---|---:|---:|---:|");
         measure("memory", Arc::new(MemoryDriver::new())).await;
         measure(
             "fs",

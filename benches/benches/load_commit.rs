@@ -1,77 +1,147 @@
-//! One request's session work: load a 1 KiB session from its cookie, then commit.
+//! One request's session work, per driver and session size (100 B, 1 KiB, 16 KiB):
 //!
-//! * `read`: a read-only request (one driver get, no write).
-//! * `update`: a request that changes one key (one get, one compare-and-swap put).
-//! * `new`: a new visitor whose first request writes a session (one create-only put).
+//! * `read`: load from the cookie, read a key, commit (nothing to write);
+//! * `update`: load, change a key, commit (one get, one compare-and-swap put);
+//! * `new`: a new visitor's first write (one create-only put).
+//!
+//! Plus the cookie work alone: verifying a signed cookie, and sealing/opening a cookie-only
+//! session (16 KiB cannot fit a browser cookie: that size measures the refusal).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::{hint::black_box, sync::Arc};
+use std::{hint::black_box, sync::Arc, time::Duration};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use session_core::{Driver, DynamicData, Keyring, SessionStorage};
+use session_core::{Driver, DynamicData, Keyring, SessionError, SessionStorage};
 use session_driver_fs::FsDriver;
 use session_driver_memory::MemoryDriver;
 use session_driver_redis::{RedisConfig, RedisDriver};
 use session_driver_sqlite::SqliteDriver;
 use session_test_support::{Tied, free_port, wait_for_port};
 
-const PAYLOAD: usize = 1024;
+const SIZES: &[(usize, &str)] = &[(100, "100B"), (1024, "1KiB"), (16 * 1024, "16KiB")];
+
+fn keyring() -> Keyring {
+    Keyring::from_secrets(["benchmark secret of at least 32 bytes"]).unwrap()
+}
 
 fn storage(driver: Arc<dyn Driver>) -> SessionStorage<DynamicData> {
     SessionStorage::builder(driver)
-        .keyring(Keyring::from_secrets(["benchmark secret of at least 32 bytes"]).unwrap())
+        .keyring(keyring())
         .build()
         .unwrap()
 }
 
-fn bench_driver(c: &mut Criterion, name: &str, driver: Arc<dyn Driver>) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
+fn pair(set: &session_core::SetCookie) -> String {
+    set.as_str().split(';').next().unwrap().to_owned()
+}
+
+fn bench_driver(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    driver: Arc<dyn Driver>,
+) {
     let storage = storage(driver);
-    let cookie = rt.block_on(async {
-        let s = storage.get_session(None);
-        s.insert("payload", "x".repeat(PAYLOAD)).await.unwrap();
-        s.insert("count", 0u64).await.unwrap();
-        let set = storage.commit_session(&s).await.unwrap().unwrap();
-        set.as_str().split(';').next().unwrap().to_owned()
-    });
-    let mut group = c.benchmark_group("load_commit_1KiB");
+    let mut group = c.benchmark_group(format!("load_commit/{name}"));
     group.throughput(Throughput::Elements(1));
-    group.bench_function(BenchmarkId::new("read", name), |b| {
-        b.to_async(&rt).iter(|| async {
-            let s = storage.get_session(Some(&cookie));
-            let n: Option<u64> = s.get("count").await.unwrap();
-            black_box(n);
-            black_box(storage.commit_session(&s).await.unwrap());
-        })
-    });
-    group.bench_function(BenchmarkId::new("update", name), |b| {
-        b.to_async(&rt).iter(|| async {
-            let s = storage.get_session(Some(&cookie));
-            let n: u64 = s.get("count").await.unwrap().unwrap_or(0);
-            s.insert("count", n + 1).await.unwrap();
-            black_box(storage.commit_session(&s).await.unwrap());
-        })
-    });
-    group.bench_function(BenchmarkId::new("new", name), |b| {
-        b.to_async(&rt).iter(|| async {
+    for &(size, label) in SIZES {
+        let cookie = rt.block_on(async {
             let s = storage.get_session(None);
-            s.insert("payload", "x".repeat(PAYLOAD)).await.unwrap();
-            black_box(storage.commit_session(&s).await.unwrap());
-        })
-    });
+            s.insert("payload", "x".repeat(size)).await.unwrap();
+            s.insert("count", 0u64).await.unwrap();
+            pair(&storage.commit_session(&s).await.unwrap().unwrap())
+        });
+        group.bench_function(BenchmarkId::new("read", label), |b| {
+            b.to_async(rt).iter(|| async {
+                let s = storage.get_session(Some(&cookie));
+                let n: Option<u64> = s.get("count").await.unwrap();
+                black_box(n);
+                black_box(storage.commit_session(&s).await.unwrap());
+            })
+        });
+        group.bench_function(BenchmarkId::new("update", label), |b| {
+            b.to_async(rt).iter(|| async {
+                let s = storage.get_session(Some(&cookie));
+                let n: u64 = s.get("count").await.unwrap().unwrap_or(0);
+                s.insert("count", n + 1).await.unwrap();
+                black_box(storage.commit_session(&s).await.unwrap());
+            })
+        });
+        group.bench_function(BenchmarkId::new("new", label), |b| {
+            b.to_async(rt).iter(|| async {
+                let s = storage.get_session(None);
+                s.insert("payload", "x".repeat(size)).await.unwrap();
+                black_box(storage.commit_session(&s).await.unwrap());
+            })
+        });
+    }
     group.finish();
 }
 
-fn load_commit(c: &mut Criterion) {
-    bench_driver(c, "memory", Arc::new(MemoryDriver::new()));
+fn cookies(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut group = c.benchmark_group("cookie");
+    let signed = storage(Arc::new(MemoryDriver::new()));
+    let cookie = rt.block_on(async {
+        let s = signed.get_session(None);
+        s.insert("count", 1u64).await.unwrap();
+        pair(&signed.commit_session(&s).await.unwrap().unwrap())
+    });
+    group.bench_function("verify_signed", |b| {
+        b.iter(|| black_box(signed.get_session(Some(black_box(&cookie)))))
+    });
+
+    let sealed = SessionStorage::<DynamicData>::cookie_only()
+        .keyring(keyring())
+        .build()
+        .unwrap();
+    for &(size, label) in SIZES {
+        group.bench_function(BenchmarkId::new("seal", label), |b| {
+            b.to_async(&rt).iter(|| async {
+                let s = sealed.get_session(None);
+                s.insert("payload", "x".repeat(size)).await.unwrap();
+                match sealed.commit_session(&s).await {
+                    Ok(set) => black_box(set.map(|c| c.as_str().len())),
+                    Err(SessionError::CookieTooLarge { size, .. }) => black_box(Some(size)),
+                    Err(e) => panic!("{e}"),
+                };
+            })
+        });
+        let opened = rt.block_on(async {
+            let s = sealed.get_session(None);
+            s.insert("payload", "x".repeat(size)).await.unwrap();
+            sealed
+                .commit_session(&s)
+                .await
+                .ok()
+                .flatten()
+                .map(|set| pair(&set))
+        });
+        if let Some(cookie) = opened {
+            group.bench_function(BenchmarkId::new("open", label), |b| {
+                b.to_async(&rt).iter(|| async {
+                    let s = sealed.get_session(Some(&cookie));
+                    black_box(s.get::<String>("payload").await.unwrap().map(|p| p.len()));
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn drivers(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
+    bench_driver(c, &rt, "memory", Arc::new(MemoryDriver::new()));
     bench_driver(
         c,
+        &rt,
         "fs",
         Arc::new(FsDriver::builder(dir.path().join("plain")).build().unwrap()),
     );
     bench_driver(
         c,
+        &rt,
         "fs-durable",
         Arc::new(
             FsDriver::builder(dir.path().join("durable"))
@@ -82,6 +152,7 @@ fn load_commit(c: &mut Criterion) {
     );
     bench_driver(
         c,
+        &rt,
         "sqlite",
         Arc::new(
             SqliteDriver::builder(dir.path().join("s.db"))
@@ -90,11 +161,10 @@ fn load_commit(c: &mut Criterion) {
         ),
     );
     let (_redis, url) = redis_server(dir.path());
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let redis = rt
         .block_on(RedisDriver::connect(RedisConfig::new(url)))
         .unwrap();
-    bench_driver(c, "redis", Arc::new(redis));
+    bench_driver(c, &rt, "redis", Arc::new(redis));
 }
 
 /// A redis-server on a free loopback port, for as long as the returned handle lives.
@@ -116,13 +186,13 @@ fn redis_server(dir: &std::path::Path) -> (Tied, String) {
     .map(|s| s.to_string())
     .collect();
     let server = Tied::spawn(std::path::Path::new("redis-server"), &args, &[]);
-    wait_for_port(port, "redis-server", std::time::Duration::from_secs(10));
+    wait_for_port(port, "redis-server", Duration::from_secs(10));
     (server, format!("redis://127.0.0.1:{port}"))
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
-    targets = load_commit
+    config = Criterion::default().sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
+    targets = cookies, drivers
 }
 criterion_main!(benches);

@@ -258,7 +258,33 @@ def report(results, measured):
             cmds = fmt(r["redis_cmds"]) + (f" ({r['redis_detail']})" if r["redis_detail"] else "") if r["redis_cmds"] is not None else "–"
             lines.append(f"| {app} | {r['rps']:.0f} | {r['rps'] / bare:.2f} | {fmt(vs_peer)} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:.1f} | {cmds} | {fmt(r['redis_cpu_us'], 1)} | {r['rss_mb']:.0f} |")
         lines.append("")
+    lines += extra_sections()
     return "\n".join(lines)
+
+
+def extra_sections():
+    """The load test, scale and criterion tables written by the earlier steps of benches/run."""
+    out = []
+    concurrent = os.path.join(ROOT, "target", "bench-concurrent-writes.md")
+    if os.path.exists(concurrent):
+        out += ["## 32 concurrent writers per driver", "",
+                "`cargo bench -p session-benches --bench concurrent_writes`: 32 tasks, each committing a change to its own 1 KiB "
+                "session (load + compare-and-swap commit) for 4 s after a warm-up, through the session layer, no HTTP.", "",
+                open(concurrent).read().strip(), ""]
+    scale = os.path.join(ROOT, "target", "bench-scale.md")
+    if os.path.exists(scale):
+        out += ["## Scale: stored sessions and memory per session", "",
+                "`cargo bench -p session-benches --bench scale`: N sessions of ~100 bytes of data, then 2,000 read+update requests on "
+                "random sessions (single task). Bytes per session: process RSS growth (memory), disk blocks (fs, SQLite file and WAL), "
+                "Redis `used_memory` growth.", "",
+                open(scale).read().strip(), ""]
+    table = subprocess.run([sys.executable, os.path.join(HERE, "..", "criterion_table.py")], capture_output=True, text=True).stdout.strip()
+    if "|" in table:
+        out += ["## Micro benchmarks (criterion medians)", "",
+                "`cargo bench -p session-benches --bench load_commit`: one request's session work without HTTP, single task: `read` "
+                "loads from the cookie and commits nothing, `update` changes a key (get + compare-and-swap put), `new` is a new "
+                "visitor's first write.", "", table, ""]
+    return out
 
 
 def load_saved():
