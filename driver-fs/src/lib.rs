@@ -39,15 +39,15 @@ use std::{
     fs::File,
     io,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use serde::Deserialize;
 use session_core::{
-    Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_condition, check_key,
-    check_value, effective_ttl, flexible, from_unix_millis, unix_millis,
+    Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
+    Registry, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_condition,
+    check_key, check_value, effective_ttl, flexible, from_unix_millis, unix_millis,
 };
 use sha2::{Digest, Sha256};
 
@@ -160,7 +160,13 @@ impl FsDriverBuilder {
             locks: (0..SHARDS).map(|_| Mutex::new(None)).collect(),
         });
         let sweeper = match self.sweep_interval {
-            Some(interval) => Some(Sweeper::spawn(Arc::downgrade(&inner), interval)?),
+            Some(interval) => Some(PeriodicTask::spawn(
+                Arc::downgrade(&inner),
+                interval,
+                "sweep_interval",
+                "fs sweep",
+                |inner: Arc<Inner>| blocking(move || inner.sweep()),
+            )?),
             None => None,
         };
         Ok(FsDriver {
@@ -180,7 +186,7 @@ impl FsDriverBuilder {
 /// The file-system driver. See the crate documentation.
 pub struct FsDriver {
     inner: Arc<Inner>,
-    sweeper: Option<Sweeper>,
+    sweeper: Option<PeriodicTask>,
     caps: Capabilities,
 }
 
@@ -480,33 +486,4 @@ fn now_ms() -> u64 {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The background sweeper; aborted when dropped with its driver.
-struct Sweeper(tokio::task::JoinHandle<()>);
-
-impl Sweeper {
-    fn spawn(inner: Weak<Inner>, interval: Duration) -> Result<Self, DriverError> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-            DriverError::config("option `sweep_interval` needs a Tokio runtime to run the sweeper")
-        })?;
-        Ok(Self(handle.spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.tick().await;
-            loop {
-                ticker.tick().await;
-                let Some(inner) = inner.upgrade() else { return };
-                match blocking(move || inner.sweep()).await {
-                    Ok(stats) => tracing::debug!(?stats, "fs sweep"),
-                    Err(e) => tracing::warn!(error = %e, "fs sweep failed"),
-                }
-            }
-        })))
-    }
-}
-
-impl Drop for Sweeper {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

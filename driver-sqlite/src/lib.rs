@@ -36,16 +36,16 @@ mod writer;
 use std::{
     fmt,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, Weak, mpsc},
+    sync::{Arc, Mutex, mpsc},
     time::Duration,
 };
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 use serde::Deserialize;
 use session_core::{
-    Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    TtlSupport, Version, async_trait, bytes::Bytes, check_key, check_value, effective_ttl,
-    flexible, from_unix_millis, unix_millis,
+    Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
+    Registry, TtlSupport, Version, async_trait, bytes::Bytes, check_key, check_value,
+    effective_ttl, flexible, from_unix_millis, unix_millis,
 };
 use tokio::sync::oneshot;
 
@@ -250,7 +250,13 @@ impl SqliteDriverBuilder {
             readers,
         });
         let sweeper = match self.sweep_interval {
-            Some(interval) => Some(Sweeper::spawn(Arc::downgrade(&inner), interval)?),
+            Some(interval) => Some(PeriodicTask::spawn(
+                Arc::downgrade(&inner),
+                interval,
+                "sweep_interval",
+                "sqlite sweep",
+                |inner: Arc<Inner>| async move { sweep(&inner).await },
+            )?),
             None => None,
         };
         Ok(SqliteDriver {
@@ -270,7 +276,7 @@ impl SqliteDriverBuilder {
 /// The SQLite driver. See the crate documentation.
 pub struct SqliteDriver {
     inner: Arc<Inner>,
-    _sweeper: Option<Sweeper>,
+    _sweeper: Option<PeriodicTask>,
     caps: Capabilities,
 }
 
@@ -507,33 +513,4 @@ pub(crate) fn sql_error(e: &rusqlite::Error) -> DriverError {
 
 pub(crate) fn now_ms() -> u64 {
     unix_millis(std::time::SystemTime::now())
-}
-
-/// The background sweeper; aborted when dropped with its driver.
-struct Sweeper(tokio::task::JoinHandle<()>);
-
-impl Sweeper {
-    fn spawn(inner: Weak<Inner>, interval: Duration) -> Result<Self, DriverError> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-            DriverError::config("option `sweep_interval` needs a Tokio runtime to run the sweeper")
-        })?;
-        Ok(Self(handle.spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.tick().await;
-            loop {
-                ticker.tick().await;
-                let Some(inner) = inner.upgrade() else { return };
-                match sweep(&inner).await {
-                    Ok(n) => tracing::debug!(expired = n, "sqlite sweep"),
-                    Err(e) => tracing::warn!(error = %e, "sqlite sweep failed"),
-                }
-            }
-        })))
-    }
-}
-
-impl Drop for Sweeper {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

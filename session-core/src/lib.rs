@@ -68,6 +68,8 @@ mod error;
 mod id;
 mod keys;
 mod layers;
+#[cfg(feature = "tokio")]
+mod periodic;
 mod record;
 mod sealed;
 mod session;
@@ -85,6 +87,8 @@ pub use error::{BoxError, DriverError, ErrorKind, SessionError};
 pub use id::SessionId;
 pub use keys::{Key, Keyring};
 pub use layers::{CallCounts, CountingDriver};
+#[cfg(feature = "tokio")]
+pub use periodic::PeriodicTask;
 pub use record::{ExpiryPolicy, Lifetime};
 pub use session::Session;
 pub use storage::{DynamicData, SessionData, SessionStorage, SessionStorageBuilder};
