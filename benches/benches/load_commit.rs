@@ -16,7 +16,7 @@ use session_driver_fs::FsDriver;
 use session_driver_memory::MemoryDriver;
 use session_driver_redis::{RedisConfig, RedisDriver};
 use session_driver_sqlite::SqliteDriver;
-use session_test_support::{Tied, free_port, wait_for_port};
+use session_test_support::redis_server;
 
 const SIZES: &[(usize, &str)] = &[(100, "100B"), (1024, "1KiB"), (16 * 1024, "16KiB")];
 
@@ -160,34 +160,12 @@ fn drivers(c: &mut Criterion) {
                 .unwrap(),
         ),
     );
-    let (_redis, url) = redis_server(dir.path());
+    let (_redis, port) = redis_server(dir.path());
+    let url = format!("redis://127.0.0.1:{port}");
     let redis = rt
         .block_on(RedisDriver::connect(RedisConfig::new(url)))
         .unwrap();
     bench_driver(c, &rt, "redis", Arc::new(redis));
-}
-
-/// A redis-server on a free loopback port, for as long as the returned handle lives.
-fn redis_server(dir: &std::path::Path) -> (Tied, String) {
-    let port = free_port();
-    let args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        &dir.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let server = Tied::spawn(std::path::Path::new("redis-server"), &args, &[]);
-    wait_for_port(port, "redis-server", Duration::from_secs(10));
-    (server, format!("redis://127.0.0.1:{port}"))
 }
 
 criterion_group! {

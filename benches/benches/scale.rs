@@ -18,7 +18,7 @@ use session_driver_fs::FsDriver;
 use session_driver_memory::MemoryDriver;
 use session_driver_redis::{RedisConfig, RedisDriver};
 use session_driver_sqlite::SqliteDriver;
-use session_test_support::{Tied, free_port, wait_for_port};
+use session_test_support::redis_server;
 
 const SAMPLES: usize = 2000;
 
@@ -181,24 +181,7 @@ fn main() {
         std::fs::create_dir_all(&sqlite).unwrap();
         let driver = SqliteDriver::builder(sqlite.join("s.db")).build().unwrap();
         scale("sqlite", Arc::new(driver), &all, Footprint::Disk(&sqlite)).await;
-        let port = free_port();
-        let args: Vec<String> = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &dir.path().display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let _redis: Tied = Tied::spawn(Path::new("redis-server"), &args, &[]);
-        wait_for_port(port, "redis-server", Duration::from_secs(10));
+        let (_redis, port) = redis_server(dir.path());
         let redis = RedisDriver::connect(RedisConfig::new(format!("redis://127.0.0.1:{port}")))
             .await
             .unwrap();

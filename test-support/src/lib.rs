@@ -93,3 +93,32 @@ impl Drop for Tied {
         self.end();
     }
 }
+
+/// A throwaway `redis-server` (no persistence) on a free loopback port, working in `dir`; it
+/// runs while the returned handle lives. Panics with the install command if Redis is missing.
+pub fn redis_server(dir: &Path) -> (Tied, u16) {
+    let program = Path::new("redis-server");
+    require_binary(
+        program,
+        "install Redis: sudo apt-get install -y redis-server",
+    );
+    let port = free_port();
+    let args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        &dir.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let server = Tied::spawn(program, &args, &[]);
+    wait_for_port(port, "redis-server", Duration::from_secs(10));
+    (server, port)
+}
