@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod checks;
+mod processes;
 mod report;
 
 use std::{
@@ -47,6 +48,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use processes::{cas_increment, cross_process_check};
 pub use report::{CheckResult, Outcome, Report};
 use session_core::{Capabilities, Driver, DriverError};
 

@@ -3,7 +3,6 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -149,100 +148,15 @@ async fn futures_total(tasks: Vec<tokio::task::JoinHandle<usize>>) -> usize {
     total
 }
 
-const CHILD_ENV: &str = "SESSION_FS_TEST_CHILD_DIR";
-const INCREMENTS: u64 = 40;
-
-/// In a child process: CAS-increment the shared counter and try to win a create-only race.
-fn child(dir: &str) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let d = FsDriver::builder(dir).build().unwrap();
-        let won = d
-            .put(
-                "winner",
-                Bytes::from(std::process::id().to_string()),
-                PutOptions::new().mode(WriteMode::CreateOnly),
-            )
-            .await;
-        match won {
-            Ok(_) => println!("RACE:WON"),
-            Err(DriverError::AlreadyExists) => println!("RACE:LOST"),
-            Err(e) => panic!("{e}"),
-        }
-        for _ in 0..INCREMENTS {
-            loop {
-                let e = d.get("counter").await.unwrap().unwrap();
-                let n: u64 = std::str::from_utf8(&e.value).unwrap().parse().unwrap();
-                let put = d.put(
-                    "counter",
-                    Bytes::from((n + 1).to_string()),
-                    PutOptions::new().mode(WriteMode::IfVersion(e.version)),
-                );
-                match put.await {
-                    Ok(_) => break,
-                    Err(DriverError::Conflict) => continue,
-                    Err(e) => panic!("{e}"),
-                }
-            }
-        }
-    });
-}
-
 #[test]
 fn create_only_and_cas_hold_across_processes() {
-    if let Ok(dir) = std::env::var(CHILD_ENV) {
-        child(&dir);
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let d = FsDriver::builder(dir.path()).build().unwrap();
-        d.put("counter", Bytes::from_static(b"0"), PutOptions::new())
-            .await
-            .unwrap();
-    });
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "create_only_and_cas_hold_across_processes",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(CHILD_ENV, dir.path())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut winners = 0;
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "child failed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            stdout.contains("RACE:"),
-            "child did not run the race: {stdout}"
-        );
-        winners += stdout.matches("RACE:WON").count();
-    }
-    assert_eq!(winners, 1, "exactly one process wins a create-only race");
-    rt.block_on(async {
-        let d = FsDriver::builder(dir.path()).build().unwrap();
-        let v = d.get("counter").await.unwrap().unwrap().value;
-        assert_eq!(
-            v,
-            (4 * INCREMENTS).to_string(),
-            "no lost update across processes"
-        );
-    });
+    session_conformance::cross_process_check(
+        "create_only_and_cas_hold_across_processes",
+        &dir.path().display().to_string(),
+        4,
+        |base| async move { Ok(Arc::new(FsDriver::builder(base).build()?) as Arc<dyn Driver>) },
+    );
 }
 
 #[tokio::test]

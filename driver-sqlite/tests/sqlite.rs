@@ -1,95 +1,20 @@
 //! Behaviour specific to the SQLite driver.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{process::Command, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use session_core::{Driver, DriverError, PutOptions, Registry, WriteMode, bytes::Bytes};
+use session_core::{Driver, PutOptions, Registry, bytes::Bytes};
 use session_driver_sqlite::SqliteDriver;
-
-const CHILD_ENV: &str = "SESSION_SQLITE_TEST_CHILD_DB";
-const INCREMENTS: u64 = 40;
-
-async fn increment(d: &SqliteDriver, times: u64) {
-    for _ in 0..times {
-        loop {
-            let e = d.get("counter").await.unwrap().unwrap();
-            let n: u64 = std::str::from_utf8(&e.value).unwrap().parse().unwrap();
-            tokio::task::yield_now().await;
-            let put = d.put(
-                "counter",
-                Bytes::from((n + 1).to_string()),
-                PutOptions::new().mode(WriteMode::IfVersion(e.version)),
-            );
-            match put.await {
-                Ok(_) => break,
-                Err(DriverError::Conflict) => continue,
-                Err(e) => panic!("{e}"),
-            }
-        }
-    }
-}
 
 #[test]
 fn processes_sharing_one_database_never_lose_an_update() {
-    if let Ok(db) = std::env::var(CHILD_ENV) {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let d = SqliteDriver::builder(&db).build().unwrap();
-            let won = d
-                .put(
-                    "winner",
-                    Bytes::from_static(b"x"),
-                    PutOptions::new().mode(WriteMode::CreateOnly),
-                )
-                .await;
-            println!("{}", if won.is_ok() { "RACE:WON" } else { "RACE:LOST" });
-            increment(&d, INCREMENTS).await;
-        });
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shared.db");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let d = SqliteDriver::builder(&db).build().unwrap();
-        d.put("counter", Bytes::from_static(b"0"), PutOptions::new())
-            .await
-            .unwrap();
-    });
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "processes_sharing_one_database_never_lose_an_update",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(CHILD_ENV, &db)
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut winners = 0;
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("RACE:"),
-            "child failed: {stdout}"
-        );
-        winners += stdout.matches("RACE:WON").count();
-    }
-    assert_eq!(winners, 1, "exactly one process wins a create-only race");
-    rt.block_on(async {
-        let d = SqliteDriver::builder(&db).build().unwrap();
-        assert_eq!(
-            d.get("counter").await.unwrap().unwrap().value,
-            (4 * INCREMENTS).to_string()
-        );
-    });
+    session_conformance::cross_process_check(
+        "processes_sharing_one_database_never_lose_an_update",
+        &dir.path().join("shared.db").display().to_string(),
+        4,
+        |db| async move { Ok(Arc::new(SqliteDriver::builder(db).build()?) as Arc<dyn Driver>) },
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

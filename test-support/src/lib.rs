@@ -6,7 +6,7 @@
 
 use std::{
     net::{TcpListener, TcpStream},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, ChildStdout, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -94,16 +94,27 @@ impl Drop for Tied {
     }
 }
 
-/// A throwaway `redis-server` (no persistence) on a free loopback port, working in `dir`; it
-/// runs while the returned handle lives. Panics with the install command if Redis is missing.
-pub fn redis_server(dir: &Path) -> (Tied, u16) {
-    let program = Path::new("redis-server");
+/// The Redis binaries: `$REDIS_SERVER` / `$REDIS_CLI`, or `redis-server` / `redis-cli` on `PATH`.
+/// Panics with the install command when missing.
+pub fn redis_binary(tool: &str) -> PathBuf {
+    let var = if tool == "redis-cli" {
+        "REDIS_CLI"
+    } else {
+        "REDIS_SERVER"
+    };
+    let path = PathBuf::from(std::env::var(var).unwrap_or_else(|_| tool.into()));
     require_binary(
-        program,
-        "install Redis: sudo apt-get install -y redis-server",
+        &path,
+        "install Redis: sudo apt-get install -y redis-server \
+         (or run `bash scripts/test`, which installs it), or set REDIS_SERVER and REDIS_CLI",
     );
-    let port = free_port();
-    let args: Vec<String> = [
+    path
+}
+
+/// A `redis-server` without persistence on `127.0.0.1:port`, working in `dir`, with extra
+/// arguments (for example cluster options); listening when this returns.
+pub fn redis_server_on(port: u16, dir: &Path, extra: &[String]) -> Tied {
+    let mut args: Vec<String> = [
         "--port",
         &port.to_string(),
         "--bind",
@@ -118,7 +129,15 @@ pub fn redis_server(dir: &Path) -> (Tied, u16) {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let server = Tied::spawn(program, &args, &[]);
+    args.extend(extra.iter().cloned());
+    let server = Tied::spawn(&redis_binary("redis-server"), &args, &[]);
     wait_for_port(port, "redis-server", Duration::from_secs(10));
-    (server, port)
+    server
+}
+
+/// A throwaway `redis-server` on a free loopback port, working in `dir`; it runs while the
+/// returned handle lives.
+pub fn redis_server(dir: &Path) -> (Tied, u16) {
+    let port = free_port();
+    (redis_server_on(port, dir, &[]), port)
 }

@@ -135,36 +135,9 @@ pub(crate) async fn compare_and_swap_race(ctx: &Ctx) -> R {
     let tasks: Vec<_> = (0..WORKERS)
         .map(|_| {
             let (driver, key) = (Arc::clone(&ctx.driver), key.clone());
-            tokio::spawn(async move {
-                for _ in 0..INCREMENTS {
-                    loop {
-                        let entry = driver
-                            .get(&key)
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .ok_or("counter vanished")?;
-                        let n: u64 = std::str::from_utf8(&entry.value)
-                            .ok()
-                            .and_then(|s| s.parse().ok())
-                            .ok_or("counter is not a number")?;
-                        // Let the other workers read the same version, as latency would.
-                        tokio::task::yield_now().await;
-                        match driver
-                            .put(
-                                &key,
-                                bytes((n + 1).to_string()),
-                                mode(WriteMode::IfVersion(entry.version)),
-                            )
-                            .await
-                        {
-                            Ok(_) => break,
-                            Err(DriverError::Conflict) => continue,
-                            Err(e) => return Err(e.to_string()),
-                        }
-                    }
-                }
-                Ok::<(), String>(())
-            })
+            tokio::spawn(
+                async move { crate::cas_increment(driver.as_ref(), &key, INCREMENTS).await },
+            )
         })
         .collect();
     for task in tasks {

@@ -8,22 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use session_test_support::{Tied, free_port, require_binary, wait_for_port};
-
-const INSTALL: &str = "install Redis: sudo apt-get install -y redis-server \
-                       (or run `bash scripts/test`, which installs it), or set REDIS_SERVER and REDIS_CLI";
-
-fn server_binary() -> PathBuf {
-    let path =
-        PathBuf::from(std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()));
-    require_binary(&path, INSTALL);
-    path
-}
+use session_test_support::{Tied, free_port, redis_binary, redis_server_on};
 
 fn cli_binary() -> PathBuf {
-    let path = PathBuf::from(std::env::var("REDIS_CLI").unwrap_or_else(|_| "redis-cli".into()));
-    require_binary(&path, INSTALL);
-    path
+    redis_binary("redis-cli")
 }
 
 /// One `redis-server` process.
@@ -45,24 +33,7 @@ impl RedisServer {
     }
 
     pub(crate) fn start_in(port: u16, dir: &Path, extra: Vec<String>) -> Self {
-        let mut args: Vec<String> = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &dir.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().cloned());
-        let process = Tied::spawn(&server_binary(), &args, &[]);
-        wait_for_port(port, "redis-server", Duration::from_secs(10));
+        let process = redis_server_on(port, dir, &extra);
         let server = Self {
             process: Some(process),
             port,
