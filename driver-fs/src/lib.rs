@@ -46,7 +46,7 @@ use std::{
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
-    Registry, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_condition,
+    Registry, TtlSupport, Version, WriteMode, async_trait, blocking, bytes::Bytes, check_condition,
     check_key, check_value, effective_ttl, flexible, from_unix_millis, unix_millis,
 };
 use sha2::{Digest, Sha256};
@@ -452,15 +452,6 @@ impl Driver for FsDriver {
         let (inner, prefix) = (Arc::clone(&self.inner), prefix.to_owned());
         blocking(move || inner.list(&prefix, start)).await
     }
-}
-
-/// Runs blocking file work off the async worker threads.
-async fn blocking<R: Send + 'static>(
-    f: impl FnOnce() -> Result<R, DriverError> + Send + 'static,
-) -> Result<R, DriverError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| DriverError::permanent("fs driver task failed", Some(Box::new(e))))?
 }
 
 /// Maps I/O errors: resource exhaustion and interruptions may pass, the rest will not.

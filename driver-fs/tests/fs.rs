@@ -234,7 +234,24 @@ async fn the_background_sweeper_runs_and_stops_with_the_driver() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(count(), 0, "the sweeper deleted the expired file");
+    // Once its driver is gone, the sweeper must stop: an expired file written by another
+    // driver without a sweeper stays for many intervals.
     drop(d);
+    let other = FsDriver::builder(dir.path()).build().unwrap();
+    other
+        .put(
+            "stays",
+            Bytes::new(),
+            PutOptions::new().ttl(Duration::from_millis(1)),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        count(),
+        1,
+        "the sweeper kept running after its driver was dropped"
+    );
 }
 
 #[tokio::test]

@@ -44,7 +44,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
-    Registry, TtlSupport, Version, async_trait, bytes::Bytes, check_key, check_value,
+    Registry, TtlSupport, Version, async_trait, blocking, bytes::Bytes, check_key, check_value,
     effective_ttl, flexible, from_unix_millis, unix_millis,
 };
 use tokio::sync::oneshot;
@@ -373,14 +373,6 @@ async fn sweep(inner: &Inner) -> Result<u64, DriverError> {
 
 fn unexpected() -> DriverError {
     DriverError::permanent("the sqlite writer answered another operation", None)
-}
-
-async fn blocking<R: Send + 'static>(
-    f: impl FnOnce() -> Result<R, DriverError> + Send + 'static,
-) -> Result<R, DriverError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| DriverError::permanent("sqlite driver task failed", Some(Box::new(e))))?
 }
 
 #[async_trait]

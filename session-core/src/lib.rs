@@ -88,7 +88,7 @@ pub use id::SessionId;
 pub use keys::{Key, Keyring};
 pub use layers::{CallCounts, CountingDriver};
 #[cfg(feature = "tokio")]
-pub use periodic::PeriodicTask;
+pub use periodic::{PeriodicTask, blocking};
 pub use record::{ExpiryPolicy, Lifetime};
 pub use session::Session;
 pub use storage::{DynamicData, SessionData, SessionStorage, SessionStorageBuilder};

@@ -1,9 +1,20 @@
-//! A periodic background task tied to an object's lifetime (feature `tokio`): what drivers
-//! without native expiry use to sweep expired entries.
+//! Tokio helpers for drivers (feature `tokio`): blocking work off the async workers, and a
+//! periodic background task tied to an object's lifetime (what drivers use to sweep expired
+//! entries).
 
 use std::{future::Future, sync::Weak, time::Duration};
 
 use crate::DriverError;
+
+/// Runs blocking backend work (file or database calls) on Tokio's blocking threads, never on
+/// the async workers. A panic in `work` becomes a non-retryable [`DriverError`].
+pub async fn blocking<R: Send + 'static>(
+    work: impl FnOnce() -> Result<R, DriverError> + Send + 'static,
+) -> Result<R, DriverError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DriverError::permanent("a blocking driver task failed", Some(Box::new(e))))?
+}
 
 /// A task that runs every `interval` while its target lives; aborted when dropped.
 #[derive(Debug)]
