@@ -317,10 +317,13 @@ def main():
     measured = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"
     saved = {a: {f"{p} {'cookie' if c else 'new'}": r for (p, c), r in rows.items()} for a, rows in results.items()}
     saved["_measured"] = measured
+    if only:
+        # A partial run (named apps only) is for a quick look: it leaves the saved full run alone.
+        json.dump(saved, open(os.path.join(ROOT, "target", "http-bench-partial.json"), "w"), indent=1)
+        return
     json.dump(saved, open(os.path.join(ROOT, "target", "http-bench.json"), "w"), indent=1)
-    if not only:
-        open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write(report(results, measured) + "\n")
-        print("BENCHMARKS.md rewritten")
+    open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write(report(results, measured) + "\n")
+    print("BENCHMARKS.md rewritten")
 
 
 if __name__ == "__main__":

@@ -23,51 +23,37 @@ fn main() -> Result<(), Fail> {
     }
 }
 
-mod tower {
-    use axum::{Router, routing::get};
-    use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
+/// The tower-sessions app, for one version of the crate (the file store needs 0.15, the
+/// Redis and sqlx stores 0.14): the same code, compiled against each.
+macro_rules! tower_app {
+    ($module:ident, $krate:ident) => {
+        mod $module {
+            use axum::{Router, routing::get};
+            use $krate::{Expiry, Session, SessionManagerLayer, SessionStore};
 
-    async fn count(session: Session) -> String {
-        let n: u64 = session.get("count").await.unwrap_or_default().unwrap_or(0);
-        let _ = session.insert("count", n + 1).await;
-        (n + 1).to_string()
-    }
+            async fn count(session: Session) -> String {
+                let n: u64 = session.get("count").await.unwrap_or_default().unwrap_or(0);
+                let _ = session.insert("count", n + 1).await;
+                (n + 1).to_string()
+            }
 
-    async fn read(session: Session) -> String {
-        let n: u64 = session.get("count").await.unwrap_or_default().unwrap_or(0);
-        n.to_string()
-    }
+            async fn read(session: Session) -> String {
+                let n: u64 = session.get("count").await.unwrap_or_default().unwrap_or(0);
+                n.to_string()
+            }
 
-    pub(crate) fn router<S: SessionStore + Clone>(store: S) -> Router {
-        let layer = SessionManagerLayer::new(store)
-            .with_secure(false)
-            .with_expiry(Expiry::OnInactivity(time::Duration::days(1)));
-        Router::new().route("/count", get(count)).route("/read", get(read)).layer(layer)
-    }
+            pub(crate) fn router<S: SessionStore + Clone>(store: S) -> Router {
+                let layer = SessionManagerLayer::new(store)
+                    .with_secure(false)
+                    .with_expiry(Expiry::OnInactivity(time::Duration::days(1)));
+                Router::new().route("/count", get(count)).route("/read", get(read)).layer(layer)
+            }
+        }
+    };
 }
 
-mod tower15 {
-    use axum::{Router, routing::get};
-    use tower_sessions_15::{Expiry, Session, SessionManagerLayer, SessionStore};
-
-    async fn count(session: Session) -> String {
-        let n: u64 = session.get("count").await.unwrap_or_default().unwrap_or(0);
-        let _ = session.insert("count", n + 1).await;
-        (n + 1).to_string()
-    }
-
-    async fn read(session: Session) -> String {
-        let n: u64 = session.get("count").await.unwrap_or_default().unwrap_or(0);
-        n.to_string()
-    }
-
-    pub(crate) fn router<S: SessionStore + Clone>(store: S) -> Router {
-        let layer = SessionManagerLayer::new(store)
-            .with_secure(false)
-            .with_expiry(Expiry::OnInactivity(time::Duration::days(1)));
-        Router::new().route("/count", get(count)).route("/read", get(read)).layer(layer)
-    }
-}
+tower_app!(tower, tower_sessions);
+tower_app!(tower15, tower_sessions_15);
 
 async fn tower_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> {
     let router = match app {
