@@ -168,6 +168,14 @@ pub mod flexible {
         }
     }
 
+    /// An optional boolean, or `"true"`/`"false"`/`"1"`/`"0"`.
+    pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        match Option::<Value>::deserialize(d)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => bool(v).map(Some).map_err(D::Error::custom),
+        }
+    }
+
     /// An optional unsigned integer, or its decimal string.
     pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         match Option::<Value>::deserialize(d)? {

@@ -296,3 +296,114 @@ pub fn effective_ttl(
     }
     Ok(Some(ttl))
 }
+
+/// Bytes that [`escape_key`] keeps as they are.
+fn is_plain_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':')
+}
+
+/// Escapes a key into `[A-Za-z0-9_:-]` plus `=XX` (two upper-case hex digits per escaped byte),
+/// for backends whose object names are restricted or normalised (object stores, URLs, paths).
+///
+/// The escaping is byte by byte, so it keeps prefixes: `escape_key(a + b)` is
+/// `escape_key(a) + escape_key(b)`, and a raw prefix listing becomes a listing by the escaped
+/// prefix. `/`, `.`, `%`, control characters and non-ASCII bytes are all escaped, so no key can
+/// form a path segment such as `..`. At most three bytes per key byte; [`unescape_key`] inverts it.
+///
+/// ```
+/// use session_core::{escape_key, unescape_key};
+///
+/// assert_eq!(escape_key("session:ab/../c"), "session:ab=2F=2E=2E=2Fc");
+/// assert_eq!(unescape_key("session:ab=2F=2E=2E=2Fc").as_deref(), Some("session:ab/../c"));
+/// assert_eq!(unescape_key("bad=4"), None);
+/// ```
+pub fn escape_key(key: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(key.len());
+    for &b in key.as_bytes() {
+        if is_plain_key_byte(b) {
+            out.push(char::from(b));
+        } else {
+            out.push('=');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xF)]));
+        }
+    }
+    out
+}
+
+/// Inverts [`escape_key`]; `None` for a name it cannot have produced.
+pub fn unescape_key(escaped: &str) -> Option<String> {
+    let bytes = escaped.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'=' {
+            let hex = escaped.get(i + 1..i + 3)?;
+            if !hex
+                .bytes()
+                .all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(&h))
+            {
+                return None;
+            }
+            let byte = u8::from_str_radix(hex, 16).ok()?;
+            if is_plain_key_byte(byte) {
+                return None;
+            }
+            out.push(byte);
+            i += 3;
+        } else if is_plain_key_byte(b) {
+            out.push(b);
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_keys_round_trip_and_keep_prefixes() {
+        let keys = [
+            "",
+            "plain-key_1:2",
+            "a/b",
+            "..",
+            "../x",
+            "=41",
+            "%2F",
+            "spa ce",
+            "\0nul\u{1}",
+            "ünï🎉",
+            "A",
+        ];
+        for key in keys {
+            let escaped = escape_key(key);
+            assert!(
+                escaped
+                    .bytes()
+                    .all(|b| is_plain_key_byte(b) || b == b'=' || b.is_ascii_hexdigit()),
+                "{escaped}"
+            );
+            assert_eq!(unescape_key(&escaped).as_deref(), Some(key));
+            for other in keys {
+                let joined = format!("{key}{other}");
+                assert_eq!(escape_key(&joined), escaped.clone() + &escape_key(other));
+            }
+        }
+        // Distinct keys never collide, including keys that look escaped.
+        assert_ne!(escape_key("=41"), escape_key("A"));
+    }
+
+    #[test]
+    fn unescape_refuses_foreign_names() {
+        for name in ["a/b", "=", "=4", "=4G", "=41", "=2f", "=FF", "a b"] {
+            assert_eq!(unescape_key(name), None, "{name}");
+        }
+    }
+}

@@ -81,7 +81,7 @@ pub use config::{DriverConfig, DriverFactory, OpenFuture, Registry, flexible};
 pub use cookie::{CookieOptions, SameSite, SetCookie};
 pub use driver::{
     Driver, Entry, ListPage, PutOptions, Version, WriteMode, check_condition, check_key,
-    check_value, effective_ttl,
+    check_value, effective_ttl, escape_key, unescape_key,
 };
 pub use error::{BoxError, DriverError, ErrorKind, SessionError};
 pub use id::SessionId;

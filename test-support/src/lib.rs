@@ -4,6 +4,10 @@
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure here is a test failure
 
+mod proxy;
+
+pub use proxy::{HttpProxy, ProxyMode};
+
 use std::{
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
@@ -52,6 +56,27 @@ pub struct Tied(Child);
 impl Tied {
     /// Starts `program args` with extra environment variables; stdout is piped.
     pub fn spawn(program: &Path, args: &[String], envs: &[(&str, &str)]) -> Self {
+        Self::spawn_logged(program, args, envs, None)
+    }
+
+    /// Like [`Tied::spawn`], with standard error appended to `log` (for chatty servers)
+    /// instead of the test's own.
+    pub fn spawn_logged(
+        program: &Path,
+        args: &[String],
+        envs: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Self {
+        let stderr = match log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display())),
+            ),
+            None => Stdio::inherit(),
+        };
         let mut command = Command::new("sh");
         command
             .arg("-c")
@@ -61,7 +86,7 @@ impl Tied {
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in envs {
             command.env(k, v);
         }
@@ -140,4 +165,75 @@ pub fn redis_server_on(port: u16, dir: &Path, extra: &[String]) -> Tied {
 pub fn redis_server(dir: &Path) -> (Tied, u16) {
     let port = free_port();
     (redis_server_on(port, dir, &[]), port)
+}
+
+/// The `moto_server` binary (an S3-compatible server from PyPI): `$MOTO_SERVER`, the
+/// workspace's `.venv-moto` (where `scripts/test` installs it), or `moto_server` on `PATH`.
+/// Panics with the install command when missing.
+pub fn moto_binary() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-moto/bin/moto_server");
+    let path = match std::env::var_os("MOTO_SERVER") {
+        Some(path) => PathBuf::from(path),
+        None if venv.exists() => venv,
+        None => PathBuf::from("moto_server"),
+    };
+    require_binary(
+        &path,
+        "install moto: python3 -m venv .venv-moto && .venv-moto/bin/pip install 'moto[server]' \
+         (in the workspace root; `bash scripts/test` does it), or set MOTO_SERVER",
+    );
+    path
+}
+
+/// A `moto_server` (S3 and friends, in memory) on a free loopback port; it runs while the
+/// returned handle lives. Its request log goes to `$TMPDIR/moto-<port>.log`.
+pub fn moto_server() -> (Tied, u16) {
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("moto-{port}.log"));
+    let server = Tied::spawn_logged(
+        &moto_binary(),
+        &[
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ],
+        &[],
+        Some(&log),
+    );
+    wait_for_port(
+        port,
+        &format!("moto_server (log: {})", log.display()),
+        Duration::from_secs(30),
+    );
+    (server, port)
+}
+
+/// Sends one HTTP/1.1 request to `127.0.0.1:port` and returns the status code and body.
+pub fn http_request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

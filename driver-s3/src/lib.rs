@@ -1,0 +1,793 @@
+//! An S3 session driver, for apps that run where there is object storage but no disk or Redis.
+//!
+//! * **Conditional writes**: create-only is `PutObject` with `If-None-Match: *`, compare-and-swap
+//!   is `PutObject` with `If-Match: <ETag>` (the ETag is the entry's version). A server that
+//!   answers `412 Precondition Failed` (or `409` for a concurrent conditional write) refused the
+//!   write; nothing is ever written twice. Works on AWS S3 and on servers that implement
+//!   conditional writes (moto, MinIO, R2); the conformance suite fails a server that ignores them.
+//! * **Versions**: the ETag is an MD5 of the body, so two writes of the same bytes would share
+//!   one: the body is an 8-byte random write nonce followed by the value, so every write has a
+//!   version of its own (no ABA in compare-and-swap).
+//! * **Expiry**: S3 has no per-object TTL. The expiry is kept with the object (metadata
+//!   `x-amz-meta-session-expires-at`, Unix milliseconds) and enforced on every read and listing;
+//!   [`S3Driver::sweep`] (or a background sweeper, option `sweep_interval`) deletes expired
+//!   objects through `ListObjectsV2` pages. Keep a bucket lifecycle rule as a backstop, see
+//!   below.
+//! * **Keys** are escaped with [`session_core::escape_key`] (`[A-Za-z0-9_:-]` and `=XX`), so
+//!   any key is a plain object name under the configured prefix and a prefix listing is a
+//!   `ListObjectsV2` prefix. An S3 object name is at most 1024 bytes, so a key may be
+//!   `(1024 - prefix length) / 3` bytes long.
+//! * **Bounded**: every call has a connect timeout, a per-attempt and a whole-operation timeout,
+//!   and at most `max_attempts` tries with backoff for throttling, 5xx and I/O errors. Errors
+//!   map to the core's kinds: 412/409 are conflicts, 5xx, throttling and timeouts are
+//!   retryable, 403 and a missing bucket are configuration errors.
+//!
+//! # Configuration
+//!
+//! `s3://BUCKET/PREFIX?region=eu-west-1&endpoint=http://127.0.0.1:9000`, or options
+//! `bucket`, `prefix`, `region`, `endpoint`, `path_style`, `access_key_id`,
+//! `secret_access_key`, `session_token`, `connect_timeout` (2 s), `operation_timeout` (10 s),
+//! `max_attempts` (3), `sweep_interval` (off). Credentials, region and endpoint fall back to the
+//! standard environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`, `AWS_REGION` / `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL_S3` /
+//! `AWS_ENDPOINT_URL`). Path-style addressing is the default when an endpoint is given.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), session_core::DriverError> {
+//! use session_driver_s3::{S3Config, S3Driver};
+//!
+//! let mut config = S3Config::new("my-bucket");
+//! config.prefix = "sessions/".into();
+//! config.region = Some("eu-west-1".into());
+//! let driver = S3Driver::connect(config).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Reclaiming space: a lifecycle rule
+//!
+//! Expired sessions are invisible at once but stay in the bucket until a sweep deletes them.
+//! Run the sweeper in one process, and add a lifecycle rule that expires objects under the
+//! prefix some time after the longest session lifetime (for example 31 days for 30-day
+//! "remember me" sessions; a session that stays active is rewritten, which restarts S3's
+//! clock, at least once per idle period):
+//!
+//! ```json
+//! {"Rules": [{"ID": "expire-sessions", "Status": "Enabled",
+//!             "Filter": {"Prefix": "sessions/"}, "Expiration": {"Days": 31}}]}
+//! ```
+//!
+//! `aws s3api put-bucket-lifecycle-configuration --bucket my-bucket --lifecycle-configuration file://rule.json`
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use aws_sdk_s3::{
+    Client,
+    config::{BehaviorVersion, Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig},
+    error::{ProvideErrorMetadata, SdkError},
+    primitives::ByteStream,
+};
+use futures::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+use session_core::{
+    Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
+    Registry, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_value,
+    effective_ttl, escape_key, flexible, from_unix_millis, unescape_key, unix_millis,
+};
+
+/// The registry name of this driver.
+pub const NAME: &str = "s3";
+/// URL schemes this driver registers.
+pub const SCHEMES: &[&str] = &["s3"];
+/// Largest value accepted, in bytes (sessions are small; S3 itself takes far more).
+pub const MAX_VALUE_SIZE: usize = 5 * 1024 * 1024;
+/// Longest S3 object name, in bytes.
+const MAX_OBJECT_NAME: usize = 1024;
+/// The user metadata entry that holds the expiry (Unix milliseconds).
+const EXPIRES_AT: &str = "session-expires-at";
+/// Objects listed per `ListObjectsV2` page.
+const PAGE: i32 = 1000;
+/// Bytes of random nonce before the value in every object body.
+const NONCE: usize = 8;
+/// Concurrent `HeadObject` calls while filtering a listing by expiry.
+const HEAD_CONCURRENCY: usize = 16;
+
+/// Registers every scheme in [`SCHEMES`].
+pub fn register(registry: &mut Registry) {
+    for scheme in SCHEMES {
+        registry.register(*scheme, |config: DriverConfig| async move {
+            let config = S3Config::from_driver_config(&config)?;
+            Ok(Arc::new(S3Driver::connect(config).await?) as Arc<dyn Driver>)
+        });
+    }
+}
+
+/// Options of the S3 driver (see the crate documentation).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The bucket (the host of an `s3://` URL). It must exist.
+    #[serde(default)]
+    pub bucket: String,
+    /// Prepended to every object name (the path of an `s3://` URL), for example `sessions/`.
+    #[serde(default)]
+    pub prefix: String,
+    /// The region (default `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-east-1`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// An S3-compatible endpoint such as `http://127.0.0.1:9000` (default
+    /// `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, else AWS).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`); default: on when an endpoint is set.
+    #[serde(default, deserialize_with = "flexible::opt_bool")]
+    pub path_style: Option<bool>,
+    /// Access key id (default `AWS_ACCESS_KEY_ID`).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// Secret access key (default `AWS_SECRET_ACCESS_KEY`). Never printed.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Session token of temporary credentials (default `AWS_SESSION_TOKEN`). Never printed.
+    #[serde(default)]
+    pub session_token: Option<String>,
+    /// Longest wait for a connection (default 2 s).
+    #[serde(
+        default = "default_connect",
+        deserialize_with = "flexible::opt_duration"
+    )]
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for one operation, retries included (default 10 s); each attempt gets at
+    /// most a third of it.
+    #[serde(
+        default = "default_operation",
+        deserialize_with = "flexible::opt_duration"
+    )]
+    pub operation_timeout: Option<Duration>,
+    /// Tries per operation, the first included (default 3; 1 disables retries).
+    #[serde(default, deserialize_with = "flexible::opt_u64")]
+    pub max_attempts: Option<u64>,
+    /// Sweep expired objects this often in the background (default off: run one sweeper per
+    /// deployment, or rely on a lifecycle rule).
+    #[serde(default, deserialize_with = "flexible::opt_duration")]
+    pub sweep_interval: Option<Duration>,
+}
+
+fn default_connect() -> Option<Duration> {
+    Some(Duration::from_secs(2))
+}
+
+fn default_operation() -> Option<Duration> {
+    Some(Duration::from_secs(10))
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "REDACTED"),
+            )
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "REDACTED"),
+            )
+            .field("connect_timeout", &self.connect_timeout)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("sweep_interval", &self.sweep_interval)
+            .finish()
+    }
+}
+
+impl S3Config {
+    /// A config for `bucket` with default options.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            prefix: String::new(),
+            region: None,
+            endpoint: None,
+            path_style: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            connect_timeout: default_connect(),
+            operation_timeout: default_operation(),
+            max_attempts: None,
+            sweep_interval: None,
+        }
+    }
+
+    /// Reads the config from a registry config: `s3://bucket/prefix?option=value`.
+    pub fn from_driver_config(config: &DriverConfig) -> Result<Self, DriverError> {
+        let mut s3: Self = config.options()?;
+        if let Some(url) = config.url()? {
+            if let Some(host) = url.host_str().filter(|h| !h.is_empty()) {
+                s3.bucket = host.to_owned();
+            }
+            let path = url.path().trim_start_matches('/');
+            if !path.is_empty() && s3.prefix.is_empty() {
+                s3.prefix = percent_decode(path)?;
+            }
+        }
+        Ok(s3)
+    }
+}
+
+fn percent_decode(path: &str) -> Result<String, DriverError> {
+    let mut out = Vec::with_capacity(path.len());
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let byte = path
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| DriverError::config("option `prefix`: bad percent-escape"))?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| DriverError::config("option `prefix`: not UTF-8"))
+}
+
+fn env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+/// The S3 driver. See the crate documentation.
+pub struct S3Driver {
+    inner: Arc<Inner>,
+    caps: Capabilities,
+    _sweeper: Option<PeriodicTask>,
+}
+
+struct Inner {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl fmt::Debug for S3Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Driver")
+            .field("bucket", &self.inner.bucket)
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Driver {
+    /// Builds the client and checks that the bucket answers (failing within the timeouts).
+    pub async fn connect(config: S3Config) -> Result<Self, DriverError> {
+        if config.bucket.is_empty() {
+            return Err(DriverError::config(
+                "option `bucket`: required (s3://BUCKET/prefix)",
+            ));
+        }
+        if config.prefix.len() + 3 > MAX_OBJECT_NAME {
+            return Err(DriverError::config(format!(
+                "option `prefix`: {} bytes leaves no room in a {MAX_OBJECT_NAME}-byte object name",
+                config.prefix.len()
+            )));
+        }
+        let access_key = config
+            .access_key_id
+            .clone()
+            .or_else(|| env(&["AWS_ACCESS_KEY_ID"]));
+        let secret = config
+            .secret_access_key
+            .clone()
+            .or_else(|| env(&["AWS_SECRET_ACCESS_KEY"]));
+        let (Some(access_key), Some(secret)) = (access_key, secret) else {
+            return Err(DriverError::config(
+                "options `access_key_id` and `secret_access_key`: required (or set \
+                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+            ));
+        };
+        let token = config
+            .session_token
+            .clone()
+            .or_else(|| env(&["AWS_SESSION_TOKEN"]));
+        let region = config
+            .region
+            .clone()
+            .or_else(|| env(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
+            .unwrap_or_else(|| "us-east-1".into());
+        let endpoint = config
+            .endpoint
+            .clone()
+            .or_else(|| env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]));
+        let operation = config.operation_timeout.unwrap_or(Duration::from_secs(10));
+        let attempts = u32::try_from(config.max_attempts.unwrap_or(3).clamp(1, 10)).unwrap_or(3);
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(config.connect_timeout.unwrap_or(Duration::from_secs(2)))
+            .operation_timeout(operation)
+            .operation_attempt_timeout(operation / attempts)
+            .build();
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region))
+            .credentials_provider(Credentials::new(
+                access_key,
+                secret,
+                token,
+                None,
+                "session-driver-s3",
+            ))
+            .timeout_config(timeouts)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(attempts)
+                    .with_initial_backoff(Duration::from_millis(50)),
+            )
+            .force_path_style(config.path_style.unwrap_or(endpoint.is_some()));
+        if let Some(endpoint) = endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        let inner = Arc::new(Inner {
+            client: Client::from_conf(builder.build()),
+            bucket: config.bucket,
+            prefix: config.prefix,
+        });
+        inner
+            .client
+            .head_bucket()
+            .bucket(&inner.bucket)
+            .send()
+            .await
+            .map_err(|e| s3_error("HeadBucket", e))?;
+        let sweeper = match config.sweep_interval.filter(|i| !i.is_zero()) {
+            Some(interval) => Some(PeriodicTask::spawn(
+                Arc::downgrade(&inner),
+                interval,
+                "sweep_interval",
+                "s3 sweep",
+                |inner: Arc<Inner>| async move { inner.sweep().await },
+            )?),
+            None => None,
+        };
+        let max_key_len = (MAX_OBJECT_NAME - inner.prefix.len()) / 3;
+        Ok(Self {
+            inner,
+            _sweeper: sweeper,
+            caps: Capabilities::new(max_key_len, MAX_VALUE_SIZE)
+                .with_ttl(TtlSupport::exact(Duration::from_millis(1)))
+                .with_create_only()
+                .with_compare_and_swap()
+                .with_list(),
+        })
+    }
+
+    /// Deletes every expired object under the prefix and returns how many it deleted.
+    ///
+    /// Pages through `ListObjectsV2`, reads each object's expiry with `HeadObject` (16 at a
+    /// time), and deletes the expired ones only if they were not rewritten meanwhile
+    /// (`If-Match` on the ETag where the server supports conditional deletes).
+    pub async fn sweep(&self) -> Result<u64, DriverError> {
+        self.inner.sweep().await
+    }
+}
+
+/// What `HeadObject`/`GetObject` tell about an object.
+struct Head {
+    etag: String,
+    expires_at: Option<u64>,
+}
+
+impl Head {
+    fn expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+fn head_of(
+    etag: Option<&str>,
+    metadata: Option<&std::collections::HashMap<String, String>>,
+) -> Result<Head, DriverError> {
+    let etag = etag
+        .ok_or_else(|| DriverError::permanent("S3 returned an object without an ETag", None))?
+        .to_owned();
+    let expires_at =
+        match metadata.and_then(|m| m.get(EXPIRES_AT)) {
+            None => None,
+            Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                DriverError::permanent("an S3 object with an unreadable expiry", None)
+            })?),
+        };
+    Ok(Head { etag, expires_at })
+}
+
+/// The object body: a random write nonce, then the value.
+fn body(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(NONCE + value.len());
+    out.extend_from_slice(&rand::random::<u64>().to_le_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+fn now_ms() -> u64 {
+    unix_millis(SystemTime::now())
+}
+
+impl Inner {
+    fn object(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, escape_key(key))
+    }
+
+    /// The object's ETag and expiry, or `None` when it does not exist.
+    async fn head(&self, object: &str) -> Result<Option<Head>, DriverError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(object)
+            .send()
+            .await
+        {
+            Ok(out) => head_of(out.e_tag(), out.metadata()).map(Some),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(s3_error("HeadObject", e)),
+        }
+    }
+
+    /// One `PutObject` under a condition.
+    async fn put_object(
+        &self,
+        object: &str,
+        value: Bytes,
+        expires_at: Option<u64>,
+        condition: Condition<'_>,
+    ) -> Result<Version, DriverError> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(object)
+            .content_type("application/octet-stream")
+            .body(ByteStream::from(body(&value)));
+        if let Some(at) = expires_at {
+            request = request.metadata(EXPIRES_AT, at.to_string());
+        }
+        request = match condition {
+            Condition::None => request,
+            Condition::Absent => request.if_none_match("*"),
+            Condition::ETag(etag) => request.if_match(etag),
+        };
+        let out = request.send().await.map_err(|e| match status(&e) {
+            Some(412 | 409) => DriverError::Conflict,
+            // If-Match on a missing object.
+            Some(404) if matches!(condition, Condition::ETag(_)) => DriverError::Conflict,
+            _ => s3_error("PutObject", e),
+        })?;
+        let etag = out.e_tag().ok_or_else(|| {
+            DriverError::permanent("S3 answered a PutObject without an ETag", None)
+        })?;
+        Ok(Version::new(etag))
+    }
+
+    /// One page of object names under `prefix` (this driver's prefix included).
+    async fn list_page(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<String>, Option<String>), DriverError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .max_keys(PAGE)
+            .set_continuation_token(cursor.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| s3_error("ListObjectsV2", e))?;
+        let names = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        let next = if out.is_truncated() == Some(true) {
+            out.next_continuation_token().map(str::to_owned)
+        } else {
+            None
+        };
+        Ok((names, next))
+    }
+
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        let mut cursor: Option<String> = None;
+        let mut deleted = 0u64;
+        loop {
+            let (names, next) = self.list_page(&self.prefix, cursor.as_deref()).await?;
+            let now = now_ms();
+            let expired: Vec<(String, String)> = futures::stream::iter(names)
+                .map(|name| async move {
+                    Ok::<_, DriverError>(match self.head(&name).await? {
+                        Some(head) if head.expired(now) => Some((name, head.etag)),
+                        _ => None,
+                    })
+                })
+                .buffer_unordered(HEAD_CONCURRENCY)
+                .try_filter_map(|x| async move { Ok(x) })
+                .try_collect()
+                .await?;
+            for (name, etag) in expired {
+                match self
+                    .client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(&name)
+                    .if_match(etag)
+                    .send()
+                    .await
+                {
+                    Ok(_) => deleted += 1,
+                    // Rewritten (or deleted) since we looked: leave it.
+                    Err(e) if matches!(status(&e), Some(412 | 409 | 404)) => {}
+                    Err(e) => return Err(s3_error("DeleteObject", e)),
+                }
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => {
+                    tracing::debug!(deleted, "s3 sweep done");
+                    return Ok(deleted);
+                }
+            }
+        }
+    }
+}
+
+/// The precondition of a `PutObject`.
+#[derive(Clone, Copy)]
+enum Condition<'a> {
+    None,
+    Absent,
+    ETag(&'a str),
+}
+
+#[async_trait]
+impl Driver for S3Driver {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        check_key(key, &self.caps)?;
+        let inner = &self.inner;
+        let out = match inner
+            .client
+            .get_object()
+            .bucket(&inner.bucket)
+            .key(inner.object(key))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if status(&e) == Some(404) => return Ok(None),
+            Err(e) => return Err(s3_error("GetObject", e)),
+        };
+        let head = head_of(out.e_tag(), out.metadata())?;
+        if head.expired(now_ms()) {
+            return Ok(None);
+        }
+        let value = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| DriverError::transient("reading an S3 object body", e))?
+            .into_bytes();
+        if value.len() < NONCE {
+            return Err(DriverError::permanent(
+                "an S3 object without this driver's header",
+                None,
+            ));
+        }
+        let value = value.slice(NONCE..);
+        Ok(Some(Entry {
+            value,
+            version: Version::new(head.etag),
+            expires_at: head.expires_at.map(from_unix_millis),
+        }))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        options: PutOptions,
+    ) -> Result<Version, DriverError> {
+        check_key(key, &self.caps)?;
+        check_value(&value, &self.caps)?;
+        let ttl = effective_ttl(&options, &self.caps)?;
+        let expires_at = ttl
+            .map(|ttl| now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)));
+        let inner = &self.inner;
+        let object = inner.object(key);
+        match &options.mode {
+            WriteMode::Overwrite => {
+                inner
+                    .put_object(&object, value, expires_at, Condition::None)
+                    .await
+            }
+            WriteMode::IfVersion(version) => {
+                inner
+                    .put_object(
+                        &object,
+                        value,
+                        expires_at,
+                        Condition::ETag(version.as_str()),
+                    )
+                    .await
+            }
+            WriteMode::CreateOnly => {
+                match inner
+                    .put_object(&object, value.clone(), expires_at, Condition::Absent)
+                    .await
+                {
+                    Err(DriverError::Conflict) => {}
+                    other => return other,
+                }
+                // An expired object that no sweep has deleted yet counts as absent: replace it,
+                // unless someone else does first.
+                match inner.head(&object).await? {
+                    Some(head) if head.expired(now_ms()) => inner
+                        .put_object(&object, value, expires_at, Condition::ETag(&head.etag))
+                        .await
+                        .map_err(|e| match e {
+                            DriverError::Conflict => DriverError::AlreadyExists,
+                            e => e,
+                        }),
+                    _ => Err(DriverError::AlreadyExists),
+                }
+            }
+            WriteMode::UpdateOnly => Err(DriverError::unsupported("write mode UpdateOnly")),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), DriverError> {
+        check_key(key, &self.caps)?;
+        let inner = &self.inner;
+        inner
+            .client
+            .delete_object()
+            .bucket(&inner.bucket)
+            .key(inner.object(key))
+            .send()
+            .await
+            .map_err(|e| s3_error("DeleteObject", e))?;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
+        let inner = &self.inner;
+        let (names, next) = inner.list_page(&inner.object(prefix), cursor).await?;
+        let now = now_ms();
+        let keys: Vec<String> = futures::stream::iter(names)
+            .map(|name| async move {
+                let Some(key) = name.strip_prefix(&inner.prefix).and_then(unescape_key) else {
+                    tracing::debug!("s3 list: skipping an object this driver did not write");
+                    return Ok(None);
+                };
+                Ok::<_, DriverError>(match inner.head(&name).await? {
+                    Some(head) if !head.expired(now) => Some(key),
+                    _ => None,
+                })
+            })
+            .buffer_unordered(HEAD_CONCURRENCY)
+            .try_filter_map(|x| async move { Ok(x) })
+            .try_collect()
+            .await?;
+        Ok(ListPage { keys, cursor: next })
+    }
+}
+
+/// The HTTP status of a service error, if the server answered.
+fn status<E, R: HttpStatus>(e: &SdkError<E, R>) -> Option<u16> {
+    e.raw_response().map(HttpStatus::status_code)
+}
+
+trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// Maps an SDK error to the core's kinds, with the operation, status and S3 error code only
+/// (never a request, which may carry values, nor a signature).
+fn s3_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R: HttpStatus>(
+    operation: &str,
+    e: SdkError<E, R>,
+) -> DriverError {
+    let status = status(&e);
+    let code = e.code().unwrap_or("").to_owned();
+    let message = match status {
+        Some(status) => format!("S3 {operation}: HTTP {status} {code}"),
+        None => format!("S3 {operation}: {}", describe(&e)),
+    };
+    match (status, code.as_str()) {
+        (Some(403), _) | (_, "NoSuchBucket" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
+            DriverError::config(message)
+        }
+        (Some(404), _) => DriverError::config(message),
+        (Some(429 | 500..=599), _) | (None, _) => DriverError::Unavailable {
+            message,
+            retryable: true,
+            source: None,
+        },
+        (Some(_), _) => DriverError::permanent(message, None),
+    }
+}
+
+fn describe<E, R>(e: &SdkError<E, R>) -> &'static str {
+    match e {
+        SdkError::TimeoutError(_) => "timed out",
+        SdkError::DispatchFailure(_) => "could not reach the server",
+        SdkError::ResponseError(_) => "unreadable response",
+        SdkError::ConstructionFailure(_) => "could not build the request",
+        _ => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_config() {
+        let config = DriverConfig::parse(
+            "s3://my-bucket/app/sessions%20x/?region=eu-west-1&endpoint=http://127.0.0.1:9000&path_style=false&max_attempts=5",
+        )
+        .unwrap();
+        let s3 = S3Config::from_driver_config(&config).unwrap();
+        assert_eq!(s3.bucket, "my-bucket");
+        assert_eq!(s3.prefix, "app/sessions x/");
+        assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(s3.path_style, Some(false));
+        assert_eq!(s3.max_attempts, Some(5));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let mut s3 = S3Config::new("b");
+        s3.secret_access_key = Some("wJalrXUtnFEMI".into());
+        s3.session_token = Some("FwoGZXIvYXdzE".into());
+        let shown = format!("{s3:?}");
+        assert!(!shown.contains("wJalrXUtnFEMI") && !shown.contains("FwoGZXIvYXdzE"));
+        assert!(shown.contains("REDACTED"));
+    }
+
+    #[test]
+    fn unknown_options_are_named() {
+        let config = DriverConfig::parse("s3://b/?regoin=x").unwrap();
+        let e = S3Config::from_driver_config(&config).unwrap_err();
+        assert!(e.to_string().contains("regoin"), "{e}");
+    }
+}

@@ -1,0 +1,14 @@
+//! Certifies the S3 driver against a real S3 implementation (moto) started by this test binary.
+
+mod common;
+
+use std::sync::Arc;
+
+use session_core::Driver;
+use session_driver_s3::S3Driver;
+
+session_conformance::conformance_tests!(|| async {
+    let mut config = common::moto().config();
+    config.prefix = "sessions/".into();
+    Ok(Arc::new(S3Driver::connect(config).await?) as Arc<dyn Driver>)
+});
