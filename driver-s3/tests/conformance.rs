@@ -8,7 +8,7 @@ use session_core::Driver;
 use session_driver_s3::S3Driver;
 
 session_conformance::conformance_tests!(|| async {
-    let mut config = common::moto().config();
+    let mut config = common::config();
     config.prefix = "sessions/".into();
     Ok(Arc::new(S3Driver::connect(config).await?) as Arc<dyn Driver>)
 });

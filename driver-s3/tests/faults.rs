@@ -21,7 +21,7 @@ use session_test_support::{HttpProxy, ProxyMode, free_port};
 async fn proxied(max_attempts: u64) -> (S3Driver, HttpProxy) {
     let moto = common::moto();
     let proxy = HttpProxy::start(moto.port);
-    let mut config = moto.config();
+    let mut config = common::config();
     config.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
     config.max_attempts = Some(max_attempts);
     (S3Driver::connect(config).await.unwrap(), proxy)
@@ -91,7 +91,7 @@ async fn server_errors_are_retried_then_retryable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_fails_fast_and_retryable() {
-    let mut config = common::moto().config();
+    let mut config = common::config();
     config.endpoint = Some(format!("http://127.0.0.1:{}", free_port()));
     config.operation_timeout = Some(Duration::from_secs(2));
     let started = Instant::now();
@@ -106,12 +106,12 @@ async fn an_unreachable_server_fails_fast_and_retryable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_bucket_or_credentials_is_a_config_error() {
-    let mut config = common::moto().config();
+    let mut config = common::config();
     config.bucket = "no-such-bucket-here".into();
     let e = S3Driver::connect(config).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
 
-    let mut config = common::moto().config();
+    let mut config = common::config();
     config.access_key_id = None;
     config.secret_access_key = None;
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
@@ -123,7 +123,7 @@ async fn a_missing_bucket_or_credentials_is_a_config_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_deletes_expired_objects_only() {
-    let driver = S3Driver::connect(common::moto().config()).await.unwrap();
+    let driver = S3Driver::connect(common::config()).await.unwrap();
     let short = PutOptions::new().ttl(Duration::from_millis(300));
     for i in 0..30 {
         driver
@@ -163,7 +163,7 @@ async fn sweep_deletes_expired_objects_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_objects_do_not_block_create_only() {
-    let driver = S3Driver::connect(common::moto().config()).await.unwrap();
+    let driver = S3Driver::connect(common::config()).await.unwrap();
     let short = PutOptions::new().ttl(Duration::from_millis(200));
     driver
         .put("k", Bytes::from_static(b"old"), short)

@@ -21,6 +21,8 @@
 //! | `fs` (default) | [`drivers::fs`] | `fs`, `fs:///var/lib/app/sessions`, `fs:data/sessions?durable=true` |
 //! | `sqlite` | `drivers::sqlite` | `sqlite:///var/lib/app/sessions.db`, `sqlite:sessions.db?synchronous=full` |
 //! | `redis` | `drivers::redis` | `redis://127.0.0.1:6379?prefix=app:`, `redis+cluster://10.0.0.1:7000`, `redis+unix:///run/redis.sock` |
+//! | `s3` | `drivers::s3` | `s3://bucket/sessions/?region=eu-west-1`, `s3://bucket/?endpoint=http://127.0.0.1:9000` |
+//! | `object-store` | `drivers::object_store` | none: wrap any `object_store::ObjectStore` in code |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -34,8 +36,12 @@ pub mod drivers {
     pub use session_driver_fs as fs;
     #[cfg(feature = "memory")]
     pub use session_driver_memory as memory;
+    #[cfg(feature = "object-store")]
+    pub use session_driver_object_store as object_store;
     #[cfg(feature = "redis")]
     pub use session_driver_redis as redis;
+    #[cfg(feature = "s3")]
+    pub use session_driver_s3 as s3;
     #[cfg(feature = "sqlite")]
     pub use session_driver_sqlite as sqlite;
 }
@@ -53,6 +59,8 @@ pub fn registry() -> Registry {
     session_driver_sqlite::register(&mut registry);
     #[cfg(feature = "redis")]
     session_driver_redis::register(&mut registry);
+    #[cfg(feature = "s3")]
+    session_driver_s3::register(&mut registry);
     registry
 }
 

@@ -185,28 +185,63 @@ pub fn moto_binary() -> PathBuf {
     path
 }
 
-/// A `moto_server` (S3 and friends, in memory) on a free loopback port; it runs while the
-/// returned handle lives. Its request log goes to `$TMPDIR/moto-<port>.log`.
-pub fn moto_server() -> (Tied, u16) {
-    let port = free_port();
-    let log = std::env::temp_dir().join(format!("moto-{port}.log"));
-    let server = Tied::spawn_logged(
-        &moto_binary(),
-        &[
-            "-H".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            port.to_string(),
-        ],
-        &[],
-        Some(&log),
-    );
-    wait_for_port(
-        port,
-        &format!("moto_server (log: {})", log.display()),
-        Duration::from_secs(30),
-    );
-    (server, port)
+/// A `moto_server` (S3 and friends, in memory) on a free loopback port, shared by every test
+/// of the test binary; it ends with the test process. Its request log goes to
+/// `$TMPDIR/moto-<port>.log`.
+pub fn moto() -> &'static Moto {
+    static MOTO: std::sync::OnceLock<Moto> = std::sync::OnceLock::new();
+    MOTO.get_or_init(|| {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("moto-{port}.log"));
+        let process = Tied::spawn_logged(
+            &moto_binary(),
+            &[
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ],
+            &[],
+            Some(&log),
+        );
+        wait_for_port(
+            port,
+            &format!("moto_server (log: {})", log.display()),
+            Duration::from_secs(30),
+        );
+        Moto {
+            _process: process,
+            port,
+        }
+    })
+}
+
+/// A running `moto_server`; see [`moto`].
+#[derive(Debug)]
+pub struct Moto {
+    _process: Tied,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Moto {
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a new, empty bucket and returns its name.
+    pub fn bucket(&self) -> String {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "sessions-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let (status, body) = http_request(self.port, "PUT", &format!("/{name}"), b"");
+        assert_eq!(status, 200, "creating bucket {name}: {body}");
+        name
+    }
 }
 
 /// Sends one HTTP/1.1 request to `127.0.0.1:port` and returns the status code and body.
