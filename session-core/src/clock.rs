@@ -18,6 +18,22 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
+        now()
+    }
+}
+
+/// The wall clock. `std`'s clock panics on `wasm32-unknown-unknown` (Cloudflare Workers,
+/// browsers): there, JavaScript's `Date.now()` through `web-time`.
+fn now() -> SystemTime {
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    {
+        let since_epoch = web_time::SystemTime::now()
+            .duration_since(web_time::UNIX_EPOCH)
+            .unwrap_or_default();
+        UNIX_EPOCH + since_epoch
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+    {
         SystemTime::now()
     }
 }
@@ -42,7 +58,7 @@ impl ManualClock {
     /// A clock stopped at the current system time.
     pub fn starting_now() -> Self {
         Self {
-            millis: AtomicU64::new(unix_millis(SystemTime::now())),
+            millis: AtomicU64::new(unix_millis(now())),
         }
     }
 

@@ -22,6 +22,7 @@
 //! | `sqlite` | `drivers::sqlite` | `sqlite:///var/lib/app/sessions.db`, `sqlite:sessions.db?synchronous=full` |
 //! | `redis` | `drivers::redis` | `redis://127.0.0.1:6379?prefix=app:`, `redis+cluster://10.0.0.1:7000`, `redis+unix:///run/redis.sock` |
 //! | `s3` | `drivers::s3` | `s3://bucket/sessions/?region=eu-west-1`, `s3://bucket/?endpoint=http://127.0.0.1:9000` |
+//! | `cloudflare-kv` | `drivers::cloudflare_kv` | `cloudflare-kv://ACCOUNT_ID/NAMESPACE_ID?prefix=app:` (token in `CLOUDFLARE_API_TOKEN`) |
 //! | `object-store` | `drivers::object_store` | none: wrap any `object_store::ObjectStore` in code |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -32,6 +33,8 @@ pub use session_core::*;
 
 /// The built-in drivers compiled in.
 pub mod drivers {
+    #[cfg(feature = "cloudflare-kv")]
+    pub use session_driver_cloudflare_kv as cloudflare_kv;
     #[cfg(feature = "fs")]
     pub use session_driver_fs as fs;
     #[cfg(feature = "memory")]
@@ -61,6 +64,8 @@ pub fn registry() -> Registry {
     session_driver_redis::register(&mut registry);
     #[cfg(feature = "s3")]
     session_driver_s3::register(&mut registry);
+    #[cfg(feature = "cloudflare-kv")]
+    session_driver_cloudflare_kv::register(&mut registry);
     registry
 }
 

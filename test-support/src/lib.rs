@@ -272,3 +272,35 @@ pub fn http_request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, S
         .unwrap_or_default();
     (status, body)
 }
+
+/// The folder with the Miniflare launcher and its `node_modules`.
+pub fn miniflare_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../driver-cloudflare-kv/miniflare")
+}
+
+/// Starts Miniflare (workerd) through `driver-cloudflare-kv/miniflare/launch.mjs` with `args`
+/// (`rest`, or `worker DIR`) on a free loopback port; it runs while the returned handle lives.
+/// Panics with the install command when node or Miniflare is missing.
+pub fn miniflare(args: &[String], envs: &[(&str, &str)]) -> (Tied, u16) {
+    let dir = miniflare_dir();
+    require_binary(
+        Path::new("node"),
+        "install Node.js 20 or later (sudo apt-get install -y nodejs npm)",
+    );
+    require_binary(
+        &dir.join("node_modules/miniflare/package.json"),
+        &format!(
+            "install Miniflare: (cd {} && npm ci) (`bash scripts/test` does it)",
+            dir.display()
+        ),
+    );
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut all_envs = vec![("PORT", port_text.as_str())];
+    all_envs.extend_from_slice(envs);
+    let mut launch_args = vec![dir.join("launch.mjs").display().to_string()];
+    launch_args.extend_from_slice(args);
+    let process = Tied::spawn(Path::new("node"), &launch_args, &all_envs);
+    wait_for_port(port, "miniflare", Duration::from_secs(60));
+    (process, port)
+}

@@ -1,0 +1,277 @@
+//! Sessions in Cloudflare Workers KV, two ways in:
+//!
+//! * **REST API** (feature `rest`, default), for Rust servers anywhere:
+//!   [`CloudflareKvDriver`] calls Cloudflare's v4 KV endpoints with an API token.
+//!   Config string: `cloudflare-kv://ACCOUNT_ID/NAMESPACE_ID` (token in `api_token` or
+//!   `CLOUDFLARE_API_TOKEN`), see [`CloudflareKvConfig`].
+//! * **Workers binding** (feature `worker`), for Rust code running inside a Worker
+//!   (`wasm32-unknown-unknown`, the `worker` crate): `WorkerKvDriver::new(env.kv("SESSIONS")?)`.
+//!
+//! Both store the same format, so a Worker and a server can share one namespace.
+//!
+//! # What KV can and cannot do, as declared in the capabilities
+//!
+//! * **TTL**: sent as `expiration_ttl`. KV's minimum is 60 seconds: shorter TTLs are rounded up
+//!   to it ([`BelowMinTtl::RoundUp`](session_core::BelowMinTtl)). The exact expiry is also kept
+//!   in a 16-byte header before the value (expiry in Unix milliseconds, then an 8-byte random
+//!   write id that serves as the version), and enforced on every read.
+//! * **No create-only, no compare-and-swap, no touch**: KV has no conditional writes. Sessions
+//!   on KV are last-write-wins between concurrent requests, and the conformance suite skips
+//!   those checks with that reason.
+//! * **Eventual consistency**: a write may take up to 60 seconds to be seen in other locations.
+//! * **Keys** are escaped with [`session_core::escape_key`] (KV keys are at most 512 bytes and
+//!   travel in URL paths), so a key may be `170 - prefix length` bytes long.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "worker")]
+mod binding;
+#[cfg(feature = "rest")]
+mod rest;
+
+use std::time::Duration;
+
+use session_core::{
+    BelowMinTtl, Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, TtlSupport,
+    Version, async_trait, bytes::Bytes, check_key, check_value, effective_ttl, escape_key,
+    from_unix_millis, unescape_key,
+};
+
+#[cfg(feature = "worker")]
+pub use binding::WorkerBinding;
+#[cfg(feature = "rest")]
+pub use rest::{CloudflareKvConfig, NAME, RestApi, SCHEMES, register};
+
+/// The KV driver over the REST API.
+#[cfg(feature = "rest")]
+pub type CloudflareKvDriver = KvDriver<RestApi>;
+/// The KV driver over a Workers binding.
+#[cfg(feature = "worker")]
+pub type WorkerKvDriver = KvDriver<WorkerBinding>;
+
+/// KV's shortest TTL.
+pub const MIN_TTL: Duration = Duration::from_secs(60);
+/// Largest value accepted, in bytes (KV takes 25 MiB; sessions need far less).
+pub const MAX_VALUE_SIZE: usize = 1024 * 1024;
+/// How stale a KV read may be.
+pub const MAX_STALENESS: Duration = Duration::from_secs(60);
+/// Longest KV key, in bytes.
+const MAX_KV_KEY: usize = 512;
+/// Bytes before the value: expiry (8) and write id (8).
+const HEADER: usize = 16;
+/// Keys per listing page (KV's maximum).
+const PAGE: u32 = 1000;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// One page of a KV listing: escaped names with their expiry (Unix seconds), and the cursor.
+#[derive(Debug, Default)]
+pub struct KvPage {
+    /// Names with the expiry KV reports.
+    pub keys: Vec<(String, Option<u64>)>,
+    /// The next cursor, `None` on the last page.
+    pub cursor: Option<String>,
+}
+
+/// How a [`KvDriver`] reaches KV: the REST API or a Workers binding. Sealed.
+#[async_trait]
+pub trait Transport: sealed::Sealed + Send + Sync + 'static {
+    /// The raw stored bytes, `None` when missing.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, DriverError>;
+    /// Writes raw bytes with an optional `expiration_ttl` in seconds.
+    async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl_secs: Option<u64>,
+    ) -> Result<(), DriverError>;
+    /// Deletes a key (missing is fine).
+    async fn delete(&self, key: &str) -> Result<(), DriverError>;
+    /// One listing page.
+    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<KvPage, DriverError>;
+}
+
+/// A session driver over Workers KV through a [`Transport`]. See the crate documentation.
+pub struct KvDriver<T> {
+    transport: T,
+    prefix: String,
+    caps: Capabilities,
+}
+
+impl<T> std::fmt::Debug for KvDriver<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvDriver")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> KvDriver<T> {
+    /// A driver over `transport`, with `prefix` before every key.
+    pub fn with_transport(transport: T, prefix: impl Into<String>) -> Result<Self, DriverError> {
+        let prefix = prefix.into();
+        let max_key_len = (MAX_KV_KEY / 3)
+            .checked_sub(prefix.len())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                DriverError::config(format!(
+                    "option `prefix`: {} bytes leaves no room in a {MAX_KV_KEY}-byte KV key",
+                    prefix.len()
+                ))
+            })?;
+        Ok(Self {
+            transport,
+            prefix,
+            caps: Capabilities::new(max_key_len, MAX_VALUE_SIZE)
+                .with_ttl(TtlSupport::with_min(
+                    MIN_TTL,
+                    Duration::from_secs(1),
+                    BelowMinTtl::RoundUp,
+                ))
+                .with_list()
+                .with_eventual_consistency(MAX_STALENESS),
+        })
+    }
+
+    /// The transport (for example to reach the REST client).
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    fn kv_key(&self, key: &str) -> String {
+        escape_key(&format!("{}{key}", self.prefix))
+    }
+}
+
+/// The current time in Unix milliseconds (from JavaScript's clock inside a Worker).
+fn now_ms() -> u64 {
+    #[cfg(all(feature = "worker", target_arch = "wasm32"))]
+    {
+        worker::Date::now().as_millis()
+    }
+    #[cfg(not(all(feature = "worker", target_arch = "wasm32")))]
+    {
+        session_core::unix_millis(std::time::SystemTime::now())
+    }
+}
+
+fn encode(value: &[u8], expires_at: Option<u64>, write_id: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + value.len());
+    out.extend_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(&write_id.to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// Splits a stored value into (expiry, write id, value).
+fn decode(raw: &Bytes) -> Result<(Option<u64>, u64, Bytes), DriverError> {
+    let header = |range: std::ops::Range<usize>| -> Option<u64> {
+        Some(u64::from_be_bytes(raw.get(range)?.try_into().ok()?))
+    };
+    let (Some(expires_at), Some(write_id)) = (header(0..8), header(8..16)) else {
+        return Err(DriverError::permanent(
+            "a KV value without this driver's header",
+            None,
+        ));
+    };
+    Ok((
+        Some(expires_at).filter(|&at| at != 0),
+        write_id,
+        raw.slice(HEADER..),
+    ))
+}
+
+fn version(write_id: u64) -> Version {
+    Version::new(format!("{write_id:016x}"))
+}
+
+#[async_trait]
+impl<T: Transport> Driver for KvDriver<T> {
+    fn name(&self) -> &str {
+        "cloudflare-kv"
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        check_key(key, &self.caps)?;
+        let Some(raw) = self.transport.get(&self.kv_key(key)).await? else {
+            return Ok(None);
+        };
+        let (expires_at, write_id, value) = decode(&raw)?;
+        if expires_at.is_some_and(|at| at <= now_ms()) {
+            return Ok(None);
+        }
+        Ok(Some(Entry {
+            value,
+            version: version(write_id),
+            expires_at: expires_at.map(from_unix_millis),
+        }))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        options: PutOptions,
+    ) -> Result<Version, DriverError> {
+        check_key(key, &self.caps)?;
+        check_value(&value, &self.caps)?;
+        let ttl = effective_ttl(&options, &self.caps)?;
+        let ttl_ms = ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        let expires_at = ttl_ms.map(|ms| now_ms().saturating_add(ms));
+        let write_id: u64 = rand::random();
+        // KV counts whole seconds: round up, so KV never deletes before our own expiry.
+        let ttl_secs = ttl_ms.map(|ms| ms.div_ceil(1000));
+        self.transport
+            .put(
+                &self.kv_key(key),
+                encode(&value, expires_at, write_id),
+                ttl_secs,
+            )
+            .await?;
+        Ok(version(write_id))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), DriverError> {
+        check_key(key, &self.caps)?;
+        self.transport.delete(&self.kv_key(key)).await
+    }
+
+    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
+        let page = self.transport.list(&self.kv_key(prefix), cursor).await?;
+        let now_secs = now_ms() / 1000;
+        let keys = page
+            .keys
+            .into_iter()
+            .filter(|(_, expiration)| expiration.is_none_or(|at| at > now_secs))
+            .filter_map(|(name, _)| {
+                let key = unescape_key(&name)?;
+                key.strip_prefix(&self.prefix).map(str::to_owned)
+            })
+            .collect();
+        Ok(ListPage {
+            keys,
+            cursor: page.cursor,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip() {
+        let raw = Bytes::from(encode(b"value", Some(1234), 99));
+        let (at, id, value) = decode(&raw).unwrap();
+        assert_eq!((at, id, &value[..]), (Some(1234), 99, &b"value"[..]));
+        let raw = Bytes::from(encode(b"", None, 1));
+        assert_eq!(decode(&raw).unwrap().0, None);
+        assert!(decode(&Bytes::from_static(b"short")).is_err());
+    }
+}
