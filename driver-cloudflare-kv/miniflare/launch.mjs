@@ -32,8 +32,11 @@ if (mode === "rest") {
     ...common,
     modules: true,
     modulesRoot: path.join(dir, "build"),
-    scriptPath: path.join(dir, "build", "worker", "shim.mjs"),
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+    scriptPath: path.join(dir, "build", "index.js"),
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
     bindings: { SESSION_SECRET: process.env.SESSION_SECRET ?? "" },
   };
 } else {
