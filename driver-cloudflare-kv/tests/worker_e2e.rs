@@ -63,8 +63,14 @@ fn build_worker() {
         "install it: cargo install wasm-bindgen-cli --version {version} \
          (`bash scripts/test` does it), or set WASM_BINDGEN_BIN"
     );
-    require_binary(&wasm_bindgen, &format!("wasm-bindgen {version} not found: {install}"));
-    let reported = Command::new(&wasm_bindgen).arg("--version").output().unwrap();
+    require_binary(
+        &wasm_bindgen,
+        &format!("wasm-bindgen {version} not found: {install}"),
+    );
+    let reported = Command::new(&wasm_bindgen)
+        .arg("--version")
+        .output()
+        .unwrap();
     let reported = String::from_utf8_lossy(&reported.stdout).into_owned();
     assert!(
         reported.split_whitespace().nth(1) == Some(version.as_str()),
@@ -128,7 +134,11 @@ fn a_rust_worker_keeps_sessions_in_kv() {
     assert_eq!(json(&second)["new"], false);
     // A write extends the idle deadline, so the cookie comes back with a fresh Max-Age, same id.
     assert_eq!(sid(&second).unwrap_or_else(|| cookie.clone()), cookie);
-    assert_eq!(json(&call("GET", "/count", None))["count"], 1, "another visitor");
+    assert_eq!(
+        json(&call("GET", "/count", None))["count"],
+        1,
+        "another visitor"
+    );
 
     // A forged cookie is a fresh session, not an error.
     let forged = call("GET", "/count", Some("sid=forged.value"));
@@ -143,10 +153,18 @@ fn a_rust_worker_keeps_sessions_in_kv() {
     assert_eq!(whoami["user"], "ada");
     assert_eq!(whoami["notice"], "welcome, ada");
     let again = json(&call("GET", "/whoami", Some(&logged_in)));
-    assert_eq!(again["notice"], serde_json::Value::Null, "a flash is read once");
+    assert_eq!(
+        again["notice"],
+        serde_json::Value::Null,
+        "a flash is read once"
+    );
     assert_eq!(json(&call("GET", "/count", Some(&logged_in)))["count"], 3);
     let old = json(&call("GET", "/whoami", Some(&cookie)));
-    assert_eq!(old["user"], serde_json::Value::Null, "the pre-login id no longer loads");
+    assert_eq!(
+        old["user"],
+        serde_json::Value::Null,
+        "the pre-login id no longer loads"
+    );
 
     // Logout destroys the session in KV and clears the cookie.
     let logout = call("POST", "/logout", Some(&logged_in));
