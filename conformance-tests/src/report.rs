@@ -56,6 +56,15 @@ impl Report {
             .any(|r| matches!(r.outcome, Outcome::Failed(_)))
     }
 
+    /// The names of the checks that failed, in report order.
+    pub fn failed(&self) -> Vec<&'static str> {
+        self.results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+            .map(|r| r.name)
+            .collect()
+    }
+
     /// (passed, failed, skipped) counts.
     pub fn counts(&self) -> (usize, usize, usize) {
         self.results

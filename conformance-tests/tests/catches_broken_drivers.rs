@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use session_conformance::{Options, Outcome, run_all};
+use session_conformance::{Options, run_all};
 use session_core::{
     Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Version, WriteMode,
     async_trait, bytes::Bytes,
@@ -103,12 +103,7 @@ impl Driver for Flawed {
 async fn failures(flaw: Flaw) -> Vec<&'static str> {
     let report = run_all(Arc::new(Flawed::new(flaw)), &Options::default()).await;
     assert!(!report.passed(), "{flaw:?} passed:\n{}", report.to_text());
-    report
-        .results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
-        .map(|r| r.name)
-        .collect()
+    report.failed()
 }
 
 async fn assert_caught(flaw: Flaw, by: &[&str]) {

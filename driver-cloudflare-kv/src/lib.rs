@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use session_core::{
     BelowMinTtl, Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, TtlSupport,
-    Version, async_trait, bytes::Bytes, check_key, check_value, effective_ttl, escape_key,
-    from_unix_millis, unescape_key,
+    Version, async_trait, bytes::Bytes, check_key, check_put, escape_key, from_unix_millis,
+    unescape_key,
 };
 
 #[cfg(feature = "worker")]
@@ -219,9 +219,7 @@ impl<T: Transport> Driver for KvDriver<T> {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        check_key(key, &self.caps)?;
-        check_value(&value, &self.caps)?;
-        let ttl = effective_ttl(&options, &self.caps)?;
+        let ttl = check_put(key, &value, &options, &self.caps)?;
         let ttl_ms = ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
         let expires_at = ttl_ms.map(|ms| now_ms().saturating_add(ms));
         let write_id: u64 = rand::random();

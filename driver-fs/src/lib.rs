@@ -47,7 +47,7 @@ use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
     Registry, TtlSupport, Version, WriteMode, async_trait, blocking, bytes::Bytes, check_condition,
-    check_key, check_value, effective_ttl, flexible, from_unix_millis, unix_millis,
+    check_key, check_put, effective_ttl, flexible, from_unix_millis, unix_millis,
 };
 use sha2::{Digest, Sha256};
 
@@ -420,9 +420,7 @@ impl Driver for FsDriver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        check_key(key, &self.caps)?;
-        check_value(&value, &self.caps)?;
-        let ttl = effective_ttl(&options, &self.caps)?;
+        let ttl = check_put(key, &value, &options, &self.caps)?;
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         blocking(move || inner.put(&key, &value, &options.mode, ttl)).await
     }

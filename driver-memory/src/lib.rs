@@ -41,7 +41,7 @@ use serde::Deserialize;
 use session_core::{
     Capabilities, Clock, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
     SystemClock, TtlSupport, Version, async_trait, bytes::Bytes, check_condition, check_key,
-    check_value, effective_ttl, flexible, from_unix_millis, unix_millis,
+    check_put, effective_ttl, flexible, from_unix_millis, unix_millis,
 };
 
 /// The registry name of this driver.
@@ -292,9 +292,7 @@ impl Driver for MemoryDriver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        check_key(key, &self.caps)?;
-        check_value(&value, &self.caps)?;
-        let ttl = effective_ttl(&options, &self.caps)?;
+        let ttl = check_put(key, &value, &options, &self.caps)?;
         let now = self.now();
         let mut shard = self.shard(key);
         shard.reclaim(now);

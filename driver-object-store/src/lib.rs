@@ -48,8 +48,8 @@ use object_store::{
 };
 use session_core::{
     Capabilities, Driver, DriverError, Entry, ListPage, PeriodicTask, PutOptions, TtlSupport,
-    Version, WriteMode, async_trait, bytes::Bytes, check_key, check_value, effective_ttl,
-    escape_key, from_unix_millis, unescape_key, unix_millis,
+    Version, WriteMode, async_trait, bytes::Bytes, check_key, check_put, escape_key,
+    from_unix_millis, unescape_key, unix_millis,
 };
 
 /// The name this driver reports.
@@ -446,9 +446,7 @@ impl Driver for ObjectStoreDriver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        check_key(key, &self.caps)?;
-        check_value(&value, &self.caps)?;
-        let ttl = effective_ttl(&options, &self.caps)?;
+        let ttl = check_put(key, &value, &options, &self.caps)?;
         let expires_at = ttl
             .map(|ttl| now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)));
         let inner = &self.inner;

@@ -133,12 +133,7 @@ async fn an_s3_server_that_ignores_conditions_fails_certification() {
     let driver = ObjectStoreDriver::builder(Arc::new(store)).build().unwrap();
     proxy.set_mode(ProxyMode::StripConditions);
     let report = run_all(Arc::new(driver), &Options::default()).await;
-    let failed: Vec<&str> = report
-        .results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
-        .map(|r| r.name)
-        .collect();
+    let failed = report.failed();
     for check in [
         "create_only",
         "create_only_race",

@@ -28,8 +28,8 @@ use redis::{
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_value,
-    effective_ttl, flexible, from_unix_millis, unix_millis,
+    TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_put, effective_ttl,
+    flexible, from_unix_millis, unix_millis,
 };
 
 /// The registry name of this driver.
@@ -437,9 +437,7 @@ impl Driver for RedisDriver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        check_key(key, &self.caps)?;
-        check_value(&value, &self.caps)?;
-        let ttl = effective_ttl(&options, &self.caps)?;
+        let ttl = check_put(key, &value, &options, &self.caps)?;
         let version: u64 = rand::random();
         let now = unix_millis(std::time::SystemTime::now());
         let expires_at = ttl.map(|t| now.saturating_add(millis(t)));

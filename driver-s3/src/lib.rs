@@ -76,8 +76,8 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
-    Registry, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_value,
-    effective_ttl, escape_key, flexible, from_unix_millis, unescape_key, unix_millis,
+    Registry, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_put,
+    escape_key, flexible, from_unix_millis, unescape_key, unix_millis,
 };
 
 /// The registry name of this driver.
@@ -619,9 +619,7 @@ impl Driver for S3Driver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        check_key(key, &self.caps)?;
-        check_value(&value, &self.caps)?;
-        let ttl = effective_ttl(&options, &self.caps)?;
+        let ttl = check_put(key, &value, &options, &self.caps)?;
         let expires_at = ttl
             .map(|ttl| now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)));
         let inner = &self.inner;

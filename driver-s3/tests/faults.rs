@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use session_conformance::{Options, Outcome, run_all};
+use session_conformance::{Options, run_all};
 use session_core::{
     Driver, DriverConfig, ErrorKind, PutOptions, Registry, WriteMode, bytes::Bytes,
 };
@@ -32,12 +32,7 @@ async fn a_server_that_ignores_conditions_fails_certification() {
     let (driver, proxy) = proxied(3).await;
     proxy.set_mode(ProxyMode::StripConditions);
     let report = run_all(Arc::new(driver), &Options::default()).await;
-    let failed: Vec<&str> = report
-        .results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
-        .map(|r| r.name)
-        .collect();
+    let failed = report.failed();
     for check in [
         "create_only",
         "create_only_race",

@@ -44,7 +44,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
-    Registry, TtlSupport, Version, async_trait, blocking, bytes::Bytes, check_key, check_value,
+    Registry, TtlSupport, Version, async_trait, blocking, bytes::Bytes, check_key, check_put,
     effective_ttl, flexible, from_unix_millis, unix_millis,
 };
 use tokio::sync::oneshot;
@@ -404,9 +404,7 @@ impl Driver for SqliteDriver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        check_key(key, &self.caps)?;
-        check_value(&value, &self.caps)?;
-        let ttl = effective_ttl(&options, &self.caps)?;
+        let ttl = check_put(key, &value, &options, &self.caps)?;
         let op = OpKind::Put {
             key: key.to_owned(),
             value,

@@ -261,6 +261,19 @@ pub fn check_condition(mode: &WriteMode, current: Option<&Version>) -> Result<()
     }
 }
 
+/// Every argument check of a `put` in one call: [`check_key`], [`check_value`] and
+/// [`effective_ttl`]; returns the TTL to apply.
+pub fn check_put(
+    key: &str,
+    value: &[u8],
+    options: &PutOptions,
+    caps: &Capabilities,
+) -> Result<Option<Duration>, DriverError> {
+    check_key(key, caps)?;
+    check_value(value, caps)?;
+    effective_ttl(options, caps)
+}
+
 /// Checks a put's mode against the capabilities and returns the TTL to apply
 /// (rounded up to the minimum where the driver declares so).
 pub fn effective_ttl(

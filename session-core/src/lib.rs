@@ -80,7 +80,7 @@ pub use clock::{Clock, ManualClock, SystemClock, from_unix_millis, unix_millis};
 pub use config::{DriverConfig, DriverFactory, OpenFuture, Registry, flexible};
 pub use cookie::{CookieOptions, SameSite, SetCookie};
 pub use driver::{
-    Driver, Entry, ListPage, PutOptions, Version, WriteMode, check_condition, check_key,
+    Driver, Entry, ListPage, PutOptions, Version, WriteMode, check_condition, check_key, check_put,
     check_value, effective_ttl, escape_key, unescape_key,
 };
 pub use error::{BoxError, DriverError, ErrorKind, SessionError};
