@@ -13,6 +13,10 @@
 //!   [`S3Driver::sweep`] (or a background sweeper, option `sweep_interval`) deletes expired
 //!   objects through `ListObjectsV2` pages. Keep a bucket lifecycle rule as a backstop, see
 //!   below.
+//!   Two edges of doing this client-side: a compare-and-swap with a version read while the
+//!   entry was alive still succeeds after the entry expired (it writes a new, live entry, as a
+//!   session commit wants); and a create-only write whose response was lost and then retried
+//!   reports `AlreadyExists` for the object it created itself.
 //! * **Keys** are escaped with [`session_core::escape_key`] (`[A-Za-z0-9_:-]` and `=XX`), so
 //!   any key is a plain object name under the configured prefix and a prefix listing is a
 //!   `ListObjectsV2` prefix. An S3 object name is at most 1024 bytes, so a key may be
