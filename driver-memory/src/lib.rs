@@ -302,15 +302,24 @@ impl Driver for MemoryDriver {
             shard.make_room(limit)?;
         }
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
-        shard.remove(key);
-        shard.items.insert(
-            key.to_owned(),
-            Item {
-                value,
-                version,
-                deadline: None,
-            },
-        );
+        // Expired entries were reclaimed above, so a present one is live: update it in place
+        // (no key allocation, one hash lookup).
+        match shard.items.get_mut(key) {
+            Some(item) => {
+                item.value = value;
+                item.version = version;
+            }
+            None => {
+                shard.items.insert(
+                    key.to_owned(),
+                    Item {
+                        value,
+                        version,
+                        deadline: None,
+                    },
+                );
+            }
+        }
         shard.set_deadline(key, self.deadline(now, ttl));
         Ok(Version::from_u64(version))
     }

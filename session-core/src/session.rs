@@ -19,8 +19,13 @@ pub(crate) enum Incoming {
     Absent,
     /// A session cookie that does not verify.
     Invalid,
-    /// A correctly signed id; `stale_key` when an older key of the keyring signed it.
-    Valid { id: SessionId, stale_key: bool },
+    /// A correctly signed id; `stale_key` when an older key of the keyring signed it;
+    /// `signed`, the cookie value, when the newest key signed it.
+    Valid {
+        id: SessionId,
+        stale_key: bool,
+        signed: Option<String>,
+    },
     /// Cookie-only sessions: the sealed values, opened on first use.
     Sealed(Vec<String>),
 }
@@ -115,9 +120,13 @@ impl<T: SessionData> Session<T> {
 
     async fn load(&self, inner: &mut Inner<T>) -> Result<Loaded<T>, SessionError> {
         let stored = match (&self.shared.backend, &inner.incoming) {
-            (Backend::Store(driver), Incoming::Valid { id, .. }) => {
+            (Backend::Store(driver), Incoming::Valid { id, signed, .. }) => {
                 let key = id.storage_key(&self.shared.namespace);
-                self.shared.fetch(driver.as_ref(), id, &key).await?
+                let mut stored = self.shared.fetch(driver.as_ref(), id, &key).await?;
+                if let Some(stored) = stored.as_mut() {
+                    stored.signed.clone_from(signed);
+                }
+                stored
             }
             (Backend::Cookie, Incoming::Sealed(values)) => {
                 let name = self.shared.cookie.cookie_name();
@@ -130,6 +139,7 @@ impl<T: SessionData> Session<T> {
                         inner.incoming = Incoming::Valid {
                             id,
                             stale_key: key_index > 0,
+                            signed: None,
                         };
                         stored
                     }
@@ -353,6 +363,7 @@ impl<T: SessionData> Session<T> {
                     inner.incoming = Incoming::Valid {
                         id: s.id.clone(),
                         stale_key: false,
+                        signed: None,
                     };
                 }
                 Some(cookie)

@@ -213,6 +213,7 @@ impl<T: SessionData> SessionStorage<T> {
                     return Incoming::Valid {
                         id,
                         stale_key: key_index > 0,
+                        signed: (key_index == 0).then(|| value.to_owned()),
                     };
                 }
             }
@@ -341,6 +342,9 @@ pub(crate) struct Stored {
     pub(crate) record: Record,
     /// The idle deadline in force: the record's, or a later one the driver reports after a touch.
     pub(crate) idle_deadline: Option<u64>,
+    /// The browser's cookie value for this id when it verified under the newest key: sending
+    /// it back is the same as signing again, without the HMAC.
+    pub(crate) signed: Option<String>,
 }
 
 impl Stored {
@@ -440,6 +444,7 @@ impl<T: SessionData> Shared<T> {
             version: entry.version,
             idle_deadline,
             record,
+            signed: None,
         }))
     }
 
@@ -451,6 +456,7 @@ impl<T: SessionData> Shared<T> {
             version: Version::new("cookie"),
             idle_deadline: record.idle_deadline,
             record,
+            signed: None,
         })
     }
 
@@ -549,6 +555,7 @@ impl<T: SessionData> Shared<T> {
                         version,
                         idle_deadline: record.idle_deadline,
                         record: record.clone(),
+                        signed: None,
                     });
                 }
                 Err(DriverError::AlreadyExists) => {
@@ -668,7 +675,10 @@ impl<T: SessionData> Shared<T> {
         let name = self.cookie.cookie_name();
         let value = match (&self.backend, self.keyring.sealing().first()) {
             (Backend::Cookie, Some(key)) => seal(key, name, &stored.id, &stored.record)?,
-            _ => sign(&self.keyring, name, &stored.id),
+            _ => match &stored.signed {
+                Some(value) => value.clone(),
+                None => sign(&self.keyring, name, &stored.id),
+            },
         };
         let max_age = stored.expires_at().map(|t| {
             from_unix_millis(t)
