@@ -13,8 +13,8 @@
 //!
 //! * **TTL**: sent as `expiration_ttl`. KV's minimum is 60 seconds: shorter TTLs are rounded up
 //!   to it ([`BelowMinTtl::RoundUp`](session_core::BelowMinTtl)). The exact expiry is also kept
-//!   in a 16-byte header before the value (expiry in Unix milliseconds, then an 8-byte random
-//!   write id that serves as the version), and enforced on every read.
+//!   in a [`ValueHeader`](session_core::ValueHeader) before the value (expiry in Unix
+//!   milliseconds and a random write id that serves as the version), and enforced on every read.
 //! * **No create-only, no compare-and-swap, no touch**: KV has no conditional writes. Sessions
 //!   on KV are last-write-wins between concurrent requests, and the conformance suite skips
 //!   those checks with that reason.
@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use session_core::{
     BelowMinTtl, Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, TtlSupport,
-    Version, async_trait, bytes::Bytes, check_key, check_put, escape_key, from_unix_millis,
-    unescape_key,
+    ValueHeader, Version, async_trait, bytes::Bytes, check_key, check_put, deadline_millis,
+    escape_key, from_unix_millis, now_millis, unescape_key,
 };
 
 #[cfg(feature = "worker")]
@@ -57,8 +57,6 @@ pub const MAX_VALUE_SIZE: usize = 1024 * 1024;
 pub const MAX_STALENESS: Duration = Duration::from_secs(60);
 /// Longest KV key, in bytes.
 const MAX_KV_KEY: usize = 512;
-/// Bytes before the value: expiry (8) and write id (8).
-const HEADER: usize = 16;
 /// Keys per listing page (KV's maximum).
 const PAGE: u32 = 1000;
 
@@ -145,48 +143,6 @@ impl<T: Transport> KvDriver<T> {
     }
 }
 
-/// The current time in Unix milliseconds (from JavaScript's clock inside a Worker).
-fn now_ms() -> u64 {
-    #[cfg(all(feature = "worker", target_arch = "wasm32"))]
-    {
-        worker::Date::now().as_millis()
-    }
-    #[cfg(not(all(feature = "worker", target_arch = "wasm32")))]
-    {
-        session_core::unix_millis(std::time::SystemTime::now())
-    }
-}
-
-fn encode(value: &[u8], expires_at: Option<u64>, write_id: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + value.len());
-    out.extend_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
-    out.extend_from_slice(&write_id.to_be_bytes());
-    out.extend_from_slice(value);
-    out
-}
-
-/// Splits a stored value into (expiry, write id, value).
-fn decode(raw: &Bytes) -> Result<(Option<u64>, u64, Bytes), DriverError> {
-    let header = |range: std::ops::Range<usize>| -> Option<u64> {
-        Some(u64::from_be_bytes(raw.get(range)?.try_into().ok()?))
-    };
-    let (Some(expires_at), Some(write_id)) = (header(0..8), header(8..16)) else {
-        return Err(DriverError::permanent(
-            "a KV value without this driver's header",
-            None,
-        ));
-    };
-    Ok((
-        Some(expires_at).filter(|&at| at != 0),
-        write_id,
-        raw.slice(HEADER..),
-    ))
-}
-
-fn version(write_id: u64) -> Version {
-    Version::new(format!("{write_id:016x}"))
-}
-
 #[async_trait]
 impl<T: Transport> Driver for KvDriver<T> {
     fn name(&self) -> &str {
@@ -202,14 +158,14 @@ impl<T: Transport> Driver for KvDriver<T> {
         let Some(raw) = self.transport.get(&self.kv_key(key)).await? else {
             return Ok(None);
         };
-        let (expires_at, write_id, value) = decode(&raw)?;
-        if expires_at.is_some_and(|at| at <= now_ms()) {
+        let (header, value) = ValueHeader::split(&raw)?;
+        if header.expired(now_millis()) {
             return Ok(None);
         }
         Ok(Some(Entry {
             value,
-            version: version(write_id),
-            expires_at: expires_at.map(from_unix_millis),
+            version: header.version(),
+            expires_at: header.expires_at.map(from_unix_millis),
         }))
     }
 
@@ -220,19 +176,15 @@ impl<T: Transport> Driver for KvDriver<T> {
         options: PutOptions,
     ) -> Result<Version, DriverError> {
         let ttl = check_put(key, &value, &options, &self.caps)?;
-        let ttl_ms = ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
-        let expires_at = ttl_ms.map(|ms| now_ms().saturating_add(ms));
-        let write_id: u64 = rand::random();
+        let now = now_millis();
+        let expires_at = ttl.map(|ttl| deadline_millis(now, ttl));
+        let header = ValueHeader::new(expires_at);
         // KV counts whole seconds: round up, so KV never deletes before our own expiry.
-        let ttl_secs = ttl_ms.map(|ms| ms.div_ceil(1000));
+        let ttl_secs = expires_at.map(|at| (at - now).div_ceil(1000));
         self.transport
-            .put(
-                &self.kv_key(key),
-                encode(&value, expires_at, write_id),
-                ttl_secs,
-            )
+            .put(&self.kv_key(key), header.wrap(&value), ttl_secs)
             .await?;
-        Ok(version(write_id))
+        Ok(header.version())
     }
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
@@ -242,7 +194,7 @@ impl<T: Transport> Driver for KvDriver<T> {
 
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
         let page = self.transport.list(&self.kv_key(prefix), cursor).await?;
-        let now_secs = now_ms() / 1000;
+        let now_secs = now_millis() / 1000;
         let keys = page
             .keys
             .into_iter()
@@ -256,20 +208,5 @@ impl<T: Transport> Driver for KvDriver<T> {
             keys,
             cursor: page.cursor,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_round_trip() {
-        let raw = Bytes::from(encode(b"value", Some(1234), 99));
-        let (at, id, value) = decode(&raw).unwrap();
-        assert_eq!((at, id, &value[..]), (Some(1234), 99, &b"value"[..]));
-        let raw = Bytes::from(encode(b"", None, 1));
-        assert_eq!(decode(&raw).unwrap().0, None);
-        assert!(decode(&Bytes::from_static(b"short")).is_err());
     }
 }

@@ -135,14 +135,7 @@ impl KvDriver<RestApi> {
                 )));
             }
         }
-        let token = config
-            .api_token
-            .clone()
-            .or_else(|| std::env::var("CLOUDFLARE_API_TOKEN").ok())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                DriverError::config("option `api_token`: required (or set CLOUDFLARE_API_TOKEN)")
-            })?;
+        let token = api_token(&config, |name| std::env::var(name).ok())?;
         let base = config.base_url.as_deref().unwrap_or(DEFAULT_BASE);
         let base = url::Url::parse(&format!(
             "{}/accounts/{}/storage/kv/namespaces/{}",
@@ -168,6 +161,22 @@ impl KvDriver<RestApi> {
         transport.list_page("", None, 10).await?;
         KvDriver::with_transport(transport, config.prefix)
     }
+}
+
+/// The token: the config's, else `CLOUDFLARE_API_TOKEN` (read through `env`, so tests can pass
+/// their own).
+fn api_token(
+    config: &CloudflareKvConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, DriverError> {
+    config
+        .api_token
+        .clone()
+        .or_else(|| env("CLOUDFLARE_API_TOKEN"))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            DriverError::config("option `api_token`: required (or set CLOUDFLARE_API_TOKEN)")
+        })
 }
 
 /// Cloudflare's response envelope (errors only; values come back raw).
@@ -419,6 +428,18 @@ mod tests {
         assert_eq!(kv.max_attempts, Some(2));
         assert!(!format!("{kv:?}").contains("tok-SECRET"));
         assert!(!config.redacted().contains("tok-SECRET"));
+    }
+
+    #[test]
+    fn the_token_falls_back_to_the_environment() {
+        let env = |name: &str| (name == "CLOUDFLARE_API_TOKEN").then(|| "from-env".to_owned());
+        let mut config = CloudflareKvConfig::new("a", "n");
+        assert_eq!(api_token(&config, env).unwrap(), "from-env");
+        config.api_token = Some("from-config".into());
+        assert_eq!(api_token(&config, env).unwrap(), "from-config");
+        let e = api_token(&CloudflareKvConfig::new("a", "n"), |_| None).unwrap_err();
+        assert!(e.to_string().contains("CLOUDFLARE_API_TOKEN"), "{e}");
+        assert!(api_token(&CloudflareKvConfig::new("a", "n"), |_| Some(String::new())).is_err());
     }
 
     #[test]

@@ -101,13 +101,7 @@ async fn wrong_token_or_namespace_is_a_config_error() {
     config.namespace_id = "no-such-namespace".into();
     let e = CloudflareKvDriver::connect(config).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
-
-    let mut config = mf.config();
-    config.api_token = None;
-    if std::env::var_os("CLOUDFLARE_API_TOKEN").is_none() {
-        let e = CloudflareKvDriver::connect(config).await.unwrap_err();
-        assert!(e.to_string().contains("CLOUDFLARE_API_TOKEN"), "{e}");
-    }
+    // A missing token (and its environment fallback) is unit-tested in the crate.
 }
 
 #[tokio::test]

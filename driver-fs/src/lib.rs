@@ -47,7 +47,7 @@ use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
     Registry, TtlSupport, Version, WriteMode, async_trait, blocking, bytes::Bytes, check_condition,
-    check_key, check_put, effective_ttl, flexible, from_unix_millis, unix_millis,
+    check_key, check_put, deadline_millis, effective_ttl, flexible, from_unix_millis, now_millis,
 };
 use sha2::{Digest, Sha256};
 
@@ -262,7 +262,7 @@ impl Inner {
         let Some(record) = file::read(&loc.path, key)? else {
             return Ok(None);
         };
-        if record.header.expired(now_ms()) {
+        if record.header.expired(now_millis()) {
             return Ok(None);
         }
         Ok(Some(Entry {
@@ -281,10 +281,10 @@ impl Inner {
     ) -> Result<Version, DriverError> {
         let loc = self.locate(key);
         self.with_lock(&loc, || {
-            let now = now_ms();
+            let now = now_millis();
             let current = file::read_header(&loc.path, key)?.filter(|h| !h.expired(now));
             check_condition(mode, current.as_ref().map(Header::version).as_ref())?;
-            let header = Header::new(ttl.map(|t| now.saturating_add(millis(t))));
+            let header = Header::new(ttl.map(|t| deadline_millis(now, t)));
             file::write_atomically(
                 &loc.dir,
                 &loc.path,
@@ -306,15 +306,11 @@ impl Inner {
     fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
         let loc = self.locate(key);
         self.with_lock(&loc, || {
-            let now = now_ms();
+            let now = now_millis();
             match file::read_header(&loc.path, key)? {
                 Some(h) if !h.expired(now) => {
-                    file::write_expiry(
-                        &loc.path,
-                        Some(now.saturating_add(millis(ttl))),
-                        self.durable,
-                    )
-                    .map_err(io_error)?;
+                    file::write_expiry(&loc.path, Some(deadline_millis(now, ttl)), self.durable)
+                        .map_err(io_error)?;
                     Ok(true)
                 }
                 _ => Ok(false),
@@ -324,7 +320,7 @@ impl Inner {
 
     /// Keys under `prefix` from the shard directories starting at `start`, up to about a page.
     fn list(&self, prefix: &str, start: usize) -> Result<ListPage, DriverError> {
-        let now = now_ms();
+        let now = now_millis();
         let mut keys = Vec::new();
         for shard in start..SHARDS {
             for path in
@@ -356,14 +352,14 @@ impl Inner {
                 let Some((header, key)) = file::read_key(&path)? else {
                     continue;
                 };
-                if !header.expired(now_ms()) {
+                if !header.expired(now_millis()) {
                     continue;
                 }
                 let loc = self.locate(&key);
                 let removed =
                     self.with_lock(&loc, || match file::read_header(&loc.path, &key)? {
                         // Re-check under the lock: it may have been rewritten since.
-                        Some(h) if h.expired(now_ms()) => {
+                        Some(h) if h.expired(now_millis()) => {
                             file::remove(&loc.path, &loc.dir, false).map_err(io_error)?;
                             Ok(true)
                         }
@@ -467,12 +463,4 @@ fn io_error(e: io::Error) -> DriverError {
         retryable,
         source: Some(Box::new(e)),
     }
-}
-
-fn now_ms() -> u64 {
-    unix_millis(std::time::SystemTime::now())
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -41,7 +41,7 @@ use serde::Deserialize;
 use session_core::{
     Capabilities, Clock, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
     SystemClock, TtlSupport, Version, async_trait, bytes::Bytes, check_condition, check_key,
-    check_put, effective_ttl, flexible, from_unix_millis, unix_millis,
+    check_put, deadline_millis, effective_ttl, flexible, from_unix_millis, unix_millis,
 };
 
 /// The registry name of this driver.
@@ -243,7 +243,7 @@ impl MemoryDriver {
     }
 
     fn deadline(&self, now: u64, ttl: Option<Duration>) -> Option<u64> {
-        ttl.map(|t| now.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)))
+        ttl.map(|t| deadline_millis(now, t))
     }
 
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {

@@ -8,8 +8,8 @@
 //!   that answers `NotImplemented` gives [`DriverError::Unsupported`], never a silent overwrite.
 //! * **Object layout**: `<prefix>/<escaped key>`, keys escaped with
 //!   [`session_core::escape_key`] so that any key is one plain path segment. The body is a
-//!   16-byte header (expiry in Unix milliseconds, 0 for none; an 8-byte random write nonce, so
-//!   every write has a new ETag even for equal bytes) followed by the value. Attributes and
+//!   [`ValueHeader`](session_core::ValueHeader) (expiry in Unix milliseconds and a random write
+//!   id, so every write has a new ETag even for equal bytes) followed by the value. Attributes and
 //!   metadata are not used: not every store keeps them.
 //! * **Expiry** is enforced on every read and listing (no store has per-object TTLs);
 //!   [`ObjectStoreDriver::sweep`] deletes expired objects, or run it in the background with
@@ -34,12 +34,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::{
-    collections::BinaryHeap,
-    fmt,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{collections::BinaryHeap, fmt, sync::Arc, time::Duration};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::{
@@ -48,8 +43,8 @@ use object_store::{
 };
 use session_core::{
     Capabilities, Driver, DriverError, Entry, ListPage, PeriodicTask, PutOptions, TtlSupport,
-    Version, WriteMode, async_trait, bytes::Bytes, check_key, check_put, escape_key,
-    from_unix_millis, unescape_key, unix_millis,
+    ValueHeader, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_put,
+    deadline_millis, escape_key, from_unix_millis, now_millis, unescape_key,
 };
 
 /// The name this driver reports.
@@ -60,8 +55,6 @@ pub const MAX_VALUE_SIZE: usize = 5 * 1024 * 1024;
 /// the 1024-byte object names of S3 and GCS with room for a prefix. Local files need less
 /// (see [`ObjectStoreDriverBuilder::max_key_len`]).
 pub const MAX_KEY_LEN: usize = 300;
-/// Bytes before the value: expiry (8) and write nonce (8).
-const HEADER: usize = 16;
 /// Keys per listing page.
 const PAGE: usize = 1000;
 /// Concurrent header reads while filtering a listing by expiry.
@@ -202,32 +195,6 @@ impl ObjectStoreDriver {
     }
 }
 
-/// The stored body: expiry, nonce, value.
-fn body(value: &[u8], expires_at: Option<u64>) -> PutPayload {
-    let mut out = Vec::with_capacity(HEADER + value.len());
-    out.extend_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
-    out.extend_from_slice(&rand::random::<u64>().to_le_bytes());
-    out.extend_from_slice(value);
-    PutPayload::from(out)
-}
-
-/// The expiry in a header; `None` for no expiry.
-fn expiry(header: &[u8]) -> Result<Option<u64>, DriverError> {
-    let bytes: [u8; 8] = header
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| DriverError::permanent("an object without this driver's header", None))?;
-    Ok(Some(u64::from_be_bytes(bytes)).filter(|&at| at != 0))
-}
-
-fn expired(expires_at: Option<u64>, now: u64) -> bool {
-    expires_at.is_some_and(|at| at <= now)
-}
-
-fn now_ms() -> u64 {
-    unix_millis(SystemTime::now())
-}
-
 fn version(e_tag: Option<String>, version: Option<String>) -> Result<Version, DriverError> {
     if e_tag.is_none() && version.is_none() {
         return Err(DriverError::permanent(
@@ -284,7 +251,11 @@ impl Inner {
         match self
             .bounded(
                 "object store put",
-                self.store.put_opts(path, body(value, expires_at), options),
+                self.store.put_opts(
+                    path,
+                    PutPayload::from(ValueHeader::new(expires_at).wrap(value)),
+                    options,
+                ),
             )
             .await?
         {
@@ -298,15 +269,15 @@ impl Inner {
     }
 
     /// The expiry of an object, `None` when it is missing.
-    async fn read_expiry(&self, path: &Path) -> Result<Option<Option<u64>>, DriverError> {
+    async fn read_header(&self, path: &Path) -> Result<Option<ValueHeader>, DriverError> {
         match self
             .bounded(
                 "object store read",
-                self.store.get_range(path, 0..HEADER as u64),
+                self.store.get_range(path, 0..ValueHeader::LEN as u64),
             )
             .await?
         {
-            Ok(header) => expiry(&header).map(Some),
+            Ok(header) => ValueHeader::parse(&header).map(Some),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_error("get_range", e)),
         }
@@ -364,12 +335,12 @@ impl Inner {
         let mut deleted = 0u64;
         loop {
             let (names, more) = self.names("", after.as_deref()).await?;
-            let now = now_ms();
+            let now = now_millis();
             let expired: Vec<Path> = futures::stream::iter(names.clone())
                 .map(|name: String| async move {
                     let path = self.folder.child(PathPart::from(name.as_str()));
-                    Ok::<_, DriverError>(match self.read_expiry(&path).await? {
-                        Some(at) if expired(at, now) => Some(path),
+                    Ok::<_, DriverError>(match self.read_header(&path).await? {
+                        Some(header) if header.expired(now) => Some(path),
                         _ => None,
                     })
                 })
@@ -423,20 +394,14 @@ impl Driver for ObjectStoreDriver {
             .bounded("object store get", result.bytes())
             .await?
             .map_err(|e| store_error("get", e))?;
-        if bytes.len() < HEADER {
-            return Err(DriverError::permanent(
-                "an object without this driver's header",
-                None,
-            ));
-        }
-        let expires_at = expiry(&bytes)?;
-        if expired(expires_at, now_ms()) {
+        let (header, value) = ValueHeader::split(&bytes)?;
+        if header.expired(now_millis()) {
             return Ok(None);
         }
         Ok(Some(Entry {
-            value: bytes.slice(HEADER..),
+            value,
             version: version(e_tag, store_version)?,
-            expires_at: expires_at.map(from_unix_millis),
+            expires_at: header.expires_at.map(from_unix_millis),
         }))
     }
 
@@ -447,8 +412,7 @@ impl Driver for ObjectStoreDriver {
         options: PutOptions,
     ) -> Result<Version, DriverError> {
         let ttl = check_put(key, &value, &options, &self.caps)?;
-        let expires_at = ttl
-            .map(|ttl| now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)));
+        let expires_at = ttl.map(|ttl| deadline_millis(now_millis(), ttl));
         let inner = &self.inner;
         let path = inner.path(key);
         let mode = match &options.mode {
@@ -481,7 +445,7 @@ impl Driver for ObjectStoreDriver {
             .bounded("object store get", current.bytes())
             .await?
             .map_err(|e| store_error("get", e))?;
-        if !expired(expiry(&header)?, now_ms()) {
+        if !ValueHeader::parse(&header)?.expired(now_millis()) {
             return Err(DriverError::AlreadyExists);
         }
         let replaced = if self.caps.compare_and_swap {
@@ -528,7 +492,7 @@ impl Driver for ObjectStoreDriver {
         }
         let (names, more) = inner.names(&escaped, cursor).await?;
         let next = more.then(|| names.last().cloned()).flatten();
-        let now = now_ms();
+        let now = now_millis();
         let keys: Vec<String> = futures::stream::iter(names)
             .map(|name| async move {
                 let Some(key) = unescape_key(&name) else {
@@ -538,8 +502,8 @@ impl Driver for ObjectStoreDriver {
                     return Ok(None);
                 };
                 let path = inner.folder.child(PathPart::from(name.as_str()));
-                Ok::<_, DriverError>(match inner.read_expiry(&path).await? {
-                    Some(at) if !expired(at, now) => Some(key),
+                Ok::<_, DriverError>(match inner.read_header(&path).await? {
+                    Some(header) if !header.expired(now) => Some(key),
                     _ => None,
                 })
             })
@@ -588,12 +552,5 @@ mod tests {
             Err(DriverError::Conflict)
         ));
         assert!(version(None, None).is_err());
-    }
-
-    #[test]
-    fn headers() {
-        assert_eq!(expiry(&[0; 16]).unwrap(), None);
-        assert_eq!(expiry(&5u64.to_be_bytes()).unwrap(), Some(5));
-        assert!(expiry(&[1, 2]).is_err());
     }
 }

@@ -28,8 +28,8 @@ use redis::{
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_put, effective_ttl,
-    flexible, from_unix_millis, unix_millis,
+    TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_put,
+    deadline_millis, effective_ttl, flexible, from_unix_millis, now_millis,
 };
 
 /// The registry name of this driver.
@@ -439,8 +439,7 @@ impl Driver for RedisDriver {
     ) -> Result<Version, DriverError> {
         let ttl = check_put(key, &value, &options, &self.caps)?;
         let version: u64 = rand::random();
-        let now = unix_millis(std::time::SystemTime::now());
-        let expires_at = ttl.map(|t| now.saturating_add(millis(t)));
+        let expires_at = ttl.map(|t| deadline_millis(now_millis(), t));
         let blob = encode(version, expires_at, &value);
         let key = self.key(key);
         let written = match &options.mode {
@@ -493,7 +492,7 @@ impl Driver for RedisDriver {
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
         check_key(key, &self.caps)?;
         let ttl = effective_ttl(&PutOptions::new().ttl(ttl), &self.caps)?.unwrap_or(ttl);
-        let expires_at = unix_millis(std::time::SystemTime::now()).saturating_add(millis(ttl));
+        let expires_at = deadline_millis(now_millis(), ttl);
         let ttl_arg = millis(ttl).to_string();
         let done: i64 = self
             .script(

@@ -64,11 +64,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::{
-    fmt,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{fmt, sync::Arc, time::Duration};
 
 use aws_sdk_s3::{
     Client,
@@ -81,7 +77,7 @@ use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
     Registry, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_put,
-    escape_key, flexible, from_unix_millis, unescape_key, unix_millis,
+    deadline_millis, escape_key, flexible, from_unix_millis, now_millis, unescape_key,
 };
 
 /// The registry name of this driver.
@@ -250,10 +246,51 @@ fn percent_decode(path: &str) -> Result<String, DriverError> {
     String::from_utf8(out).map_err(|_| DriverError::config("option `prefix`: not UTF-8"))
 }
 
-fn env(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+/// Credentials, region and endpoint: the config's, else the standard environment variables
+/// (read through `env`, so tests can pass their own).
+struct Resolved {
+    access_key: String,
+    secret: String,
+    token: Option<String>,
+    region: String,
+    endpoint: Option<String>,
+}
+
+impl Resolved {
+    fn new(config: &S3Config, env: impl Fn(&str) -> Option<String>) -> Result<Self, DriverError> {
+        let first = |names: &[&str]| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty()));
+        let access_key = config
+            .access_key_id
+            .clone()
+            .or_else(|| first(&["AWS_ACCESS_KEY_ID"]));
+        let secret = config
+            .secret_access_key
+            .clone()
+            .or_else(|| first(&["AWS_SECRET_ACCESS_KEY"]));
+        let (Some(access_key), Some(secret)) = (access_key, secret) else {
+            return Err(DriverError::config(
+                "options `access_key_id` and `secret_access_key`: required (or set \
+                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+            ));
+        };
+        Ok(Self {
+            access_key,
+            secret,
+            token: config
+                .session_token
+                .clone()
+                .or_else(|| first(&["AWS_SESSION_TOKEN"])),
+            region: config
+                .region
+                .clone()
+                .or_else(|| first(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
+                .unwrap_or_else(|| "us-east-1".into()),
+            endpoint: config
+                .endpoint
+                .clone()
+                .or_else(|| first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])),
+        })
+    }
 }
 
 /// The S3 driver. See the crate documentation.
@@ -292,33 +329,13 @@ impl S3Driver {
                 config.prefix.len()
             )));
         }
-        let access_key = config
-            .access_key_id
-            .clone()
-            .or_else(|| env(&["AWS_ACCESS_KEY_ID"]));
-        let secret = config
-            .secret_access_key
-            .clone()
-            .or_else(|| env(&["AWS_SECRET_ACCESS_KEY"]));
-        let (Some(access_key), Some(secret)) = (access_key, secret) else {
-            return Err(DriverError::config(
-                "options `access_key_id` and `secret_access_key`: required (or set \
-                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
-            ));
-        };
-        let token = config
-            .session_token
-            .clone()
-            .or_else(|| env(&["AWS_SESSION_TOKEN"]));
-        let region = config
-            .region
-            .clone()
-            .or_else(|| env(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
-            .unwrap_or_else(|| "us-east-1".into());
-        let endpoint = config
-            .endpoint
-            .clone()
-            .or_else(|| env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]));
+        let Resolved {
+            access_key,
+            secret,
+            token,
+            region,
+            endpoint,
+        } = Resolved::new(&config, |name| std::env::var(name).ok())?;
         let operation = config.operation_timeout.unwrap_or(Duration::from_secs(10));
         let attempts = u32::try_from(config.max_attempts.unwrap_or(3).clamp(1, 10)).unwrap_or(3);
         let timeouts = TimeoutConfig::builder()
@@ -427,10 +444,6 @@ fn body(value: &[u8]) -> Vec<u8> {
     out
 }
 
-fn now_ms() -> u64 {
-    unix_millis(SystemTime::now())
-}
-
 impl Inner {
     fn object(&self, key: &str) -> String {
         format!("{}{}", self.prefix, escape_key(key))
@@ -521,7 +534,7 @@ impl Inner {
         let mut deleted = 0u64;
         loop {
             let (names, next) = self.list_page(&self.prefix, cursor.as_deref()).await?;
-            let now = now_ms();
+            let now = now_millis();
             let expired: Vec<(String, String)> = futures::stream::iter(names)
                 .map(|name| async move {
                     Ok::<_, DriverError>(match self.head(&name).await? {
@@ -594,7 +607,7 @@ impl Driver for S3Driver {
             Err(e) => return Err(s3_error("GetObject", e)),
         };
         let head = head_of(out.e_tag(), out.metadata())?;
-        if head.expired(now_ms()) {
+        if head.expired(now_millis()) {
             return Ok(None);
         }
         let value = out
@@ -624,8 +637,7 @@ impl Driver for S3Driver {
         options: PutOptions,
     ) -> Result<Version, DriverError> {
         let ttl = check_put(key, &value, &options, &self.caps)?;
-        let expires_at = ttl
-            .map(|ttl| now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)));
+        let expires_at = ttl.map(|ttl| deadline_millis(now_millis(), ttl));
         let inner = &self.inner;
         let object = inner.object(key);
         match &options.mode {
@@ -655,7 +667,7 @@ impl Driver for S3Driver {
                 // An expired object that no sweep has deleted yet counts as absent: replace it,
                 // unless someone else does first.
                 match inner.head(&object).await? {
-                    Some(head) if head.expired(now_ms()) => inner
+                    Some(head) if head.expired(now_millis()) => inner
                         .put_object(&object, value, expires_at, Condition::ETag(&head.etag))
                         .await
                         .map_err(|e| match e {
@@ -686,7 +698,7 @@ impl Driver for S3Driver {
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
         let inner = &self.inner;
         let (names, next) = inner.list_page(&inner.object(prefix), cursor).await?;
-        let now = now_ms();
+        let now = now_millis();
         let keys: Vec<String> = futures::stream::iter(names)
             .map(|name| async move {
                 let Some(key) = name.strip_prefix(&inner.prefix).and_then(unescape_key) else {
@@ -774,6 +786,43 @@ mod tests {
         assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(s3.path_style, Some(false));
         assert_eq!(s3.max_attempts, Some(5));
+    }
+
+    #[test]
+    fn credentials_region_and_endpoint_fall_back_to_the_environment() {
+        let vars = [
+            ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+            ("AWS_SECRET_ACCESS_KEY", "secret-env"),
+            ("AWS_DEFAULT_REGION", "eu-north-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ];
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let resolved = Resolved::new(&S3Config::new("b"), env).unwrap();
+        assert_eq!(resolved.access_key, "AKIDENV");
+        assert_eq!(resolved.secret, "secret-env");
+        assert_eq!(resolved.region, "eu-north-1");
+        assert_eq!(resolved.endpoint.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(resolved.token, None);
+
+        let mut config = S3Config::new("b");
+        config.access_key_id = Some("AKIDCONFIG".into());
+        config.region = Some("us-west-2".into());
+        let resolved = Resolved::new(&config, env).unwrap();
+        assert_eq!(resolved.access_key, "AKIDCONFIG");
+        assert_eq!(resolved.region, "us-west-2");
+
+        let e = Resolved::new(&S3Config::new("b"), |_| None).err().unwrap();
+        assert_eq!(e.kind(), session_core::ErrorKind::Config);
+        assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
+        let empty = |_: &str| Some(String::new());
+        assert!(
+            Resolved::new(&S3Config::new("b"), empty).is_err(),
+            "empty variables count as unset"
+        );
     }
 
     #[test]

@@ -100,20 +100,13 @@ async fn an_unreachable_server_fails_fast_and_retryable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_bucket_or_credentials_is_a_config_error() {
+async fn a_missing_bucket_is_a_config_error() {
     let mut config = common::config();
     config.bucket = "no-such-bucket-here".into();
     let e = S3Driver::connect(config).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
 
-    let mut config = common::config();
-    config.access_key_id = None;
-    config.secret_access_key = None;
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-        let e = S3Driver::connect(config).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
-        assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
-    }
+    // Missing credentials (with the environment's fallbacks) are unit-tested in the crate.
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,7 +45,7 @@ use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
     Registry, TtlSupport, Version, async_trait, blocking, bytes::Bytes, check_key, check_put,
-    effective_ttl, flexible, from_unix_millis, unix_millis,
+    effective_ttl, flexible, from_unix_millis, now_millis,
 };
 use tokio::sync::oneshot;
 
@@ -389,7 +389,7 @@ impl Driver for SqliteDriver {
         check_key(key, &self.caps)?;
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         let row =
-            blocking(move || inner.read(|conn| writer::read(conn, &inner.sql, &key, now_ms())))
+            blocking(move || inner.read(|conn| writer::read(conn, &inner.sql, &key, now_millis())))
                 .await?;
         Ok(row.map(|(value, version, expires_at)| Entry {
             value: Bytes::from(value),
@@ -460,7 +460,7 @@ impl Driver for SqliteDriver {
                     params![
                         prefix,
                         cursor,
-                        i64::try_from(now_ms()).unwrap_or(i64::MAX),
+                        i64::try_from(now_millis()).unwrap_or(i64::MAX),
                         PAGE as i64
                     ],
                     |row| row.get::<_, String>(0),
@@ -499,8 +499,4 @@ pub(crate) fn sql_error(e: &rusqlite::Error) -> DriverError {
         retryable,
         source: None,
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    unix_millis(std::time::SystemTime::now())
 }

@@ -4,10 +4,10 @@
 use std::{sync::mpsc, time::Duration};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use session_core::{DriverError, Version, WriteMode, bytes::Bytes};
+use session_core::{DriverError, Version, WriteMode, bytes::Bytes, deadline_millis, now_millis};
 use tokio::sync::oneshot;
 
-use crate::{now_ms, sql_error};
+use crate::sql_error;
 
 /// A write, with the channel its result goes back on.
 pub(crate) struct Op {
@@ -75,7 +75,7 @@ fn commit(
     batch: &[Op],
 ) -> rusqlite::Result<Vec<Result<Output, DriverError>>> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let now = now_ms();
+    let now = now_millis();
     let applied: rusqlite::Result<Vec<_>> = batch
         .iter()
         .map(|op| apply(conn, sql, &op.kind, now))
@@ -96,10 +96,7 @@ fn commit(
 }
 
 fn deadline(now: u64, ttl: Option<Duration>) -> Option<i64> {
-    ttl.map(|t| {
-        i64::try_from(now.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)))
-            .unwrap_or(i64::MAX)
-    })
+    ttl.map(|t| i64::try_from(deadline_millis(now, t)).unwrap_or(i64::MAX))
 }
 
 fn apply(

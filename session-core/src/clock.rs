@@ -84,6 +84,23 @@ pub fn unix_millis(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// The wall clock in Unix milliseconds, what drivers store and compare expiries against
+/// (JavaScript's clock on `wasm32-unknown-unknown`, where `std`'s panics).
+pub fn now_millis() -> u64 {
+    unix_millis(now())
+}
+
+/// The deadline `ttl` after `now` (both Unix milliseconds), saturating instead of overflowing.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(session_core::deadline_millis(1_000, Duration::from_secs(2)), 3_000);
+/// assert_eq!(session_core::deadline_millis(u64::MAX - 1, Duration::MAX), u64::MAX);
+/// ```
+pub fn deadline_millis(now: u64, ttl: Duration) -> u64 {
+    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The time `ms` milliseconds after the Unix epoch.
 pub fn from_unix_millis(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)

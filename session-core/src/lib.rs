@@ -65,6 +65,7 @@ mod config;
 mod cookie;
 mod driver;
 mod error;
+mod header;
 mod id;
 mod keys;
 mod layers;
@@ -76,7 +77,9 @@ mod session;
 mod storage;
 
 pub use capabilities::{BelowMinTtl, Capabilities, Consistency, TtlSupport};
-pub use clock::{Clock, ManualClock, SystemClock, from_unix_millis, unix_millis};
+pub use clock::{
+    Clock, ManualClock, SystemClock, deadline_millis, from_unix_millis, now_millis, unix_millis,
+};
 pub use config::{DriverConfig, DriverFactory, OpenFuture, Registry, flexible};
 pub use cookie::{CookieOptions, SameSite, SetCookie};
 pub use driver::{
@@ -84,6 +87,7 @@ pub use driver::{
     check_value, effective_ttl, escape_key, unescape_key,
 };
 pub use error::{BoxError, DriverError, ErrorKind, SessionError};
+pub use header::ValueHeader;
 pub use id::SessionId;
 pub use keys::{Key, Keyring};
 pub use layers::{CallCounts, CountingDriver};

@@ -119,12 +119,13 @@ impl<T: SessionData> Session<T> {
     }
 
     async fn load(&self, inner: &mut Inner<T>) -> Result<Loaded<T>, SessionError> {
-        let stored = match (&self.shared.backend, &inner.incoming) {
+        let stored = match (&self.shared.backend, &mut inner.incoming) {
             (Backend::Store(driver), Incoming::Valid { id, signed, .. }) => {
                 let key = id.storage_key(&self.shared.namespace);
                 let mut stored = self.shared.fetch(driver.as_ref(), id, &key).await?;
                 if let Some(stored) = stored.as_mut() {
-                    stored.signed.clone_from(signed);
+                    // Loaded once per request: the value moves, no copy.
+                    stored.signed = signed.take();
                 }
                 stored
             }
