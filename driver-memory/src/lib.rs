@@ -28,7 +28,7 @@
 #![deny(missing_docs)]
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     hash::{BuildHasher, RandomState},
     sync::{
         Arc, Mutex, MutexGuard,
@@ -131,13 +131,16 @@ pub struct MemoryDriver {
 
 #[derive(Debug, Default)]
 struct Shard {
-    items: HashMap<String, Item>,
-    /// (deadline in Unix ms, key) of every entry with a TTL, soonest first.
-    expiry: BTreeSet<(u64, String)>,
+    items: HashMap<Arc<str>, Item>,
+    /// The key of every entry with a TTL under (deadline in Unix ms, version), soonest first.
+    /// Versions are unique, so an update finds its old index entry without the key, and the
+    /// key itself is shared with `items`: rewriting a session allocates nothing here.
+    expiry: BTreeMap<(u64, u64), Arc<str>>,
 }
 
 #[derive(Debug)]
 struct Item {
+    key: Arc<str>,
     value: Bytes,
     version: u64,
     deadline: Option<u64>,
@@ -157,27 +160,33 @@ impl Shard {
     fn remove(&mut self, key: &str) -> Option<Item> {
         let item = self.items.remove(key)?;
         if let Some(d) = item.deadline {
-            self.expiry.remove(&(d, key.to_owned()));
+            self.expiry.remove(&(d, item.version));
         }
         Some(item)
     }
 
-    fn set_deadline(&mut self, key: &str, deadline: Option<u64>) {
-        if let Some(item) = self.items.get_mut(key) {
-            if let Some(old) = std::mem::replace(&mut item.deadline, deadline) {
-                self.expiry.remove(&(old, key.to_owned()));
-            }
-            if let Some(new) = deadline {
-                self.expiry.insert((new, key.to_owned()));
-            }
+    /// Moves `item`'s expiry index entry to `deadline` and `version` (set on the item).
+    fn reindex(
+        expiry: &mut BTreeMap<(u64, u64), Arc<str>>,
+        item: &mut Item,
+        deadline: Option<u64>,
+        version: u64,
+    ) {
+        if let Some(old) = item.deadline {
+            expiry.remove(&(old, item.version));
+        }
+        item.deadline = deadline;
+        item.version = version;
+        if let Some(new) = deadline {
+            expiry.insert((new, version), Arc::clone(&item.key));
         }
     }
 
     /// Drops every expired entry; returns how many.
     fn reclaim(&mut self, now: u64) -> usize {
         let mut n = 0;
-        while let Some((deadline, _)) = self.expiry.first() {
-            if *deadline > now {
+        while let Some((&(deadline, _), _)) = self.expiry.first_key_value() {
+            if deadline > now {
                 break;
             }
             if let Some((_, key)) = self.expiry.pop_first() {
@@ -294,33 +303,40 @@ impl Driver for MemoryDriver {
     ) -> Result<Version, DriverError> {
         let ttl = check_put(key, &value, &options, &self.caps)?;
         let now = self.now();
-        let mut shard = self.shard(key);
+        let deadline = self.deadline(now, ttl);
+        let mut guard = self.shard(key);
+        let shard = &mut *guard;
         shard.reclaim(now);
-        let current = shard.live(key, now).map(|i| Version::from_u64(i.version));
-        check_condition(&options.mode, current.as_ref())?;
-        if let (None, Some(limit)) = (&current, self.per_shard) {
-            shard.make_room(limit)?;
-        }
-        let version = self.next_version.fetch_add(1, Ordering::Relaxed);
-        // Expired entries were reclaimed above, so a present one is live: update it in place
-        // (no key allocation, one hash lookup).
-        match shard.items.get_mut(key) {
+        // Expired entries were reclaimed above, so a present one is live: it is updated in
+        // place (one hash lookup, no allocation).
+        let version = match shard.items.get_mut(key) {
             Some(item) => {
+                check_condition(&options.mode, Some(&Version::from_u64(item.version)))?;
+                let version = self.next_version.fetch_add(1, Ordering::Relaxed);
                 item.value = value;
-                item.version = version;
+                Shard::reindex(&mut shard.expiry, item, deadline, version);
+                version
             }
             None => {
-                shard.items.insert(
-                    key.to_owned(),
-                    Item {
-                        value,
-                        version,
-                        deadline: None,
-                    },
-                );
+                check_condition(&options.mode, None)?;
+                if let Some(limit) = self.per_shard {
+                    shard.make_room(limit)?;
+                }
+                let version = self.next_version.fetch_add(1, Ordering::Relaxed);
+                let key: Arc<str> = key.into();
+                if let Some(d) = deadline {
+                    shard.expiry.insert((d, version), Arc::clone(&key));
+                }
+                let item = Item {
+                    key: Arc::clone(&key),
+                    value,
+                    version,
+                    deadline,
+                };
+                shard.items.insert(key, item);
+                version
             }
-        }
-        shard.set_deadline(key, self.deadline(now, ttl));
+        };
         Ok(Version::from_u64(version))
     }
 
@@ -334,12 +350,17 @@ impl Driver for MemoryDriver {
         check_key(key, &self.caps)?;
         let ttl = effective_ttl(&PutOptions::new().ttl(ttl), &self.caps)?;
         let now = self.now();
-        let mut shard = self.shard(key);
-        if shard.live(key, now).is_none() {
-            return Ok(false);
+        let deadline = self.deadline(now, ttl);
+        let mut guard = self.shard(key);
+        let shard = &mut *guard;
+        match shard.items.get_mut(key) {
+            Some(item) if item.live(now) => {
+                let version = item.version;
+                Shard::reindex(&mut shard.expiry, item, deadline, version);
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        shard.set_deadline(key, self.deadline(now, ttl));
-        Ok(true)
     }
 
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
@@ -352,11 +373,9 @@ impl Driver for MemoryDriver {
                     .items
                     .iter()
                     .filter(|(k, i)| {
-                        k.starts_with(prefix)
-                            && i.live(now)
-                            && cursor.is_none_or(|c| k.as_str() > c)
+                        k.starts_with(prefix) && i.live(now) && cursor.is_none_or(|c| &k[..] > c)
                     })
-                    .map(|(k, _)| k.clone()),
+                    .map(|(k, _)| k.to_string()),
             );
         }
         keys.sort_unstable();

@@ -394,7 +394,7 @@ fn encode(version: u64, expires_at: Option<u64>, value: &[u8]) -> Vec<u8> {
 }
 
 fn version_token(version: [u8; 8]) -> Version {
-    Version::new(format!("{:016x}", u64::from_be_bytes(version)))
+    Version::from_u64_hex(u64::from_be_bytes(version))
 }
 
 #[async_trait]

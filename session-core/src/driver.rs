@@ -14,36 +14,108 @@ use crate::{BelowMinTtl, Capabilities, DriverError};
 /// An opaque version of a stored value, returned by `put` and `get`, used for compare-and-swap.
 ///
 /// Drivers choose the representation (a counter, an ETag, a random token); callers only compare
-/// versions for equality and hand them back in [`WriteMode::IfVersion`].
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Version(Arc<str>);
+/// versions for equality and hand them back in [`WriteMode::IfVersion`]. Tokens of up to
+/// 23 bytes (every number, most write ids) are held inline, without allocating.
+#[derive(Clone)]
+pub struct Version(Repr);
+
+const INLINE: usize = 23;
+
+#[derive(Clone)]
+enum Repr {
+    /// `len` bytes of UTF-8 at the start of `bytes`.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Shared(Arc<str>),
+}
 
 impl Version {
     /// A version from the backend's own token (for example an S3 ETag).
-    pub fn new(token: impl Into<Arc<str>>) -> Self {
-        Self(token.into())
+    pub fn new(token: impl AsRef<str>) -> Self {
+        let token = token.as_ref();
+        let mut bytes = [0u8; INLINE];
+        match (bytes.get_mut(..token.len()), u8::try_from(token.len())) {
+            (Some(prefix), Ok(len)) => {
+                prefix.copy_from_slice(token.as_bytes());
+                Self(Repr::Inline { len, bytes })
+            }
+            _ => Self(Repr::Shared(token.into())),
+        }
     }
 
-    /// A version from a number (for example a row counter).
+    /// A version from a number (for example a row counter), in decimal.
     pub fn from_u64(n: u64) -> Self {
-        Self(n.to_string().into())
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = n;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        Self::inline(&digits[at..])
+    }
+
+    /// A version from a number (for example a random write id), as 16 lowercase hex digits.
+    pub fn from_u64_hex(n: u64) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0u8; 16];
+        for (i, d) in digits.iter_mut().enumerate() {
+            *d = HEX[((n >> (60 - 4 * i)) & 0xF) as usize];
+        }
+        Self::inline(&digits)
+    }
+
+    /// `ascii` is at most 20 ASCII bytes.
+    fn inline(ascii: &[u8]) -> Self {
+        let mut bytes = [0u8; INLINE];
+        bytes[..ascii.len()].copy_from_slice(ascii);
+        Self(Repr::Inline {
+            len: ascii.len() as u8,
+            bytes,
+        })
     }
 
     /// The token as a string.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Always valid UTF-8: copied from a `&str` or written as ASCII digits.
+            Repr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Repr::Shared(token) => token,
+        }
+    }
+}
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Version {}
+
+impl std::hash::Hash for Version {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
 impl fmt::Debug for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Version({})", self.0)
+        write!(f, "Version({})", self.as_str())
     }
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -379,6 +451,32 @@ pub fn unescape_key(escaped: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_compare_by_token_whatever_their_storage() {
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            assert_eq!(Version::from_u64(n).as_str(), n.to_string());
+            assert_eq!(Version::from_u64_hex(n).as_str(), format!("{n:016x}"));
+        }
+        let long = "\"0123456789abcdef0123456789abcdef\"";
+        assert_eq!(Version::new(long).as_str(), long);
+        assert_eq!(Version::new("ünï").as_str(), "ünï");
+        assert_eq!(Version::new(""), Version::new(String::new()));
+        // Inline and shared tokens of the same text are the same version, and hash alike.
+        let inline = Version::new("x".repeat(23));
+        let shared = Version::new("x".repeat(24));
+        assert_eq!(inline.as_str().len(), 23);
+        assert_ne!(inline, shared);
+        assert_eq!(Version::from_u64(42), Version::new("42"));
+        let set: std::collections::HashSet<_> = [
+            Version::from_u64(42),
+            Version::new("42"),
+            Version::new(long),
+        ]
+        .into();
+        assert_eq!(set.len(), 2);
+        assert_eq!(format!("{:?}", Version::from_u64(5)), "Version(5)");
+    }
 
     #[test]
     fn escaped_keys_round_trip_and_keep_prefixes() {

@@ -81,7 +81,7 @@ impl ValueHeader {
 
     /// The write id as a [`Version`].
     pub fn version(&self) -> Version {
-        Version::new(format!("{:016x}", self.write_id))
+        Version::from_u64_hex(self.write_id)
     }
 }
 

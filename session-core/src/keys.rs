@@ -159,18 +159,23 @@ impl Keyring {
         &self.sealing
     }
 
-    /// Signs `message` with the newest key.
-    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 32] {
+    /// Signs the concatenation of `message` with the newest key.
+    pub(crate) fn sign(&self, message: &[&[u8]]) -> [u8; 32] {
         let mut mac = self.signing[0].clone();
-        mac.update(message);
+        for part in message {
+            mac.update(part);
+        }
         mac.finalize().into_bytes().into()
     }
 
-    /// The index of the key whose signature matches (0 = newest), comparing in constant time.
-    pub(crate) fn verify(&self, message: &[u8], tag: &[u8]) -> Option<usize> {
+    /// The index of the key whose signature of the concatenation of `message` matches
+    /// (0 = newest), comparing in constant time.
+    pub(crate) fn verify(&self, message: &[&[u8]], tag: &[u8]) -> Option<usize> {
         self.signing.iter().position(|keyed| {
             let mut mac = keyed.clone();
-            mac.update(message);
+            for part in message {
+                mac.update(part);
+            }
             mac.verify_slice(tag).is_ok()
         })
     }

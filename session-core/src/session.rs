@@ -71,8 +71,10 @@ struct Inner<T> {
 struct Loaded<T> {
     stored: Option<Stored>,
     data: T,
-    /// `data` as a map when it was loaded (or last committed): the base of change detection.
-    snapshot: Map<String, Value>,
+    /// `data` as a map when it was last committed: the base of change detection. `None`
+    /// while that is the defaults overlaid with the stored record's data (as when loaded), so
+    /// loading a session copies nothing.
+    snapshot: Option<Map<String, Value>>,
     data_touched: bool,
     flash_in: Map<String, Value>,
     flash_taken: BTreeSet<String>,
@@ -122,7 +124,7 @@ impl<T: SessionData> Session<T> {
         let stored = match (&self.shared.backend, &mut inner.incoming) {
             (Backend::Store(driver), Incoming::Valid { id, signed, .. }) => {
                 let key = id.storage_key(&self.shared.namespace);
-                let mut stored = self.shared.fetch(driver.as_ref(), id, &key).await?;
+                let mut stored = self.shared.fetch(driver.as_ref(), id, key).await?;
                 if let Some(stored) = stored.as_mut() {
                     // Loaded once per request: the value moves, no copy.
                     stored.signed = signed.take();
@@ -159,7 +161,7 @@ impl<T: SessionData> Session<T> {
             return self.fresh();
         };
         match self.shared.build_data(&stored.record.data) {
-            Ok((data, snapshot)) => Ok(loaded(Some(stored), data, snapshot)),
+            Ok(data) => Ok(loaded(Some(stored), data)),
             Err(e) => {
                 tracing::warn!(id = ?stored.id, error = %e, "stored session does not fit the session type; starting a new session");
                 inner.clear_cookie = true;
@@ -170,11 +172,11 @@ impl<T: SessionData> Session<T> {
 
     /// A new, empty session.
     fn fresh(&self) -> Result<Loaded<T>, SessionError> {
-        let (data, snapshot) = self
+        let data = self
             .shared
             .build_data(&Map::new())
             .map_err(SessionError::Serialize)?;
-        Ok(loaded(None, data, snapshot))
+        Ok(loaded(None, data))
     }
 
     /// A copy of the session data.
@@ -312,7 +314,7 @@ impl<T: SessionData> Session<T> {
         }
         match &inner.loaded {
             None => Ok(false),
-            Some(l) => Ok(l.regenerate || !changes(l)?.is_empty()),
+            Some(l) => Ok(l.regenerate || !changes(l, &self.shared.defaults)?.is_empty()),
         }
     }
 
@@ -392,7 +394,7 @@ impl<T: SessionData> Session<T> {
         stale_key: bool,
         now: u64,
     ) -> Result<Outcome, SessionError> {
-        let mut changes = changes(l)?;
+        let mut changes = changes(l, &self.shared.defaults)?;
         let (outcome, merged) = match &self.shared.backend {
             Backend::Store(driver) => {
                 self.commit_to_store(driver.as_ref(), l, &changes, stale_key, now)
@@ -407,14 +409,13 @@ impl<T: SessionData> Session<T> {
         // concurrent change makes the data differ from what this request already holds.
         if let Some(stored) = &l.stored {
             if merged {
-                let (data, snapshot) = self
+                l.data = self
                     .shared
                     .build_data(&stored.record.data)
                     .map_err(SessionError::Serialize)?;
-                l.data = data;
-                l.snapshot = snapshot;
+                l.snapshot = None;
             } else if let Some(current) = changes.current.take() {
-                l.snapshot = current;
+                l.snapshot = Some(current);
             }
             l.flash_in = stored.record.flash.clone();
         }
@@ -443,14 +444,14 @@ impl<T: SessionData> Session<T> {
             None => {
                 let mut record = shared.new_record(now);
                 shared.apply(&mut record, changes, now);
-                let stored = shared.create(driver, &record, l.new_id.take(), now).await?;
+                let stored = shared.create(driver, record, l.new_id.take(), now).await?;
                 Outcome::Cookie(shared.cookie_for(l.stored.insert(stored), now)?)
             }
             Some(stored) if l.regenerate => {
                 let mut record = stored.record.clone();
                 shared.apply(&mut record, changes, now);
                 let old_key = stored.key.clone();
-                *stored = shared.create(driver, &record, l.new_id.take(), now).await?;
+                *stored = shared.create(driver, record, l.new_id.take(), now).await?;
                 // Only after the new record exists: a failure here leaves the old id working
                 // rather than losing the session.
                 driver.delete(&old_key).await?;
@@ -493,6 +494,14 @@ impl<T: SessionData> Session<T> {
         now: u64,
     ) -> Result<Outcome, SessionError> {
         let shared = &*self.shared;
+        // The record is changed in place below, before sealing can fail (too large): keep the
+        // base of change detection apart first, so a retried commit still sees the changes.
+        if l.snapshot.is_none() && changes.current.is_some() {
+            l.snapshot = Some(match &l.stored {
+                Some(stored) => shared.overlay(&stored.record.data),
+                None => shared.overlay(&Map::new()),
+            });
+        }
         let reseal = match l.stored.as_mut() {
             None if changes.is_empty() => false,
             None => {
@@ -532,7 +541,7 @@ impl<T: SessionData> Session<T> {
     }
 }
 
-fn loaded<T>(stored: Option<Stored>, data: T, snapshot: Map<String, Value>) -> Loaded<T> {
+fn loaded<T>(stored: Option<Stored>, data: T) -> Loaded<T> {
     Loaded {
         flash_in: stored
             .as_ref()
@@ -540,7 +549,7 @@ fn loaded<T>(stored: Option<Stored>, data: T, snapshot: Map<String, Value>) -> L
             .unwrap_or_default(),
         stored,
         data,
-        snapshot,
+        snapshot: None,
         data_touched: false,
         flash_taken: BTreeSet::new(),
         flash_set: Map::new(),
@@ -558,8 +567,58 @@ enum Outcome {
     Vanished,
 }
 
-/// This request's changes relative to what was loaded.
-fn changes<T: SessionData>(l: &Loaded<T>) -> Result<Changes, SessionError> {
+/// The base of change detection: the last committed data, or the defaults overlaid with the
+/// stored record's data.
+enum Base<'a> {
+    Snapshot(&'a Map<String, Value>),
+    Overlay {
+        stored: Option<&'a Map<String, Value>>,
+        defaults: &'a Map<String, Value>,
+    },
+}
+
+impl<'a> Base<'a> {
+    fn of<T>(l: &'a Loaded<T>, defaults: &'a Map<String, Value>) -> Self {
+        match &l.snapshot {
+            Some(snapshot) => Base::Snapshot(snapshot),
+            None => Base::Overlay {
+                stored: l.stored.as_ref().map(|s| &s.record.data),
+                defaults,
+            },
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        match *self {
+            Base::Snapshot(map) => map.get(key),
+            Base::Overlay { stored, defaults } => stored
+                .and_then(|s| s.get(key))
+                .or_else(|| defaults.get(key)),
+        }
+    }
+
+    /// Calls `f` with every key, each once.
+    fn for_each_key(&self, mut f: impl FnMut(&'a String)) {
+        match *self {
+            Base::Snapshot(map) => map.keys().for_each(f),
+            Base::Overlay { stored, defaults } => {
+                if let Some(stored) = stored {
+                    stored.keys().for_each(&mut f);
+                }
+                defaults
+                    .keys()
+                    .filter(|k| stored.is_none_or(|s| !s.contains_key(*k)))
+                    .for_each(f);
+            }
+        }
+    }
+}
+
+/// This request's changes relative to what was loaded (or last committed).
+fn changes<T: SessionData>(
+    l: &Loaded<T>,
+    defaults: &Map<String, Value>,
+) -> Result<Changes, SessionError> {
     let mut data = Vec::new();
     let mut whole = None;
     if l.data_touched {
@@ -571,16 +630,17 @@ fn changes<T: SessionData>(l: &Loaded<T>) -> Result<Changes, SessionError> {
                 ));
             }
         };
+        let base = Base::of(l, defaults);
         for (key, value) in &current {
-            if l.snapshot.get(key) != Some(value) {
+            if base.get(key) != Some(value) {
                 data.push((key.clone(), Some(value.clone())));
             }
         }
-        for key in l.snapshot.keys() {
+        base.for_each_key(|key| {
             if !current.contains_key(key) {
                 data.push((key.clone(), None));
             }
-        }
+        });
         whole = Some(current);
     }
     Ok(Changes {

@@ -4,7 +4,10 @@
 use std::{fmt, marker::PhantomData, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{
+    Serialize,
+    de::{DeserializeOwned, value::MapDeserializer},
+};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -396,21 +399,25 @@ impl<T: SessionData> Shared<T> {
         unix_millis(self.clock.now())
     }
 
-    /// Typed data and the map it was built from: the defaults overlaid with `stored`.
-    pub(crate) fn build_data(
-        &self,
-        stored: &Map<String, Value>,
-    ) -> Result<(T, Map<String, Value>), serde_json::Error> {
+    /// Typed data read from the defaults overlaid with `stored`, straight from both maps
+    /// (nothing is copied).
+    pub(crate) fn build_data(&self, stored: &Map<String, Value>) -> Result<T, serde_json::Error> {
+        let defaults = self
+            .defaults
+            .iter()
+            .filter(|(key, _)| !stored.contains_key(*key));
+        let pairs = stored
+            .iter()
+            .chain(defaults)
+            .map(|(key, value)| (key.as_str(), value));
+        T::deserialize(MapDeserializer::<_, serde_json::Error>::new(pairs))
+    }
+
+    /// The defaults overlaid with `stored`, as one map.
+    pub(crate) fn overlay(&self, stored: &Map<String, Value>) -> Map<String, Value> {
         let mut merged = self.defaults.clone();
         merged.extend(stored.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let value = Value::Object(merged);
-        let data = T::deserialize(&value)?;
-        // `value` was built as an object above; the empty fallback is never taken.
-        let merged = match value {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        };
-        Ok((data, merged))
+        merged
     }
 
     pub(crate) fn lifetime_of(&self, record_lifetime: Option<Lifetime>) -> Lifetime {
@@ -422,9 +429,9 @@ impl<T: SessionData> Shared<T> {
         &self,
         driver: &dyn Driver,
         id: &SessionId,
-        key: &str,
+        key: String,
     ) -> Result<Option<Stored>, DriverError> {
-        let Some(entry) = driver.get(key).await? else {
+        let Some(entry) = driver.get(&key).await? else {
             return Ok(None);
         };
         let record = match Record::decode(&entry.value) {
@@ -440,7 +447,7 @@ impl<T: SessionData> Shared<T> {
             .map(|d| reported.map_or(d, |r| r.max(d)));
         Ok(self.unexpired(Stored {
             id: id.clone(),
-            key: key.to_owned(),
+            key,
             version: entry.version,
             idle_deadline,
             record,
@@ -525,7 +532,7 @@ impl<T: SessionData> Shared<T> {
     pub(crate) async fn create(
         &self,
         driver: &dyn Driver,
-        record: &Record,
+        record: Record,
         id: Option<SessionId>,
         now: u64,
     ) -> Result<Stored, SessionError> {
@@ -554,7 +561,7 @@ impl<T: SessionData> Shared<T> {
                         key,
                         version,
                         idle_deadline: record.idle_deadline,
-                        record: record.clone(),
+                        record,
                         signed: None,
                     });
                 }
@@ -608,7 +615,7 @@ impl<T: SessionData> Shared<T> {
                     });
                 }
                 Err(DriverError::Conflict) => {
-                    match self.fetch(driver, &stored.id, &stored.key).await? {
+                    match self.fetch(driver, &stored.id, stored.key.clone()).await? {
                         Some(fresh) => {
                             tracing::debug!(id = ?stored.id, "concurrent session write; merging");
                             *stored = fresh;

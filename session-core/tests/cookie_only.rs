@@ -175,9 +175,28 @@ async fn a_cookie_over_the_browser_limit_is_a_typed_error() {
     })
     .await
     .unwrap();
-    match storage.commit_session(&s).await {
-        Err(SessionError::CookieTooLarge { size, limit }) => assert!(size > limit && limit == 4096),
-        other => panic!("expected CookieTooLarge, got {other:?}"),
+    // A retried commit of the same session fails the same way: nothing is dropped silently.
+    for _ in 0..2 {
+        match storage.commit_session(&s).await {
+            Err(SessionError::CookieTooLarge { size, limit }) => {
+                assert!(size > limit && limit == 4096)
+            }
+            other => panic!("expected CookieTooLarge, got {other:?}"),
+        }
+    }
+    // The same for a session that was already stored.
+    let s = storage.get_session(None);
+    s.update(|d| d.notes = vec!["first".into()]).await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+    let s = storage.get_session(Some(&c));
+    s.update(|d| d.notes = vec!["x".repeat(5000)])
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            storage.commit_session(&s).await,
+            Err(SessionError::CookieTooLarge { .. })
+        ));
     }
     let s = storage.get_session(None);
     s.update(|d| d.notes = vec!["small".into()]).await.unwrap();

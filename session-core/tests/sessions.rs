@@ -672,6 +672,42 @@ async fn defaults_fill_new_sessions_and_missing_fields() {
         }
     );
 
+    // Changes are measured against the defaults overlaid with the stored record: setting a
+    // field to its default changes nothing; other values are written and read back.
+    let s = typed.get_session(Some(&c));
+    s.update(|d| d.count = 10).await.unwrap();
+    assert!(!s.has_changed().await.unwrap());
+    s.update(|d| d.count = 11).await.unwrap();
+    assert!(s.has_changed().await.unwrap());
+    typed.commit_session(&s).await.unwrap();
+    let loaded = typed.get_session(Some(&c)).data().await.unwrap();
+    assert_eq!((loaded.count, loaded.user.as_deref()), (11, Some("ada")));
+    // A dynamic session with defaults: removing a key that is both stored and a default
+    // removes it once; a default key removed is gone after the commit.
+    let mut map = DynamicData::new();
+    map.insert("user".into(), "nobody".into());
+    map.insert("theme".into(), "dark".into());
+    let with_defaults = SessionStorage::builder_with_defaults(driver.clone(), map)
+        .keyring(ring.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let s = with_defaults.get_session(Some(&c));
+    assert_eq!(
+        s.get::<String>("theme").await.unwrap().as_deref(),
+        Some("dark")
+    );
+    assert_eq!(
+        s.get::<String>("user").await.unwrap().as_deref(),
+        Some("ada")
+    );
+    s.remove("user").await.unwrap();
+    s.remove("theme").await.unwrap();
+    assert!(s.has_changed().await.unwrap());
+    with_defaults.commit_session(&s).await.unwrap();
+    let s = dynamic.get_session(Some(&c));
+    assert_eq!(s.get::<String>("user").await.unwrap(), None);
+
     // A stored value of the wrong type starts a new session rather than failing every request.
     let s = dynamic.get_session(Some(&c));
     s.insert("count", "not a number").await.unwrap();
