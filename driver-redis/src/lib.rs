@@ -144,6 +144,9 @@ pub struct RedisDriver {
     prefix: String,
     timeout: Duration,
     caps: Capabilities,
+    /// The scripts, hashed once (`Script::new` computes the SHA-1 that `EVALSHA` sends).
+    cas: Script,
+    touch: Script,
 }
 
 impl fmt::Debug for RedisDriver {
@@ -219,6 +222,8 @@ impl RedisDriver {
             connection,
             prefix: config.prefix,
             timeout,
+            cas: Script::new(CAS),
+            touch: Script::new(TOUCH),
             caps: Capabilities::new(MAX_KEY_LEN, MAX_VALUE_SIZE)
                 .with_ttl(TtlSupport::exact(Duration::from_millis(1)))
                 .with_create_only()
@@ -450,7 +455,7 @@ impl Driver for RedisDriver {
                 let ttl_arg = ttl.map(|t| millis(t).to_string()).unwrap_or_default();
                 let done: i64 = self
                     .script(
-                        &Script::new(CAS),
+                        &self.cas,
                         &key,
                         &[&expected.to_be_bytes(), &blob, ttl_arg.as_bytes()],
                     )
@@ -496,7 +501,7 @@ impl Driver for RedisDriver {
         let ttl_arg = millis(ttl).to_string();
         let done: i64 = self
             .script(
-                &Script::new(TOUCH),
+                &self.touch,
                 &self.key(key),
                 &[&expires_at.to_be_bytes(), ttl_arg.as_bytes()],
             )

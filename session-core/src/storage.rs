@@ -92,7 +92,7 @@ impl<T: SessionData + Default> SessionStorage<T> {
     }
 
     /// A builder for cookie-only sessions: the whole session (data, flash, expiry) is sealed
-    /// into the cookie with XChaCha20-Poly1305 under the keyring, and nothing is stored on the
+    /// into the cookie with AES-256-GCM-SIV under the keyring, and nothing is stored on the
     /// server. Same [`Session`] API; a commit whose cookie would exceed the browser's 4096-byte
     /// limit fails with [`SessionError::CookieTooLarge`].
     pub fn cookie_only() -> SessionStorageBuilder<T> {
