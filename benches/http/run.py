@@ -23,6 +23,10 @@ APPS = [
     ("ours-fs", OURS, "dir", "file"),
     ("ours-sqlite", OURS, "db", "sqlite"),
     ("ours-redis", OURS, "redis", "redis"),
+    # The same session code on actix-web, so the actix-session comparison is framework-matched.
+    ("bare-actix", OURS, None, None),
+    ("ours-actix-cookie", OURS, None, "cookie"),
+    ("ours-actix-redis", OURS, "redis", "redis"),
     ("tower-memory", PEERS, None, "memory"),
     ("tower-file", PEERS, "dir", "file"),
     ("tower-sqlite", PEERS, "db", "sqlite"),
@@ -149,8 +153,9 @@ def measure(app, binary, backend_kind, work, redis):
     rows = {}
     proc, base = start(app, binary, backend_kind, work, redis)
     try:
-        cookies = make_sessions(base, SESSIONS) if app != "bare" else ["x=1"]
-        if app != "bare" and len(cookies) < SESSIONS:
+        bare = app.startswith("bare")
+        cookies = make_sessions(base, SESSIONS) if not bare else ["x=1"]
+        if not bare and len(cookies) < SESSIONS:
             raise SystemExit(f"{app}: /count set {len(cookies)} cookies for {SESSIONS} requests")
         cookie_file = os.path.join(work, f"{app}.cookies")
         open(cookie_file, "w").write("\n".join(cookies) + "\n")
@@ -199,6 +204,11 @@ def fmt(x, digits=2):
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def bare_for(app, results):
+    """The ceiling of the app's framework: bare actix-web for actix apps (when measured)."""
+    return "bare-actix" if "actix" in app and "bare-actix" in results else "bare"
+
+
 def targets(results):
     """The issue's targets, checked against this run."""
     def rps(app, path, cookie=True):
@@ -217,16 +227,28 @@ def targets(results):
         rows.append((f"Redis `{path}`: no more commands than the peers", f"{ours_cmds:.2f} vs {peer_cmds:.2f} executed", ours_cmds <= peer_cmds + 0.01))
         peer_cpu = min(r("tower-redis", path, "cpu_us"), r("actix-redis", path, "cpu_us"))
         rows.append((f"Redis `{path}`: less server CPU per request", f"{r('ours-redis', path, 'cpu_us'):.1f} vs {peer_cpu:.1f} µs", r("ours-redis", path, "cpu_us") < peer_cpu))
+    if "ours-actix-redis" in results:
+        for path in ("/count", "/read"):
+            ratio = rps("ours-actix-redis", path) / rps("actix-redis", path)
+            rows.append((f"Redis `{path}` on actix-web ≥ 1.2× actix-session (same framework)", f"{ratio:.2f}×", ratio >= 1.2))
     ratio = rps("ours-sqlite", "/count") / rps("tower-sqlite", "/count")
     rows.append(("SQLite `/count` ≥ 20× tower-sessions' sqlx store", f"{ratio:.1f}×", ratio >= 20))
     p99 = r("ours-sqlite", "/count", "p99")
     rows.append(("SQLite `/count` p99 < 10 ms", f"{p99:.2f} ms", p99 < 10))
     ratio = rps("ours-fs", "/count") / rps("tower-file", "/count")
     rows.append(("fs `/count` ≥ 3× tower-sessions' file store", f"{ratio:.2f}×", ratio >= 3))
-    for app in ("ours-memory", "ours-cookie"):
+    for app in ("ours-memory", "ours-cookie", "ours-actix-cookie"):
+        if app not in results:
+            continue
+        bare = bare_for(app, results)
         for path in ("/count", "/read"):
-            ratio = rps(app, path) / rps("bare", path)
-            rows.append((f"{app} `{path}` ≥ 0.85× bare axum", f"{ratio:.2f}×", ratio >= 0.85))
+            ratio = rps(app, path) / rps(bare, path)
+            name = "bare actix-web" if bare == "bare-actix" else "bare axum"
+            rows.append((f"{app} `{path}` ≥ 0.85× {name}", f"{ratio:.2f}×", ratio >= 0.85))
+    if "ours-actix-cookie" in results:
+        for path in ("/count", "/read"):
+            ratio = rps("ours-actix-cookie", path) / rps("actix-cookie", path)
+            rows.append((f"cookie-only `{path}` on actix-web vs actix-session's cookie store (same framework)", f"{ratio:.2f}×", ratio >= 1.0))
     ours, tower = r("ours-memory", "/count", "rss_mb", False), r("tower-memory", "/count", "rss_mb", False)
     rows.append(("memory bounded under a flood of new visitors (RSS after the run)", f"{ours:.0f} MB vs tower-sessions {tower:.0f} MB", ours < tower))
     lines = ["## Targets (from this run)", "", "| target | measured | met |", "|---|---|---|"]
@@ -243,19 +265,21 @@ def report(results, measured):
              f"Every app serves the same two handlers (`/count` reads an integer from the session, increments and stores it; "
              f"`/read` only reads it), written the way each crate's documentation shows (`benches/http/`). Load: `wrk -t{THREADS} -c{CONNECTIONS}`, "
              f"{WARMUP} s warm-up then {DURATION} s measured, per scenario; with a cookie, requests cycle through {SESSIONS} real sessions. "
-             "`×bare` is the ratio to bare axum (no sessions) and `×peer` to the best peer on the same kind of backend, both from the same run: "
+             "`×bare` is the ratio to the bare app of the same framework (axum, or actix-web for the `actix` rows; no sessions) and `×peer` to the best peer on the same kind of backend, both from the same run: "
              "machines here are shared and noisy, so read the ratios, not the absolute numbers. CPU is the server process's user+system time per request; "
              "Redis commands per request come from `INFO commandstats` (commands run inside scripts included).", ""]
     lines += targets(results)
     for path, with_cookie, title in SCENARIOS:
         key = (path, with_cookie)
-        bare = results["bare"][key]["rps"]
         lines += [f"## {title}", "", "| app | req/s | ×bare | ×peer | p50 ms | p99 ms | CPU µs/req | Redis cmds/req | Redis CPU µs/req | RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for app, _, _, family in APPS:
+            if app not in results:
+                continue
             r = results[app][key]
-            same = [results[p][key]["rps"] for p, _, _, f in APPS if p in peers and f == family]
+            same = [results[p][key]["rps"] for p, _, _, f in APPS if p in peers and f == family and p in results]
             vs_peer = r["rps"] / max(same) if same and app.startswith("ours") else None
             cmds = fmt(r["redis_cmds"]) + (f" ({r['redis_detail']})" if r["redis_detail"] else "") if r["redis_cmds"] is not None else "–"
+            bare = results[bare_for(app, results)][key]["rps"]
             lines.append(f"| {app} | {r['rps']:.0f} | {r['rps'] / bare:.2f} | {fmt(vs_peer)} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:.1f} | {cmds} | {fmt(r['redis_cpu_us'], 1)} | {r['rss_mb']:.0f} |")
         lines.append("")
     lines += extra_sections()
@@ -307,7 +331,7 @@ def main():
     results = {}
     try:
         for app, binary, backend, _ in APPS:
-            if only and app not in only and app != "bare":
+            if only and app not in only and not app.startswith("bare"):
                 continue
             print(f"{app}:", flush=True)
             results[app] = measure(app, binary, backend, work, redis)
