@@ -47,38 +47,15 @@ impl Version {
 
     /// A version from a number (for example a row counter), in decimal.
     pub fn from_u64(n: u64) -> Self {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut rest = n;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        Self::inline(&digits[at..])
+        Self::new(itoa::Buffer::new().format(n))
     }
 
     /// A version from a number (for example a random write id), as 16 lowercase hex digits.
     pub fn from_u64_hex(n: u64) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut digits = [0u8; 16];
-        for (i, d) in digits.iter_mut().enumerate() {
-            *d = HEX[((n >> (60 - 4 * i)) & 0xF) as usize];
-        }
-        Self::inline(&digits)
-    }
-
-    /// `ascii` is at most 20 ASCII bytes.
-    fn inline(ascii: &[u8]) -> Self {
-        let mut bytes = [0u8; INLINE];
-        bytes[..ascii.len()].copy_from_slice(ascii);
-        Self(Repr::Inline {
-            len: ascii.len() as u8,
-            bytes,
-        })
+        // 8 bytes always fit 16 hex digits.
+        let _ = hex::encode_to_slice(n.to_be_bytes(), &mut digits);
+        Self::new(std::str::from_utf8(&digits).unwrap_or_default())
     }
 
     /// The token as a string.

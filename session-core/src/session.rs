@@ -494,50 +494,50 @@ impl<T: SessionData> Session<T> {
         now: u64,
     ) -> Result<Outcome, SessionError> {
         let shared = &*self.shared;
-        // The record is changed in place below, before sealing can fail (too large): keep the
-        // base of change detection apart first, so a retried commit still sees the changes.
-        if l.snapshot.is_none() && changes.current.is_some() {
-            l.snapshot = Some(match &l.stored {
-                Some(stored) => shared.overlay(&stored.record.data),
-                None => shared.overlay(&Map::new()),
-            });
-        }
-        let reseal = match l.stored.as_mut() {
-            None if changes.is_empty() => false,
+        // As with a store, the session's state changes only once the write (here: sealing,
+        // which fails when too large) succeeded; a failed commit can be retried as it was.
+        let next = match &l.stored {
+            None if changes.is_empty() => return Ok(Outcome::Nothing),
             None => {
                 let mut record = shared.new_record(now);
                 shared.apply(&mut record, changes, now);
-                let id = match l.new_id.take() {
-                    Some(id) => id,
-                    None => SessionId::generate()?,
-                };
-                l.stored = shared.opened(id, record);
-                true
+                match shared.opened(id_for(&l.new_id)?, record) {
+                    Some(next) => next,
+                    None => return Ok(Outcome::Nothing),
+                }
             }
-            Some(stored) => {
+            Some(stored) if l.regenerate || !changes.is_empty() => {
+                let mut next = stored.clone();
                 if l.regenerate {
-                    stored.id = match l.new_id.take() {
-                        Some(id) => id,
-                        None => SessionId::generate()?,
-                    };
+                    next.id = id_for(&l.new_id)?;
                 }
-                if l.regenerate || !changes.is_empty() {
-                    shared.apply(&mut stored.record, changes, now);
-                    stored.idle_deadline = stored.record.idle_deadline;
-                    true
-                } else if let Some(deadline) = shared.refresh_due(stored, now) {
-                    stored.record.idle_deadline = Some(deadline);
-                    stored.idle_deadline = Some(deadline);
-                    true
-                } else {
-                    stale_key
-                }
+                shared.apply(&mut next.record, changes, now);
+                next.idle_deadline = next.record.idle_deadline;
+                next
             }
+            Some(stored) => match shared.refresh_due(stored, now) {
+                Some(deadline) => {
+                    let mut next = stored.clone();
+                    next.record.idle_deadline = Some(deadline);
+                    next.idle_deadline = Some(deadline);
+                    next
+                }
+                None if stale_key => return Ok(Outcome::Cookie(shared.cookie_for(stored, now)?)),
+                None => return Ok(Outcome::Nothing),
+            },
         };
-        match (&l.stored, reseal) {
-            (Some(stored), true) => Ok(Outcome::Cookie(shared.cookie_for(stored, now)?)),
-            _ => Ok(Outcome::Nothing),
-        }
+        let cookie = shared.cookie_for(&next, now)?;
+        l.new_id = None;
+        l.stored = Some(next);
+        Ok(Outcome::Cookie(cookie))
+    }
+}
+
+/// The id drawn for this session earlier in the request, or a new one.
+fn id_for(new_id: &Option<SessionId>) -> Result<SessionId, SessionError> {
+    match new_id {
+        Some(id) => Ok(id.clone()),
+        None => SessionId::generate(),
     }
 }
 

@@ -413,13 +413,6 @@ impl<T: SessionData> Shared<T> {
         T::deserialize(MapDeserializer::<_, serde_json::Error>::new(pairs))
     }
 
-    /// The defaults overlaid with `stored`, as one map.
-    pub(crate) fn overlay(&self, stored: &Map<String, Value>) -> Map<String, Value> {
-        let mut merged = self.defaults.clone();
-        merged.extend(stored.iter().map(|(k, v)| (k.clone(), v.clone())));
-        merged
-    }
-
     pub(crate) fn lifetime_of(&self, record_lifetime: Option<Lifetime>) -> Lifetime {
         record_lifetime.unwrap_or_else(|| self.expiry.lifetime())
     }
