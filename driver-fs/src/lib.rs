@@ -4,13 +4,16 @@
 //!   byte. No key can name a path outside the base (`..`, `/`, NUL and absolute paths are just
 //!   bytes to hash), distinct keys never share a file, and keys of any content up to
 //!   [`MAX_KEY_LEN`] bytes work. The key itself is stored in the file, for listing.
-//! * **Atomic writes**: a value is written to a temporary file (`.tmp-*`, never listed) and
-//!   renamed over the old one, so a reader sees the old or the new value, never a mix.
+//! * **Atomic updates in place**: a file keeps two slots for its record; an update writes the
+//!   slot not in use (sequence number and checksum), so a reader sees the old or the new value,
+//!   never a mix, and a write torn by a crash leaves the old one. No new file, no rename: on
+//!   ext4 that is ~20× cheaper than replacing the file. Records larger than 64 KiB are kept
+//!   once and replaced through a temporary file (`.tmp-*`, never listed) renamed over the old.
 //! * **Conditional writes across processes**: every write of a shard directory holds that
 //!   shard's lock (an in-process mutex plus an OS file lock on `<xx>/.lock`), so create-only
 //!   and compare-and-swap hold between tasks and between processes sharing the directory.
-//! * **Expiry**: stored in the file header, enforced on every read; `touch` rewrites only the
-//!   8-byte deadline in place. [`FsDriver::sweep`] deletes expired files (and temporary files
+//! * **Expiry**: stored with the record, enforced on every read; `touch` writes the same
+//!   record with the new deadline. [`FsDriver::sweep`] deletes expired files (and temporary files
 //!   left by a crash); [`FsDriverBuilder::sweep_interval`] runs it in the background.
 //! * **Durability**: by default a write is atomic but not flushed: after a power loss the last
 //!   writes may be lost, never torn. With [`FsDriverBuilder::durable`] each write is fsynced
@@ -51,7 +54,7 @@ use session_core::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::file::{Header, Record};
+use crate::file::Header;
 
 /// The registry name of this driver.
 pub const NAME: &str = "fs";
@@ -227,9 +230,13 @@ impl Inner {
     fn locate(&self, key: &str) -> Location {
         let digest = Sha256::digest(key.as_bytes());
         let shard = usize::from(digest[0]);
-        let dir = self.base.join(format!("{shard:02x}"));
+        let dir = self.shard_dir(shard);
         let path = dir.join(hex::encode(digest));
         Location { shard, dir, path }
+    }
+
+    fn shard_dir(&self, shard: usize) -> PathBuf {
+        self.base.join(format!("{shard:02x}"))
     }
 
     /// Runs `f` holding the shard's in-process and cross-process locks.
@@ -257,9 +264,34 @@ impl Inner {
         result
     }
 
+    /// Reads without the lock; a file caught mid-write (no valid record) is read again, and
+    /// then under the lock, where no write is in progress: what is still unreadable there was
+    /// torn by a crash, and reads as missing.
+    fn read_settled<T>(
+        &self,
+        loc: &Location,
+        read: impl Fn() -> Result<file::Lookup<T>, DriverError>,
+    ) -> Result<Option<T>, DriverError> {
+        for _ in 0..2 {
+            match read()? {
+                file::Lookup::Missing => return Ok(None),
+                file::Lookup::Found(found) => return Ok(Some(found)),
+                file::Lookup::Unsettled => {}
+            }
+        }
+        self.with_lock(loc, || match read()? {
+            file::Lookup::Found(found) => Ok(Some(found)),
+            file::Lookup::Missing => Ok(None),
+            file::Lookup::Unsettled => {
+                file::corrupt(&loc.path);
+                Ok(None)
+            }
+        })
+    }
+
     fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         let loc = self.locate(key);
-        let Some(record) = file::read(&loc.path, key)? else {
+        let Some(record) = self.read_settled(&loc, || file::read(&loc.path, key))? else {
             return Ok(None);
         };
         if record.header.expired(now_millis()) {
@@ -282,16 +314,19 @@ impl Inner {
         let loc = self.locate(key);
         self.with_lock(&loc, || {
             let now = now_millis();
-            let current = file::read_header(&loc.path, key)?.filter(|h| !h.expired(now));
+            let opened = file::Opened::open(&loc.path).map_err(io_error)?;
+            let current = opened
+                .current(key)?
+                .map(|(h, _)| h)
+                .filter(|h| !h.expired(now));
             check_condition(mode, current.as_ref().map(Header::version).as_ref())?;
+            if opened.is_corrupt() {
+                file::corrupt(&loc.path);
+            }
             let header = Header::new(ttl.map(|t| deadline_millis(now, t)));
-            file::write_atomically(
-                &loc.dir,
-                &loc.path,
-                &Record::encode(&header, key, value),
-                self.durable,
-            )
-            .map_err(io_error)?;
+            opened
+                .write(&loc.dir, &loc.path, key, &header, value, self.durable)
+                .map_err(io_error)?;
             Ok(header.version())
         })
     }
@@ -307,15 +342,33 @@ impl Inner {
         let loc = self.locate(key);
         self.with_lock(&loc, || {
             let now = now_millis();
-            match file::read_header(&loc.path, key)? {
-                Some(h) if !h.expired(now) => {
-                    file::write_expiry(&loc.path, Some(deadline_millis(now, ttl)), self.durable)
-                        .map_err(io_error)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
-            }
+            let opened = file::Opened::open(&loc.path).map_err(io_error)?;
+            let Some((header, value)) = opened.current(key)?.filter(|(h, _)| !h.expired(now))
+            else {
+                return Ok(false);
+            };
+            // The same version and value with the new expiry, in the other slot.
+            let header = header.with_expiry(Some(deadline_millis(now, ttl)));
+            let value = value.to_vec();
+            opened
+                .write(&loc.dir, &loc.path, key, &header, &value, self.durable)
+                .map_err(io_error)?;
+            Ok(true)
         })
+    }
+
+    /// The key and header of a record file found by listing a shard.
+    fn read_listed(
+        &self,
+        shard: usize,
+        path: PathBuf,
+    ) -> Result<Option<(Header, String)>, DriverError> {
+        let loc = Location {
+            shard,
+            dir: self.shard_dir(shard),
+            path,
+        };
+        self.read_settled(&loc, || file::read_key(&loc.path))
     }
 
     /// Keys under `prefix` from the shard directories starting at `start`, up to about a page.
@@ -323,10 +376,8 @@ impl Inner {
         let now = now_millis();
         let mut keys = Vec::new();
         for shard in start..SHARDS {
-            for path in
-                file::records_in(&self.base.join(format!("{shard:02x}"))).map_err(io_error)?
-            {
-                match file::read_key(&path)? {
+            for path in file::records_in(&self.shard_dir(shard)).map_err(io_error)? {
+                match self.read_listed(shard, path)? {
                     Some((header, key)) if !header.expired(now) && key.starts_with(prefix) => {
                         keys.push(key)
                     }
@@ -346,25 +397,28 @@ impl Inner {
     fn sweep(&self) -> Result<SweepStats, DriverError> {
         let mut stats = SweepStats::default();
         for shard in 0..SHARDS {
-            let dir = self.base.join(format!("{shard:02x}"));
+            let dir = self.shard_dir(shard);
             stats.temp_files += file::remove_stale_temps(&dir, STALE_TEMP).map_err(io_error)?;
             for path in file::records_in(&dir).map_err(io_error)? {
-                let Some((header, key)) = file::read_key(&path)? else {
+                let Some((header, key)) = self.read_listed(shard, path)? else {
                     continue;
                 };
                 if !header.expired(now_millis()) {
                     continue;
                 }
                 let loc = self.locate(&key);
-                let removed =
-                    self.with_lock(&loc, || match file::read_header(&loc.path, &key)? {
+                let removed = self.with_lock(&loc, || {
+                    let opened = file::Opened::open(&loc.path).map_err(io_error)?;
+                    match opened.current(&key)? {
                         // Re-check under the lock: it may have been rewritten since.
-                        Some(h) if h.expired(now_millis()) => {
+                        Some((h, _)) if h.expired(now_millis()) => {
+                            drop(opened);
                             file::remove(&loc.path, &loc.dir, false).map_err(io_error)?;
                             Ok(true)
                         }
                         _ => Ok(false),
-                    })?;
+                    }
+                })?;
                 stats.expired += usize::from(removed);
             }
         }
