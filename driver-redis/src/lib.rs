@@ -5,6 +5,16 @@
 //!   update-only writes are one `SET` (`PX`, `NX`, `XX`); compare-and-swap and touch are small
 //!   Lua scripts that run atomically on the server (`EVALSHA`, never `WATCH`/`MULTI` across round
 //!   trips). Touch rewrites only the 8 expiry bytes (`SETRANGE`) and the TTL (`PEXPIRE`).
+//! * **Local cache, invalidated by Redis** (on by default, `local_cache` bytes, 0 = off): the
+//!   connection speaks RESP3 and asks Redis to report changes to the keys it reads
+//!   (`CLIENT TRACKING ON NOLOOP`). Sessions this driver read or wrote by compare-and-swap
+//!   are answered locally until another client changes them, so a session read is usually no
+//!   round trip and a commit is one command. Writes are still checked by Redis (create-only,
+//!   compare-and-swap), so a stale local copy can only make a commit conflict, never lose an
+//!   update; a reader on another app server may see the previous record until the
+//!   invalidation reaches it (one network hop after the write). A lost connection empties the
+//!   cache until tracking is back; a server that refuses tracking leaves the driver uncached.
+//!   Not used with Redis Cluster.
 //! * **Native TTL** in milliseconds; Redis deletes expired keys itself.
 //! * **Connections**: a multiplexed, auto-reconnecting connection (`ConnectionManager`), or a
 //!   cluster connection for Redis Cluster (`redis+cluster://host:port`, any node as seed).
@@ -15,14 +25,18 @@
 //!
 //! URLs: `redis://[user:password@]host:port[/db]`, `rediss://` (feature `tls`),
 //! `redis+unix:///path/redis.sock`, `unix:///path/redis.sock`, `redis+cluster://host:port`.
-//! Options: `prefix`, `connect_timeout` (default 2 s), `command_timeout` (default 1 s).
+//! Options: `prefix`, `connect_timeout` (default 2 s), `command_timeout` (default 1 s),
+//! `local_cache` (bytes, default 16 MiB; 0 turns the local cache off).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod cache;
 
 use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
 
 use redis::{
-    Client, Cmd, ErrorKind as RedisErrorKind, RedisError, Script, Value,
+    Client, Cmd, ErrorKind as RedisErrorKind, ProtocolVersion, PushInfo, PushKind, RedisError,
+    Script, Value,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 use serde::Deserialize;
@@ -41,6 +55,10 @@ pub const MAX_KEY_LEN: usize = 4096;
 /// Largest value accepted, in bytes.
 pub const MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
 const HEADER: usize = 16;
+/// Default size of the local cache, in bytes.
+pub const DEFAULT_LOCAL_CACHE: u64 = 16 * 1024 * 1024;
+
+use crate::cache::{Cached, LocalCache, Lookup};
 
 /// Registers every scheme in [`SCHEMES`].
 pub fn register(registry: &mut Registry) {
@@ -77,6 +95,17 @@ pub struct RedisConfig {
         deserialize_with = "flexible::opt_duration"
     )]
     pub command_timeout: Option<Duration>,
+    /// Bytes of sessions kept locally, invalidated by Redis (default 16 MiB; 0 = off). See
+    /// the crate documentation.
+    #[serde(
+        default = "default_local_cache",
+        deserialize_with = "flexible::opt_u64"
+    )]
+    pub local_cache: Option<u64>,
+}
+
+fn default_local_cache() -> Option<u64> {
+    Some(DEFAULT_LOCAL_CACHE)
 }
 
 fn default_connect() -> Option<Duration> {
@@ -96,6 +125,7 @@ impl fmt::Debug for RedisConfig {
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
+            .field("local_cache", &self.local_cache)
             .finish()
     }
 }
@@ -121,6 +151,7 @@ impl RedisConfig {
             prefix: String::new(),
             connect_timeout: default_connect(),
             command_timeout: default_command(),
+            local_cache: default_local_cache(),
         }
     }
 
@@ -147,6 +178,8 @@ pub struct RedisDriver {
     /// The scripts, hashed once (`Script::new` computes the SHA-1 that `EVALSHA` sends).
     cas: Script,
     touch: Script,
+    /// The local cache, when on (single server, RESP3, tracking accepted).
+    cache: Option<Arc<LocalCache>>,
 }
 
 impl fmt::Debug for RedisDriver {
@@ -154,6 +187,7 @@ impl fmt::Debug for RedisDriver {
         f.debug_struct("RedisDriver")
             .field("cluster", &self.is_cluster())
             .field("prefix", &self.prefix)
+            .field("local_cache", &self.cache.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -166,10 +200,13 @@ enum Connection {
 }
 
 /// Compare-and-swap: writes only when the stored version (the first 8 bytes) is ARGV[1].
+/// The read after the write keeps the key tracked for this connection's local cache (Redis
+/// forgets a tracked key when it changes); its reply is not used.
 const CAS: &str = r"
 if redis.call('GETRANGE', KEYS[1], 0, 7) ~= ARGV[1] then return 0 end
 if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2])
 else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+redis.call('GETRANGE', KEYS[1], 0, 0)
 return 1";
 
 /// Touch: rewrites the 8 expiry bytes and the TTL, not the value.
@@ -199,24 +236,29 @@ impl RedisDriver {
         }
         let connect_timeout = config.connect_timeout.unwrap_or(Duration::from_secs(2));
         let timeout = config.command_timeout.unwrap_or(Duration::from_secs(1));
+        let budget = usize::try_from(config.local_cache.unwrap_or(0)).unwrap_or(usize::MAX);
+        let mut cache = (!config.cluster && budget > 0).then(|| Arc::new(LocalCache::new(budget)));
         let connection = if config.cluster {
             connect_cluster(&url, connect_timeout, timeout).await?
         } else {
             let client = Client::open(url.as_str())
                 .map_err(|e| DriverError::config(format!("option `url`: {}", e.kind_name())))?;
-            let manager_config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(connect_timeout))
-                .set_response_timeout(Some(timeout))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(500));
-            let manager = tokio::time::timeout(
-                connect_timeout,
-                ConnectionManager::new_with_config(client, manager_config),
-            )
-            .await
-            .map_err(|_| DriverError::timeout("connecting to Redis", connect_timeout))?
-            .map_err(|e| redis_error(&e))?;
-            Connection::Single(manager)
+            match connect_single(&client, connect_timeout, timeout, cache.clone()).await {
+                Ok(manager) => manager,
+                // A server without RESP3 (Redis before 6) refuses `HELLO 3`: connect without
+                // the local cache.
+                Err(e) if cache.is_some() && e.kind() == RedisErrorKind::RESP3NotSupported => {
+                    tracing::warn!(
+                        error = e.kind_name(),
+                        "Redis refused RESP3; the local session cache is off"
+                    );
+                    cache = None;
+                    connect_single(&client, connect_timeout, timeout, None)
+                        .await
+                        .map_err(|e| redis_error(&e))?
+                }
+                Err(e) => return Err(redis_error(&e)),
+            }
         };
         Ok(Self {
             connection,
@@ -224,6 +266,7 @@ impl RedisDriver {
             timeout,
             cas: Script::new(CAS),
             touch: Script::new(TOUCH),
+            cache,
             caps: Capabilities::new(MAX_KEY_LEN, MAX_VALUE_SIZE)
                 .with_ttl(TtlSupport::exact(Duration::from_millis(1)))
                 .with_create_only()
@@ -232,6 +275,24 @@ impl RedisDriver {
                 .with_touch()
                 .with_list(),
         })
+    }
+
+    /// Turns tracking on for the current connection (see the crate documentation).
+    async fn enable_tracking(&self, cache: &LocalCache, epoch: u64) {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("TRACKING").arg("ON").arg("NOLOOP");
+        let outcome = match self.query::<Value>(&cmd).await {
+            Ok(_) => Some(true),
+            Err(e) if !e.is_retryable() => {
+                tracing::warn!(error = %e, "Redis refused client tracking; the local session cache is off");
+                Some(false)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not turn Redis client tracking on yet");
+                None
+            }
+        };
+        cache.tracking_result(epoch, outcome);
     }
 
     fn is_cluster(&self) -> bool {
@@ -374,6 +435,63 @@ async fn connect_cluster(_: &str, _: Duration, _: Duration) -> Result<Connection
 }
 
 /// A glob pattern matching keys that start with `prefix` (its glob characters escaped).
+/// A single-server connection; with a cache, over RESP3 with the cache's push handler.
+async fn connect_single(
+    client: &Client,
+    connect_timeout: Duration,
+    timeout: Duration,
+    cache: Option<Arc<LocalCache>>,
+) -> Result<Connection, RedisError> {
+    let mut manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    let client = match cache {
+        Some(cache) => {
+            manager_config = manager_config.set_push_sender(move |push: PushInfo| {
+                on_push(&cache, push);
+                Ok::<(), std::convert::Infallible>(())
+            });
+            let info = client.get_connection_info().clone();
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3);
+            Client::open(info.set_redis_settings(settings))?
+        }
+        None => client.clone(),
+    };
+    let manager = tokio::time::timeout(
+        connect_timeout,
+        ConnectionManager::new_with_config(client, manager_config),
+    )
+    .await
+    .map_err(|_| RedisError::from((RedisErrorKind::Io, "connecting to Redis timed out")))??;
+    Ok(Connection::Single(manager))
+}
+
+/// Applies what Redis pushes: invalidated keys, or (a null list) everything; and the client
+/// library's notice that the connection was lost.
+fn on_push(cache: &LocalCache, push: PushInfo) {
+    match push.kind {
+        PushKind::Invalidate => match push.data.first() {
+            Some(Value::Array(keys)) => {
+                for key in keys {
+                    match key {
+                        Value::BulkString(key) => cache.invalidate(key),
+                        Value::SimpleString(key) => cache.invalidate(key.as_bytes()),
+                        _ => cache.flush(),
+                    }
+                }
+            }
+            _ => cache.flush(),
+        },
+        PushKind::Disconnection => cache.disconnected(),
+        _ => {}
+    }
+}
+
 fn match_prefix(prefix: &str) -> String {
     let mut pattern = String::with_capacity(prefix.len() + 1);
     for c in prefix.chars() {
@@ -402,6 +520,36 @@ fn version_token(version: [u8; 8]) -> Version {
     Version::from_u64_hex(u64::from_be_bytes(version))
 }
 
+/// Splits a stored value into its header fields and the value.
+fn decode(raw: Vec<u8>) -> Result<Cached, DriverError> {
+    let (Some(version), Some(expiry)) = (raw.get(..8), raw.get(8..HEADER)) else {
+        return Err(DriverError::permanent(
+            "a Redis value without this driver's header",
+            None,
+        ));
+    };
+    let mut be = [0u8; 8];
+    be.copy_from_slice(version);
+    let version = u64::from_be_bytes(be);
+    be.copy_from_slice(expiry);
+    let expires_at = u64::from_be_bytes(be);
+    Ok(Cached {
+        version,
+        expires_at: (expires_at != 0).then_some(expires_at),
+        value: Bytes::from(raw).split_off(HEADER),
+    })
+}
+
+impl Cached {
+    fn into_entry(self) -> Entry {
+        Entry {
+            value: self.value,
+            version: version_token(self.version.to_be_bytes()),
+            expires_at: self.expires_at.map(from_unix_millis),
+        }
+    }
+}
+
 #[async_trait]
 impl Driver for RedisDriver {
     fn name(&self) -> &str {
@@ -414,26 +562,26 @@ impl Driver for RedisDriver {
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         check_key(key, &self.caps)?;
-        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(self.key(key))).await?;
+        let key = self.key(key);
+        let ticket = match &self.cache {
+            None => None,
+            Some(cache) => match cache.lookup(key.as_bytes(), now_millis()) {
+                Lookup::Hit(cached) => return Ok(Some(cached.into_entry())),
+                Lookup::Miss(ticket) => Some(ticket),
+                Lookup::Off(None) => None,
+                Lookup::Off(Some(epoch)) => {
+                    self.enable_tracking(cache, epoch).await;
+                    cache.ticket(key.as_bytes())
+                }
+            },
+        };
+        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(&key)).await?;
         let Some(raw) = raw else { return Ok(None) };
-        if raw.len() < HEADER {
-            return Err(DriverError::permanent(
-                "a Redis value without this driver's header",
-                None,
-            ));
+        let record = decode(raw)?;
+        if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
+            cache.fill(ticket, key.as_bytes(), record.clone());
         }
-        let mut version = [0u8; 8];
-        version.copy_from_slice(&raw[..8]);
-        let mut expiry = [0u8; 8];
-        expiry.copy_from_slice(&raw[8..16]);
-        let expires_at = u64::from_be_bytes(expiry);
-        let mut value = Bytes::from(raw);
-        let value = value.split_off(HEADER);
-        Ok(Some(Entry {
-            value,
-            version: version_token(version),
-            expires_at: (expires_at != 0).then(|| from_unix_millis(expires_at)),
-        }))
+        Ok(Some(record.into_entry()))
     }
 
     async fn put(
@@ -447,21 +595,21 @@ impl Driver for RedisDriver {
         let expires_at = ttl.map(|t| deadline_millis(now_millis(), t));
         let blob = encode(version, expires_at, &value);
         let key = self.key(key);
+        let ticket = self.cache.as_ref().and_then(|c| c.ticket(key.as_bytes()));
         let written = match &options.mode {
-            WriteMode::IfVersion(expected) => {
-                let Ok(expected) = u64::from_str_radix(expected.as_str(), 16) else {
-                    return Err(DriverError::Conflict);
-                };
-                let ttl_arg = ttl.map(|t| millis(t).to_string()).unwrap_or_default();
-                let done: i64 = self
-                    .script(
+            WriteMode::IfVersion(expected) => match u64::from_str_radix(expected.as_str(), 16) {
+                Err(_) => Ok(false),
+                Ok(expected) => {
+                    let ttl_arg = ttl.map(|t| millis(t).to_string()).unwrap_or_default();
+                    self.script::<i64>(
                         &self.cas,
                         &key,
                         &[&expected.to_be_bytes(), &blob, ttl_arg.as_bytes()],
                     )
-                    .await?;
-                done == 1
-            }
+                    .await
+                    .map(|done| done == 1)
+                }
+            },
             mode => {
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(&key).arg(blob);
@@ -477,11 +625,25 @@ impl Driver for RedisDriver {
                     }
                     _ => {}
                 }
-                let reply: Value = self.query(&cmd).await?;
-                !matches!(reply, Value::Nil)
+                self.query::<Value>(&cmd)
+                    .await
+                    .map(|reply| !matches!(reply, Value::Nil))
             }
         };
-        match (written, &options.mode) {
+        if let Some(cache) = &self.cache {
+            // Written by compare-and-swap (whose script leaves the key tracked): keep what was
+            // written. A plain write ends Redis's tracking of the key for this connection, and
+            // a refused or failed one leaves the local copy untrusted: drop it, so that the
+            // next read (the session layer's reload after a conflict) goes to Redis.
+            let cas = matches!(options.mode, WriteMode::IfVersion(_));
+            let record = (cas && matches!(written, Ok(true))).then(|| Cached {
+                value,
+                version,
+                expires_at,
+            });
+            cache.wrote(ticket, key.as_bytes(), record);
+        }
+        match (written?, &options.mode) {
             (true, _) => Ok(version_token(version.to_be_bytes())),
             (false, WriteMode::CreateOnly) => Err(DriverError::AlreadyExists),
             (false, _) => Err(DriverError::Conflict),
@@ -490,8 +652,12 @@ impl Driver for RedisDriver {
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
         check_key(key, &self.caps)?;
-        let _: i64 = self.query(redis::cmd("DEL").arg(self.key(key))).await?;
-        Ok(())
+        let key = self.key(key);
+        let deleted = self.query::<i64>(redis::cmd("DEL").arg(&key)).await;
+        if let Some(cache) = &self.cache {
+            cache.wrote(None, key.as_bytes(), None);
+        }
+        deleted.map(|_| ())
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
@@ -499,18 +665,20 @@ impl Driver for RedisDriver {
         let ttl = effective_ttl(&PutOptions::new().ttl(ttl), &self.caps)?.unwrap_or(ttl);
         let expires_at = deadline_millis(now_millis(), ttl);
         let ttl_arg = millis(ttl).to_string();
-        let done: i64 = self
-            .script(
+        let key = self.key(key);
+        let done = self
+            .script::<i64>(
                 &self.touch,
-                &self.key(key),
+                &key,
                 &[&expires_at.to_be_bytes(), ttl_arg.as_bytes()],
             )
-            .await?;
-        Ok(done == 1)
+            .await;
+        if let Some(cache) = &self.cache {
+            cache.wrote(None, key.as_bytes(), None);
+        }
+        Ok(done? == 1)
     }
 
-    /// Every matching key in one page: `SCAN` may return a key twice while Redis resizes its
-    /// table, so the driver collects and deduplicates the whole scan.
     async fn list(&self, prefix: &str, _cursor: Option<&str>) -> Result<ListPage, DriverError> {
         let pattern = match_prefix(&self.key(prefix));
         let mut found = BTreeSet::new();

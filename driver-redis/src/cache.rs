@@ -1,0 +1,428 @@
+//! The local cache: server-assisted client-side caching (Redis `CLIENT TRACKING`).
+//!
+//! The connection asks Redis to track the keys it reads (`CLIENT TRACKING ON NOLOOP`): when
+//! another client writes or deletes one, or it expires, Redis pushes an `invalidate` naming
+//! it. Records this driver read, and records it wrote by compare-and-swap (whose script reads
+//! the key back, so that it stays tracked), are kept locally: a session read is usually
+//! answered without a round trip, and a commit is one command. (`BCAST` mode would track
+//! every key under the prefix without reads, but Redis 7.0 then reports a connection's own
+//! script writes back to it despite `NOLOOP`, which would drop every record it writes.)
+//!
+//! What keeps it correct:
+//! * A write is always checked by Redis (create-only, compare-and-swap), so a stale local
+//!   record can only make a commit fail with a conflict, never overwrite a newer one; a
+//!   conflict drops the key, so the session layer's reload reads Redis.
+//! * A fill (the reply of a read, or a record just written) is kept only if no invalidation of
+//!   that key was processed since the request was sent: every [`LocalCache::ticket`] records
+//!   a per-stripe counter that invalidations bump, so a reply that raced a change is dropped.
+//! * The cache is used only while tracking is confirmed on the current connection: a lost
+//!   connection (the client library reports it) empties the cache and turns it off until
+//!   `CLIENT TRACKING` succeeds again on the new one; a server that refuses tracking leaves
+//!   the driver uncached.
+//! * Entries carry the record's expiry and are bounded in bytes; values over
+//!   [`MAX_ENTRY`] bytes are never kept.
+//!
+//! A reader on another app server can see the previous record until the invalidation reaches
+//! it (one network hop after the write).
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use session_core::bytes::Bytes;
+
+/// Values larger than this are not cached.
+pub(crate) const MAX_ENTRY: usize = 64 * 1024;
+/// Per-entry bookkeeping counted against the budget besides the key and the value.
+const OVERHEAD: usize = 64;
+/// Invalidation counters; a write or invalidation refuses fills of the keys sharing its stripe,
+/// so with many requests in flight there must be far more stripes than requests.
+const STRIPES: usize = 4096;
+/// Wait between attempts to turn tracking on after a failure.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// A cached record (the stored value without the driver's header, its version, its expiry).
+#[derive(Debug, Clone)]
+pub(crate) struct Cached {
+    pub(crate) value: Bytes,
+    pub(crate) version: u64,
+    pub(crate) expires_at: Option<u64>,
+}
+
+/// Taken before a request is sent; a fill is accepted only if nothing invalidated the key
+/// (or the whole cache) since.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    epoch: u64,
+    stripe: usize,
+    count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tracking {
+    /// Not confirmed on the current connection; may be tried again after `retry_at`.
+    Off {
+        retry_at: Option<Instant>,
+    },
+    /// A `CLIENT TRACKING` command is in flight for the current epoch.
+    Enabling,
+    On,
+    /// The server refused it: never cache.
+    Unsupported,
+}
+
+struct State {
+    entries: HashMap<Box<[u8]>, Cached>,
+    bytes: usize,
+    stripes: [u64; STRIPES],
+    /// Bumped whenever the connection is lost or the whole cache is flushed.
+    epoch: u64,
+    tracking: Tracking,
+}
+
+/// The local cache of one driver. See the module documentation.
+pub(crate) struct LocalCache {
+    state: Mutex<State>,
+    budget: usize,
+    hasher: RandomState,
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup {
+    Hit(Cached),
+    /// Not cached: read Redis and [`LocalCache::fill`] with this ticket.
+    Miss(Ticket),
+    /// The cache is off. `Some(epoch)`: this caller should send `CLIENT TRACKING` now and
+    /// report the outcome with [`LocalCache::tracking_result`].
+    Off(Option<u64>),
+}
+
+impl LocalCache {
+    /// A cache holding at most `budget` bytes of keys and values.
+    pub(crate) fn new(budget: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                entries: HashMap::new(),
+                bytes: 0,
+                stripes: [0; STRIPES],
+                epoch: 0,
+                tracking: Tracking::Off { retry_at: None },
+            }),
+            budget,
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn stripe(&self, key: &[u8]) -> usize {
+        // The modulo keeps the value below STRIPES (4096), so the cast cannot truncate.
+        (self.hasher.hash_one(key) % STRIPES as u64) as usize
+    }
+
+    /// The outcome of a `CLIENT TRACKING` command sent for `epoch`: `Some(true)` on, `Some(false)`
+    /// refused by the server (never retried), `None` failed for now (retried later).
+    pub(crate) fn tracking_result(&self, epoch: u64, outcome: Option<bool>) {
+        let mut state = self.lock();
+        if state.epoch != epoch || state.tracking != Tracking::Enabling {
+            // The connection was lost meanwhile: the command may have run on the old one.
+            if state.tracking == Tracking::Enabling {
+                state.tracking = Tracking::Off { retry_at: None };
+            }
+            return;
+        }
+        state.tracking = match outcome {
+            Some(true) => Tracking::On,
+            Some(false) => Tracking::Unsupported,
+            None => Tracking::Off {
+                retry_at: Some(Instant::now() + RETRY),
+            },
+        };
+    }
+
+    /// Looks `key` up: a hit, a miss with the ticket to fill it, or off (and whether this
+    /// caller should try to turn tracking on now).
+    pub(crate) fn lookup(&self, key: &[u8], now_ms: u64) -> Lookup {
+        let stripe = self.stripe(key);
+        let mut state = self.lock();
+        match state.tracking {
+            Tracking::On => match state.entries.get(key) {
+                Some(c) if c.expires_at.is_none_or(|at| now_ms < at) => Lookup::Hit(c.clone()),
+                _ => Lookup::Miss(Ticket {
+                    epoch: state.epoch,
+                    stripe,
+                    count: state.stripes[stripe],
+                }),
+            },
+            Tracking::Off { retry_at } if retry_at.is_none_or(|at| Instant::now() >= at) => {
+                state.tracking = Tracking::Enabling;
+                Lookup::Off(Some(state.epoch))
+            }
+            _ => Lookup::Off(None),
+        }
+    }
+
+    /// A ticket for a request about `key`, or `None` while the cache is off.
+    pub(crate) fn ticket(&self, key: &[u8]) -> Option<Ticket> {
+        let stripe = self.stripe(key);
+        let state = self.lock();
+        (state.tracking == Tracking::On).then(|| Ticket {
+            epoch: state.epoch,
+            stripe,
+            count: state.stripes[stripe],
+        })
+    }
+
+    /// Keeps `record`, read from Redis for `key`, if nothing invalidated the key since
+    /// `ticket` was taken.
+    pub(crate) fn fill(&self, ticket: Ticket, key: &[u8], record: Cached) {
+        let mut state = self.lock();
+        if Self::valid(&state, ticket) {
+            self.insert(&mut state, key, record);
+        }
+    }
+
+    /// This driver wrote `key` (or tried to: a conflict, an error): replies of reads sent
+    /// before are refused from now on, and the record written is kept if `ticket` (taken
+    /// before the write was sent) is still valid. `None` drops the key.
+    pub(crate) fn wrote(&self, ticket: Option<Ticket>, key: &[u8], record: Option<Cached>) {
+        let stripe = self.stripe(key);
+        let mut state = self.lock();
+        let valid = ticket.is_some_and(|t| Self::valid(&state, t));
+        state.stripes[stripe] += 1;
+        Self::remove_entry(&mut state, key);
+        if let (true, Some(record)) = (valid, record) {
+            self.insert(&mut state, key, record);
+        }
+    }
+
+    fn valid(state: &State, ticket: Ticket) -> bool {
+        state.tracking == Tracking::On
+            && state.epoch == ticket.epoch
+            && state.stripes[ticket.stripe] == ticket.count
+    }
+
+    fn insert(&self, state: &mut State, key: &[u8], record: Cached) {
+        let size = key.len() + record.value.len() + OVERHEAD;
+        Self::remove_entry(state, key);
+        if record.value.len() > MAX_ENTRY || size > self.budget {
+            return;
+        }
+        while state.bytes + size > self.budget {
+            // Any entry: sessions have no useful recency order to keep here.
+            let Some(victim) = state.entries.keys().next().cloned() else {
+                break;
+            };
+            Self::remove_entry(state, &victim);
+        }
+        state.bytes += size;
+        state.entries.insert(key.into(), record);
+    }
+
+    fn remove_entry(state: &mut State, key: &[u8]) {
+        if let Some(old) = state.entries.remove(key) {
+            state.bytes -= key.len() + old.value.len() + OVERHEAD;
+        }
+    }
+
+    /// Another client changed `key` (an `invalidate` push): drop it, and refuse fills from
+    /// requests already under way.
+    pub(crate) fn invalidate(&self, key: &[u8]) {
+        let stripe = self.stripe(key);
+        let mut state = self.lock();
+        state.stripes[stripe] += 1;
+        Self::remove_entry(&mut state, key);
+    }
+
+    /// Drops everything and refuses fills from requests already under way (`FLUSHALL`, or
+    /// invalidations that may have been missed).
+    pub(crate) fn flush(&self) {
+        let mut state = self.lock();
+        state.epoch += 1;
+        state.entries.clear();
+        state.bytes = 0;
+    }
+
+    /// The connection was lost: its tracking went with it.
+    pub(crate) fn disconnected(&self) {
+        let mut state = self.lock();
+        state.epoch += 1;
+        state.entries.clear();
+        state.bytes = 0;
+        if state.tracking != Tracking::Unsupported {
+            state.tracking = Tracking::Off { retry_at: None };
+        }
+    }
+
+    /// Cached entries and their bytes, for tests and diagnostics.
+    #[cfg(test)]
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.entries.len(), state.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(value: &'static [u8]) -> Cached {
+        Cached {
+            value: Bytes::from_static(value),
+            version: 1,
+            expires_at: None,
+        }
+    }
+
+    fn enable(cache: &LocalCache) -> u64 {
+        match cache.lookup(b"any", 0) {
+            Lookup::Off(Some(epoch)) => epoch,
+            _ => panic!("expected to be asked to enable tracking"),
+        }
+    }
+
+    fn on(cache: &LocalCache) {
+        let epoch = enable(cache);
+        cache.tracking_result(epoch, Some(true));
+    }
+
+    fn ticket(cache: &LocalCache, key: &[u8]) -> Ticket {
+        match cache.lookup(key, 0) {
+            Lookup::Miss(t) => t,
+            Lookup::Hit(_) => panic!("unexpected hit"),
+            Lookup::Off(_) => panic!("cache off"),
+        }
+    }
+
+    fn hit(cache: &LocalCache, key: &[u8], now: u64) -> Option<Bytes> {
+        match cache.lookup(key, now) {
+            Lookup::Hit(c) => Some(c.value),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn off_until_tracking_is_confirmed() {
+        let cache = LocalCache::new(1 << 20);
+        assert!(cache.ticket(b"k").is_none());
+        let epoch = enable(&cache);
+        assert!(
+            matches!(cache.lookup(b"k", 0), Lookup::Off(None)),
+            "one attempt at a time"
+        );
+        cache.tracking_result(epoch, Some(true));
+        let t = ticket(&cache, b"k");
+        cache.fill(t, b"k", record(b"v"));
+        assert_eq!(hit(&cache, b"k", 0).unwrap(), "v");
+    }
+
+    #[test]
+    fn a_fill_that_raced_an_invalidation_or_a_write_is_dropped() {
+        let cache = LocalCache::new(1 << 20);
+        on(&cache);
+        let t = ticket(&cache, b"k");
+        cache.invalidate(b"k");
+        cache.fill(t, b"k", record(b"stale"));
+        assert!(hit(&cache, b"k", 0).is_none());
+        let t = ticket(&cache, b"k");
+        cache.fill(t, b"k", record(b"fresh"));
+        assert_eq!(hit(&cache, b"k", 0).unwrap(), "fresh");
+        cache.invalidate(b"k");
+        assert!(hit(&cache, b"k", 0).is_none());
+
+        // A read sent before this driver's own write cannot replace what the write stored.
+        let read = ticket(&cache, b"k");
+        let write = cache.ticket(b"k");
+        cache.wrote(write, b"k", Some(record(b"written")));
+        cache.fill(read, b"k", record(b"read before"));
+        assert_eq!(hit(&cache, b"k", 0).unwrap(), "written");
+        // Two writes finishing out of order: the later ticket's record is not trusted.
+        let (first, second) = (cache.ticket(b"k"), cache.ticket(b"k"));
+        cache.wrote(second, b"k", Some(record(b"second")));
+        cache.wrote(first, b"k", Some(record(b"first")));
+        assert!(hit(&cache, b"k", 0).is_none());
+        // A failed write drops the key.
+        let t = cache.ticket(b"k");
+        cache.wrote(t, b"k", Some(record(b"v")));
+        cache.wrote(None, b"k", None);
+        assert!(hit(&cache, b"k", 0).is_none());
+    }
+
+    #[test]
+    fn a_lost_connection_empties_and_turns_off_the_cache() {
+        let cache = LocalCache::new(1 << 20);
+        on(&cache);
+        let t = ticket(&cache, b"k");
+        cache.fill(t, b"k", record(b"v"));
+        let before = ticket(&cache, b"j");
+        cache.disconnected();
+        assert_eq!(cache.usage(), (0, 0));
+        assert!(cache.ticket(b"k").is_none());
+        // Tracking confirmed for the old epoch does not count.
+        let epoch = enable(&cache);
+        cache.disconnected();
+        cache.tracking_result(epoch, Some(true));
+        assert!(cache.ticket(b"k").is_none());
+        on(&cache);
+        // A request from before the loss cannot fill.
+        cache.fill(before, b"j", record(b"old"));
+        assert!(hit(&cache, b"j", 0).is_none());
+    }
+
+    #[test]
+    fn refused_tracking_is_final_and_failures_wait_before_retrying() {
+        let cache = LocalCache::new(1 << 20);
+        let epoch = enable(&cache);
+        cache.tracking_result(epoch, None);
+        assert!(
+            matches!(cache.lookup(b"k", 0), Lookup::Off(None)),
+            "waits {RETRY:?}"
+        );
+        let cache = LocalCache::new(1 << 20);
+        let epoch = enable(&cache);
+        cache.tracking_result(epoch, Some(false));
+        cache.disconnected();
+        assert!(matches!(cache.lookup(b"k", 0), Lookup::Off(None)));
+        assert!(cache.ticket(b"k").is_none());
+    }
+
+    #[test]
+    fn bounded_in_bytes_and_expiry_is_enforced() {
+        let budget = 10 * (OVERHEAD + 2 + 100);
+        let cache = LocalCache::new(budget);
+        on(&cache);
+        for i in 0..100u8 {
+            let key = [b'k', i];
+            let t = ticket(&cache, &key);
+            cache.fill(t, &key, record(&[0; 100]));
+        }
+        let (entries, bytes) = cache.usage();
+        assert_eq!(entries, 10);
+        assert!(bytes <= budget);
+        let t = ticket(&cache, b"big");
+        let big = Cached {
+            value: Bytes::from(vec![0; MAX_ENTRY + 1]),
+            version: 1,
+            expires_at: None,
+        };
+        cache.fill(t, b"big", big);
+        assert!(hit(&cache, b"big", 0).is_none());
+        let t = ticket(&cache, b"e");
+        let expiring = Cached {
+            expires_at: Some(1000),
+            ..record(b"v")
+        };
+        cache.fill(t, b"e", expiring);
+        assert!(hit(&cache, b"e", 999).is_some());
+        assert!(hit(&cache, b"e", 1000).is_none());
+        cache.flush();
+        assert_eq!(cache.usage(), (0, 0));
+    }
+}

@@ -1,0 +1,295 @@
+//! The local cache against real Redis servers: what it saves (commands counted by Redis
+//! itself) and that it never serves what another client changed, a flushed or restarted
+//! server, or lets an update be lost.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use session_core::{Driver, DriverError, PutOptions, Version, WriteMode, bytes::Bytes};
+use session_driver_redis::{RedisConfig, RedisDriver};
+
+use common::RedisServer;
+
+async fn driver(server: &RedisServer, prefix: &str) -> RedisDriver {
+    let mut config = RedisConfig::new(server.url());
+    config.prefix = prefix.into();
+    RedisDriver::connect(config).await.unwrap()
+}
+
+/// How many times Redis ran `command` (from `INFO commandstats`).
+fn calls(server: &RedisServer, command: &str) -> u64 {
+    let info = server.cli(&["INFO", "commandstats"]);
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
+        .unwrap_or(0)
+}
+
+/// Waits until `driver` reads `expected` for `key` (invalidations arrive asynchronously).
+async fn eventually_reads(driver: &RedisDriver, key: &str, expected: Option<&str>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = driver.get(key).await.unwrap().map(|e| e.value);
+        if value.as_deref() == expected.map(str::as_bytes) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key}: still read {value:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_own_writes_are_served_locally() {
+    let server = RedisServer::start();
+    let a = driver(&server, "app:").await;
+    assert!(a.get("k").await.unwrap().is_none());
+    a.put("k", Bytes::from_static(b"v1"), PutOptions::new())
+        .await
+        .unwrap();
+    // A plain write ends Redis's tracking of the key for this connection: read it once.
+    assert_eq!(a.get("k").await.unwrap().unwrap().value, "v1");
+    let gets = calls(&server, "get");
+    for _ in 0..10 {
+        assert_eq!(a.get("k").await.unwrap().unwrap().value, "v1");
+    }
+    assert_eq!(calls(&server, "get"), gets, "answered from the local cache");
+
+    // A compare-and-swap commit is one command; the record it wrote is then read locally.
+    let version = a.get("k").await.unwrap().unwrap().version;
+    let written = a
+        .put(
+            "k",
+            Bytes::from_static(b"v2"),
+            PutOptions::new().mode(WriteMode::IfVersion(version)),
+        )
+        .await
+        .unwrap();
+    let entry = a.get("k").await.unwrap().unwrap();
+    assert_eq!((entry.value, entry.version), (Bytes::from("v2"), written));
+    assert_eq!(calls(&server, "get"), gets);
+
+    // Off: every read goes to Redis.
+    let mut config = RedisConfig::new(server.url());
+    config.prefix = "app:".into();
+    config.local_cache = Some(0);
+    let uncached = RedisDriver::connect(config).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(uncached.get("k").await.unwrap().unwrap().value, "v2");
+    }
+    assert_eq!(calls(&server, "get"), gets + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_by_other_clients_invalidate_the_local_copy() {
+    let server = RedisServer::start();
+    let (a, b) = (driver(&server, "app:").await, driver(&server, "app:").await);
+    a.put("k", Bytes::from_static(b"from a"), PutOptions::new())
+        .await
+        .unwrap();
+    let stale = a.get("k").await.unwrap().unwrap().version;
+
+    b.put("k", Bytes::from_static(b"from b"), PutOptions::new())
+        .await
+        .unwrap();
+    eventually_reads(&a, "k", Some("from b")).await;
+    // A record a wrote by compare-and-swap (kept locally) is still tracked.
+    let current = a.get("k").await.unwrap().unwrap().version;
+    a.put(
+        "k",
+        Bytes::from_static(b"cas by a"),
+        PutOptions::new().mode(WriteMode::IfVersion(current)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.get("k").await.unwrap().unwrap().value, "cas by a");
+    b.put("k", Bytes::from_static(b"from b"), PutOptions::new())
+        .await
+        .unwrap();
+    eventually_reads(&a, "k", Some("from b")).await;
+    // A commit against the version a had read conflicts: Redis checks every write.
+    let conflict = a
+        .put(
+            "k",
+            Bytes::from_static(b"lost?"),
+            PutOptions::new().mode(WriteMode::IfVersion(stale)),
+        )
+        .await;
+    assert!(
+        matches!(conflict, Err(DriverError::Conflict)),
+        "{conflict:?}"
+    );
+
+    // Deleted elsewhere, changed outside the driver, expired, flushed.
+    b.delete("k").await.unwrap();
+    eventually_reads(&a, "k", None).await;
+    a.put("raw", Bytes::from_static(b"x"), PutOptions::new())
+        .await
+        .unwrap();
+    assert!(a.get("raw").await.unwrap().is_some());
+    server.cli(&["SET", "app:raw", "not a session"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.get("raw").await.is_ok() {
+        assert!(Instant::now() < deadline, "the outside change was not seen");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    a.put(
+        "short",
+        Bytes::from_static(b"x"),
+        PutOptions::new().ttl(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    assert!(a.get("short").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(a.get("short").await.unwrap().is_none(), "expired");
+    a.put("f", Bytes::from_static(b"x"), PutOptions::new())
+        .await
+        .unwrap();
+    assert!(a.get("f").await.unwrap().is_some());
+    server.cli(&["FLUSHALL"]);
+    eventually_reads(&a, "f", None).await;
+
+    // Another app's prefix is another key.
+    let other = driver(&server, "other:").await;
+    other
+        .put("k", Bytes::from_static(b"elsewhere"), PutOptions::new())
+        .await
+        .unwrap();
+    assert!(a.get("k").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_compare_and_swap_from_two_servers_loses_no_update() {
+    let server = RedisServer::start();
+    let drivers = [
+        Arc::new(driver(&server, "s:").await),
+        Arc::new(driver(&server, "s:").await),
+    ];
+    drivers[0]
+        .put("n", Bytes::from_static(b"0"), PutOptions::new())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let d = drivers[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            for _ in 0..100 {
+                loop {
+                    let entry = d.get("n").await.unwrap().unwrap();
+                    let n: u64 = std::str::from_utf8(&entry.value).unwrap().parse().unwrap();
+                    let next = Bytes::from((n + 1).to_string());
+                    match d
+                        .put(
+                            "n",
+                            next,
+                            PutOptions::new().mode(WriteMode::IfVersion(entry.version)),
+                        )
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(DriverError::Conflict) => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 800);
+    let stored = server.cli(&["GETRANGE", "s:n", "16", "-1"]);
+    assert_eq!(stored.trim(), "800", "every increment is in Redis");
+    for d in &drivers {
+        eventually_reads(d, "n", Some("800")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_is_not_answered_from_the_old_cache() {
+    let mut server = RedisServer::start();
+    let mut config = RedisConfig::new(server.url());
+    config.command_timeout = Some(Duration::from_millis(500));
+    config.connect_timeout = Some(Duration::from_millis(500));
+    let a = RedisDriver::connect(config).await.unwrap();
+    assert!(a.get("k").await.unwrap().is_none());
+    a.put("k", Bytes::from_static(b"before"), PutOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(a.get("k").await.unwrap().unwrap().value, "before");
+
+    // The restarted server has no data (no persistence): "k" must read as missing.
+    server.kill();
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match a.get("k").await {
+            Ok(None) => break,
+            Ok(Some(e)) => panic!("served {:?} from before the restart", e.value),
+            Err(e) => {
+                assert!(e.is_retryable(), "{e}");
+                assert!(Instant::now() < deadline, "no recovery: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    // And caching works again on the new connection, with tracking turned back on.
+    a.put("k", Bytes::from_static(b"after"), PutOptions::new())
+        .await
+        .unwrap();
+    let other = driver(&server, "").await;
+    other
+        .put("k", Bytes::from_static(b"changed"), PutOptions::new())
+        .await
+        .unwrap();
+    eventually_reads(&a, "k", Some("changed")).await;
+    let gets = calls(&server, "get");
+    for _ in 0..5 {
+        assert_eq!(a.get("k").await.unwrap().unwrap().value, "changed");
+    }
+    assert_eq!(calls(&server, "get"), gets, "cached again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_refuses_tracking_leaves_the_driver_uncached_and_working() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = RedisServer::start_in(
+        session_test_support::free_port(),
+        tmp.path(),
+        [
+            "--user",
+            "default",
+            "on",
+            "nopass",
+            "~*",
+            "&*",
+            "+@all",
+            "-client|tracking",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let a = driver(&server, "").await;
+    let v: Version = a
+        .put("k", Bytes::from_static(b"v"), PutOptions::new())
+        .await
+        .unwrap();
+    let gets = calls(&server, "get");
+    for _ in 0..3 {
+        assert_eq!(a.get("k").await.unwrap().unwrap().version, v);
+    }
+    assert_eq!(calls(&server, "get"), gets + 3, "every read went to Redis");
+}
