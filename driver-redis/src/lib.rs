@@ -46,6 +46,8 @@ use session_core::{
     deadline_millis, effective_ttl, flexible, from_unix_millis, now_millis,
 };
 
+use crate::cache::{Cached, LocalCache, Lookup};
+
 /// The registry name of this driver.
 pub const NAME: &str = "redis";
 /// URL schemes this driver registers.
@@ -57,8 +59,6 @@ pub const MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
 const HEADER: usize = 16;
 /// Default size of the local cache, in bytes.
 pub const DEFAULT_LOCAL_CACHE: u64 = 16 * 1024 * 1024;
-
-use crate::cache::{Cached, LocalCache, Lookup};
 
 /// Registers every scheme in [`SCHEMES`].
 pub fn register(registry: &mut Registry) {
@@ -434,7 +434,6 @@ async fn connect_cluster(_: &str, _: Duration, _: Duration) -> Result<Connection
     ))
 }
 
-/// A glob pattern matching keys that start with `prefix` (its glob characters escaped).
 /// A single-server connection; with a cache, over RESP3 with the cache's push handler.
 async fn connect_single(
     client: &Client,
@@ -492,6 +491,7 @@ fn on_push(cache: &LocalCache, push: PushInfo) {
     }
 }
 
+/// A glob pattern matching keys that start with `prefix` (its glob characters escaped).
 fn match_prefix(prefix: &str) -> String {
     let mut pattern = String::with_capacity(prefix.len() + 1);
     for c in prefix.chars() {
@@ -773,6 +773,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.prefix, "app:");
         assert_eq!(c.command_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(c.local_cache, Some(DEFAULT_LOCAL_CACHE));
         assert_eq!(c.url.as_deref(), Some("redis://:hunter2@127.0.0.1:6379/2"));
         let dbg = format!("{c:?}");
         assert!(
@@ -783,6 +784,9 @@ mod tests {
             RedisConfig::from_driver_config(&DriverConfig::new("redis+cluster://127.0.0.1:7000"))
                 .unwrap();
         assert!(c.cluster);
+        let c = RedisConfig::from_driver_config(&DriverConfig::new("redis://x?local_cache=0"))
+            .unwrap();
+        assert_eq!(c.local_cache, Some(0));
         let err = RedisConfig::from_driver_config(&DriverConfig::new("redis://x?bogus=1"))
             .err()
             .unwrap();
