@@ -784,8 +784,8 @@ mod tests {
             RedisConfig::from_driver_config(&DriverConfig::new("redis+cluster://127.0.0.1:7000"))
                 .unwrap();
         assert!(c.cluster);
-        let c = RedisConfig::from_driver_config(&DriverConfig::new("redis://x?local_cache=0"))
-            .unwrap();
+        let c =
+            RedisConfig::from_driver_config(&DriverConfig::new("redis://x?local_cache=0")).unwrap();
         assert_eq!(c.local_cache, Some(0));
         let err = RedisConfig::from_driver_config(&DriverConfig::new("redis://x?bogus=1"))
             .err()
