@@ -5,8 +5,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The current stored format; records of another format load as a fresh session.
-pub(crate) const FORMAT: u32 = 1;
+/// The stored format written now: 2 has one-letter field names (`v`, `d`, `f`, `c`, `i`, `a`,
+/// `l`); 1 spelled them out. Both are read; records of any other format load as a fresh session.
+pub(crate) const FORMAT: u32 = 2;
+
+/// Whether a record of this format can be read.
+pub(crate) fn readable_format(format: u32) -> bool {
+    format == 1 || format == FORMAT
+}
 
 /// How long a session lives: an idle (sliding) timeout and an absolute timeout.
 ///
@@ -108,30 +114,53 @@ impl ExpiryPolicy {
 /// What the store holds for one session, serialised with `serde_json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Record {
-    /// Always [`FORMAT`].
+    /// [`FORMAT`] when written; see [`readable_format`].
+    #[serde(rename = "v", alias = "format")]
     pub format: u32,
     /// The session data, one entry per top-level key (the unit of concurrent merges).
+    #[serde(rename = "d", alias = "data")]
     pub data: Map<String, Value>,
     /// Flash values not yet read.
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[serde(
+        rename = "f",
+        alias = "flash",
+        default,
+        skip_serializing_if = "Map::is_empty"
+    )]
     pub flash: Map<String, Value>,
     /// Unix milliseconds.
+    #[serde(rename = "c", alias = "created_at")]
     pub created_at: u64,
     /// Unix milliseconds; drivers that can `touch` report a later one on `get`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "i",
+        alias = "idle_deadline",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idle_deadline: Option<u64>,
     /// Unix milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "a",
+        alias = "absolute_deadline",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub absolute_deadline: Option<u64>,
     /// A per-session lifetime ("remember me") replacing the policy's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "l",
+        alias = "lifetime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub lifetime: Option<Lifetime>,
 }
 
 impl Record {
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
         let record: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if record.format != FORMAT {
+        if !readable_format(record.format) {
             return Err(format!("unknown record format {}", record.format));
         }
         Ok(record)
@@ -189,10 +218,18 @@ mod tests {
         };
         let bytes = r.encode().unwrap();
         assert_eq!(Record::decode(&bytes).unwrap(), r);
-        let future = String::from_utf8(bytes)
-            .unwrap()
-            .replace("\"format\":1", "\"format\":9");
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.starts_with("{\"v\":2,\"d\":{"), "{text}");
+        let future = text.replace("\"v\":2", "\"v\":9");
         assert!(Record::decode(future.as_bytes()).is_err());
+        // Format 1 (long field names) is still read.
+        let v1 = br#"{"format":1,"data":{"count":3},"created_at":1,"idle_deadline":2,"lifetime":{"idle_ms":1000}}"#;
+        let old = Record::decode(v1).unwrap();
+        assert_eq!(
+            (old.data, old.created_at, old.idle_deadline),
+            (r.data.clone(), 1, Some(2))
+        );
+        assert_eq!(old.lifetime, r.lifetime);
         assert!(Record::decode(b"\xff\x00garbage").is_err());
         assert!(Record::decode(b"{}").is_err());
     }
