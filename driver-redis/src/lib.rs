@@ -14,7 +14,9 @@
 //!   update; a reader on another app server may see the previous record until the
 //!   invalidation reaches it (one network hop after the write). A lost connection empties the
 //!   cache until tracking is back; a server that refuses tracking leaves the driver uncached.
-//!   Not used with Redis Cluster.
+//!   Redis keeps a tracking entry per key each connection read (bounded by its
+//!   `tracking-table-max-keys`; past that it invalidates keys to stay under it). Not used
+//!   with Redis Cluster.
 //! * **Native TTL** in milliseconds; Redis deletes expired keys itself.
 //! * **Connections**: a multiplexed, auto-reconnecting connection (`ConnectionManager`), or a
 //!   cluster connection for Redis Cluster (`redis+cluster://host:port`, any node as seed).
