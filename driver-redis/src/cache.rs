@@ -244,21 +244,22 @@ impl LocalCache {
     /// Drops everything and refuses fills from requests already under way (`FLUSHALL`, or
     /// invalidations that may have been missed).
     pub(crate) fn flush(&self) {
-        let mut state = self.lock();
-        state.epoch += 1;
-        state.entries.clear();
-        state.bytes = 0;
+        Self::clear(&mut self.lock());
     }
 
     /// The connection was lost: its tracking went with it.
     pub(crate) fn disconnected(&self) {
         let mut state = self.lock();
-        state.epoch += 1;
-        state.entries.clear();
-        state.bytes = 0;
+        Self::clear(&mut state);
         if state.tracking != Tracking::Unsupported {
             state.tracking = Tracking::Off { retry_at: None };
         }
+    }
+
+    fn clear(state: &mut State) {
+        state.epoch += 1;
+        state.entries.clear();
+        state.bytes = 0;
     }
 
     /// Cached entries and their bytes, for tests and diagnostics.
