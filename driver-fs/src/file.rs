@@ -17,8 +17,9 @@
 //! | 20.. | the key, then the slots |
 //!
 //! A slot is its sequence number (u64, 0 = never written), the body length (u32), the first 16
-//! bytes of SHA-256(key, sequence, length, body), then the body: expiry in Unix milliseconds
-//! (u64, 0 = none), the version (128 random bits), the value. A record that outgrows its slot,
+//! bytes of SHA-256(key, sequence, length, body), then the body: the shared
+//! [`ValueHeader`] (expiry in Unix milliseconds, 0 = none; a random 64-bit write id, which is
+//! the version), then the value. A record that outgrows its slot,
 //! and any record of a one-slot file, is written to a new file renamed over the old one.
 //!
 //! Files of the previous format (`SESSFS01`: one record, replaced by rename) are still read;
@@ -32,13 +33,14 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use session_core::{DriverError, Version, bytes::Bytes};
+use session_core::{DriverError, ValueHeader, bytes::Bytes};
 use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"SESSFS02";
 const FILE_HEADER_LEN: usize = 20;
 const SLOT_HEADER_LEN: usize = 28;
-const BODY_HEADER_LEN: usize = 24;
+/// The body starts with the shared [`ValueHeader`] (expiry, write id).
+const BODY_HEADER_LEN: usize = ValueHeader::LEN;
 /// The smallest slot: a session of ~200 bytes fits without a rewrite as it grows.
 const MIN_SLOT: usize = 256;
 /// Records whose slot would exceed this are kept once (one slot, rewritten by rename): keeping
@@ -50,53 +52,10 @@ const LEGACY_HEADER_LEN: usize = 36;
 
 const TEMP_PREFIX: &str = ".tmp-";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Header {
-    pub(crate) expires_at: Option<u64>,
-    version: u128,
-}
-
 #[derive(Debug)]
 pub(crate) struct Record {
-    pub(crate) header: Header,
+    pub(crate) header: ValueHeader,
     pub(crate) value: Bytes,
-}
-
-impl Header {
-    /// A header with a fresh random version.
-    pub(crate) fn new(expires_at: Option<u64>) -> Self {
-        Self {
-            expires_at,
-            version: rand::random(),
-        }
-    }
-
-    /// The same version with another expiry (touch).
-    pub(crate) fn with_expiry(self, expires_at: Option<u64>) -> Self {
-        Self { expires_at, ..self }
-    }
-
-    pub(crate) fn version(&self) -> Version {
-        Version::new(format!("{:032x}", self.version))
-    }
-
-    pub(crate) fn expired(&self, now_ms: u64) -> bool {
-        self.expires_at.is_some_and(|t| now_ms >= t)
-    }
-
-    fn parse(body: &[u8]) -> Option<Self> {
-        let expiry = u64::from_le_bytes(body.get(0..8)?.try_into().ok()?);
-        let version = u128::from_le_bytes(body.get(8..24)?.try_into().ok()?);
-        Some(Self {
-            expires_at: (expiry != 0).then_some(expiry),
-            version,
-        })
-    }
-
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.expires_at.unwrap_or(0).to_le_bytes());
-        out.extend_from_slice(&self.version.to_le_bytes());
-    }
 }
 
 /// How a file's slots are laid out.
@@ -131,17 +90,17 @@ impl Layout {
 /// The record a file currently holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Current {
-    header: Header,
+    header: ValueHeader,
     /// Where the value is in the file's bytes.
     value: Range<usize>,
     /// The slot it is in (`None` in a legacy file).
     slot: Option<usize>,
 }
 
-/// What the bytes of a record file say.
+/// What the bytes of a record file say (positions in those bytes).
 #[derive(Debug)]
-struct View<'a> {
-    key: &'a [u8],
+struct View {
+    key: Range<usize>,
     /// `None` for a legacy file.
     layout: Option<Layout>,
     /// `None` while no slot is valid: a file being created, or one torn by a crash.
@@ -172,9 +131,9 @@ fn checksum(key: &[u8], seq: u64, body: &[u8]) -> [u8; 16] {
     out
 }
 
-impl<'a> View<'a> {
+impl View {
     /// `None` if `bytes` does not start with a complete header of either format.
-    fn parse(bytes: &'a [u8]) -> Option<Self> {
+    fn parse(bytes: &[u8]) -> Option<Self> {
         match bytes.get(0..8)? {
             m if m == MAGIC => Self::parse_slotted(bytes),
             m if m == LEGACY_MAGIC => Self::parse_legacy(bytes),
@@ -182,12 +141,13 @@ impl<'a> View<'a> {
         }
     }
 
-    fn parse_slotted(bytes: &'a [u8]) -> Option<Self> {
+    fn parse_slotted(bytes: &[u8]) -> Option<Self> {
         let (cap, slots, key_len) = (le_u32(bytes, 8)?, le_u32(bytes, 12)?, le_u32(bytes, 16)?);
         if !(1..=2).contains(&slots) || cap < SLOT_HEADER_LEN + BODY_HEADER_LEN {
             return None;
         }
-        let key = bytes.get(FILE_HEADER_LEN..FILE_HEADER_LEN + key_len)?;
+        let key_range = FILE_HEADER_LEN..FILE_HEADER_LEN + key_len;
+        let key = bytes.get(key_range.clone())?;
         let layout = Layout {
             start: FILE_HEADER_LEN + key_len,
             cap,
@@ -220,7 +180,7 @@ impl<'a> View<'a> {
             if sum != checksum(key, seq, body) {
                 continue;
             }
-            let header = Header::parse(body)?;
+            let header = ValueHeader::parse(body).ok()?;
             current = Some((
                 seq,
                 Current {
@@ -231,24 +191,28 @@ impl<'a> View<'a> {
             ));
         }
         Some(Self {
-            key,
+            key: key_range,
             layout: Some(layout),
             current: current.map(|(_, c)| c),
             next_seq: max_seq.saturating_add(1),
         })
     }
 
-    fn parse_legacy(bytes: &'a [u8]) -> Option<Self> {
+    fn parse_legacy(bytes: &[u8]) -> Option<Self> {
         let expiry = le_u64(bytes, 8)?;
-        let version = u128::from_le_bytes(bytes.get(16..32)?.try_into().ok()?);
+        // A 128-bit version; its low 64 bits serve as the write id until the first rewrite.
+        let write_id = le_u64(bytes, 16)?;
         let key_end = LEGACY_HEADER_LEN.checked_add(le_u32(bytes, 32)?)?;
+        if key_end > bytes.len() {
+            return None;
+        }
         Some(Self {
-            key: bytes.get(LEGACY_HEADER_LEN..key_end)?,
+            key: LEGACY_HEADER_LEN..key_end,
             layout: None,
             current: Some(Current {
-                header: Header {
+                header: ValueHeader {
                     expires_at: (expiry != 0).then_some(expiry),
-                    version,
+                    write_id,
                 },
                 value: key_end..bytes.len(),
                 slot: None,
@@ -257,10 +221,10 @@ impl<'a> View<'a> {
         })
     }
 
-    /// The current record, checked to belong to `key`.
-    fn current_for(&self, key: &str) -> Result<Option<&Current>, DriverError> {
+    /// The current record, checked to belong to `key` (`bytes` are the ones parsed).
+    fn current_for(&self, bytes: &[u8], key: &str) -> Result<Option<&Current>, DriverError> {
         // A valid slot's checksum covers the stored key, so this compares trusted bytes.
-        if self.current.is_some() && self.key != key.as_bytes() {
+        if self.current.is_some() && bytes.get(self.key.clone()) != Some(key.as_bytes()) {
             return Err(collision());
         }
         Ok(self.current.as_ref())
@@ -303,7 +267,9 @@ pub(crate) fn read(path: &Path, key: &str) -> Result<Lookup<Record>, DriverError
     };
     let found = match View::parse(&bytes) {
         None => None,
-        Some(view) => view.current_for(key)?.map(|c| (c.header, c.value.clone())),
+        Some(view) => view
+            .current_for(&bytes, key)?
+            .map(|c| (c.header, c.value.clone())),
     };
     Ok(match found {
         None => Lookup::Unsettled,
@@ -315,7 +281,7 @@ pub(crate) fn read(path: &Path, key: &str) -> Result<Lookup<Record>, DriverError
 }
 
 /// Reads the key and current header of a record file, for listing and sweeping.
-pub(crate) fn read_key(path: &Path) -> Result<Lookup<(Header, String)>, DriverError> {
+pub(crate) fn read_key(path: &Path) -> Result<Lookup<(ValueHeader, String)>, DriverError> {
     let Some(bytes) = not_found(fs::read(path)).map_err(crate::io_error)? else {
         return Ok(Lookup::Missing);
     };
@@ -325,7 +291,7 @@ pub(crate) fn read_key(path: &Path) -> Result<Lookup<(Header, String)>, DriverEr
     let Some(current) = &view.current else {
         return Ok(Lookup::Unsettled);
     };
-    Ok(match std::str::from_utf8(view.key) {
+    Ok(match std::str::from_utf8(&bytes[view.key.clone()]) {
         Ok(key) => Lookup::Found((current.header, key.to_owned())),
         Err(_) => {
             corrupt(path);
@@ -338,6 +304,8 @@ pub(crate) fn read_key(path: &Path) -> Result<Lookup<(Header, String)>, DriverEr
 pub(crate) struct Opened {
     file: Option<File>,
     bytes: Vec<u8>,
+    /// `bytes` parsed once (checksums included); `None` without a file or a readable header.
+    view: Option<View>,
 }
 
 impl Opened {
@@ -348,29 +316,32 @@ impl Opened {
             return Ok(Self {
                 file: None,
                 bytes: Vec::new(),
+                view: None,
             });
         };
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
+        let view = View::parse(&bytes);
         Ok(Self {
             file: Some(file),
             bytes,
+            view,
         })
     }
 
     /// The current record's header and value; `None` if there is no file or no valid record.
-    pub(crate) fn current(&self, key: &str) -> Result<Option<(Header, &[u8])>, DriverError> {
-        let Some(view) = View::parse(&self.bytes) else {
+    pub(crate) fn current(&self, key: &str) -> Result<Option<(ValueHeader, &[u8])>, DriverError> {
+        let Some(view) = &self.view else {
             return Ok(None);
         };
         Ok(view
-            .current_for(key)?
+            .current_for(&self.bytes, key)?
             .and_then(|c| Some((c.header, self.bytes.get(c.value.clone())?))))
     }
 
     /// Whether the file exists but holds no valid record (a crash left it torn).
     pub(crate) fn is_corrupt(&self) -> bool {
-        self.file.is_some() && View::parse(&self.bytes).is_none_or(|v| v.current.is_none())
+        self.file.is_some() && self.view.as_ref().is_none_or(|v| v.current.is_none())
     }
 
     /// Writes a new record for `key`: in place into the slot not in use when the file has
@@ -380,13 +351,12 @@ impl Opened {
         dir: &Path,
         path: &Path,
         key: &str,
-        header: &Header,
+        header: &ValueHeader,
         value: &[u8],
         durable: bool,
     ) -> io::Result<()> {
-        let body_len = BODY_HEADER_LEN + value.len();
-        let view = View::parse(&self.bytes);
-        if let (Some(mut file), Some(view)) = (self.file.as_ref(), view.as_ref())
+        let body = header.wrap(value);
+        if let (Some(mut file), Some(view)) = (self.file.as_ref(), self.view.as_ref())
             && let (
                 Some(layout),
                 Some(Current {
@@ -394,12 +364,11 @@ impl Opened {
                 }),
             ) = (view.layout, &view.current)
             && layout.slots == 2
-            && SLOT_HEADER_LEN + body_len <= layout.cap
-            && view.key == key.as_bytes()
+            && SLOT_HEADER_LEN + body.len() <= layout.cap
+            && self.bytes.get(view.key.clone()) == Some(key.as_bytes())
         {
-            let seq = view.next_seq;
-            let mut out = Vec::with_capacity(SLOT_HEADER_LEN + body_len);
-            encode_slot(&mut out, key, seq, header, value);
+            let mut out = Vec::with_capacity(SLOT_HEADER_LEN + body.len());
+            encode_slot(&mut out, key, view.next_seq, &body);
             let offset = u64::try_from(layout.offset(1 - slot)).unwrap_or(u64::MAX);
             file.seek(SeekFrom::Start(offset))?;
             file.write_all(&out)?;
@@ -408,7 +377,7 @@ impl Opened {
             }
             return Ok(());
         }
-        let bytes = encode_file(key, header, value);
+        let bytes = encode_file(key, &body);
         if self.file.is_none() {
             // Nothing to replace: write the new file in place (a reader that catches it half
             // written sees no valid slot yet and reads again under the lock this write holds).
@@ -421,23 +390,18 @@ impl Opened {
     }
 }
 
-fn encode_slot(out: &mut Vec<u8>, key: &str, seq: u64, header: &Header, value: &[u8]) {
-    let start = out.len();
+/// A slot holding `body` (a [`ValueHeader`] and the value) under sequence number `seq`.
+fn encode_slot(out: &mut Vec<u8>, key: &str, seq: u64, body: &[u8]) {
     out.extend_from_slice(&seq.to_le_bytes());
     // Values are at most MAX_VALUE_SIZE (16 MiB), checked before any write.
-    let body_len = u32::try_from(BODY_HEADER_LEN + value.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&body_len.to_le_bytes());
-    out.extend_from_slice(&[0; 16]);
-    let body_start = out.len();
-    header.encode_into(out);
-    out.extend_from_slice(value);
-    let sum = checksum(key.as_bytes(), seq, &out[body_start..]);
-    out[start + 12..start + SLOT_HEADER_LEN].copy_from_slice(&sum);
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(&checksum(key.as_bytes(), seq, body));
+    out.extend_from_slice(body);
 }
 
 /// A whole new file: header, key, the record in slot 0, slot 1 (if any) empty.
-fn encode_file(key: &str, header: &Header, value: &[u8]) -> Vec<u8> {
-    let layout = Layout::for_record(key, SLOT_HEADER_LEN + BODY_HEADER_LEN + value.len());
+fn encode_file(key: &str, body: &[u8]) -> Vec<u8> {
+    let layout = Layout::for_record(key, SLOT_HEADER_LEN + body.len());
     let mut out = Vec::with_capacity(layout.offset(layout.slots));
     out.extend_from_slice(MAGIC);
     for n in [layout.cap, layout.slots, key.len()] {
@@ -445,7 +409,7 @@ fn encode_file(key: &str, header: &Header, value: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
     }
     out.extend_from_slice(key.as_bytes());
-    encode_slot(&mut out, key, 1, header, value);
+    encode_slot(&mut out, key, 1, body);
     // Slots are allocated in full now, so that later in-place writes never extend the file.
     out.resize(layout.offset(layout.slots), 0);
     out
@@ -571,15 +535,15 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn found(read: Lookup<Record>) -> (Header, Bytes) {
+    fn found(read: Lookup<Record>) -> (ValueHeader, Bytes) {
         match read {
             Lookup::Found(r) => (r.header, r.value),
             other => panic!("expected a record, got {other:?}"),
         }
     }
 
-    fn put(dir: &Path, path: &Path, key: &str, value: &[u8]) -> Header {
-        let header = Header::new(None);
+    fn put(dir: &Path, path: &Path, key: &str, value: &[u8]) -> ValueHeader {
+        let header = ValueHeader::new(None);
         Opened::open(path)
             .unwrap()
             .write(dir, path, key, &header, value, false)
@@ -686,7 +650,7 @@ mod tests {
         legacy.extend_from_slice(b"legacy value");
         fs::write(&path, &legacy).unwrap();
         let (header, value) = found(read(&path, "k").unwrap());
-        assert_eq!((header.expires_at, header.version), (Some(42), 7));
+        assert_eq!((header.expires_at, header.write_id), (Some(42), 7));
         assert_eq!(value, "legacy value");
         assert!(matches!(read_key(&path).unwrap(), Lookup::Found((_, k)) if k == "k"));
         let header = put(dir.path(), &path, "k", b"converted");

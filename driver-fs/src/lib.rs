@@ -49,12 +49,11 @@ use std::{
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
-    Registry, TtlSupport, Version, WriteMode, async_trait, blocking, bytes::Bytes, check_condition,
-    check_key, check_put, deadline_millis, effective_ttl, flexible, from_unix_millis, now_millis,
+    Registry, TtlSupport, ValueHeader, Version, WriteMode, async_trait, blocking, bytes::Bytes,
+    check_condition, check_key, check_put, deadline_millis, effective_ttl, flexible,
+    from_unix_millis, now_millis,
 };
 use sha2::{Digest, Sha256};
-
-use crate::file::Header;
 
 /// The registry name of this driver.
 pub const NAME: &str = "fs";
@@ -319,11 +318,11 @@ impl Inner {
                 .current(key)?
                 .map(|(h, _)| h)
                 .filter(|h| !h.expired(now));
-            check_condition(mode, current.as_ref().map(Header::version).as_ref())?;
+            check_condition(mode, current.as_ref().map(ValueHeader::version).as_ref())?;
             if opened.is_corrupt() {
                 file::corrupt(&loc.path);
             }
-            let header = Header::new(ttl.map(|t| deadline_millis(now, t)));
+            let header = ValueHeader::new(ttl.map(|t| deadline_millis(now, t)));
             opened
                 .write(&loc.dir, &loc.path, key, &header, value, self.durable)
                 .map_err(io_error)?;
@@ -348,7 +347,10 @@ impl Inner {
                 return Ok(false);
             };
             // The same version and value with the new expiry, in the other slot.
-            let header = header.with_expiry(Some(deadline_millis(now, ttl)));
+            let header = ValueHeader {
+                expires_at: Some(deadline_millis(now, ttl)),
+                ..header
+            };
             let value = value.to_vec();
             opened
                 .write(&loc.dir, &loc.path, key, &header, &value, self.durable)
@@ -362,7 +364,7 @@ impl Inner {
         &self,
         shard: usize,
         path: PathBuf,
-    ) -> Result<Option<(Header, String)>, DriverError> {
+    ) -> Result<Option<(ValueHeader, String)>, DriverError> {
         let loc = Location {
             shard,
             dir: self.shard_dir(shard),
