@@ -5,7 +5,7 @@ actix-session vs bare axum, same machine, same run, same handlers. Writes BENCHM
 Run through `bash benches/run` (it builds the servers and installs wrk/redis when missing).
 Every server listens on a free loopback port and is stopped afterwards.
 """
-import json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request, platform, datetime
+import json, os, re, shutil, socket, subprocess, sys, tempfile, threading, time, urllib.request, platform, datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -94,7 +94,6 @@ class Redis:
         """Commands sent by clients per request during `run()` (which returns the request
         count), counted with MONITOR: commands run inside scripts show as `[db lua]` there and
         are not counted. A separate short phase, as MONITOR slows Redis down."""
-        import threading
         sock = socket.create_connection(("127.0.0.1", self.port))
         sock.sendall(b"MONITOR\r\n")
         counts = {"sent": 0}

@@ -155,11 +155,7 @@ impl LocalCache {
         match state.tracking {
             Tracking::On => match state.entries.get(key) {
                 Some(c) if c.expires_at.is_none_or(|at| now_ms < at) => Lookup::Hit(c.clone()),
-                _ => Lookup::Miss(Ticket {
-                    epoch: state.epoch,
-                    stripe,
-                    count: state.stripes[stripe],
-                }),
+                _ => Lookup::Miss(Self::ticket_in(&state, stripe)),
             },
             Tracking::Off { retry_at } if retry_at.is_none_or(|at| Instant::now() >= at) => {
                 state.tracking = Tracking::Enabling;
@@ -173,11 +169,15 @@ impl LocalCache {
     pub(crate) fn ticket(&self, key: &[u8]) -> Option<Ticket> {
         let stripe = self.stripe(key);
         let state = self.lock();
-        (state.tracking == Tracking::On).then(|| Ticket {
+        (state.tracking == Tracking::On).then(|| Self::ticket_in(&state, stripe))
+    }
+
+    fn ticket_in(state: &State, stripe: usize) -> Ticket {
+        Ticket {
             epoch: state.epoch,
             stripe,
             count: state.stripes[stripe],
-        })
+        }
     }
 
     /// Keeps `record`, read from Redis for `key`, if nothing invalidated the key since

@@ -597,7 +597,12 @@ impl Driver for RedisDriver {
         let expires_at = ttl.map(|t| deadline_millis(now_millis(), t));
         let blob = encode(version, expires_at, &value);
         let key = self.key(key);
-        let ticket = self.cache.as_ref().and_then(|c| c.ticket(key.as_bytes()));
+        // Only a compare-and-swap write is kept locally (see below), so only it needs a ticket.
+        let cas = matches!(options.mode, WriteMode::IfVersion(_));
+        let ticket = match &self.cache {
+            Some(cache) if cas => cache.ticket(key.as_bytes()),
+            _ => None,
+        };
         let written = match &options.mode {
             WriteMode::IfVersion(expected) => match u64::from_str_radix(expected.as_str(), 16) {
                 Err(_) => Ok(false),
@@ -637,7 +642,6 @@ impl Driver for RedisDriver {
             // written. A plain write ends Redis's tracking of the key for this connection, and
             // a refused or failed one leaves the local copy untrusted: drop it, so that the
             // next read (the session layer's reload after a conflict) goes to Redis.
-            let cas = matches!(options.mode, WriteMode::IfVersion(_));
             let record = (cas && matches!(written, Ok(true))).then(|| Cached {
                 value,
                 version,
