@@ -12,7 +12,11 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 OURS = os.path.join(HERE, "ours", "target", "release", "session-http-bench-ours")
 PEERS = os.path.join(HERE, "peers", "target", "release", "session-http-bench-peers")
 CONNECTIONS, THREADS = 32, 2
-WARMUP, DURATION = int(os.environ.get("BENCH_WARMUP", "2")), int(os.environ.get("BENCH_SECONDS", "5"))
+WARMUP, DURATION = int(os.environ.get("BENCH_WARMUP", "2")), int(os.environ.get("BENCH_SECONDS", "3"))
+# Every app is measured once per round, apps in forward order then in reverse, and the rounds
+# are averaged: the machine's speed drifts over a run, and this keeps the drift from favouring
+# whichever app happened to run in a fast minute.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 SESSIONS = 256
 
 # (app, binary, backend kind, family used for the "best peer" ratio)
@@ -221,6 +225,24 @@ def measure(app, binary, backend_kind, work, redis):
     return rows
 
 
+def combine(rounds):
+    """One app's rounds as one result per scenario: means, the highest RSS, summed counts."""
+    out = {}
+    for key in rounds[0]:
+        rows = [r[key] for r in rounds]
+        merged = dict(rows[0])
+        for field, value in rows[0].items():
+            if field in ("requests", "errors"):
+                merged[field] = sum(r[field] for r in rows)
+            elif field == "rss_mb":
+                merged[field] = max(r[field] for r in rows)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                merged[field] = sum(r[field] for r in rows) / len(rows)
+        merged["rounds_rps"] = [r["rps"] for r in rows]
+        out[key] = merged
+    return out
+
+
 def versions():
     lock = open(os.path.join(HERE, "peers", "Cargo.lock")).read()
     wanted = ["tower-sessions", "tower-sessions-redis-store", "tower-sessions-sqlx-store", "tower-sessions-file-store", "actix-session", "actix-web", "axum", "fred", "sqlx"]
@@ -307,15 +329,16 @@ def report(results, measured):
              "Versions: " + "; ".join(versions()) + ".", "",
              f"Every app serves the same two handlers (`/count` reads an integer from the session, increments and stores it; "
              f"`/read` only reads it), written the way each crate's documentation shows (`benches/http/`). Load: `wrk -t{THREADS} -c{CONNECTIONS}`, "
-             f"{WARMUP} s warm-up then {DURATION} s measured, per scenario; with a cookie, requests cycle through {SESSIONS} real sessions. "
+             f"{WARMUP} s warm-up then {DURATION} s measured, per scenario, in {ROUNDS} rounds (every app once per round, in forward then reverse order, so that the machine's drift during the run does not favour any app; figures are the means of the rounds, RSS the highest); with a cookie, requests cycle through {SESSIONS} real sessions. "
              "`×bare` is the ratio to the bare app of the same framework (axum, or actix-web for the `actix` rows; no sessions) and `×peer` to the best peer on the same kind of backend, both from the same run: "
              "machines here are shared and noisy, so read the ratios, not the absolute numbers. CPU is the server process's user+system time per request; "
              "Redis commands per request: sent by the app (counted with `MONITOR` in a separate 1 s phase, as it slows Redis down) and executed "
-             "(`INFO commandstats` of the measured phase, commands run inside scripts included).", ""]
+             "(`INFO commandstats` of the measured phase, commands run inside scripts included). "
+             "`rounds differ`: how far apart the rounds' req/s were, as a share of the mean (the noise of this run).", ""]
     lines += targets(results)
     for path, with_cookie, title in SCENARIOS:
         key = (path, with_cookie)
-        lines += [f"## {title}", "", "| app | req/s | ×bare | ×peer | p50 ms | p99 ms | CPU µs/req | Redis cmds/req | Redis CPU µs/req | RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"## {title}", "", "| app | req/s | rounds differ | ×bare | ×peer | p50 ms | p99 ms | CPU µs/req | Redis cmds/req | Redis CPU µs/req | RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for app, _, _, family in APPS:
             if app not in results:
                 continue
@@ -325,7 +348,9 @@ def report(results, measured):
             cmds = (f"{fmt(r.get('redis_sent'))} sent, {fmt(r['redis_cmds'])} executed" + (f" ({r['redis_detail']})" if r["redis_detail"] else "")
                     if r["redis_cmds"] is not None else "–")
             bare = results[bare_for(app, results)][key]["rps"]
-            lines.append(f"| {app} | {r['rps']:.0f} | {r['rps'] / bare:.2f} | {fmt(vs_peer)} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:.1f} | {cmds} | {fmt(r['redis_cpu_us'], 1)} | {r['rss_mb']:.0f} |")
+            spread = r.get("rounds_rps", [r["rps"]])
+            differ = f"{(max(spread) - min(spread)) / r['rps'] * 100:.0f}%" if len(spread) > 1 else "–"
+            lines.append(f"| {app} | {r['rps']:.0f} | {differ} | {r['rps'] / bare:.2f} | {fmt(vs_peer)} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:.1f} | {cmds} | {fmt(r['redis_cpu_us'], 1)} | {r['rss_mb']:.0f} |")
         lines.append("")
     lines += extra_sections()
     return "\n".join(lines)
@@ -373,13 +398,14 @@ def main():
     only = sys.argv[1:]
     work = tempfile.mkdtemp(prefix="session-bench-")
     redis = Redis(work)
-    results = {}
+    chosen = [a for a in APPS if not only or a[0] in only or a[0].startswith("bare")]
+    rounds = {a[0]: [] for a in chosen}
     try:
-        for app, binary, backend, _ in APPS:
-            if only and app not in only and not app.startswith("bare"):
-                continue
-            print(f"{app}:", flush=True)
-            results[app] = measure(app, binary, backend, work, redis)
+        for n in range(ROUNDS):
+            for app, binary, backend, _ in chosen if n % 2 == 0 else reversed(chosen):
+                print(f"{app} (round {n + 1} of {ROUNDS}):", flush=True)
+                rounds[app].append(measure(app, binary, backend, work, redis))
+        results = {app: combine(rows) for app, rows in rounds.items()}
     finally:
         redis.stop()
         shutil.rmtree(work, ignore_errors=True)
