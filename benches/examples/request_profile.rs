@@ -1,7 +1,8 @@
-//! Runs `N` `/count` requests through the axum integration in-process (no sockets), for
-//! `valgrind --tool=callgrind`: `cargo build --profile bench -p session-benches --example
+//! Runs `N` `/count` (or `/read`) requests through the axum integration in-process (no sockets),
+//! for `valgrind --tool=callgrind`: `cargo build --profile bench -p session-benches --example
 //! request_profile` then `valgrind --tool=callgrind target/release/examples/request_profile
-//! memory 20000` (apps: bare, memory, cookie).
+//! memory 20000 [count|read]` (apps: bare, memory, cookie). Every request carries the cookie
+//! of the session the first `/count` created.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{sync::Arc, time::Duration};
@@ -19,6 +20,10 @@ struct Counter {
     count: u64,
 }
 
+async fn read(session: Session<Counter>) -> Result<String, SessionFailure> {
+    Ok(session.read(|c| c.count).await?.to_string())
+}
+
 async fn count(session: Session<Counter>) -> Result<String, SessionFailure> {
     Ok(session
         .update(|c| {
@@ -33,8 +38,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let app = args.get(1).map(String::as_str).unwrap_or("memory");
     let n: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let path = match args.get(3).map(String::as_str) {
+        Some("read") => "/read",
+        _ => "/count",
+    };
     let router = if app == "bare" {
-        Router::new().route("/count", get(|| async { "1" }))
+        Router::new()
+            .route("/count", get(|| async { "1" }))
+            .route("/read", get(|| async { "1" }))
     } else {
         let builder = match app {
             "cookie" => SessionStorage::<Counter>::cookie_only(),
@@ -52,6 +63,7 @@ fn main() {
             .unwrap();
         Router::new()
             .route("/count", get(count))
+            .route("/read", get(read))
             .layer(SessionLayer::new(storage))
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -72,7 +84,7 @@ fn main() {
             let response = router
                 .clone()
                 .oneshot(
-                    Request::get("/count")
+                    Request::get(path)
                         .header("cookie", &cookie)
                         .body(Body::empty())
                         .unwrap(),
