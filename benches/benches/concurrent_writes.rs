@@ -79,7 +79,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    // Under target/tmp: the fs and SQLite files on a disk, never a RAM-disk /tmp.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     rt.block_on(async {
         println!("| driver | session writes/s ({WRITERS} writers) | p50 | p99 |");
         println!("|---|---:|---:|---:|");

@@ -131,7 +131,8 @@ fn cookies(c: &mut Criterion) {
 
 fn drivers(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    // Under target/tmp: the fs and SQLite files on a disk, never a RAM-disk /tmp.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     bench_driver(c, &rt, "memory", Arc::new(MemoryDriver::new()));
     bench_driver(
         c,

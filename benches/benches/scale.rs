@@ -1,6 +1,6 @@
 //! How the cost of a request grows with the number of stored sessions, and what one stored
 //! session costs in memory or on disk. Fills each driver with N sessions of ~100 bytes of data
-//! (1k, 100k, 1M; for fs a million files, ~4 GB of 4 KiB blocks in the temporary directory),
+//! (1k, 100k, 1M; for fs a million files, ~4 GB of 4 KiB blocks under `target/tmp`),
 //! then times 2,000 read+update requests on random sessions. Prints a Markdown table.
 //!
 //! `cargo bench -p session-benches --bench scale` (needs `redis-server` and `redis-cli`).
@@ -155,7 +155,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    // Under target/tmp, on the disk the build uses: /tmp can be a RAM disk, too small for a
+    // million fs sessions and not what a file store runs on.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     println!(
         "| driver | stored sessions | read+update p50 | p99 | bytes per stored session | time to fill |"
     );
