@@ -210,7 +210,7 @@ def measure(app, binary, backend_kind, work, redis):
             r["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / r["requests"] * 1e6
             commands = redis.commands() if backend_kind == "redis" else {}
             r["redis_cmds"] = sum(commands.values()) / r["requests"] if backend_kind == "redis" else None
-            r["redis_detail"] = ", ".join(f"{k} {v / r['requests']:.2f}" for k, v in sorted(commands.items()))
+            r["redis_per_command"] = {k: v / r["requests"] for k, v in commands.items()}
             r["redis_cpu_us"] = (redis.cpu() - rcpu0) / r["requests"] * 1e6 if backend_kind == "redis" else None
             r["rss_mb"] = rss_mb(proc.pid)
             if backend_kind == "redis":
@@ -226,7 +226,8 @@ def measure(app, binary, backend_kind, work, redis):
 
 
 def combine(rounds):
-    """One app's rounds as one result per scenario: means, the highest RSS, summed counts."""
+    """One app's rounds as one result per scenario: means (per Redis command too), the highest
+    RSS, summed request and error counts."""
     out = {}
     for key in rounds[0]:
         rows = [r[key] for r in rounds]
@@ -236,6 +237,9 @@ def combine(rounds):
                 merged[field] = sum(r[field] for r in rows)
             elif field == "rss_mb":
                 merged[field] = max(r[field] for r in rows)
+            elif field == "redis_per_command":
+                names = sorted({name for r in rows for name in r[field]})
+                merged[field] = {n: sum(r[field].get(n, 0) for r in rows) / len(rows) for n in names}
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 merged[field] = sum(r[field] for r in rows) / len(rows)
         merged["rounds_rps"] = [r["rps"] for r in rows]
@@ -345,7 +349,8 @@ def report(results, measured):
             r = results[app][key]
             same = [results[p][key]["rps"] for p, _, _, f in APPS if p in peers and f == family and p in results]
             vs_peer = r["rps"] / max(same) if same and app.startswith("ours") else None
-            cmds = (f"{fmt(r.get('redis_sent'))} sent, {fmt(r['redis_cmds'])} executed" + (f" ({r['redis_detail']})" if r["redis_detail"] else "")
+            detail = ", ".join(f"{name} {n:.2f}" for name, n in sorted(r.get("redis_per_command", {}).items()))
+            cmds = (f"{fmt(r.get('redis_sent'))} sent, {fmt(r['redis_cmds'])} executed" + (f" ({detail})" if detail else "")
                     if r["redis_cmds"] is not None else "–")
             bare = results[bare_for(app, results)][key]["rps"]
             spread = r.get("rounds_rps", [r["rps"]])
