@@ -55,13 +55,46 @@ async fn reads_and_own_writes_are_served_locally() {
     a.put("k", Bytes::from_static(b"v1"), PutOptions::new())
         .await
         .unwrap();
-    // A plain write ends Redis's tracking of the key for this connection: read it once.
-    assert_eq!(a.get("k").await.unwrap().unwrap().value, "v1");
+    // A plain write ends Redis's tracking of the key for this connection; its pipelined
+    // read of the version tracks it again, so what it wrote is read locally.
+    assert_eq!(calls(&server, "getrange"), 1);
     let gets = calls(&server, "get");
     for _ in 0..10 {
         assert_eq!(a.get("k").await.unwrap().unwrap().value, "v1");
     }
     assert_eq!(calls(&server, "get"), gets, "answered from the local cache");
+
+    // So is an update-only write, in one round trip of two commands.
+    a.put(
+        "k",
+        Bytes::from_static(b"v1b"),
+        PutOptions::new().mode(WriteMode::UpdateOnly),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.get("k").await.unwrap().unwrap().value, "v1b");
+    assert_eq!(calls(&server, "get"), gets);
+    assert_eq!((calls(&server, "set"), calls(&server, "getrange")), (2, 2));
+    // One that finds no session writes nothing and keeps nothing.
+    let missing = a
+        .put(
+            "gone",
+            Bytes::from_static(b"x"),
+            PutOptions::new().mode(WriteMode::UpdateOnly),
+        )
+        .await;
+    assert!(matches!(missing, Err(DriverError::Conflict)), "{missing:?}");
+    assert!(a.get("gone").await.unwrap().is_none());
+    // A new key (create-only: most new sessions are never read again) is not read back.
+    a.put(
+        "new",
+        Bytes::from_static(b"n"),
+        PutOptions::new().mode(WriteMode::CreateOnly),
+    )
+    .await
+    .unwrap();
+    assert_eq!(calls(&server, "getrange"), 3);
+    let gets = calls(&server, "get");
 
     // A compare-and-swap commit is one command; the record it wrote is then read locally.
     let version = a.get("k").await.unwrap().unwrap().version;
@@ -215,6 +248,50 @@ async fn concurrent_compare_and_swap_from_two_servers_loses_no_update() {
     assert_eq!(stored.trim(), "800", "every increment is in Redis");
     for d in &drivers {
         eventually_reads(d, "n", Some("800")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_plain_writes_from_two_servers_leave_no_stale_local_copy() {
+    // Last-write-wins updates: a driver keeps what it wrote because the pipelined read of the
+    // version tracks the key again, so a later write by the other server invalidates it.
+    // (The version check covers a write landing between the two commands, which one Redis
+    // does not do to a pipeline; without the read-back, this test fails.)
+    let server = RedisServer::start();
+    let drivers = [
+        Arc::new(driver(&server, "s:").await),
+        Arc::new(driver(&server, "s:").await),
+    ];
+    drivers[0]
+        .put("k", Bytes::from_static(b"start"), PutOptions::new())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let d = drivers[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..200 {
+                let mode = if n % 2 == 0 {
+                    WriteMode::Overwrite
+                } else {
+                    WriteMode::UpdateOnly
+                };
+                let value = Bytes::from(format!("task {i} write {n}"));
+                d.put("k", value, PutOptions::new().mode(mode))
+                    .await
+                    .unwrap();
+                d.get("k").await.unwrap().unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stored = server.cli(&["GETRANGE", "s:k", "16", "-1"]);
+    let stored = stored.trim();
+    assert!(stored.starts_with("task "), "{stored}");
+    for d in &drivers {
+        eventually_reads(d, "k", Some(stored)).await;
     }
 }
 

@@ -95,7 +95,9 @@ pub use layers::{CallCounts, CountingDriver};
 pub use periodic::{PeriodicTask, blocking};
 pub use record::{ExpiryPolicy, Lifetime};
 pub use session::Session;
-pub use storage::{DynamicData, SessionData, SessionStorage, SessionStorageBuilder};
+pub use storage::{
+    ConcurrentWrites, DynamicData, SessionData, SessionStorage, SessionStorageBuilder,
+};
 
 /// Re-exported so drivers implement [`Driver`] with the same macro version.
 pub use async_trait::async_trait;

@@ -83,6 +83,43 @@ pub struct SessionStorageBuilder<T> {
     namespace: String,
     clock: Arc<dyn Clock>,
     max_attempts: u32,
+    concurrent_writes: ConcurrentWrites,
+}
+
+/// What a commit does about a change another request committed to the same session since
+/// this one loaded it (two tabs, parallel fetches).
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{ConcurrentWrites, Keyring, SessionStorage};
+/// use session_driver_memory::MemoryDriver;
+///
+/// #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// struct Cart { items: Vec<String> }
+///
+/// let storage = SessionStorage::<Cart>::builder(Arc::new(MemoryDriver::new()))
+///     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
+///     // Plain writes, like most session libraries: cheaper, and a concurrent commit's
+///     // changes to the same session may be overwritten.
+///     .concurrent_writes(ConcurrentWrites::LastWriteWins)
+///     .build()?;
+/// # Ok::<(), session_core::SessionError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ConcurrentWrites {
+    /// Compare-and-swap, where the driver has it: a commit that meets a concurrent change
+    /// reloads the session and applies its own changes again, key by key, so that neither
+    /// request's changes are lost (the default). On a driver without compare-and-swap this
+    /// is [`ConcurrentWrites::LastWriteWins`].
+    #[default]
+    Merge,
+    /// Plain writes: a commit replaces the whole stored session, so the changes a concurrent
+    /// request committed since this one loaded it are lost (what tower-sessions and
+    /// actix-session do). A session destroyed meanwhile stays destroyed where the driver can
+    /// write only existing keys. Cheaper where compare-and-swap costs more than a write: on
+    /// Redis it is a script (about 3 µs of Redis time per commit against 0.3 µs for `SET`).
+    LastWriteWins,
 }
 
 impl<T: SessionData + Default> SessionStorage<T> {
@@ -122,6 +159,7 @@ impl<T: SessionData> SessionStorage<T> {
             namespace: "session:".into(),
             clock: Arc::new(SystemClock),
             max_attempts: 8,
+            concurrent_writes: ConcurrentWrites::default(),
         }
     }
 
@@ -268,6 +306,13 @@ impl<T: SessionData> SessionStorageBuilder<T> {
         self
     }
 
+    /// Merge concurrent commits to one session (the default) or let the last one win: see
+    /// [`ConcurrentWrites`].
+    pub fn concurrent_writes(mut self, policy: ConcurrentWrites) -> Self {
+        self.concurrent_writes = policy;
+        self
+    }
+
     /// Validates the configuration and builds the storage.
     pub fn build(self) -> Result<SessionStorage<T>, SessionError> {
         let keyring = self.keyring.ok_or_else(|| {
@@ -298,7 +343,7 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                     caps.max_key_len
                 )));
             }
-            if caps.last_write_wins() {
+            if caps.last_write_wins() && self.concurrent_writes == ConcurrentWrites::Merge {
                 tracing::info!(
                     driver = driver.name(),
                     "driver has no compare-and-swap: concurrent commits to one session are last-write-wins"
@@ -315,6 +360,7 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                 clock: self.clock,
                 defaults,
                 max_attempts: self.max_attempts,
+                concurrent_writes: self.concurrent_writes,
                 _data: PhantomData,
             }),
         })
@@ -331,6 +377,7 @@ pub(crate) struct Shared<T> {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) defaults: Map<String, Value>,
     pub(crate) max_attempts: u32,
+    pub(crate) concurrent_writes: ConcurrentWrites,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -585,7 +632,8 @@ impl<T: SessionData> Shared<T> {
             let mut record = stored.record.clone();
             self.apply(&mut record, changes, now);
             let bytes = Bytes::from(record.encode().map_err(SessionError::Serialize)?);
-            let mode = if caps.compare_and_swap {
+            let mode = if caps.compare_and_swap && self.concurrent_writes == ConcurrentWrites::Merge
+            {
                 WriteMode::IfVersion(stored.version.clone())
             } else if caps.update_only {
                 WriteMode::UpdateOnly

@@ -5,8 +5,8 @@ use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use session_core::{
-    CallCounts, CookieOptions, CountingDriver, Driver, DynamicData, ExpiryPolicy, Key, Keyring,
-    Lifetime, ManualClock, SessionError, SessionStorage, SetCookie,
+    CallCounts, ConcurrentWrites, CookieOptions, CountingDriver, Driver, DynamicData, ExpiryPolicy,
+    Key, Keyring, Lifetime, ManualClock, SessionError, SessionStorage, SetCookie,
 };
 use session_driver_fs::FsDriver;
 use session_driver_memory::MemoryDriver;
@@ -811,6 +811,50 @@ async fn overlapping_requests_on_fs() {
     let dir = tempfile::tempdir().unwrap();
     overlapping_requests_both_survive(Arc::new(FsDriver::builder(dir.path()).build().unwrap()))
         .await;
+}
+
+#[tokio::test]
+async fn last_write_wins_overwrites_a_concurrent_commit_but_not_a_destroy() {
+    let driver = Arc::new(CountingDriver::new(MemoryDriver::new()));
+    let storage = SessionStorage::<Data>::builder(driver.clone())
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .concurrent_writes(ConcurrentWrites::LastWriteWins)
+        .build()
+        .unwrap();
+    let s = storage.get_session(None);
+    s.update(|d| d.user = Some("ada".into())).await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+
+    // Two overlapping requests: each commit is one plain write, no reload; the later one
+    // replaces the whole record, so the first one's change is gone.
+    let before = driver.counts();
+    let (r1, r2) = (storage.get_session(Some(&c)), storage.get_session(Some(&c)));
+    r1.update(|d| d.count += 1).await.unwrap();
+    r2.update(|d| d.cart.push("apple".into())).await.unwrap();
+    storage.commit_session(&r1).await.unwrap();
+    storage.commit_session(&r2).await.unwrap();
+    let counts = driver.counts();
+    assert_eq!((counts.get - before.get, counts.put - before.put), (2, 2));
+    let data = storage.get_session(Some(&c)).data().await.unwrap();
+    assert_eq!(
+        data,
+        Data {
+            count: 0,
+            user: Some("ada".into()),
+            cart: vec!["apple".into()]
+        }
+    );
+
+    // A session destroyed meanwhile is not written back by a late commit (update-only).
+    let (late, ender) = (storage.get_session(Some(&c)), storage.get_session(Some(&c)));
+    late.update(|d| d.count += 1).await.unwrap();
+    storage.destroy_session(&ender).await.unwrap();
+    let set = storage.commit_session(&late).await.unwrap();
+    assert!(
+        set.is_some_and(|s| s.is_removal()),
+        "the browser's cookie is cleared"
+    );
+    assert!(storage.get_session(Some(&c)).is_new().await.unwrap());
 }
 
 // ---- Failures ----

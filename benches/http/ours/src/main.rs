@@ -1,7 +1,9 @@
 //! `session-http-bench-ours <app> <addr> [backend]`: bare axum (the ceiling) or this project's
 //! axum integration on one driver, with the benchmark handlers; or the same on actix-web.
-//! Apps: bare, ours-memory, ours-redis, ours-sqlite, ours-fs, ours-cookie; bare-actix,
-//! ours-actix-cookie, ours-actix-redis (framework-matched against actix-session).
+//! Apps: bare, ours-memory, ours-redis, ours-redis-lww (last write wins, the peers'
+//! guarantee, instead of merging concurrent commits), ours-sqlite, ours-fs, ours-cookie; bare-actix,
+//! ours-actix-cookie, ours-actix-redis, ours-actix-redis-lww (framework-matched against
+//! actix-session).
 //!
 //! Handlers (identical in every app): `GET /count` reads the integer `count` from the session,
 //! increments it and stores it; `GET /read` only reads it.
@@ -67,6 +69,10 @@ fn actix_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> 
             "bare-actix" => None,
             "ours-actix-cookie" => Some(storage(SessionStorage::<Counter>::cookie_only())?),
             "ours-actix-redis" => Some(storage(SessionStorage::builder(session_kit::open(&backend).await?))?),
+            "ours-actix-redis-lww" => Some(storage(
+                SessionStorage::builder(session_kit::open(&backend).await?)
+                    .concurrent_writes(session_kit::ConcurrentWrites::LastWriteWins),
+            )?),
             other => return Err(format!("unknown app {other}").into()),
         };
         let server = match storage {
@@ -98,6 +104,8 @@ async fn axum_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), F
             "ours-cookie" => SessionStorage::<Counter>::cookie_only(),
             "ours-memory" => SessionStorage::builder(session_kit::open("memory:?capacity=200000").await?),
             "ours-redis" => SessionStorage::builder(session_kit::open(&backend).await?),
+            "ours-redis-lww" => SessionStorage::builder(session_kit::open(&backend).await?)
+                .concurrent_writes(session_kit::ConcurrentWrites::LastWriteWins),
             "ours-sqlite" => SessionStorage::builder(session_kit::open(&format!("sqlite:{backend}")).await?),
             "ours-fs" => SessionStorage::builder(session_kit::open(&format!("fs:{backend}")).await?),
             other => return Err(format!("unknown app {other}").into()),
