@@ -179,8 +179,8 @@ impl CookieOptions {
 
     /// Every value of our cookie in a `Cookie` request header (there may be several, for
     /// example with different paths), skipping oversized ones.
-    pub(crate) fn values_in<'h>(&self, header: &'h str) -> impl Iterator<Item = &'h str> {
-        let name = self.name.clone();
+    pub(crate) fn values_in<'a>(&'a self, header: &'a str) -> impl Iterator<Item = &'a str> {
+        let name = self.name.as_str();
         Cookie::split_parse(header)
             .filter_map(Result::ok)
             .filter(move |c| c.name() == name)

@@ -9,10 +9,7 @@
 //! The key id is a hash of the derived sealing key, so opening tries only the matching key;
 //! the cookie name is the associated data, so a sealed value cannot be moved to another cookie.
 
-use aes_gcm_siv::{
-    Aes256GcmSiv, KeyInit, Nonce,
-    aead::{Aead, Payload},
-};
+use aes_gcm_siv::{Aes256GcmSiv, KeyInit, Nonce, Tag, aead::AeadInPlace};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -73,38 +70,42 @@ pub(crate) fn seal(
     id: &SessionId,
     record: &Record,
 ) -> Result<String, SessionError> {
-    let plaintext = Zeroizing::new(
-        serde_json::to_vec(&SealedRef {
+    // One buffer: key id, nonce, then the JSON encrypted in place and the tag; zeroed when
+    // dropped, since it holds the plaintext until it is encrypted.
+    let mut sealed = Zeroizing::new(Vec::with_capacity(256));
+    sealed.extend_from_slice(&key.kid);
+    sealed.extend_from_slice(&[0; NONCE]);
+    serde_json::to_writer(
+        &mut *sealed,
+        &SealedRef {
             id: id.expose(),
             record,
-        })
-        .map_err(SessionError::Serialize)?,
-    );
-    seal_bytes(key, cookie_name, &plaintext)
+        },
+    )
+    .map_err(SessionError::Serialize)?;
+    seal_in_place(key, cookie_name, &mut sealed)
 }
 
-/// Encrypts `plaintext` into a cookie value (key id, nonce, ciphertext; base64url).
-fn seal_bytes(key: &SealKey, cookie_name: &str, plaintext: &[u8]) -> Result<String, SessionError> {
+/// Encrypts `buffer[KID + NONCE..]` in place and encodes the whole buffer (key id, nonce,
+/// ciphertext, tag) as a cookie value.
+fn seal_in_place(
+    key: &SealKey,
+    cookie_name: &str,
+    buffer: &mut Vec<u8>,
+) -> Result<String, SessionError> {
     // A nonce from the thread's CSPRNG rather than a system call per cookie (a quarter of a
     // seal's cost in a profile). GCM-SIV needs distinct nonces, not secret ones, and even a
     // repeat (say, two forked processes sharing the generator's state until it reseeds) would
     // only show that two sealed values are equal.
     let nonce: [u8; NONCE] = rand::random();
-    let ciphertext = key
+    let (header, plaintext) = buffer.split_at_mut(KID + NONCE);
+    header[KID..].copy_from_slice(&nonce);
+    let tag = key
         .cipher
-        .encrypt(
-            &Nonce::from(nonce),
-            Payload {
-                msg: plaintext,
-                aad: cookie_name.as_bytes(),
-            },
-        )
+        .encrypt_in_place_detached(&Nonce::from(nonce), cookie_name.as_bytes(), plaintext)
         .map_err(|_| SessionError::Config("sealing the session failed".into()))?;
-    let mut out = Vec::with_capacity(KID + NONCE + ciphertext.len());
-    out.extend_from_slice(&key.kid);
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&ciphertext);
-    Ok(URL_SAFE_NO_PAD.encode(out))
+    buffer.extend_from_slice(&tag);
+    Ok(URL_SAFE_NO_PAD.encode(buffer))
 }
 
 /// Opens a sealed cookie value: the id, the record and the index of the key that opened it.
@@ -114,35 +115,30 @@ pub(crate) fn open(
     cookie_name: &str,
     value: &str,
 ) -> Option<(SessionId, Record, usize)> {
-    let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
+    let mut bytes = Zeroizing::new(URL_SAFE_NO_PAD.decode(value).ok()?);
     if bytes.len() < KID + NONCE + TAG {
         return None;
     }
-    let (kid, rest) = bytes.split_at(KID);
-    let (nonce, ciphertext) = rest.split_at(NONCE);
-    let nonce: [u8; NONCE] = nonce.try_into().ok()?;
-    let nonce = Nonce::from(nonce);
-    keys.iter()
-        .enumerate()
-        .filter(|(_, k)| k.kid == kid)
-        .find_map(|(index, key)| {
-            let plaintext = Zeroizing::new(
-                key.cipher
-                    .decrypt(
-                        &nonce,
-                        Payload {
-                            msg: ciphertext,
-                            aad: cookie_name.as_bytes(),
-                        },
-                    )
-                    .ok()?,
-            );
-            let sealed: Sealed = serde_json::from_slice(&plaintext).ok()?;
-            if !crate::record::readable_format(sealed.record.format) {
-                return None;
-            }
-            Some((SessionId::parse(&sealed.id)?, sealed.record, index))
-        })
+    let (header, rest) = bytes.split_at_mut(KID + NONCE);
+    let (kid, nonce) = header.split_at(KID);
+    let nonce = Nonce::from(<[u8; NONCE]>::try_from(nonce).ok()?);
+    let (message, tag) = rest.split_at_mut(rest.len() - TAG);
+    let tag = Tag::from(<[u8; TAG]>::try_from(&*tag).ok()?);
+    // Decrypted in place; a failed check restores the ciphertext (aes-gcm-siv re-encrypts
+    // it), so another key with the same id can be tried. The buffer is zeroed when dropped.
+    let index = keys.iter().enumerate().find_map(|(index, key)| {
+        (key.kid == kid
+            && key
+                .cipher
+                .decrypt_in_place_detached(&nonce, cookie_name.as_bytes(), message, &tag)
+                .is_ok())
+        .then_some(index)
+    })?;
+    let sealed: Sealed = serde_json::from_slice(message).ok()?;
+    if !crate::record::readable_format(sealed.record.format) {
+        return None;
+    }
+    Some((SessionId::parse(&sealed.id)?, sealed.record, index))
 }
 
 #[cfg(test)]
@@ -167,6 +163,29 @@ mod tests {
             absolute_deadline: Some(3),
             lifetime: None,
         }
+    }
+
+    fn seal_bytes(
+        key: &SealKey,
+        cookie_name: &str,
+        plaintext: &[u8],
+    ) -> Result<String, SessionError> {
+        let mut buffer = [&key.kid[..], &[0; NONCE], plaintext].concat();
+        seal_in_place(key, cookie_name, &mut buffer)
+    }
+
+    #[test]
+    fn keys_sharing_an_id_are_each_tried() {
+        // A failed check restores the ciphertext, so the next key with the same id still
+        // opens what it sealed.
+        let first = key("first secret that is 32 bytes long!");
+        let mut second = key("second secret that is 32 bytes long");
+        second.kid = first.kid;
+        let id = SessionId::generate().unwrap();
+        let value = seal(&second, "sid", &id, &record()).unwrap();
+        let (got_id, got, index) = open(&[first.clone(), second], "sid", &value).unwrap();
+        assert_eq!((got_id, got, index), (id, record(), 1));
+        assert!(open(&[first], "sid", &value).is_none());
     }
 
     #[test]

@@ -229,15 +229,10 @@ impl<T: SessionData> SessionStorage<T> {
         let shared = &self.shared;
         if let Backend::Cookie = shared.backend {
             // Opened lazily, on first use: an untouched request pays no decryption.
-            let values: Vec<String> = headers
-                .flat_map(|h| {
-                    shared
-                        .cookie
-                        .values_in(h)
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let mut values: Vec<String> = Vec::new();
+            for header in headers {
+                values.extend(shared.cookie.values_in(header).map(str::to_owned));
+            }
             return if values.is_empty() {
                 Incoming::Absent
             } else {
