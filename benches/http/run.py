@@ -352,7 +352,9 @@ def report(results, measured):
              "Versions: " + "; ".join(versions()) + ".", "",
              f"Every app serves the same two handlers (`/count` reads an integer from the session, increments and stores it; "
              f"`/read` only reads it), written the way each crate's documentation shows (`benches/http/`). Load: `wrk -t{THREADS} -c{CONNECTIONS}`, "
-             f"{WARMUP} s warm-up then {DURATION} s measured, per scenario, in {ROUNDS} rounds (every app once per round, in forward then reverse order, so that the machine's drift during the run does not favour any app; figures are the means of the rounds, RSS the highest); with a cookie, requests cycle through {SESSIONS} real sessions. "
+             f"{WARMUP} s warm-up then {DURATION} s measured, per scenario, in {ROUNDS} rounds (every app once per round, in forward then reverse order, so that the machine's drift during the run does not favour any app; figures are the means of the rounds, RSS the highest); with a cookie, requests cycle through {SESSIONS} real sessions (each wrk thread through its own share, so no two threads hit one session in step). "
+             "Apps ending in `-lww` are ours with `ConcurrentWrites::LastWriteWins`: plain writes, the guarantee the peers give (a commit overwrites "
+             "what a concurrent request to the same session committed); ours without it merges concurrent commits by compare-and-swap, on Redis a Lua script. "
              "`×bare` is the ratio to the bare app of the same framework (axum, or actix-web for the `actix` rows; no sessions) and `×peer` to the best peer on the same kind of backend, both from the same run: "
              "machines here are shared and noisy, so read the ratios, not the absolute numbers. CPU is the server process's user+system time per request; "
              "Redis commands per request: sent by the app (counted with `MONITOR` in a separate 1 s phase, as it slows Redis down) and executed "
