@@ -331,6 +331,18 @@ impl RedisDriver {
         format!("{}{key}", self.prefix)
     }
 
+    /// Awaits `run` for at most the command timeout.
+    async fn bounded<T>(
+        &self,
+        what: &'static str,
+        run: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, DriverError> {
+        tokio::time::timeout(self.timeout, run)
+            .await
+            .map_err(|_| DriverError::timeout(what, self.timeout))?
+            .map_err(|e| redis_error(&e))
+    }
+
     /// Runs a command, bounded by the command timeout.
     async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, DriverError> {
         let mut connection = self.connection.clone();
@@ -341,10 +353,7 @@ impl RedisDriver {
                 Connection::Cluster(c) => cmd.query_async(c).await,
             }
         };
-        tokio::time::timeout(self.timeout, run)
-            .await
-            .map_err(|_| DriverError::timeout("Redis command", self.timeout))?
-            .map_err(|e| redis_error(&e))
+        self.bounded("Redis command", run).await
     }
 
     /// Runs a pipeline (one round trip), bounded by the command timeout.
@@ -360,10 +369,7 @@ impl RedisDriver {
                 Connection::Cluster(c) => pipe.query_async(c).await,
             }
         };
-        tokio::time::timeout(self.timeout, run)
-            .await
-            .map_err(|_| DriverError::timeout("Redis pipeline", self.timeout))?
-            .map_err(|e| redis_error(&e))
+        self.bounded("Redis pipeline", run).await
     }
 
     /// Runs a script, bounded by the command timeout.
@@ -385,10 +391,7 @@ impl RedisDriver {
                 Connection::Cluster(c) => invocation.invoke_async(c).await,
             }
         };
-        tokio::time::timeout(self.timeout, run)
-            .await
-            .map_err(|_| DriverError::timeout("Redis script", self.timeout))?
-            .map_err(|e| redis_error(&e))
+        self.bounded("Redis script", run).await
     }
 
     /// Every key matching `pattern` on one node (a full `SCAN`), into `out`.
