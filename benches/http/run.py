@@ -287,38 +287,31 @@ def targets(results):
         return results[app][(path, cookie)][field]
 
     rows = []
-    for path in ("/count", "/read"):
-        best = max(rps("tower-redis", path), rps("actix-redis", path))
-        ratio = rps("ours-redis", path) / best
-        rows.append((f"Redis `{path}` ≥ 1.2× the faster peer", f"{ratio:.2f}×", ratio >= 1.2))
-        peer_sent = min(r("tower-redis", path, "redis_sent"), r("actix-redis", path, "redis_sent"))
-        peer_cmds = min(r("tower-redis", path, "redis_cmds"), r("actix-redis", path, "redis_cmds"))
-        ours_sent, ours_cmds = r("ours-redis", path, "redis_sent"), r("ours-redis", path, "redis_cmds")
-        rows.append((f"Redis `{path}`: no more commands sent than the peers",
-                     f"{ours_sent:.2f} vs {peer_sent:.2f} sent ({ours_cmds:.2f} vs {peer_cmds:.2f} executed, script-inner commands included)",
-                     ours_sent <= peer_sent + 0.01))
-        peer_cpu = min(r("tower-redis", path, "cpu_us"), r("actix-redis", path, "cpu_us"))
-        rows.append((f"Redis `{path}`: less server CPU per request", f"{r('ours-redis', path, 'cpu_us'):.1f} vs {peer_cpu:.1f} µs", r("ours-redis", path, "cpu_us") < peer_cpu))
-    if "ours-redis-lww" in results:
-        # The peers overwrite concurrent commits; ours merges them by default (a compare-and-swap
-        # script, costlier for Redis than a SET). With last-write-wins, the same guarantee:
-        path = "/count"
-        best = max(rps("tower-redis", path), rps("actix-redis", path))
-        ratio = rps("ours-redis-lww", path) / best
-        rows.append((f"Redis `{path}` with last-write-wins commits (the peers' guarantee) ≥ 1.2× the faster peer", f"{ratio:.2f}×", ratio >= 1.2))
-        peer_sent = min(r("tower-redis", path, "redis_sent"), r("actix-redis", path, "redis_sent"))
-        ours_sent, ours_cmds = r("ours-redis-lww", path, "redis_sent"), r("ours-redis-lww", path, "redis_cmds")
-        rows.append((f"Redis `{path}` with last-write-wins commits: no more commands sent than the peers",
-                     f"{ours_sent:.2f} vs {peer_sent:.2f} sent", ours_sent <= peer_sent + 0.01))
-        peer_cpu = min(r("tower-redis", path, "cpu_us"), r("actix-redis", path, "cpu_us"))
-        rows.append((f"Redis `{path}` with last-write-wins commits: less server CPU per request", f"{r('ours-redis-lww', path, 'cpu_us'):.1f} vs {peer_cpu:.1f} µs", r("ours-redis-lww", path, "cpu_us") < peer_cpu))
-    if "ours-actix-redis" in results:
-        for path in ("/count", "/read"):
-            ratio = rps("ours-actix-redis", path) / rps("actix-redis", path)
-            rows.append((f"Redis `{path}` on actix-web ≥ 1.2× actix-session (same framework)", f"{ratio:.2f}×", ratio >= 1.2))
-    if "ours-actix-redis-lww" in results:
-        ratio = rps("ours-actix-redis-lww", "/count") / rps("actix-redis", "/count")
-        rows.append(("Redis `/count` on actix-web with last-write-wins commits ≥ 1.2× actix-session (same framework, same guarantee)", f"{ratio:.2f}×", ratio >= 1.2))
+    # The peers overwrite concurrent commits; ours merges them by default (a compare-and-swap
+    # script, costlier for Redis than a SET). The -lww apps give the peers' guarantee, for
+    # `/count` (a `/read` writes nothing, so it is the same app there).
+    redis_apps = [("ours-redis", "", ("/count", "/read")),
+                  ("ours-redis-lww", " with last-write-wins commits (the peers' guarantee)", ("/count",))]
+    for app, how, paths in redis_apps:
+        if app not in results:
+            continue
+        for path in paths:
+            best = max(rps("tower-redis", path), rps("actix-redis", path))
+            ratio = rps(app, path) / best
+            rows.append((f"Redis `{path}`{how} ≥ 1.2× the faster peer", f"{ratio:.2f}×", ratio >= 1.2))
+            peer_sent = min(r("tower-redis", path, "redis_sent"), r("actix-redis", path, "redis_sent"))
+            peer_cmds = min(r("tower-redis", path, "redis_cmds"), r("actix-redis", path, "redis_cmds"))
+            ours_sent, ours_cmds = r(app, path, "redis_sent"), r(app, path, "redis_cmds")
+            rows.append((f"Redis `{path}`{how}: no more commands sent than the peers",
+                         f"{ours_sent:.2f} vs {peer_sent:.2f} sent ({ours_cmds:.2f} vs {peer_cmds:.2f} executed, script-inner commands included)",
+                         ours_sent <= peer_sent + 0.01))
+            peer_cpu = min(r("tower-redis", path, "cpu_us"), r("actix-redis", path, "cpu_us"))
+            rows.append((f"Redis `{path}`{how}: less server CPU per request", f"{r(app, path, 'cpu_us'):.1f} vs {peer_cpu:.1f} µs", r(app, path, "cpu_us") < peer_cpu))
+    for app, how, paths in [("ours-actix-redis", "", ("/count", "/read")),
+                            ("ours-actix-redis-lww", " with last-write-wins commits", ("/count",))]:
+        for path in paths if app in results else ():
+            ratio = rps(app, path) / rps("actix-redis", path)
+            rows.append((f"Redis `{path}` on actix-web{how} ≥ 1.2× actix-session (same framework)", f"{ratio:.2f}×", ratio >= 1.2))
     ratio = rps("ours-sqlite", "/count") / rps("tower-sqlite", "/count")
     rows.append(("SQLite `/count` ≥ 20× tower-sessions' sqlx store", f"{ratio:.1f}×", ratio >= 20))
     p99 = r("ours-sqlite", "/count", "p99")
@@ -346,13 +339,15 @@ def targets(results):
 
 def report(results, measured):
     peers = [a for a, *_ in APPS if a.startswith(("tower", "actix"))]
+    # From the results, not the environment: `--report-only` may run with another BENCH_ROUNDS.
+    rounds = max(len(row.get("rounds_rps", [None])) for rows in results.values() for row in rows.values())
     lines = ["# Benchmarks", "",
              f"Measured {measured} UTC on {machine()}, "
              f"server, backend and `wrk` sharing the cores. Rewritten by `bash benches/run`.", "",
              "Versions: " + "; ".join(versions()) + ".", "",
              f"Every app serves the same two handlers (`/count` reads an integer from the session, increments and stores it; "
              f"`/read` only reads it), written the way each crate's documentation shows (`benches/http/`). Load: `wrk -t{THREADS} -c{CONNECTIONS}`, "
-             f"{WARMUP} s warm-up then {DURATION} s measured, per scenario, in {ROUNDS} rounds (every app once per round, in forward then reverse order, so that the machine's drift during the run does not favour any app; figures are the means of the rounds, RSS the highest); with a cookie, requests cycle through {SESSIONS} real sessions (each wrk thread through its own share, so no two threads hit one session in step). "
+             f"{WARMUP} s warm-up then {DURATION} s measured, per scenario, in {rounds} rounds (every app once per round, in forward then reverse order, so that the machine's drift during the run does not favour any app; figures are the means of the rounds, RSS the highest); with a cookie, requests cycle through {SESSIONS} real sessions (each wrk thread through its own share, so no two threads hit one session in step). "
              "Apps ending in `-lww` are ours with `ConcurrentWrites::LastWriteWins`: plain writes, the guarantee the peers give (a commit overwrites "
              "what a concurrent request to the same session committed); ours without it merges concurrent commits by compare-and-swap, on Redis a Lua script. "
              "`×bare` is the ratio to the bare app of the same framework (axum, or actix-web for the `actix` rows; no sessions) and `×peer` to the best peer on the same kind of backend, both from the same run: "

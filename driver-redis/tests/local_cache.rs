@@ -31,6 +31,23 @@ fn calls(server: &RedisServer, command: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Two drivers on one Redis (two app servers), `key` written with `value` by the first.
+async fn two_app_servers(
+    server: &RedisServer,
+    key: &str,
+    value: &'static str,
+) -> [Arc<RedisDriver>; 2] {
+    let drivers = [
+        Arc::new(driver(server, "s:").await),
+        Arc::new(driver(server, "s:").await),
+    ];
+    drivers[0]
+        .put(key, Bytes::from_static(value.as_bytes()), PutOptions::new())
+        .await
+        .unwrap();
+    drivers
+}
+
 /// Waits until `driver` reads `expected` for `key` (invalidations arrive asynchronously).
 async fn eventually_reads(driver: &RedisDriver, key: &str, expected: Option<&str>) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -203,14 +220,7 @@ async fn changes_by_other_clients_invalidate_the_local_copy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_compare_and_swap_from_two_servers_loses_no_update() {
     let server = RedisServer::start();
-    let drivers = [
-        Arc::new(driver(&server, "s:").await),
-        Arc::new(driver(&server, "s:").await),
-    ];
-    drivers[0]
-        .put("n", Bytes::from_static(b"0"), PutOptions::new())
-        .await
-        .unwrap();
+    let drivers = two_app_servers(&server, "n", "0").await;
     let mut tasks = Vec::new();
     for i in 0..8 {
         let d = drivers[i % 2].clone();
@@ -258,14 +268,7 @@ async fn racing_plain_writes_from_two_servers_leave_no_stale_local_copy() {
     // (The version check covers a write landing between the two commands, which one Redis
     // does not do to a pipeline; without the read-back, this test fails.)
     let server = RedisServer::start();
-    let drivers = [
-        Arc::new(driver(&server, "s:").await),
-        Arc::new(driver(&server, "s:").await),
-    ];
-    drivers[0]
-        .put("k", Bytes::from_static(b"start"), PutOptions::new())
-        .await
-        .unwrap();
+    let drivers = two_app_servers(&server, "k", "start").await;
     let mut tasks = Vec::new();
     for i in 0..8 {
         let d = drivers[i % 2].clone();
