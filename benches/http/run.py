@@ -47,6 +47,11 @@ SCENARIOS = [
     ("/read", False, "`/read` as a new visitor each request (no cookie, nothing to store)"),
 ]
 TICK = os.sysconf("SC_CLK_TCK")
+# The apps without I/O, also called in-process (no sockets, one thread): the framework's and
+# the session layer's CPU cost alone, which the load test buries under the kernel's and wrk's.
+IN_PROCESS = [("bare", OURS), ("ours-memory", OURS), ("ours-cookie", OURS), ("tower-memory", PEERS),
+              ("bare-actix", OURS), ("ours-actix-cookie", OURS), ("actix-cookie", PEERS)]
+IN_PROCESS_REQUESTS = int(os.environ.get("BENCH_IN_PROCESS_REQUESTS", "100000"))
 
 
 def free_port():
@@ -228,6 +233,46 @@ def measure(app, binary, backend_kind, work, redis):
     return rows
 
 
+def in_process(apps):
+    """ns per request of each app called in-process: {app: {"/count": ns, "/read": ns}}."""
+    out = {}
+    for app, binary in IN_PROCESS:
+        if app not in apps:
+            continue
+        line = subprocess.run([binary, "--in-process", app, str(IN_PROCESS_REQUESTS)], capture_output=True, text=True, check=True).stdout
+        out[app] = json.loads(line)
+        print(f"  in-process {app:<18} /count {out[app]['/count']:7.0f} ns  /read {out[app]['/read']:7.0f} ns", flush=True)
+    return out
+
+
+def in_process_section(timings):
+    """The in-process table: each app's ns per request and what the session layer adds to the
+    bare app of its framework, against the peer's addition."""
+    if not timings:
+        return []
+    peer_of = {"ours-memory": "tower-memory", "ours-cookie": "actix-cookie", "ours-actix-cookie": "actix-cookie"}
+    lines = ["## In-process: the session layer's CPU cost (no sockets)", "",
+             f"Each app's service called directly on one thread (`--in-process`, `benches/http/in_process.rs`): {IN_PROCESS_REQUESTS} requests per path "
+             f"cycling through {SESSIONS} sessions, the fastest of 5 repetitions. No kernel, no `wrk`: what the framework and the session layer cost "
+             "in CPU. `added` is the time over the bare app of the same framework (the session layer's cost); `×peer` is the peer's added time "
+             "divided by ours (above 1: ours costs less), the peer being tower-sessions' memory store for the memory app and actix-session's "
+             "cookie store for the cookie apps (an actix-web app, so its added time is taken over bare actix-web).", "",
+             "| app | `/count` ns | added | ×peer | `/read` ns | added | ×peer |", "|---|---:|---:|---:|---:|---:|---:|"]
+    def added(app, path):
+        bare = "bare-actix" if "actix" in app else "bare"
+        return timings[app][path] - timings[bare][path] if bare in timings else None
+    for app, _ in IN_PROCESS:
+        if app not in timings:
+            continue
+        cells = []
+        for path in ("/count", "/read"):
+            mine, peer = added(app, path), peer_of.get(app)
+            ratio = added(peer, path) / mine if peer in timings and mine and not app.startswith("bare") else None
+            cells += [f"{timings[app][path]:.0f}", "–" if app.startswith("bare") or mine is None else f"{mine:.0f}", fmt(ratio)]
+        lines.append(f"| {app} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def combine(rounds):
     """One app's rounds as one result per scenario: means (per Redis command too), the highest
     RSS, summed request and error counts."""
@@ -337,7 +382,7 @@ def targets(results):
     return lines + [""]
 
 
-def report(results, measured):
+def report(results, measured, timings):
     peers = [a for a, *_ in APPS if a.startswith(("tower", "actix"))]
     # From the results, not the environment: `--report-only` may run with another BENCH_ROUNDS.
     rounds = max(len(row.get("rounds_rps", [None])) for rows in results.values() for row in rows.values())
@@ -373,6 +418,7 @@ def report(results, measured):
             differ = f"{(max(spread) - min(spread)) / r['rps'] * 100:.0f}%" if len(spread) > 1 else "–"
             lines.append(f"| {app} | {r['rps']:.0f} | {differ} | {r['rps'] / bare:.2f} | {fmt(vs_peer)} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:.1f} | {cmds} | {fmt(r['redis_cpu_us'], 1)} | {r['rss_mb']:.0f} |")
         lines.append("")
+    lines += in_process_section(timings)
     lines += extra_sections()
     return "\n".join(lines)
 
@@ -405,7 +451,8 @@ def extra_sections():
 def load_saved():
     saved = json.load(open(os.path.join(ROOT, "target", "http-bench.json")))
     measured = saved.pop("_measured", "an earlier run")
-    return {app: {(k.split()[0], k.split()[1] == "cookie"): v for k, v in rows.items()} for app, rows in saved.items()}, measured
+    timings = saved.pop("_in_process", {})
+    return {app: {(k.split()[0], k.split()[1] == "cookie"): v for k, v in rows.items()} for app, rows in saved.items()}, measured, timings
 
 
 def main():
@@ -427,18 +474,21 @@ def main():
                 print(f"{app} (round {n + 1} of {ROUNDS}):", flush=True)
                 rounds[app].append(measure(app, binary, backend, work, redis))
         results = {app: combine(rows) for app, rows in rounds.items()}
+        print("in-process:", flush=True)
+        timings = in_process([a[0] for a in chosen])
     finally:
         redis.stop()
         shutil.rmtree(work, ignore_errors=True)
     measured = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"
     saved = {a: {f"{p} {'cookie' if c else 'new'}": r for (p, c), r in rows.items()} for a, rows in results.items()}
     saved["_measured"] = measured
+    saved["_in_process"] = timings
     if only:
         # A partial run (named apps only) is for a quick look: it leaves the saved full run alone.
         json.dump(saved, open(os.path.join(ROOT, "target", "http-bench-partial.json"), "w"), indent=1)
         return
     json.dump(saved, open(os.path.join(ROOT, "target", "http-bench.json"), "w"), indent=1)
-    open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write(report(results, measured) + "\n")
+    open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write(report(results, measured, timings) + "\n")
     print("BENCHMARKS.md rewritten")
 
 

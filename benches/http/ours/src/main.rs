@@ -4,6 +4,9 @@
 //! guarantee, instead of merging concurrent commits), ours-sqlite, ours-fs, ours-cookie; bare-actix,
 //! ours-actix-cookie, ours-actix-redis, ours-actix-redis-lww (framework-matched against
 //! actix-session).
+//! `session-http-bench-ours --in-process <app> <requests>`: an app without I/O (bare,
+//! ours-memory, ours-cookie, bare-actix, ours-actix-cookie) called without sockets (see
+//! `in_process.rs`).
 //!
 //! Handlers (identical in every app): `GET /count` reads the integer `count` from the session,
 //! increments it and stores it; `GET /read` only reads it.
@@ -30,11 +33,17 @@ async fn read(session: Session<Counter>) -> Result<String, SessionFailure> {
     Ok(session.read(|c| c.count).await?.to_string())
 }
 
+#[path = "../../in_process.rs"]
+mod in_process;
+
 fn main() -> Result<(), Fail> {
     let args: Vec<String> = std::env::args().collect();
+    if let (Some("--in-process"), Some(app), Some(n)) = (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
+        return in_process_main(app, n.parse()?);
+    }
     let (app, addr) = match (args.get(1), args.get(2)) {
         (Some(app), Some(addr)) => (app.clone(), addr.parse::<SocketAddr>()?),
-        _ => return Err("usage: session-http-bench-ours <app> <addr> [backend]".into()),
+        _ => return Err("usage: session-http-bench-ours <app> <addr> [backend] | --in-process <app> <requests>".into()),
     };
     let backend = args.get(3).cloned().unwrap_or_default();
     if app.contains("actix") {
@@ -52,43 +61,59 @@ fn storage(builder: session_kit::SessionStorageBuilder<Counter>) -> Result<Sessi
         .build()?)
 }
 
+async fn actix_count(session: session_actix::Session<Counter>) -> Result<String, session_actix::SessionFailure> {
+    Ok(session.update(|c| { c.count += 1; c.count }).await?.to_string())
+}
+
+async fn actix_read(session: session_actix::Session<Counter>) -> Result<String, session_actix::SessionFailure> {
+    Ok(session.read(|c| c.count).await?.to_string())
+}
+
+/// The actix-web app without sessions.
+macro_rules! bare_actix_app {
+    () => {
+        actix_web::App::new()
+            .route("/count", actix_web::web::get().to(|| async { "1" }))
+            .route("/read", actix_web::web::get().to(|| async { "1" }))
+    };
+}
+
+/// The actix-web app with the session middleware over `storage`.
+macro_rules! actix_app {
+    ($storage:expr) => {
+        actix_web::App::new()
+            .wrap(session_actix::SessionMiddleware::new($storage))
+            .route("/count", actix_web::web::get().to(actix_count))
+            .route("/read", actix_web::web::get().to(actix_read))
+    };
+}
+
+/// The storage of an actix-web app without I/O (`None` for bare-actix); the Redis apps open
+/// their backend on the runtime, in `actix_main`.
+fn actix_storage(app: &str) -> Result<Option<SessionStorage<Counter>>, Fail> {
+    match app {
+        "bare-actix" => Ok(None),
+        "ours-actix-cookie" => Ok(Some(storage(SessionStorage::<Counter>::cookie_only())?)),
+        other => Err(format!("unknown app {other}").into()),
+    }
+}
+
 /// The same handlers and storage on actix-web (one worker per core, as actix-web defaults).
 fn actix_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> {
-    use actix_web::{App, HttpServer, web};
-
-    async fn count(session: session_actix::Session<Counter>) -> Result<String, session_actix::SessionFailure> {
-        Ok(session.update(|c| { c.count += 1; c.count }).await?.to_string())
-    }
-
-    async fn read(session: session_actix::Session<Counter>) -> Result<String, session_actix::SessionFailure> {
-        Ok(session.read(|c| c.count).await?.to_string())
-    }
+    use actix_web::HttpServer;
 
     actix_web::rt::System::new().block_on(async move {
         let storage = match app {
-            "bare-actix" => None,
-            "ours-actix-cookie" => Some(storage(SessionStorage::<Counter>::cookie_only())?),
             "ours-actix-redis" => Some(storage(SessionStorage::builder(session_kit::open(&backend).await?))?),
             "ours-actix-redis-lww" => Some(storage(
                 SessionStorage::builder(session_kit::open(&backend).await?)
                     .concurrent_writes(session_kit::ConcurrentWrites::LastWriteWins),
             )?),
-            other => return Err(format!("unknown app {other}").into()),
+            other => actix_storage(other)?,
         };
         let server = match storage {
-            None => HttpServer::new(|| {
-                App::new().route("/count", web::get().to(|| async { "1" })).route("/read", web::get().to(|| async { "1" }))
-            })
-            .bind(addr)?
-            .run(),
-            Some(storage) => HttpServer::new(move || {
-                App::new()
-                    .wrap(session_actix::SessionMiddleware::new(storage.clone()))
-                    .route("/count", web::get().to(count))
-                    .route("/read", web::get().to(read))
-            })
-            .bind(addr)?
-            .run(),
+            None => HttpServer::new(|| bare_actix_app!()).bind(addr)?.run(),
+            Some(storage) => HttpServer::new(move || actix_app!(storage.clone())).bind(addr)?.run(),
         };
         println!("ready");
         server.await?;
@@ -96,23 +121,45 @@ fn actix_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> 
     })
 }
 
-async fn axum_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> {
-    let router = if app == "bare" {
-        Router::new().route("/count", get(|| async { "1" })).route("/read", get(|| async { "1" }))
-    } else {
-        let builder = match app {
-            "ours-cookie" => SessionStorage::<Counter>::cookie_only(),
-            "ours-memory" => SessionStorage::builder(session_kit::open("memory:?capacity=200000").await?),
-            "ours-redis" => SessionStorage::builder(session_kit::open(&backend).await?),
-            "ours-redis-lww" => SessionStorage::builder(session_kit::open(&backend).await?)
-                .concurrent_writes(session_kit::ConcurrentWrites::LastWriteWins),
-            "ours-sqlite" => SessionStorage::builder(session_kit::open(&format!("sqlite:{backend}")).await?),
-            "ours-fs" => SessionStorage::builder(session_kit::open(&format!("fs:{backend}")).await?),
-            other => return Err(format!("unknown app {other}").into()),
-        };
-        let storage = storage(builder)?;
-        Router::new().route("/count", get(count)).route("/read", get(read)).layer(SessionLayer::new(storage))
+/// `--in-process`: the app's service called directly, `n` requests per path, on one thread
+/// (see `in_process.rs`). Apps without I/O only: bare, ours-memory, ours-cookie, and their
+/// actix-web counterparts.
+fn in_process_main(app: &str, n: usize) -> Result<(), Fail> {
+    if app.contains("actix") {
+        let storage = actix_storage(app)?;
+        return actix_web::rt::System::new().block_on(async move {
+            match storage {
+                None => in_process::measure_actix(actix_web::test::init_service(bare_actix_app!()).await, n).await,
+                Some(storage) => in_process::measure_actix(actix_web::test::init_service(actix_app!(storage)).await, n).await,
+            }
+        });
+    }
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+        in_process::measure_axum(axum_router(app, String::new()).await?, n).await
+    })
+}
+
+/// The axum app: bare, or the session layer over one driver.
+async fn axum_router(app: &str, backend: String) -> Result<Router, Fail> {
+    if app == "bare" {
+        return Ok(Router::new().route("/count", get(|| async { "1" })).route("/read", get(|| async { "1" })));
+    }
+    let builder = match app {
+        "ours-cookie" => SessionStorage::<Counter>::cookie_only(),
+        "ours-memory" => SessionStorage::builder(session_kit::open("memory:?capacity=200000").await?),
+        "ours-redis" => SessionStorage::builder(session_kit::open(&backend).await?),
+        "ours-redis-lww" => SessionStorage::builder(session_kit::open(&backend).await?)
+            .concurrent_writes(session_kit::ConcurrentWrites::LastWriteWins),
+        "ours-sqlite" => SessionStorage::builder(session_kit::open(&format!("sqlite:{backend}")).await?),
+        "ours-fs" => SessionStorage::builder(session_kit::open(&format!("fs:{backend}")).await?),
+        other => return Err(format!("unknown app {other}").into()),
     };
+    let storage = storage(builder)?;
+    Ok(Router::new().route("/count", get(count)).route("/read", get(read)).layer(SessionLayer::new(storage)))
+}
+
+async fn axum_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> {
+    let router = axum_router(app, backend).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("ready");
     axum::serve(listener, router).await?;

@@ -1,6 +1,8 @@
 //! `session-http-bench-peers <app> <addr> [backend-url]`: one peer's server with the benchmark
 //! handlers. Apps: tower-memory, tower-redis, tower-sqlite, tower-file, actix-cookie,
 //! actix-redis. Each is set up the way its crate's documentation shows.
+//! `session-http-bench-peers --in-process <app> <requests>`: tower-memory or actix-cookie called
+//! without sockets (see `in_process.rs`).
 //!
 //! Handlers (identical in every app): `GET /count` reads the integer `count` from the session,
 //! increments it and stores it; `GET /read` only reads it.
@@ -9,11 +11,53 @@ use std::net::SocketAddr;
 
 type Fail = Box<dyn std::error::Error + Send + Sync>;
 
+async fn actix_count(session: actix_session::Session) -> String {
+    let n: u64 = session.get("count").unwrap_or_default().unwrap_or(0);
+    let _ = session.insert("count", n + 1);
+    (n + 1).to_string()
+}
+
+async fn actix_read(session: actix_session::Session) -> String {
+    let n: u64 = session.get("count").unwrap_or_default().unwrap_or(0);
+    n.to_string()
+}
+
+/// The actix-web app with actix-session's middleware over `store`.
+macro_rules! actix_app {
+    ($store:expr) => {
+        actix_web::App::new()
+            .wrap(
+                actix_session::SessionMiddleware::builder($store, actix_web::cookie::Key::from(&[7u8; 64]))
+                    .cookie_secure(false)
+                    .build(),
+            )
+            .route("/count", actix_web::web::get().to(actix_count))
+            .route("/read", actix_web::web::get().to(actix_read))
+    };
+}
+
+#[path = "../../in_process.rs"]
+mod in_process;
+
 fn main() -> Result<(), Fail> {
     let args: Vec<String> = std::env::args().collect();
+    if let (Some("--in-process"), Some(app), Some(n)) = (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
+        let n: usize = n.parse()?;
+        return match app.as_str() {
+            "tower-memory" => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(in_process::measure_axum(tower::router(tower_sessions::MemoryStore::default()), n)),
+            "actix-cookie" => actix_web::rt::System::new().block_on(async move {
+                use actix_session::storage::CookieSessionStore;
+                in_process::measure_actix(actix_web::test::init_service(actix_app!(CookieSessionStore::default())).await, n).await
+            }),
+            other => Err(format!("{other} is not an in-process app").into()),
+        };
+    }
     let (app, addr) = match (args.get(1), args.get(2)) {
         (Some(app), Some(addr)) => (app.clone(), addr.parse::<SocketAddr>()?),
-        _ => return Err("usage: session-http-bench-peers <app> <addr> [backend-url]".into()),
+        _ => return Err("usage: session-http-bench-peers <app> <addr> [backend-url] | --in-process <app> <requests>".into()),
     };
     let backend = args.get(3).cloned().unwrap_or_default();
     if app.starts_with("actix-") {
@@ -82,19 +126,8 @@ async fn tower_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), 
 }
 
 fn actix_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> {
-    use actix_session::{Session, SessionMiddleware, storage::{CookieSessionStore, RedisSessionStore}};
-    use actix_web::{App, HttpServer, cookie::Key, web};
-
-    async fn count(session: Session) -> String {
-        let n: u64 = session.get("count").unwrap_or_default().unwrap_or(0);
-        let _ = session.insert("count", n + 1);
-        (n + 1).to_string()
-    }
-
-    async fn read(session: Session) -> String {
-        let n: u64 = session.get("count").unwrap_or_default().unwrap_or(0);
-        n.to_string()
-    }
+    use actix_session::storage::{CookieSessionStore, RedisSessionStore};
+    use actix_web::HttpServer;
 
     /// An actix-web server with the session middleware over the stores `make` builds.
     async fn serve<S, F>(make: F, addr: SocketAddr) -> Result<(), Fail>
@@ -102,14 +135,7 @@ fn actix_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> 
         S: actix_session::storage::SessionStore + 'static,
         F: Fn() -> S + Clone + Send + 'static,
     {
-        let key = Key::from(&[7u8; 64]);
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(SessionMiddleware::builder(make(), key.clone()).cookie_secure(false).build())
-                .route("/count", web::get().to(count))
-                .route("/read", web::get().to(read))
-        })
-        .bind(addr)?;
+        let server = HttpServer::new(move || actix_app!(make())).bind(addr)?;
         println!("ready");
         server.run().await?;
         Ok(())

@@ -1,0 +1,114 @@
+//! The in-process measurement shared by both benchmark binaries (`--in-process <app> <n>`):
+//! the app's service is called directly, without sockets, so the figure is the CPU cost of the
+//! framework plus the session layer, free of the kernel and of `wrk`, which dominate the HTTP
+//! load test on a shared 2-core machine. Included with `#[path]` by `ours` and `peers`.
+
+use std::{future::Future, time::Instant};
+
+/// Sessions cycled through, as in the HTTP load test.
+const SESSIONS: usize = 256;
+/// Each path is timed this many times; the fastest repetition is kept (the one the machine's
+/// other work disturbed least).
+const REPETITIONS: usize = 5;
+
+type Fail = Box<dyn std::error::Error + Send + Sync>;
+
+/// Creates the sessions with `/count` requests, then times `n` requests to `/count` and to
+/// `/read`, each carrying one of the sessions' cookies in turn. `send(path, cookie,
+/// want_cookie)` makes one request and, when `want_cookie`, returns the `name=value` of the
+/// response's `Set-Cookie`. Prints `{"/count": ns, "/read": ns}` (nanoseconds per request).
+pub async fn measure<F, Fut>(mut send: F, n: usize) -> Result<(), Fail>
+where
+    F: FnMut(&'static str, Option<String>, bool) -> Fut,
+    Fut: Future<Output = Result<Option<String>, Fail>>,
+{
+    let mut cookies = Vec::with_capacity(SESSIONS);
+    for _ in 0..SESSIONS {
+        cookies.extend(send("/count", None, true).await?);
+    }
+    if cookies.is_empty() {
+        // An app without sessions (bare) gets a cookie it ignores, like in the load test.
+        cookies.push("x=1".to_owned());
+    } else if cookies.len() < SESSIONS {
+        return Err(format!("/count set {} cookies for {SESSIONS} requests", cookies.len()).into());
+    }
+    let mut out = Vec::new();
+    for path in ["/count", "/read"] {
+        for i in 0..n / 10 {
+            send(path, Some(cookies[i % cookies.len()].clone()), false).await?;
+        }
+        let mut best = f64::INFINITY;
+        for _ in 0..REPETITIONS {
+            let start = Instant::now();
+            for i in 0..n {
+                send(path, Some(cookies[i % cookies.len()].clone()), false).await?;
+            }
+            best = best.min(start.elapsed().as_nanos() as f64 / n as f64);
+        }
+        out.push(format!("\"{path}\": {best:.1}"));
+    }
+    println!("{{{}}}", out.join(", "));
+    Ok(())
+}
+
+/// [`measure`] over an axum router, on the current (single) thread.
+pub async fn measure_axum(router: axum::Router, n: usize) -> Result<(), Fail> {
+    use axum::body::Body;
+    use ::tower::ServiceExt;
+    measure(
+        |path, cookie, want_cookie| {
+            let router = router.clone();
+            async move {
+                let mut request = axum::http::Request::get(path);
+                if let Some(cookie) = cookie {
+                    request = request.header(axum::http::header::COOKIE, cookie);
+                }
+                let response = router.oneshot(request.body(Body::empty())?).await?;
+                if !response.status().is_success() {
+                    return Err(format!("{path}: status {}", response.status()).into());
+                }
+                let header = response.headers().get(axum::http::header::SET_COOKIE);
+                Ok(want_cookie.then(|| pair(header?.to_str().ok()?)).flatten())
+            }
+        },
+        n,
+    )
+    .await
+}
+
+/// [`measure`] over an actix-web app, on the current (single) thread.
+pub async fn measure_actix<S, B>(app: S, n: usize) -> Result<(), Fail>
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+{
+    use actix_web::test::{TestRequest, call_service};
+    let app = std::rc::Rc::new(app);
+    measure(
+        |path, cookie, want_cookie| {
+            let app = std::rc::Rc::clone(&app);
+            async move {
+                let mut request = TestRequest::get().uri(path);
+                if let Some(cookie) = cookie {
+                    request = request.insert_header((actix_web::http::header::COOKIE, cookie));
+                }
+                let response = call_service(&*app, request.to_request()).await;
+                if !response.status().is_success() {
+                    return Err(format!("{path}: status {}", response.status()).into());
+                }
+                let header = response.headers().get(actix_web::http::header::SET_COOKIE);
+                Ok(want_cookie.then(|| pair(header?.to_str().ok()?)).flatten())
+            }
+        },
+        n,
+    )
+    .await
+}
+
+/// The `name=value` of a `Set-Cookie` header value.
+fn pair(set_cookie: &str) -> Option<String> {
+    Some(set_cookie.split(';').next()?.to_owned())
+}
