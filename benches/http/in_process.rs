@@ -16,7 +16,8 @@ type Fail = Box<dyn std::error::Error + Send + Sync>;
 /// Creates the sessions with `/count` requests, then times `n` requests to `/count` and to
 /// `/read`, each carrying one of the sessions' cookies in turn. `send(path, cookie,
 /// want_cookie)` makes one request and, when `want_cookie`, returns the `name=value` of the
-/// response's `Set-Cookie`. Prints `{"/count": ns, "/read": ns}` (nanoseconds per request).
+/// response's `Set-Cookie`. Prints `{"/count": ns, "/read": ns, "requests": n, "repetitions":
+/// r}` (nanoseconds per request, and how they were measured, for the report to state).
 pub async fn measure<F, Fut>(mut send: F, n: usize) -> Result<(), Fail>
 where
     F: FnMut(&'static str, Option<String>, bool) -> Fut,
@@ -47,6 +48,7 @@ where
         }
         out.push(format!("\"{path}\": {best:.1}"));
     }
+    out.push(format!("\"requests\": {n}, \"repetitions\": {REPETITIONS}"));
     println!("{{{}}}", out.join(", "));
     Ok(())
 }

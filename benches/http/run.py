@@ -250,10 +250,12 @@ def in_process_section(timings):
     bare app of its framework, against the peer's addition."""
     if not timings:
         return []
+    # How it was measured, from the results (`--report-only` may run with other settings).
+    first = next(iter(timings.values()))
     peer_of = {"ours-memory": "tower-memory", "ours-cookie": "actix-cookie", "ours-actix-cookie": "actix-cookie"}
     lines = ["## In-process: the session layer's CPU cost (no sockets)", "",
-             f"Each app's service called directly on one thread (`--in-process`, `benches/http/in_process.rs`): {IN_PROCESS_REQUESTS} requests per path "
-             f"cycling through {SESSIONS} sessions, the fastest of 5 repetitions. No kernel, no `wrk`: what the framework and the session layer cost "
+             f"Each app's service called directly on one thread (`--in-process`, `benches/http/in_process.rs`): {first['requests']} requests per path "
+             f"cycling through {SESSIONS} sessions, the fastest of {first['repetitions']} repetitions. No kernel, no `wrk`: what the framework and the session layer cost "
              "in CPU. `added` is the time over the bare app of the same framework (the session layer's cost); `×peer` is the peer's added time "
              "divided by ours (above 1: ours costs less), the peer being tower-sessions' memory store for the memory app and actix-session's "
              "cookie store for the cookie apps (an actix-web app, so its added time is taken over bare actix-web).", "",
