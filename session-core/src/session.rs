@@ -4,7 +4,7 @@ use std::{collections::BTreeSet, fmt, sync::Arc};
 
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{
     Driver, DynamicData, Lifetime, SessionError, SessionId, SetCookie,
@@ -104,12 +104,22 @@ impl<T: SessionData> Session<T> {
         &self.shared
     }
 
+    /// The session's state. Uncontended (the usual case: one task per request) the lock is
+    /// taken without creating and polling a wait future; contended, the caller queues as usual
+    /// (`try_lock` does not overtake queued waiters).
+    async fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+        match self.inner.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => self.inner.lock().await,
+        }
+    }
+
     /// Runs `f` on the loaded session, loading it first if needed.
     async fn with_loaded<R>(
         &self,
         f: impl FnOnce(&mut Loaded<T>) -> Result<R, SessionError>,
     ) -> Result<R, SessionError> {
-        let mut inner = self.inner.lock().await;
+        let mut inner = self.lock().await;
         if inner.loaded.is_none() {
             let loaded = self.load(&mut inner).await?;
             inner.loaded = Some(loaded);
@@ -262,7 +272,7 @@ impl<T: SessionData> Session<T> {
     /// Ends the session: its record is deleted on commit and the cookie removed. Changes made
     /// afterwards start a new session with a new id. Reads nothing from the store.
     pub async fn destroy(&self) {
-        let mut inner = self.inner.lock().await;
+        let mut inner = self.lock().await;
         let key = match (&self.shared.backend, &inner.loaded, &inner.incoming) {
             (Backend::Cookie, _, _) => None,
             (
@@ -308,7 +318,7 @@ impl<T: SessionData> Session<T> {
 
     /// Whether committing now would write something. Never reads the store.
     pub async fn has_changed(&self) -> Result<bool, SessionError> {
-        let inner = self.inner.lock().await;
+        let inner = self.lock().await;
         if !inner.pending_deletes.is_empty() {
             return Ok(true);
         }
@@ -336,7 +346,7 @@ impl<T: SessionData> Session<T> {
     /// Saves the session; see [`SessionStorage::commit_session`](crate::SessionStorage::commit_session).
     pub(crate) async fn commit(&self) -> Result<Option<SetCookie>, SessionError> {
         let shared = &*self.shared;
-        let mut guard = self.inner.lock().await;
+        let mut guard = self.lock().await;
         let inner = &mut *guard;
         if let Backend::Store(driver) = &shared.backend {
             while let Some(key) = inner.pending_deletes.first() {
