@@ -3,12 +3,13 @@
 //! * `read`: load from the cookie, read a key, commit (nothing to write);
 //! * `update`: load, change a key, commit (one get, one compare-and-swap put);
 //! * `new`: a new visitor's first write (one create-only put). The sessions it creates are
-//!   deleted between samples (untimed), except on fs: otherwise they pile up by the hundred
-//!   thousand, and the memory driver's figure measured page faults of a growing heap (8.7 µs
-//!   per 1 KiB session instead of 2.3 µs). The `scale` benchmark measures the cost at a given
-//!   number of stored sessions. On fs they stay: deleting thousands of files makes later file
-//!   creation here wait for the disk (ext4 mounted with `discard` trims the freed blocks),
-//!   which would measure the disk rather than the driver.
+//!   deleted between samples (untimed): otherwise they pile up by the hundred thousand, and
+//!   the memory driver's figure measured page faults of a growing heap (8.7 µs per 1 KiB
+//!   session instead of 2.5 µs). The `scale` benchmark measures the cost at a given number of
+//!   stored sessions. Except on fs: right after thousands of files are deleted, creating files
+//!   on this machine's disk is at times 10-15× slower for a while (plain `open(O_CREAT)` from
+//!   Python too; the file system is ext4 mounted with `discard`), which would measure the disk
+//!   rather than the driver.
 //!
 //! Plus the cookie work alone: verifying a signed cookie, and sealing/opening a cookie-only
 //! session (16 KiB cannot fit a browser cookie: that size measures the refusal).
@@ -54,12 +55,12 @@ fn bench_driver(
     name: &str,
     driver: Arc<dyn Driver>,
 ) {
-    let empty_between_samples = !name.starts_with("fs");
     let fresh = SessionStorage::<DynamicData>::builder(Arc::clone(&driver))
         .keyring(keyring())
         .namespace(NEW_NAMESPACE)
         .build()
         .unwrap();
+    let empty_between_samples = !name.starts_with("fs");
     let storage = storage(driver);
     let mut group = c.benchmark_group(format!("load_commit/{name}"));
     group.throughput(Throughput::Elements(1));
