@@ -332,14 +332,41 @@ def ratio_text(ratio, limit):
 
 
 def targets(results):
-    """The issue's targets, checked against this run."""
+    """The issue's targets, checked against this run. A throughput ratio is also worked out
+    round by round (each round measures every app once), so the table shows whether a verdict
+    held in every round or only on average."""
     def rps(app, path, cookie=True):
         return results[app][(path, cookie)]["rps"]
 
     def r(app, path, field, cookie=True):
         return results[app][(path, cookie)][field]
 
+    def per_round(app, others, path):
+        """`app`'s req/s over the best of `others`, in each round."""
+        mine = results[app][(path, True)].get("rounds_rps", [])
+        theirs = [results[o][(path, True)].get("rounds_rps", []) for o in others]
+        return [m / max(t[i] for t in theirs) for i, m in enumerate(mine) if all(i < len(t) for t in theirs)]
+
     rows = []
+
+    def throughput(target, app, others, path, limit, text=None):
+        """A row for `app`'s req/s over the best of `others` against `limit`."""
+        ratio = rps(app, path) / max(rps(o, path) for o in others)
+        rounds = per_round(app, others, path)
+        measured = text(ratio) if text else ratio_text(ratio, limit)
+        if len(rounds) > 1:
+            digits = 1 if limit >= 10 else 2
+            measured += f" (rounds {min(rounds):.{digits}f}-{max(rounds):.{digits}f})"
+        verdict = "yes" if ratio >= limit else "**no**"
+        if len(rounds) > 1 and ratio >= limit and min(rounds) < limit:
+            verdict += " (not in every round)"
+        elif len(rounds) > 1 and ratio < limit and max(rounds) >= limit:
+            verdict += " (met in some rounds)"
+        rows.append((target, measured, verdict))
+
+    def check(target, measured, ok):
+        rows.append((target, measured, "yes" if ok else "**no**"))
+
     # The peers overwrite concurrent commits; ours merges them by default (a compare-and-swap
     # script, costlier for Redis than a SET). The -lww apps give the peers' guarantee, for
     # `/count` (a `/read` writes nothing, so it is the same app there).
@@ -349,44 +376,40 @@ def targets(results):
         if app not in results:
             continue
         for path in paths:
-            best = max(rps("tower-redis", path), rps("actix-redis", path))
-            ratio = rps(app, path) / best
-            rows.append((f"Redis `{path}`{how} ≥ 1.2× the faster peer", ratio_text(ratio, 1.2), ratio >= 1.2))
+            throughput(f"Redis `{path}`{how} ≥ 1.2× the faster peer", app, ("tower-redis", "actix-redis"), path, 1.2)
             peer_sent = min(r("tower-redis", path, "redis_sent"), r("actix-redis", path, "redis_sent"))
             peer_cmds = min(r("tower-redis", path, "redis_cmds"), r("actix-redis", path, "redis_cmds"))
             ours_sent, ours_cmds = r(app, path, "redis_sent"), r(app, path, "redis_cmds")
-            rows.append((f"Redis `{path}`{how}: no more commands sent than the peers",
-                         f"{ours_sent:.2f} vs {peer_sent:.2f} sent ({ours_cmds:.2f} vs {peer_cmds:.2f} executed, script-inner commands included)",
-                         ours_sent <= peer_sent + 0.01))
+            check(f"Redis `{path}`{how}: no more commands sent than the peers",
+                  f"{ours_sent:.2f} vs {peer_sent:.2f} sent ({ours_cmds:.2f} vs {peer_cmds:.2f} executed, script-inner commands included)",
+                  ours_sent <= peer_sent + 0.01)
             peer_cpu = min(r("tower-redis", path, "cpu_us"), r("actix-redis", path, "cpu_us"))
-            rows.append((f"Redis `{path}`{how}: less server CPU per request", f"{r(app, path, 'cpu_us'):.1f} vs {peer_cpu:.1f} µs", r(app, path, "cpu_us") < peer_cpu))
+            check(f"Redis `{path}`{how}: less server CPU per request", f"{r(app, path, 'cpu_us'):.1f} vs {peer_cpu:.1f} µs", r(app, path, "cpu_us") < peer_cpu)
     for app, how, paths in [("ours-actix-redis", "", ("/count", "/read")),
                             ("ours-actix-redis-lww", " with last-write-wins commits", ("/count",))]:
         for path in paths if app in results else ():
-            ratio = rps(app, path) / rps("actix-redis", path)
-            rows.append((f"Redis `{path}` on actix-web{how} ≥ 1.2× actix-session (same framework)", ratio_text(ratio, 1.2), ratio >= 1.2))
-    ratio = rps("ours-sqlite", "/count") / rps("tower-sqlite", "/count")
-    rows.append(("SQLite `/count` ≥ 20× tower-sessions' sqlx store", f"{ratio:.1f}×", ratio >= 20))
+            throughput(f"Redis `{path}` on actix-web{how} ≥ 1.2× actix-session (same framework)", app, ("actix-redis",), path, 1.2)
+    throughput("SQLite `/count` ≥ 20× tower-sessions' sqlx store", "ours-sqlite", ("tower-sqlite",), "/count", 20, lambda x: f"{x:.1f}×")
     p99 = r("ours-sqlite", "/count", "p99")
-    rows.append(("SQLite `/count` p99 < 10 ms", f"{p99:.2f} ms", p99 < 10))
-    ratio = rps("ours-fs", "/count") / rps("tower-file", "/count")
-    rows.append(("fs `/count` ≥ 3× tower-sessions' file store", ratio_text(ratio, 3), ratio >= 3))
+    check("SQLite `/count` p99 < 10 ms", f"{p99:.2f} ms", p99 < 10)
+    throughput("fs `/count` ≥ 3× tower-sessions' file store", "ours-fs", ("tower-file",), "/count", 3)
     for app in ("ours-memory", "ours-cookie", "ours-actix-cookie"):
         if app not in results:
             continue
         bare = bare_for(app, results)
+        name = "bare actix-web" if bare == "bare-actix" else "bare axum"
         for path in ("/count", "/read"):
-            ratio = rps(app, path) / rps(bare, path)
-            name = "bare actix-web" if bare == "bare-actix" else "bare axum"
-            rows.append((f"{app} `{path}` ≥ 0.85× {name}", ratio_text(ratio, 0.85), ratio >= 0.85))
+            throughput(f"{app} `{path}` ≥ 0.85× {name}", app, (bare,), path, 0.85)
     if "ours-actix-cookie" in results:
         for path in ("/count", "/read"):
-            ratio = rps("ours-actix-cookie", path) / rps("actix-cookie", path)
-            rows.append((f"cookie-only `{path}` on actix-web vs actix-session's cookie store (same framework)", ratio_text(ratio, 1.0), ratio >= 1.0))
+            throughput(f"cookie-only `{path}` on actix-web vs actix-session's cookie store (same framework)", "ours-actix-cookie", ("actix-cookie",), path, 1.0)
     ours, tower = r("ours-memory", "/count", "rss_mb", False), r("tower-memory", "/count", "rss_mb", False)
-    rows.append(("memory bounded under a flood of new visitors (RSS after the run)", f"{ours:.0f} MB vs tower-sessions {tower:.0f} MB", ours < tower))
-    lines = ["## Targets (from this run)", "", "| target | measured | met |", "|---|---|---|"]
-    lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in rows]
+    check("memory bounded under a flood of new visitors (RSS after the run)", f"{ours:.0f} MB vs tower-sessions {tower:.0f} MB", ours < tower)
+    lines = ["## Targets (from this run)", "",
+             "A throughput ratio is the ratio of the rounds' means; `rounds` gives its lowest and highest value within one round "
+             "(every round measures every app once), and the verdict says when it did not hold in every round.", "",
+             "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {v} |" for t, m, v in rows]
     return lines + [""]
 
 
