@@ -4,9 +4,9 @@
 //! * `update`: load, change a key, commit (one get, one compare-and-swap put);
 //! * `new`: a new visitor's first write (one create-only put). The sessions it creates are
 //!   deleted between samples (untimed): otherwise they pile up by the hundred thousand, and
-//!   the memory driver's figure measured page faults of a growing heap (8.7 µs per 1 KiB
-//!   session instead of 2.5 µs). The `scale` benchmark measures the cost at a given number of
-//!   stored sessions. Except on fs: right after thousands of files are deleted, creating files
+//!   the memory driver's figure measured a heap and a map growing by that much (8.7 µs per
+//!   1 KiB session instead of 2.5 µs). The `scale` benchmark measures the cost at a given
+//!   number of stored sessions. Except on fs: right after thousands of files are deleted, creating files
 //!   on this machine's disk is at times 10-15× slower for a while (plain `open(O_CREAT)` from
 //!   Python too; the file system is ext4 mounted with `discard`), which would measure the disk
 //!   rather than the driver.
