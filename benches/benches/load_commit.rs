@@ -6,10 +6,10 @@
 //!   deleted between samples (untimed): otherwise they pile up by the hundred thousand, and
 //!   the memory driver's figure measured a heap and a map growing by that much (8.7 µs per
 //!   1 KiB session instead of 2.5 µs). The `scale` benchmark measures the cost at a given
-//!   number of stored sessions. Except on fs: right after thousands of files are deleted, creating files
-//!   on this machine's disk is at times 10-15× slower for a while (plain `open(O_CREAT)` from
-//!   Python too; the file system is ext4 mounted with `discard`), which would measure the disk
-//!   rather than the driver.
+//!   number of stored sessions. Except on fs: deleting thousands of files whose data was
+//!   written makes this machine's disk busy for a few seconds, during which creating a file
+//!   is 10-30× slower (plain `open(O_CREAT)` from Python too, with or without the `discard`
+//!   mount option), which would measure the disk rather than the driver.
 //!
 //! Plus the cookie work alone: verifying a signed cookie, and sealing/opening a cookie-only
 //! session (16 KiB cannot fit a browser cookie: that size measures the refusal).

@@ -476,8 +476,8 @@ def extra_sections():
                 "`cargo bench -p session-benches --bench load_commit`: one request's session work without HTTP, single task: `read` "
                 "loads from the cookie and commits nothing, `update` changes a key (get + compare-and-swap put), `new` is a new "
                 "visitor's first write (the sessions it creates are deleted between samples, untimed, so that the store "
-                "does not grow by hundreds of thousands of them; except on fs, where creating files right after deleting thousands is at "
-                "times 10-15× slower on this machine's disk: see `benches/benches/load_commit.rs`).", "", table, ""]
+                "does not grow by hundreds of thousands of them; except on fs, where creating files right after deleting thousands is "
+                "10-30× slower for a few seconds on this machine's disk: see `benches/benches/load_commit.rs`).", "", table, ""]
     return out
 
 
