@@ -14,24 +14,27 @@ const REPETITIONS: usize = 5;
 type Fail = Box<dyn std::error::Error + Send + Sync>;
 
 /// Creates the sessions with `/count` requests, then times `n` requests to `/count` and to
-/// `/read`, each carrying one of the sessions' cookies in turn. `send(path, cookie,
+/// `/read`, each carrying one of the sessions' cookies in turn. A `bare` app (no sessions)
+/// gets a cookie it ignores, like in the load test; any other app must set a cookie on each
+/// `/count`, or the measurement fails (rather than timing an app whose sessions broke). `send(path, cookie,
 /// want_cookie)` makes one request and, when `want_cookie`, returns the `name=value` of the
 /// response's `Set-Cookie`. Prints `{"/count": ns, "/read": ns, "requests": n, "repetitions":
 /// r}` (nanoseconds per request, and how they were measured, for the report to state).
-pub async fn measure<F, Fut>(mut send: F, n: usize) -> Result<(), Fail>
+pub async fn measure<F, Fut>(mut send: F, bare: bool, n: usize) -> Result<(), Fail>
 where
     F: FnMut(&'static str, Option<String>, bool) -> Fut,
     Fut: Future<Output = Result<Option<String>, Fail>>,
 {
     let mut cookies = Vec::with_capacity(SESSIONS);
-    for _ in 0..SESSIONS {
-        cookies.extend(send("/count", None, true).await?);
-    }
-    if cookies.is_empty() {
-        // An app without sessions (bare) gets a cookie it ignores, like in the load test.
+    if bare {
         cookies.push("x=1".to_owned());
-    } else if cookies.len() < SESSIONS {
-        return Err(format!("/count set {} cookies for {SESSIONS} requests", cookies.len()).into());
+    } else {
+        for _ in 0..SESSIONS {
+            cookies.extend(send("/count", None, true).await?);
+        }
+        if cookies.len() < SESSIONS {
+            return Err(format!("/count set {} cookies for {SESSIONS} requests", cookies.len()).into());
+        }
     }
     let mut out = Vec::new();
     for path in ["/count", "/read"] {
@@ -54,7 +57,7 @@ where
 }
 
 /// [`measure`] over an axum router, on the current (single) thread.
-pub async fn measure_axum(router: axum::Router, n: usize) -> Result<(), Fail> {
+pub async fn measure_axum(router: axum::Router, bare: bool, n: usize) -> Result<(), Fail> {
     use axum::body::Body;
     use ::tower::ServiceExt;
     measure(
@@ -73,13 +76,14 @@ pub async fn measure_axum(router: axum::Router, n: usize) -> Result<(), Fail> {
                 Ok(want_cookie.then(|| pair(header?.to_str().ok()?)).flatten())
             }
         },
+        bare,
         n,
     )
     .await
 }
 
 /// [`measure`] over an actix-web app, on the current (single) thread.
-pub async fn measure_actix<S, B>(app: S, n: usize) -> Result<(), Fail>
+pub async fn measure_actix<S, B>(app: S, bare: bool, n: usize) -> Result<(), Fail>
 where
     S: actix_web::dev::Service<
             actix_http::Request,
@@ -105,6 +109,7 @@ where
                 Ok(want_cookie.then(|| pair(header?.to_str().ok()?)).flatten())
             }
         },
+        bare,
         n,
     )
     .await

@@ -129,13 +129,13 @@ fn in_process_main(app: &str, n: usize) -> Result<(), Fail> {
         let storage = actix_storage(app)?;
         return actix_web::rt::System::new().block_on(async move {
             match storage {
-                None => in_process::measure_actix(actix_web::test::init_service(bare_actix_app!()).await, n).await,
-                Some(storage) => in_process::measure_actix(actix_web::test::init_service(actix_app!(storage)).await, n).await,
+                None => in_process::measure_actix(actix_web::test::init_service(bare_actix_app!()).await, true, n).await,
+                Some(storage) => in_process::measure_actix(actix_web::test::init_service(actix_app!(storage)).await, false, n).await,
             }
         });
     }
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-        in_process::measure_axum(axum_router(app, String::new()).await?, n).await
+        in_process::measure_axum(axum_router(app, String::new()).await?, app == "bare", n).await
     })
 }
 

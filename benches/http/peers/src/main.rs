@@ -47,10 +47,10 @@ fn main() -> Result<(), Fail> {
             "tower-memory" => tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(in_process::measure_axum(tower::router(tower_sessions::MemoryStore::default()), n)),
+                .block_on(in_process::measure_axum(tower::router(tower_sessions::MemoryStore::default()), false, n)),
             "actix-cookie" => actix_web::rt::System::new().block_on(async move {
                 use actix_session::storage::CookieSessionStore;
-                in_process::measure_actix(actix_web::test::init_service(actix_app!(CookieSessionStore::default())).await, n).await
+                in_process::measure_actix(actix_web::test::init_service(actix_app!(CookieSessionStore::default())).await, false, n).await
             }),
             other => Err(format!("{other} is not an in-process app").into()),
         };
