@@ -261,7 +261,7 @@ def in_process_section(timings):
              "cookie store for the cookie apps (an actix-web app, so its added time is taken over bare actix-web).", "",
              "| app | `/count` ns | added | ×peer | `/read` ns | added | ×peer |", "|---|---:|---:|---:|---:|---:|---:|"]
     def added(app, path):
-        bare = "bare-actix" if "actix" in app else "bare"
+        bare = bare_for(app, timings)
         return timings[app][path] - timings[bare][path] if bare in timings else None
     for app, _ in IN_PROCESS:
         if app not in timings:
