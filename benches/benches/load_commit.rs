@@ -38,9 +38,10 @@ fn keyring() -> Keyring {
     Keyring::from_secrets(["benchmark secret of at least 32 bytes"]).unwrap()
 }
 
-fn storage(driver: Arc<dyn Driver>) -> SessionStorage<DynamicData> {
+fn storage(driver: Arc<dyn Driver>, namespace: &str) -> SessionStorage<DynamicData> {
     SessionStorage::builder(driver)
         .keyring(keyring())
+        .namespace(namespace)
         .build()
         .unwrap()
 }
@@ -55,13 +56,9 @@ fn bench_driver(
     name: &str,
     driver: Arc<dyn Driver>,
 ) {
-    let fresh = SessionStorage::<DynamicData>::builder(Arc::clone(&driver))
-        .keyring(keyring())
-        .namespace(NEW_NAMESPACE)
-        .build()
-        .unwrap();
+    let fresh = storage(Arc::clone(&driver), NEW_NAMESPACE);
     let empty_between_samples = !name.starts_with("fs");
-    let storage = storage(driver);
+    let storage = storage(driver, "session:");
     let mut group = c.benchmark_group(format!("load_commit/{name}"));
     group.throughput(Throughput::Elements(1));
     for &(size, label) in SIZES {
@@ -114,7 +111,7 @@ fn bench_driver(
 fn cookies(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut group = c.benchmark_group("cookie");
-    let signed = storage(Arc::new(MemoryDriver::new()));
+    let signed = storage(Arc::new(MemoryDriver::new()), "session:");
     let cookie = rt.block_on(async {
         let s = signed.get_session(None);
         s.insert("count", 1u64).await.unwrap();
