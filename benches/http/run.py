@@ -407,9 +407,46 @@ def targets(results):
     check("memory bounded under a flood of new visitors (RSS after the run)", f"{ours:.0f} MB vs tower-sessions {tower:.0f} MB", ours < tower)
     lines = ["## Targets (from this run)", "",
              "A throughput ratio is the ratio of the rounds' means; `rounds` gives its lowest and highest value within one round "
-             "(every round measures every app once), and the verdict says when it did not hold in every round.", "",
+             "(every round measures every app once), and the verdict says when it did not hold in every round. "
+             "The next section works out what the 0.85×-of-bare targets leave for the session layer.", "",
              "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {v} |" for t, m, v in rows]
+    return lines + [""]
+
+
+def budget_section(results, timings):
+    """What the 0.85×-of-bare targets leave for the session layer: apps without a backend keep
+    one server process busy, so their ×bare is bare's CPU per request over theirs."""
+    apps = [a for a, _, backend, _ in APPS if backend is None and a in results]
+    cores = [r["rps"] * r["cpu_us"] / 1e6 for a in apps for r in results[a].values()]
+    if not cores or "bare" not in results:
+        return []
+    limit = 0.85
+    lines = [f"## What {limit}× of bare leaves for the session layer", "",
+             f"Every app without a backend kept its server process busy on about one core (`cores` = req/s × CPU per request: "
+             f"{min(cores):.2f}-{max(cores):.2f} across these apps and all four scenarios; `wrk` had the other core), so its throughput is close to one core "
+             f"divided by its CPU per request, and its ×bare close to the bare app's CPU per request divided by its own. {limit}× of bare thus "
+             f"allows {1 / limit - 1:.1%} more server CPU per request than the bare app (`budget`). `over bare` is the app's CPU per request "
+             "over the bare app's under load (kernel and I/O included); `in-process` is the session layer's own added time (µs) from the "
+             "in-process table below (no sockets).", "",
+             "| app | `/count` CPU µs/req | over bare | cores | in-process | `/read` CPU µs/req | over bare | cores | in-process |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for bare in ("bare", "bare-actix"):
+        if bare not in results:
+            continue
+        family = [bare] + [a for a in apps if a != bare and bare_for(a, results) == bare and not a.startswith("bare")]
+        base = {path: results[bare][(path, True)]["cpu_us"] for path in ("/count", "/read")}
+        budget = [f"≤ {base[p] / limit:.2f}" if i == 0 else f"≤ {base[p] * (1 / limit - 1):.2f}" if i == 1 else "" for p in ("/count", "/read") for i in range(4)]
+        for app in family:
+            cells = []
+            for path in ("/count", "/read"):
+                r = results[app][(path, True)]
+                added = timings.get(app, {}).get(path, 0) - timings.get(bare, {}).get(path, 0) if app in timings and bare in timings else None
+                cells += [f"{r['cpu_us']:.2f}", "–" if app == bare else f"{r['cpu_us'] - base[path]:.2f}", f"{r['rps'] * r['cpu_us'] / 1e6:.2f}",
+                          "–" if app == bare or added is None else f"{added / 1000:.2f}"]
+            lines.append(f"| {app} | " + " | ".join(cells) + " |")
+            if app == bare:
+                lines.append(f"| budget at {limit}× {bare} | " + " | ".join(budget) + " |")
     return lines + [""]
 
 
@@ -432,6 +469,7 @@ def report(results, measured, timings):
              "(`INFO commandstats` of the measured phase, commands run inside scripts included). "
              "`rounds differ`: how far apart the rounds' req/s were, as a share of the mean (the noise of this run).", ""]
     lines += targets(results)
+    lines += budget_section(results, timings)
     for path, with_cookie, title in SCENARIOS:
         key = (path, with_cookie)
         lines += [f"## {title}", "", "| app | req/s | rounds differ | ×bare | ×peer | p50 ms | p99 ms | CPU µs/req | Redis cmds/req | Redis CPU µs/req | RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
