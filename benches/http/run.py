@@ -5,7 +5,7 @@ actix-session vs bare axum, same machine, same run, same handlers. Writes BENCHM
 Run through `bash benches/run` (it builds the servers and installs wrk/redis when missing).
 Every server listens on a free loopback port and is stopped afterwards.
 """
-import json, os, re, shutil, socket, subprocess, sys, tempfile, threading, time, urllib.request, platform, datetime
+import json, os, re, resource, shutil, socket, subprocess, sys, tempfile, threading, time, urllib.request, platform, datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -65,6 +65,20 @@ def free_port():
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def busy_seconds():
+    """CPU seconds the whole machine spent busy since boot (all cores: user, nice, system, irq,
+    softirq; not idle, iowait or steal)."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / TICK
+
+
+def children_cpu_seconds():
+    """User + system CPU of the finished child processes (here: each `wrk` once it exits)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_mb(pid):
@@ -187,9 +201,14 @@ def wrk(url, cookie_file, seconds, latency):
         cmd += ["-s", os.path.join(HERE, "cookies.lua")]
         env["COOKIES"] = cookie_file
         env["WRK_THREADS"] = str(THREADS)
+    wrk0, busy0, t0 = children_cpu_seconds(), busy_seconds(), time.monotonic()
     out = subprocess.run(cmd + [url], capture_output=True, text=True, env=env).stdout
+    wrk_cpu, busy, elapsed = children_cpu_seconds() - wrk0, busy_seconds() - busy0, time.monotonic() - t0
     result = {"requests": int(re.search(r"(\d+) requests in", out).group(1)),
               "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    # wrk's own CPU per request, and how many cores the whole machine kept busy meanwhile.
+    result["wrk_cpu_us"] = wrk_cpu / result["requests"] * 1e6 if result["requests"] else None
+    result["machine_cores"] = busy / elapsed if elapsed > 0 else None
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result["errors"] = int(non2xx.group(1)) if non2xx else 0
     for pct in ("50", "99") if latency else ():
@@ -225,7 +244,7 @@ def measure(app, binary, backend_kind, work, redis):
                 r["redis_sent"] = redis.sent_per_request(lambda: wrk(base + path, jar, 1, False)["requests"])
             rows[(path, with_cookie)] = r
             print(f"  {app:<13} {path:<6} {'cookie' if with_cookie else 'new   '} {r['rps']:>9.0f} req/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:7.2f} ms  "
-                  f"cpu {r['cpu_us']:6.1f} us/req  rss {r['rss_mb']:6.1f} MB" + (f"  redis {r['redis_cmds']:.2f} cmd/req ({r['redis_sent']:.2f} sent)" if r["redis_cmds"] is not None else "")
+                  f"cpu {r['cpu_us']:6.1f} us/req (wrk {r['wrk_cpu_us'] or 0:5.1f}, machine {r['machine_cores'] or 0:.2f} cores)  rss {r['rss_mb']:6.1f} MB" + (f"  redis {r['redis_cmds']:.2f} cmd/req ({r['redis_sent']:.2f} sent)" if r["redis_cmds"] is not None else "")
                   + (f"  non-2xx {r['errors']}" if r["errors"] else ""), flush=True)
     finally:
         proc.terminate()
@@ -422,9 +441,12 @@ def budget_section(results, timings):
     if not cores or "bare" not in results:
         return []
     limit = 0.85
+    machine = [r["machine_cores"] for a in apps for r in results[a].values() if r.get("machine_cores")]
+    wrk_had = (f"`wrk` had the other core: the machine was busy on {min(machine):.2f}-{max(machine):.2f} cores" if machine
+               else "`wrk` had the other core")
     lines = [f"## What {limit}× of bare leaves for the session layer", "",
              f"Every app without a backend kept its server process busy on about one core (`cores` = req/s × CPU per request: "
-             f"{min(cores):.2f}-{max(cores):.2f} across these apps and all four scenarios; `wrk` had the other core), so its throughput is close to one core "
+             f"{min(cores):.2f}-{max(cores):.2f} across these apps and all four scenarios; {wrk_had}), so its throughput is close to one core "
              f"divided by its CPU per request, and its ×bare close to the bare app's CPU per request divided by its own. {limit}× of bare thus "
              f"allows {1 / limit - 1:.1%} more server CPU per request than the bare app (`budget`). `over bare` is the app's CPU per request "
              "over the bare app's under load (kernel and I/O included); `in-process` is the session layer's own added time (µs) from the "
@@ -450,6 +472,40 @@ def budget_section(results, timings):
     return lines + [""]
 
 
+def redis_cpu_section(results):
+    """Where a Redis `/count` request's CPU goes, across server, Redis and wrk: with the whole
+    machine busy, a throughput ratio is the inverse ratio of machine time per request."""
+    key = ("/count", True)
+    apps = [a for a, _, backend, _ in APPS if backend == "redis" and a in results and results[a][key].get("machine_cores")]
+    if not apps:
+        return []
+    busy = [results[a][key]["machine_cores"] for a in apps]
+    peers = [a for a in apps if not a.startswith("ours")]
+    faster = max(peers, key=lambda a: results[a][key]["rps"]) if peers else None
+    limit = 1.2
+
+    def machine_us(app):
+        r = results[app][key]
+        return r["machine_cores"] / r["rps"] * 1e6
+
+    lines = ["## Redis `/count`: where a request's CPU goes", "",
+             f"While these apps ran, the machine was busy on {min(busy):.2f}-{max(busy):.2f} of its {os.cpu_count()} cores (`/proc/stat`: user, system "
+             "and interrupt time of all processes; the rest was idle while requests waited on one another), and a request cost it `machine` = "
+             "busy cores / req/s of CPU time: the server's, Redis's and `wrk`'s, each measured per process (their `sum` comes close to "
+             "`machine`: little is charged elsewhere). "
+             + (f"At equal busy cores, {limit}× the faster peer's throughput ({faster}) needs a request to cost at most 1/{limit} of its machine time (`budget`)." if faster else ""), "",
+             "| app | req/s | server µs/req | Redis µs/req | wrk µs/req | sum | machine µs/req | busy cores |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    if faster:
+        lines.append(f"| budget at {limit}× {faster} | ≥ {results[faster][key]['rps'] * limit:.0f} |  |  |  |  | ≤ {machine_us(faster) / limit:.1f} |  |")
+    for app in apps:
+        r = results[app][key]
+        parts = [r["cpu_us"], r["redis_cpu_us"] or 0.0, r["wrk_cpu_us"] or 0.0]
+        lines.append(f"| {app} | {r['rps']:.0f} | " + " | ".join(f"{p:.1f}" for p in parts)
+                     + f" | {sum(parts):.1f} | {machine_us(app):.1f} | {r['machine_cores']:.2f} |")
+    return lines + [""]
+
+
 def report(results, measured, timings):
     peers = [a for a, *_ in APPS if a.startswith(("tower", "actix"))]
     # From the results, not the environment: `--report-only` may run with another BENCH_ROUNDS.
@@ -470,6 +526,7 @@ def report(results, measured, timings):
              "`rounds differ`: how far apart the rounds' req/s were, as a share of the mean (the noise of this run).", ""]
     lines += targets(results)
     lines += budget_section(results, timings)
+    lines += redis_cpu_section(results)
     for path, with_cookie, title in SCENARIOS:
         key = (path, with_cookie)
         lines += [f"## {title}", "", "| app | req/s | rounds differ | ×bare | ×peer | p50 ms | p99 ms | CPU µs/req | Redis cmds/req | Redis CPU µs/req | RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
