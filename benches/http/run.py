@@ -458,7 +458,9 @@ def budget_section(results, timings):
             continue
         family = [bare] + [a for a in apps if a != bare and bare_for(a, results) == bare and not a.startswith("bare")]
         base = {path: results[bare][(path, True)]["cpu_us"] for path in ("/count", "/read")}
-        budget = [f"≤ {base[p] / limit:.2f}" if i == 0 else f"≤ {base[p] * (1 / limit - 1):.2f}" if i == 1 else "" for p in ("/count", "/read") for i in range(4)]
+        budget = []
+        for path in ("/count", "/read"):
+            budget += [f"≤ {base[path] / limit:.2f}", f"≤ {base[path] * (1 / limit - 1):.2f}", "", ""]
         for app in family:
             cells = []
             for path in ("/count", "/read"):
@@ -473,8 +475,9 @@ def budget_section(results, timings):
 
 
 def redis_cpu_section(results):
-    """Where a Redis `/count` request's CPU goes, across server, Redis and wrk: with the whole
-    machine busy, a throughput ratio is the inverse ratio of machine time per request."""
+    """Where a Redis `/count` request's CPU goes, across server, Redis and wrk: with the
+    machine about as busy for every app, a throughput ratio is the inverse ratio of the machine
+    time a request costs."""
     key = ("/count", True)
     apps = [a for a, _, backend, _ in APPS if backend == "redis" and a in results and results[a][key].get("machine_cores")]
     if not apps:
