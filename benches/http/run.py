@@ -437,8 +437,12 @@ def budget_section(results, timings):
     """What the 0.85×-of-bare targets leave for the session layer: apps without a backend keep
     one server process busy, so their ×bare is bare's CPU per request over theirs."""
     apps = [a for a, _, backend, _ in APPS if backend is None and a in results]
-    cores = [r["rps"] * r["cpu_us"] / 1e6 for a in apps for r in results[a].values()]
-    if not cores or "bare" not in results:
+    def cores(r):
+        """Cores the server process kept busy: req/s × CPU seconds per request."""
+        return r["rps"] * r["cpu_us"] / 1e6
+
+    used = [cores(r) for a in apps for r in results[a].values()]
+    if not used or "bare" not in results:
         return []
     limit = 0.85
     machine = [r["machine_cores"] for a in apps for r in results[a].values() if r.get("machine_cores")]
@@ -446,7 +450,7 @@ def budget_section(results, timings):
                else "`wrk` had the other core")
     lines = [f"## What {limit}× of bare leaves for the session layer", "",
              f"Every app without a backend kept its server process busy on about one core (`cores` = req/s × CPU per request: "
-             f"{min(cores):.2f}-{max(cores):.2f} across these apps and all four scenarios; {wrk_had}), so its throughput is close to one core "
+             f"{min(used):.2f}-{max(used):.2f} across these apps and all four scenarios; {wrk_had}), so its throughput is close to one core "
              f"divided by its CPU per request, and its ×bare close to the bare app's CPU per request divided by its own. {limit}× of bare thus "
              f"allows {1 / limit - 1:.1%} more server CPU per request than the bare app (`budget`). `over bare` is the app's CPU per request "
              "over the bare app's under load (kernel and I/O included); `in-process` is the session layer's own added time (µs) from the "
@@ -466,7 +470,7 @@ def budget_section(results, timings):
             for path in ("/count", "/read"):
                 r = results[app][(path, True)]
                 added = timings.get(app, {}).get(path, 0) - timings.get(bare, {}).get(path, 0) if app in timings and bare in timings else None
-                cells += [f"{r['cpu_us']:.2f}", "–" if app == bare else f"{r['cpu_us'] - base[path]:.2f}", f"{r['rps'] * r['cpu_us'] / 1e6:.2f}",
+                cells += [f"{r['cpu_us']:.2f}", "–" if app == bare else f"{r['cpu_us'] - base[path]:.2f}", f"{cores(r):.2f}",
                           "–" if app == bare or added is None else f"{added / 1000:.2f}"]
             lines.append(f"| {app} | " + " | ".join(cells) + " |")
             if app == bare:
