@@ -264,6 +264,15 @@ def in_process(apps):
     return out
 
 
+def added_ns(timings, app, path):
+    """What the session layer adds to a request in-process: the app's ns over the bare app of
+    its framework (None when either was not measured)."""
+    bare = bare_for(app, timings)
+    if app not in timings or bare not in timings:
+        return None
+    return timings[app][path] - timings[bare][path]
+
+
 def in_process_section(timings):
     """The in-process table: each app's ns per request and what the session layer adds to the
     bare app of its framework, against the peer's addition."""
@@ -279,16 +288,13 @@ def in_process_section(timings):
              "divided by ours (above 1: ours costs less), the peer being tower-sessions' memory store for the memory app and actix-session's "
              "cookie store for the cookie apps (an actix-web app, so its added time is taken over bare actix-web).", "",
              "| app | `/count` ns | added | ×peer | `/read` ns | added | ×peer |", "|---|---:|---:|---:|---:|---:|---:|"]
-    def added(app, path):
-        bare = bare_for(app, timings)
-        return timings[app][path] - timings[bare][path] if bare in timings else None
     for app, _ in IN_PROCESS:
         if app not in timings:
             continue
         cells = []
         for path in ("/count", "/read"):
-            mine, peer = added(app, path), peer_of.get(app)
-            ratio = added(peer, path) / mine if peer in timings and mine and not app.startswith("bare") else None
+            mine, peer = added_ns(timings, app, path), peer_of.get(app)
+            ratio = added_ns(timings, peer, path) / mine if peer in timings and mine and not app.startswith("bare") else None
             cells += [f"{timings[app][path]:.0f}", "–" if app.startswith("bare") or mine is None else f"{mine:.0f}", fmt(ratio)]
         lines.append(f"| {app} | " + " | ".join(cells) + " |")
     return lines + [""]
@@ -460,7 +466,7 @@ def budget_section(results, timings):
     for bare in ("bare", "bare-actix"):
         if bare not in results:
             continue
-        family = [bare] + [a for a in apps if a != bare and bare_for(a, results) == bare and not a.startswith("bare")]
+        family = [bare] + [a for a in apps if a != bare and bare_for(a, results) == bare]
         base = {path: results[bare][(path, True)]["cpu_us"] for path in ("/count", "/read")}
         budget = []
         for path in ("/count", "/read"):
@@ -469,7 +475,7 @@ def budget_section(results, timings):
             cells = []
             for path in ("/count", "/read"):
                 r = results[app][(path, True)]
-                added = timings.get(app, {}).get(path, 0) - timings.get(bare, {}).get(path, 0) if app in timings and bare in timings else None
+                added = added_ns(timings, app, path)
                 cells += [f"{r['cpu_us']:.2f}", "–" if app == bare else f"{r['cpu_us'] - base[path]:.2f}", f"{cores(r):.2f}",
                           "–" if app == bare or added is None else f"{added / 1000:.2f}"]
             lines.append(f"| {app} | " + " | ".join(cells) + " |")
