@@ -28,7 +28,7 @@
 #![deny(missing_docs)]
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     hash::{BuildHasher, RandomState},
     sync::{
         Arc, Mutex, MutexGuard,
@@ -37,6 +37,7 @@ use std::{
     time::Duration,
 };
 
+use hashbrown::HashTable;
 use serde::Deserialize;
 use session_core::{
     Capabilities, Clock, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
@@ -131,34 +132,42 @@ pub struct MemoryDriver {
 
 #[derive(Debug, Default)]
 struct Shard {
-    items: HashMap<Arc<str>, Item>,
-    /// The key of every entry with a TTL under (deadline in Unix ms, version), soonest first.
+    /// Entries under their key's hash, computed once per operation (it also picked the shard).
+    items: HashTable<Item>,
+    /// The hash of every entry with a TTL under (deadline in Unix ms, version), soonest first.
     /// Versions are unique, so an update finds its old index entry without the key, and the
-    /// key itself is shared with `items`: rewriting a session allocates nothing here.
-    expiry: BTreeMap<(u64, u64), Arc<str>>,
+    /// hash with the version finds the entry: rewriting a session allocates nothing here.
+    expiry: BTreeMap<(u64, u64), u64>,
 }
 
 #[derive(Debug)]
 struct Item {
-    key: Arc<str>,
+    key: Box<str>,
+    /// The key's hash, kept so that growing the table never hashes a key again.
+    hash: u64,
     value: Bytes,
     version: u64,
     deadline: Option<u64>,
 }
 
 impl Item {
+    /// Matches the entry of `key` (with [`HashTable`]'s lookups).
+    fn is(key: &str) -> impl Fn(&Item) -> bool + '_ {
+        move |item| *item.key == *key
+    }
+
     fn live(&self, now: u64) -> bool {
         self.deadline.is_none_or(|d| d > now)
     }
 }
 
 impl Shard {
-    fn live(&self, key: &str, now: u64) -> Option<&Item> {
-        self.items.get(key).filter(|i| i.live(now))
+    fn live(&self, hash: u64, key: &str, now: u64) -> Option<&Item> {
+        self.items.find(hash, Item::is(key)).filter(|i| i.live(now))
     }
 
-    fn remove(&mut self, key: &str) -> Option<Item> {
-        let item = self.items.remove(key)?;
+    fn remove(&mut self, hash: u64, key: &str) -> Option<Item> {
+        let (item, _) = self.items.find_entry(hash, Item::is(key)).ok()?.remove();
         if let Some(d) = item.deadline {
             self.expiry.remove(&(d, item.version));
         }
@@ -167,7 +176,7 @@ impl Shard {
 
     /// Moves `item`'s expiry index entry to `deadline` and `version` (set on the item).
     fn reindex(
-        expiry: &mut BTreeMap<(u64, u64), Arc<str>>,
+        expiry: &mut BTreeMap<(u64, u64), u64>,
         item: &mut Item,
         deadline: Option<u64>,
         version: u64,
@@ -178,21 +187,27 @@ impl Shard {
         item.deadline = deadline;
         item.version = version;
         if let Some(new) = deadline {
-            expiry.insert((new, version), Arc::clone(&item.key));
+            expiry.insert((new, version), item.hash);
+        }
+    }
+
+    /// Drops the entry an expiry index entry (already taken out of the index) pointed at.
+    fn drop_indexed(&mut self, version: u64, hash: u64) {
+        if let Ok(entry) = self.items.find_entry(hash, |i| i.version == version) {
+            entry.remove();
         }
     }
 
     /// Drops every expired entry; returns how many.
     fn reclaim(&mut self, now: u64) -> usize {
         let mut n = 0;
-        while let Some((&(deadline, _), _)) = self.expiry.first_key_value() {
-            if deadline > now {
+        while let Some(soonest) = self.expiry.first_entry() {
+            if soonest.key().0 > now {
                 break;
             }
-            if let Some((_, key)) = self.expiry.pop_first() {
-                self.items.remove(&key);
-                n += 1;
-            }
+            let ((_, version), hash) = soonest.remove_entry();
+            self.drop_indexed(version, hash);
+            n += 1;
         }
         n
     }
@@ -203,8 +218,8 @@ impl Shard {
             return Ok(());
         }
         match self.expiry.pop_first() {
-            Some((_, key)) => {
-                self.items.remove(&key);
+            Some(((_, version), hash)) => {
+                self.drop_indexed(version, hash);
                 Ok(())
             }
             None => Err(DriverError::Unavailable {
@@ -238,7 +253,7 @@ impl MemoryDriver {
         let now = self.now();
         self.shards
             .iter()
-            .map(|s| lock(s).items.values().filter(|i| i.live(now)).count())
+            .map(|s| lock(s).items.iter().filter(|i| i.live(now)).count())
             .sum()
     }
 
@@ -255,9 +270,13 @@ impl MemoryDriver {
         ttl.map(|t| deadline_millis(now, t))
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        let index = (self.hasher.hash_one(key) as usize) % self.shards.len();
-        lock(&self.shards[index])
+    /// The hash of `key`, which picks its shard and its place in the shard's table.
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[shard_index(hash)])
     }
 }
 
@@ -265,6 +284,13 @@ impl Default for MemoryDriver {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The shard of a key's hash. The table inside the shard places entries by the hash's low bits
+/// and tags them with its top 7, so the shard comes from bits in between: within one shard,
+/// the hashes still differ in every bit the table uses.
+fn shard_index(hash: u64) -> usize {
+    ((hash >> 32) % SHARDS as u64) as usize
 }
 
 /// Locks a shard; a poisoned lock is still consistent (no critical section panics midway).
@@ -287,8 +313,9 @@ impl Driver for MemoryDriver {
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         check_key(key, &self.caps)?;
         let now = self.now();
-        let shard = self.shard(key);
-        Ok(shard.live(key, now).map(|item| Entry {
+        let hash = self.hash(key);
+        let shard = self.shard(hash);
+        Ok(shard.live(hash, key, now).map(|item| Entry {
             value: item.value.clone(),
             version: Version::from_u64(item.version),
             expires_at: item.deadline.map(from_unix_millis),
@@ -304,12 +331,13 @@ impl Driver for MemoryDriver {
         let ttl = check_put(key, &value, &options, &self.caps)?;
         let now = self.now();
         let deadline = self.deadline(now, ttl);
-        let mut guard = self.shard(key);
+        let hash = self.hash(key);
+        let mut guard = self.shard(hash);
         let shard = &mut *guard;
         shard.reclaim(now);
         // Expired entries were reclaimed above, so a present one is live: it is updated in
-        // place (one hash lookup, no allocation).
-        let version = match shard.items.get_mut(key) {
+        // place (one lookup, no allocation).
+        let version = match shard.items.find_mut(hash, Item::is(key)) {
             Some(item) => {
                 check_condition(&options.mode, Some(&Version::from_u64(item.version)))?;
                 let version = self.next_version.fetch_add(1, Ordering::Relaxed);
@@ -323,17 +351,17 @@ impl Driver for MemoryDriver {
                     shard.make_room(limit)?;
                 }
                 let version = self.next_version.fetch_add(1, Ordering::Relaxed);
-                let key: Arc<str> = key.into();
                 if let Some(d) = deadline {
-                    shard.expiry.insert((d, version), Arc::clone(&key));
+                    shard.expiry.insert((d, version), hash);
                 }
                 let item = Item {
-                    key: Arc::clone(&key),
+                    key: key.into(),
+                    hash,
                     value,
                     version,
                     deadline,
                 };
-                shard.items.insert(key, item);
+                shard.items.insert_unique(hash, item, |i| i.hash);
                 version
             }
         };
@@ -342,7 +370,8 @@ impl Driver for MemoryDriver {
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
         check_key(key, &self.caps)?;
-        self.shard(key).remove(key);
+        let hash = self.hash(key);
+        self.shard(hash).remove(hash, key);
         Ok(())
     }
 
@@ -351,9 +380,10 @@ impl Driver for MemoryDriver {
         let ttl = effective_ttl(&PutOptions::new().ttl(ttl), &self.caps)?;
         let now = self.now();
         let deadline = self.deadline(now, ttl);
-        let mut guard = self.shard(key);
+        let hash = self.hash(key);
+        let mut guard = self.shard(hash);
         let shard = &mut *guard;
-        match shard.items.get_mut(key) {
+        match shard.items.find_mut(hash, Item::is(key)) {
             Some(item) if item.live(now) => {
                 let version = item.version;
                 Shard::reindex(&mut shard.expiry, item, deadline, version);
@@ -372,10 +402,12 @@ impl Driver for MemoryDriver {
                 shard
                     .items
                     .iter()
-                    .filter(|(k, i)| {
-                        k.starts_with(prefix) && i.live(now) && cursor.is_none_or(|c| &k[..] > c)
+                    .filter(|i| {
+                        i.key.starts_with(prefix)
+                            && i.live(now)
+                            && cursor.is_none_or(|c| &*i.key > c)
                     })
-                    .map(|(k, _)| k.to_string()),
+                    .map(|i| i.key.to_string()),
             );
         }
         keys.sort_unstable();
@@ -394,10 +426,10 @@ mod tests {
         let d = MemoryDriver::builder().capacity(SHARDS).build(); // one entry per shard
         let ttl = |s| PutOptions::new().ttl(Duration::from_secs(s));
         // Fill until two keys share a shard, then the sooner-expiring one must go.
-        let mut placed: HashMap<usize, String> = HashMap::new();
+        let mut placed: std::collections::HashMap<usize, String> = Default::default();
         for i in 0.. {
             let key = format!("k{i}");
-            let shard = (d.hasher.hash_one(key.as_str()) as usize) % SHARDS;
+            let shard = shard_index(d.hash(&key));
             if let Some(first) = placed.get(&shard) {
                 d.put(&key, Bytes::new(), ttl(100)).await.unwrap();
                 assert!(d.get(first).await.unwrap().is_none(), "evicted");
