@@ -130,9 +130,10 @@ async fn login(
     // A new id on login: a session id planted before login is worthless afterwards.
     session.regenerate().await?;
     let remember = form.remember.is_some();
+    let email = form.email;
     session
-        .update(|s| {
-            s.user = Some(form.email.clone());
+        .update(move |s| {
+            s.user = Some(email.clone());
             s.remember = remember;
         })
         .await?;
@@ -164,8 +165,10 @@ async fn cart_add(
     Form(form): Form<CartForm>,
 ) -> Result<Redirect, SessionFailure> {
     if CATALOG.iter().any(|(id, _)| *id == form.item) {
+        // Kept as an operation: two tabs adding items at once both count.
+        let item = form.item;
         session
-            .update(|s| *s.cart.entry(form.item).or_default() += 1)
+            .update(move |s| *s.cart.entry(item.clone()).or_default() += 1)
             .await?;
     }
     Ok(Redirect::to("/cart"))
@@ -175,12 +178,13 @@ async fn cart_remove(
     session: Session<DemoSession>,
     Form(form): Form<CartForm>,
 ) -> Result<Redirect, SessionFailure> {
+    let item = form.item;
     session
-        .update(|s| {
-            if let Some(n) = s.cart.get_mut(&form.item) {
+        .update(move |s| {
+            if let Some(n) = s.cart.get_mut(&item) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    s.cart.remove(&form.item);
+                    s.cart.remove(&item);
                 }
             }
         })

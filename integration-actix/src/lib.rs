@@ -3,7 +3,9 @@
 //!
 //! [`SessionMiddleware`] reads the session cookie (no I/O), puts a [`session_core::Session`]
 //! in the request extensions, runs the handler, then commits: `Set-Cookie` only when something
-//! changed or the cookie must be refreshed. Handlers take the [`Session`] extractor.
+//! changed or the cookie must be refreshed. Handlers take the [`Session`] extractor. A handler
+//! may also save early with [`session_core::Session::save`]: the middleware still sends the
+//! cookie. Failures that retrying may fix are answered `503` with `Retry-After`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -48,11 +50,32 @@ use session_core::{DynamicData, SessionData, SessionError, SessionStorage};
 
 type ErrorHandler = Arc<dyn Fn(&SessionError) -> HttpResponse + Send + Sync>;
 
-/// The default response to a session failure: a plain-text 500 with no internal detail.
+/// A plain-text 500 with no internal detail: the default answer to a session failure that
+/// retrying will not fix.
 pub fn internal_error_response() -> HttpResponse {
     HttpResponse::InternalServerError()
         .content_type("text/plain; charset=utf-8")
         .body("Internal Server Error")
+}
+
+/// A plain-text 503 with `Retry-After: 1`: the default answer to a session failure that may
+/// pass when the request is sent again (the store timed out or is down, or other processes
+/// kept changing the session: [`SessionError::is_retryable`]).
+pub fn unavailable_response() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((header::RETRY_AFTER, "1"))
+        .body("Service Unavailable")
+}
+
+/// The default answer to `error`: [`unavailable_response`] when it is retryable, else
+/// [`internal_error_response`].
+pub fn error_response(error: &SessionError) -> HttpResponse {
+    if error.is_retryable() {
+        unavailable_response()
+    } else {
+        internal_error_response()
+    }
 }
 
 fn log_failure(error: &SessionError, during: &str) {
@@ -87,12 +110,13 @@ impl<T: SessionData> SessionMiddleware<T> {
     pub fn new(storage: SessionStorage<T>) -> Self {
         Self {
             storage,
-            on_error: Arc::new(|_| internal_error_response()),
+            on_error: Arc::new(error_response),
         }
     }
 
     /// The response sent instead of the handler's when the session cannot be committed.
-    /// The error is logged first. Default: [`internal_error_response`].
+    /// The error is logged first. Default: [`error_response`] (503 with `Retry-After` when
+    /// retrying may help, else 500).
     pub fn on_error<F>(mut self, handler: F) -> Self
     where
         F: Fn(&SessionError) -> HttpResponse + Send + Sync + 'static,
@@ -144,16 +168,13 @@ where
         let service = Rc::clone(&self.service);
         let middleware = self.middleware.clone();
         Box::pin(async move {
-            // actix-web has its own header types: hand the core the Cookie headers as text.
-            let cookies: Vec<&str> = request
-                .headers()
-                .get_all(header::COOKIE)
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            let joined = cookies.join("; ");
-            let session = middleware
-                .storage
-                .get_session((!cookies.is_empty()).then_some(joined.as_str()));
+            // actix-web has its own header types: hand the core the Cookie headers' bytes.
+            let session = middleware.storage.get_session_from_raw(
+                request
+                    .headers()
+                    .get_all(header::COOKIE)
+                    .map(HeaderValue::as_bytes),
+            );
             request.extensions_mut().insert(session.clone());
             let mut response = service.call(request).await?;
             let set_cookie = middleware
@@ -236,8 +257,9 @@ impl<T: SessionData> FromRequest for Session<T> {
     }
 }
 
-/// A session failure inside a handler, answered with [`internal_error_response`] after
-/// logging it. Convert from [`SessionError`] with `?`.
+/// A session failure inside a handler, answered with [`error_response`] after logging it
+/// (503 with `Retry-After` when retrying may help, else 500). Convert from [`SessionError`]
+/// with `?`.
 #[derive(Debug)]
 pub struct SessionFailure(Failure);
 
@@ -283,14 +305,22 @@ impl From<SessionError> for SessionFailure {
 
 impl ResponseError for SessionFailure {
     fn status_code(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
+        match self.error() {
+            Some(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
         match &self.0 {
-            Failure::Session(e) => log_failure(e, "access"),
-            Failure::MissingMiddleware(_) => tracing::error!("{self}"),
+            Failure::Session(e) => {
+                log_failure(e, "access");
+                error_response(e)
+            }
+            Failure::MissingMiddleware(_) => {
+                tracing::error!("{self}");
+                internal_error_response()
+            }
         }
-        internal_error_response()
     }
 }

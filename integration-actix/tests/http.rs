@@ -90,7 +90,7 @@ async fn set_key(
     barrier.wait().await; // ...before either commits
     let key = key.into_inner();
     session
-        .update(|s| {
+        .update(move |s| {
             if key == "a" {
                 s.a = Some("A".into())
             } else {

@@ -3,7 +3,9 @@
 //! [`SessionLayer`] reads the session cookie of each request (no I/O), puts a
 //! [`session_core::Session`] in the request extensions, runs the inner service, then commits:
 //! `Set-Cookie` is added only when something changed or the cookie must be refreshed, and a
-//! route that never touches the session costs no store call. Handlers take the [`Session`]
+//! route that never touches the session costs no store call. A handler may also save early
+//! with [`session_core::Session::save`] (before streaming a body, say): the layer still sends
+//! the cookie. Failures that retrying may fix are answered `503` with `Retry-After`. Handlers take the [`Session`]
 //! extractor and return [`SessionFailure`] (or their own error) from session calls.
 //!
 //! ```
@@ -79,10 +81,36 @@ impl<T> fmt::Debug for SessionLayer<T> {
     }
 }
 
-/// The default response to a session failure: a plain-text 500 with no internal detail.
+/// A plain-text 500 with no internal detail: the default answer to a session failure that
+/// retrying will not fix.
 pub fn internal_error_response() -> http::Response<String> {
-    let mut response = http::Response::new("Internal Server Error".to_owned());
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+}
+
+/// A plain-text 503 with `Retry-After: 1`: the default answer to a session failure that may
+/// pass when the request is sent again (the store timed out or is down, or other processes
+/// kept changing the session: [`SessionError::is_retryable`]).
+pub fn unavailable_response() -> http::Response<String> {
+    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// The default answer to `error`: [`unavailable_response`] when it is retryable, else
+/// [`internal_error_response`].
+pub fn error_response(error: &SessionError) -> http::Response<String> {
+    if error.is_retryable() {
+        unavailable_response()
+    } else {
+        internal_error_response()
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> http::Response<String> {
+    let mut response = http::Response::new(text.to_owned());
+    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -99,13 +127,13 @@ impl<T: SessionData> SessionLayer<T> {
     pub fn new(storage: SessionStorage<T>) -> Self {
         Self {
             storage,
-            on_error: Arc::new(|_| internal_error_response()),
+            on_error: Arc::new(error_response),
         }
     }
 
     /// The response sent instead of the handler's when the session cannot be committed
     /// (the store is down, the cookie would be too large, ...). The error is logged first.
-    /// Default: [`internal_error_response`].
+    /// Default: [`error_response`] (503 with `Retry-After` when retrying may help, else 500).
     pub fn on_error<F>(mut self, handler: F) -> Self
     where
         F: Fn(&SessionError) -> http::Response<String> + Send + Sync + 'static,
@@ -253,9 +281,9 @@ impl<S: Send + Sync, T: SessionData> OptionalFromRequestParts<S> for Session<T> 
     }
 }
 
-/// A session failure inside a handler, answered with [`internal_error_response`] after
-/// logging it. Convert from [`SessionError`] with `?`; match on [`SessionFailure::error`] to
-/// answer differently (for example a 503 when the error is retryable).
+/// A session failure inside a handler, answered with [`error_response`] after logging it
+/// (503 with `Retry-After` when retrying may help, else 500). Convert from [`SessionError`]
+/// with `?`; match on [`SessionFailure::error`] to answer differently.
 #[derive(Debug)]
 pub struct SessionFailure(Failure);
 
@@ -300,10 +328,16 @@ impl From<SessionError> for SessionFailure {
 
 impl IntoResponse for SessionFailure {
     fn into_response(self) -> Response {
-        match &self.0 {
-            Failure::Session(e) => log_failure(e, "access"),
-            Failure::MissingLayer(_) => tracing::error!("{self}"),
-        }
-        internal_error_response().map(Into::into)
+        let response = match &self.0 {
+            Failure::Session(e) => {
+                log_failure(e, "access");
+                error_response(e)
+            }
+            Failure::MissingLayer(_) => {
+                tracing::error!("{self}");
+                internal_error_response()
+            }
+        };
+        response.map(Into::into)
     }
 }

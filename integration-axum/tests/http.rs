@@ -91,7 +91,7 @@ async fn set_key(
     barrier.wait().await; // ...before either commits
     let key = path.0;
     session
-        .update(|s| {
+        .update(move |s| {
             if key == "a" {
                 s.a = Some("A".into())
             } else {

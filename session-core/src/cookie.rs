@@ -178,14 +178,18 @@ impl CookieOptions {
     }
 
     /// Every value of our cookie in a `Cookie` request header (there may be several, for
-    /// example with different paths), skipping oversized ones.
-    pub(crate) fn values_in<'a>(&'a self, header: &'a str) -> impl Iterator<Item = &'a str> {
+    /// example with different paths); `None` for one we cannot use (longer than 4096 bytes,
+    /// or not ASCII), which is treated like any other invalid value.
+    pub(crate) fn values_in<'a>(
+        &'a self,
+        header: &'a str,
+    ) -> impl Iterator<Item = Option<&'a str>> {
         let name = self.name.as_str();
         Cookie::split_parse(header)
             .filter_map(Result::ok)
             .filter(move |c| c.name() == name)
             .filter_map(|c| c.value_raw())
-            .filter(|v| v.len() <= MAX_COOKIE_VALUE)
+            .map(|v| (v.len() <= MAX_COOKIE_VALUE && v.is_ascii()).then_some(v))
     }
 }
 
@@ -422,7 +426,10 @@ mod tests {
         let big = "x".repeat(5000);
         let header = format!("a=1; session=one; junk; session=two; session={big}; b=2");
         let values: Vec<_> = o.values_in(&header).collect();
-        assert_eq!(values, ["one", "two"]);
+        assert_eq!(values, [Some("one"), Some("two"), None]);
+        let header = "lang=fran\u{e7}ais; session=one; session=caf\u{e9}";
+        let values: Vec<_> = o.values_in(header).collect();
+        assert_eq!(values, [Some("one"), None]);
         assert_eq!(o.values_in("").count(), 0);
         assert_eq!(o.values_in(";;;==;").count(), 0);
     }

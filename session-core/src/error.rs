@@ -198,15 +198,91 @@ pub enum SessionError {
     /// A cookie attribute (name, path, domain) contains characters not allowed in a header.
     #[error("invalid cookie attribute: {0}")]
     InvalidCookie(String),
+    /// A closure given to [`Session::update`](crate::Session::update) panicked when it ran
+    /// again on a session record that a concurrent request had changed; this request's
+    /// changes were not saved (the other requests' were).
+    #[error("a session update closure panicked when re-applied to concurrently changed data")]
+    UpdatePanicked,
+    /// A concurrent request destroyed the session (or it expired) before this request's
+    /// changes could be saved; nothing was saved. From
+    /// [`Session::update_and_save`](crate::Session::update_and_save), which must not return a
+    /// value that was never stored.
+    #[error("the session was destroyed by a concurrent request before this change was saved")]
+    Vanished,
+}
+
+/// The text of an error that one commit met on behalf of several (see
+/// [`SessionError::replicate`]): the first keeps the original, the others this copy.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Replicated(String);
+
+impl DriverError {
+    /// The same error for another request of a combined write: same kind and message, the
+    /// cause as text.
+    fn replicate(&self) -> Self {
+        match self {
+            Self::InvalidKey { reason } => Self::invalid_key(reason.clone()),
+            Self::ValueTooLarge { size, limit } => Self::ValueTooLarge {
+                size: *size,
+                limit: *limit,
+            },
+            Self::AlreadyExists => Self::AlreadyExists,
+            Self::Conflict => Self::Conflict,
+            Self::Unsupported { operation } => Self::unsupported(operation.clone()),
+            Self::Unavailable {
+                message,
+                retryable,
+                source,
+            } => Self::Unavailable {
+                message: message.clone(),
+                retryable: *retryable,
+                source: source
+                    .as_ref()
+                    .map(|s| Box::new(Replicated(s.to_string())) as BoxError),
+            },
+            Self::Config { message } => Self::config(message.clone()),
+        }
+    }
 }
 
 impl SessionError {
-    /// Whether retrying the whole request may succeed (store timeouts, contention).
+    /// Whether retrying the whole request may succeed (store timeouts, contention). The
+    /// framework integrations answer such errors with `503 Service Unavailable` and a
+    /// `Retry-After` header instead of `500`.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Driver(e) => e.is_retryable(),
             Self::Contention { .. } => true,
             _ => false,
+        }
+    }
+
+    /// The same error for another request whose changes were written in the same store write
+    /// (see `Session::update`): same variant and retryability, the cause as text.
+    pub(crate) fn replicate(&self) -> Self {
+        match self {
+            Self::Driver(e) => Self::Driver(e.replicate()),
+            Self::Serialize(e) => {
+                Self::Serialize(<serde_json::Error as serde::ser::Error>::custom(e))
+            }
+            Self::Deserialize { key, source } => Self::Deserialize {
+                key: key.clone(),
+                source: <serde_json::Error as serde::de::Error>::custom(source),
+            },
+            Self::Contention { attempts } => Self::Contention {
+                attempts: *attempts,
+            },
+            Self::Config(m) => Self::Config(m.clone()),
+            Self::CookieTooLarge { size, limit } => Self::CookieTooLarge {
+                size: *size,
+                limit: *limit,
+            },
+            Self::ForeignSession => Self::ForeignSession,
+            Self::Random(m) => Self::Random(m.clone()),
+            Self::InvalidCookie(m) => Self::InvalidCookie(m.clone()),
+            Self::UpdatePanicked => Self::UpdatePanicked,
+            Self::Vanished => Self::Vanished,
         }
     }
 }

@@ -61,12 +61,14 @@
 
 mod capabilities;
 mod clock;
+mod combine;
 mod config;
 mod cookie;
 mod driver;
 mod error;
 mod header;
 mod id;
+mod intent;
 mod keys;
 mod layers;
 #[cfg(feature = "tokio")]

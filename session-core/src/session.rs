@@ -1,6 +1,10 @@
 //! [`Session`]: one request's view of a session, loaded lazily and committed by its storage.
 
-use std::{collections::BTreeSet, fmt, sync::Arc};
+use std::{
+    collections::BTreeSet,
+    fmt,
+    sync::{Arc, atomic::Ordering},
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
@@ -8,8 +12,10 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{
     Driver, DynamicData, Lifetime, SessionError, SessionId, SetCookie,
+    combine::SlotRef,
+    intent::{Base, Intent, Op, diff, to_map},
     sealed::open,
-    storage::{Backend, Changes, SessionData, Shared, Stored, Written},
+    storage::{Backend, Changes, SessionData, Shared, Stored},
 };
 
 /// What the request's cookie said.
@@ -39,6 +45,28 @@ pub(crate) enum Incoming {
 /// Typed data is read with [`data`](Self::data) or [`read`](Self::read) and changed with
 /// [`update`](Self::update) or [`set`](Self::set); with [`DynamicData`] there are also
 /// [`get`](Self::get), [`insert`](Self::insert) and [`remove`](Self::remove) by key.
+///
+/// # Concurrent requests on one session
+///
+/// Browsers send requests of one session in parallel (tabs, prefetch, single-page apps).
+/// Each request works on its own view: the session as it was when the request first used
+/// it, plus its own changes. Its changes are kept as operations, and a commit that meets a
+/// change committed meanwhile runs them again on the newer record:
+///
+/// * [`update`](Self::update) closures run again: 50 concurrent `update(|d| d.visits += 1)`
+///   add exactly 50, concurrent pushes to one list all survive.
+/// * [`set`](Self::set), [`insert`](Self::insert) and [`remove`](Self::remove) write the
+///   top-level keys they changed: a handler that reads a value and writes it back
+///   (`get` then `insert`) gets per-key last-writer-wins, never an error.
+/// * Flash values set or taken, [`renew`](Self::renew) and
+///   [`set_lifetime`](Self::set_lifetime) apply to whatever record is current.
+///
+/// What an `update` closure returns, and what the handler reads, come from the request's own
+/// view and may miss a concurrent change; [`update_and_save`](Self::update_and_save) returns
+/// the value computed on the record that was actually saved. Within one process, concurrent
+/// commits of a session are combined into one store write; between processes they are
+/// compare-and-swap writes retried with jittered backoff (on drivers that support
+/// compare-and-swap; see [`ConcurrentWrites`](crate::ConcurrentWrites)).
 pub struct Session<T = DynamicData> {
     shared: Arc<Shared<T>>,
     inner: Arc<Mutex<Inner<T>>>,
@@ -66,11 +94,21 @@ struct Inner<T> {
     pending_deletes: Vec<String>,
     /// Send a removal cookie if the commit sends no other.
     clear_cookie: bool,
+    /// The cookie of an explicit [`Session::save`], sent by the final commit unless it sends
+    /// another.
+    saved_cookie: Option<SetCookie>,
 }
 
 struct Loaded<T> {
     stored: Option<Stored>,
     data: T,
+    /// This request's changes to the data, in order, to run again on a newer record.
+    ops: Vec<Op<T>>,
+    /// The storage's write sequence number when the session was loaded (or last committed).
+    loaded_seq: u64,
+    /// The session's slot in this process, held from the first change to the end of the
+    /// request: concurrent commits of the session are combined through it.
+    slot: Option<SlotRef<T>>,
     /// `data` as a map when it was last committed: the base of change detection. `None`
     /// while that is the defaults overlaid with the stored record's data (as when loaded), so
     /// loading a session copies nothing.
@@ -96,6 +134,7 @@ impl<T: SessionData> Session<T> {
                 loaded: None,
                 pending_deletes: Vec::new(),
                 clear_cookie: false,
+                saved_cookie: None,
             })),
         }
     }
@@ -130,7 +169,26 @@ impl<T: SessionData> Session<T> {
         }
     }
 
+    /// Runs `f` on the loaded session as a change: the session's slot is entered first, so
+    /// that this request's commit combines with concurrent ones.
+    async fn change<R>(
+        &self,
+        f: impl FnOnce(&mut Loaded<T>) -> Result<R, SessionError>,
+    ) -> Result<R, SessionError> {
+        self.with_loaded(|l| {
+            if l.slot.is_none()
+                && let Some(stored) = &l.stored
+                && matches!(self.shared.backend, Backend::Store(_))
+            {
+                l.slot = Some(self.shared.slots.enter(&stored.key));
+            }
+            f(l)
+        })
+        .await
+    }
+
     async fn load(&self, inner: &mut Inner<T>) -> Result<Loaded<T>, SessionError> {
+        let loaded_seq = self.shared.write_seq.load(Ordering::Relaxed);
         let stored = match (&self.shared.backend, &mut inner.incoming) {
             (Backend::Store(driver), Incoming::Valid { id, signed, .. }) => {
                 let key = id.storage_key(&self.shared.namespace);
@@ -171,7 +229,11 @@ impl<T: SessionData> Session<T> {
             return self.fresh();
         };
         match self.shared.build_data(&stored.record.data) {
-            Ok(data) => Ok(loaded(Some(stored), data)),
+            Ok(data) => {
+                let mut l = loaded(Some(stored), data);
+                l.loaded_seq = loaded_seq;
+                Ok(l)
+            }
             Err(e) => {
                 tracing::warn!(id = ?stored.id, error = %e, "stored session does not fit the session type; starting a new session");
                 inner.clear_cookie = true;
@@ -202,25 +264,109 @@ impl<T: SessionData> Session<T> {
         self.with_loaded(|l| Ok(f(&l.data))).await
     }
 
-    /// Changes the session data through a closure. Only fields whose value really changed are
-    /// written, and only they are re-applied if a concurrent request changed the session.
-    pub async fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, SessionError> {
-        self.with_loaded(|l| {
+    /// Changes the session data through a closure and returns what it returns.
+    ///
+    /// The closure runs now, on this request's view of the session. It is kept, and runs
+    /// again (possibly more than once) if the commit meets a change that a concurrent request
+    /// committed meanwhile, on the newer data: so it must be `Fn` and own what it captures
+    /// (`move`, and clone values it inserts), and should depend on nothing but the data it is
+    /// given. Only the fields whose value changed are written; an update that changes nothing
+    /// writes nothing.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use session_core::{Keyring, SessionStorage};
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// # struct Cart { visits: u64, items: Vec<String> }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let storage = SessionStorage::<Cart>::builder(Arc::new(session_driver_memory::MemoryDriver::new()))
+    /// #     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
+    /// #     .build()?;
+    /// # let session = storage.get_session(None);
+    /// let item = String::from("apple");
+    /// session.update(move |cart| cart.items.push(item.clone())).await?;
+    /// let seen = session.update(|cart| { cart.visits += 1; cart.visits }).await?;
+    /// assert_eq!(seen, 1);
+    /// # Ok::<(), session_core::SessionError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn update<R, F>(&self, f: F) -> Result<R, SessionError>
+    where
+        F: Fn(&mut T) -> R + Send + Sync + 'static,
+    {
+        self.change(|l| {
             l.data_touched = true;
-            Ok(f(&mut l.data))
+            let out = f(&mut l.data);
+            l.ops.push(Op::Update(Arc::new(move |data: &mut T| {
+                f(data);
+            })));
+            Ok(out)
         })
         .await
     }
 
-    /// Replaces the session data.
+    /// Applies `f` like [`update`](Self::update), saves the session now, and returns what `f`
+    /// returned on the data that was saved: with concurrent requests on the session, that is
+    /// the exact value after every commit before this one (a counter shows the exact count).
+    ///
+    /// Like [`save`](Self::save), it also saves this request's earlier changes, and the
+    /// session layer sends the cookie. Fails with [`SessionError::Vanished`] when a concurrent
+    /// request destroyed the session first (nothing was saved).
+    pub async fn update_and_save<R, F>(&self, f: F) -> Result<R, SessionError>
+    where
+        F: Fn(&mut T) -> R + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        let result = Arc::new(std::sync::Mutex::new(None));
+        let sink = Arc::clone(&result);
+        self.update(move |data| {
+            let out = f(data);
+            if let Ok(mut slot) = sink.lock() {
+                *slot = Some(out);
+            }
+        })
+        .await?;
+        if self.commit_inner(true).await?.vanished {
+            return Err(SessionError::Vanished);
+        }
+        let out = match result.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => None,
+        };
+        // `f` ran at least once, in `update` above, without panicking.
+        out.ok_or(SessionError::UpdatePanicked)
+    }
+
+    /// Replaces the session data. Only the top-level fields that differ from this request's
+    /// view are written: a field that a concurrent request changed and `data` leaves as this
+    /// request saw it keeps the concurrent change.
     pub async fn set(&self, data: T) -> Result<(), SessionError> {
-        self.update(move |d| *d = data).await
+        let new = to_map(&data)?;
+        self.change(move |l| {
+            let current = to_map(&l.data)?;
+            let pairs = diff(&new, &Base::Snapshot(&current));
+            if !pairs.is_empty() {
+                l.data_touched = true;
+                l.data = data;
+                l.ops.push(Op::Assign(Arc::from(pairs)));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Saves the session now instead of when the response is sent (for example before
+    /// streaming a response). The session layers still send the resulting cookie; with the
+    /// sans-IO API, [`SessionStorage::commit_session`](crate::SessionStorage::commit_session)
+    /// returns it. Changes made afterwards are saved by the final commit as usual.
+    pub async fn save(&self) -> Result<(), SessionError> {
+        self.commit_inner(true).await.map(|_| ())
     }
 
     /// Stores a flash value: readable once, on a later request.
     pub async fn flash<V: Serialize>(&self, key: &str, value: V) -> Result<(), SessionError> {
         let value = serde_json::to_value(value).map_err(SessionError::Serialize)?;
-        self.with_loaded(|l| {
+        self.change(|l| {
             l.flash_set.insert(key.to_owned(), value);
             Ok(())
         })
@@ -232,7 +378,7 @@ impl<T: SessionData> Session<T> {
         &self,
         key: &str,
     ) -> Result<Option<V>, SessionError> {
-        self.with_loaded(|l| {
+        self.change(|l| {
             if l.flash_taken.contains(key) {
                 return Ok(None);
             }
@@ -251,7 +397,7 @@ impl<T: SessionData> Session<T> {
 
     /// Keeps every flash value this request read for one more request.
     pub async fn reflash(&self) -> Result<(), SessionError> {
-        self.with_loaded(|l| {
+        self.change(|l| {
             l.reflash = true;
             Ok(())
         })
@@ -287,14 +433,16 @@ impl<T: SessionData> Session<T> {
         };
         inner.pending_deletes.extend(key);
         inner.clear_cookie |= !matches!(inner.incoming, Incoming::Absent)
-            || inner.loaded.as_ref().is_some_and(|l| l.stored.is_some());
+            || inner.loaded.as_ref().is_some_and(|l| l.stored.is_some())
+            || inner.saved_cookie.is_some();
+        inner.saved_cookie = None;
         inner.incoming = Incoming::Absent;
         inner.loaded = self.fresh().ok();
     }
 
     /// Restarts the session's idle and absolute timeouts from now (a write on commit).
     pub async fn renew(&self) -> Result<(), SessionError> {
-        self.with_loaded(|l| {
+        self.change(|l| {
             l.renew = true;
             Ok(())
         })
@@ -304,7 +452,7 @@ impl<T: SessionData> Session<T> {
     /// Gives this session its own lifetime, for example a long one for "remember me".
     /// Both timeouts restart from now; the lifetime is kept in the session record.
     pub async fn set_lifetime(&self, lifetime: Lifetime) -> Result<(), SessionError> {
-        self.with_loaded(|l| {
+        self.change(|l| {
             l.lifetime = Some(Some(lifetime));
             Ok(())
         })
@@ -345,6 +493,12 @@ impl<T: SessionData> Session<T> {
 
     /// Saves the session; see [`SessionStorage::commit_session`](crate::SessionStorage::commit_session).
     pub(crate) async fn commit(&self) -> Result<Option<SetCookie>, SessionError> {
+        Ok(self.commit_inner(false).await?.cookie)
+    }
+
+    /// Saves the session. `keep`: an explicit save, whose cookie is kept for the final commit
+    /// (which then returns it unless it has another).
+    async fn commit_inner(&self, keep: bool) -> Result<Commit, SessionError> {
         let shared = &*self.shared;
         let mut guard = self.lock().await;
         let inner = &mut *guard;
@@ -366,6 +520,7 @@ impl<T: SessionData> Session<T> {
             None => Outcome::Nothing,
             Some(loaded) => self.commit_loaded(loaded, stale_key, now).await?,
         };
+        let vanished = matches!(outcome, Outcome::Vanished);
         let cookie = match outcome {
             Outcome::Cookie(cookie) => {
                 inner.clear_cookie = false;
@@ -392,10 +547,19 @@ impl<T: SessionData> Session<T> {
                 None
             }
         };
-        if cookie.is_none() && std::mem::take(&mut inner.clear_cookie) {
-            return Ok(Some(shared.cookie.render_removal()));
-        }
-        Ok(cookie)
+        let cookie = match cookie {
+            None if std::mem::take(&mut inner.clear_cookie) => Some(shared.cookie.render_removal()),
+            cookie => cookie,
+        };
+        let cookie = if keep {
+            if cookie.is_some() {
+                inner.saved_cookie = cookie;
+            }
+            None
+        } else {
+            cookie.or_else(|| inner.saved_cookie.take())
+        };
+        Ok(Commit { cookie, vanished })
     }
 
     async fn commit_loaded(
@@ -405,9 +569,10 @@ impl<T: SessionData> Session<T> {
         now: u64,
     ) -> Result<Outcome, SessionError> {
         let mut changes = changes(l, &self.shared.defaults)?;
+        let current = changes.current.take();
         let (outcome, merged) = match &self.shared.backend {
             Backend::Store(driver) => {
-                self.commit_to_store(driver.as_ref(), l, &changes, stale_key, now)
+                self.commit_to_store(driver.as_ref(), l, changes, stale_key, now)
                     .await?
             }
             Backend::Cookie => (self.commit_to_cookie(l, &changes, stale_key, now)?, false),
@@ -424,11 +589,12 @@ impl<T: SessionData> Session<T> {
                     .build_data(&stored.record.data)
                     .map_err(SessionError::Serialize)?;
                 l.snapshot = None;
-            } else if let Some(current) = changes.current.take() {
+            } else if let Some(current) = current {
                 l.snapshot = Some(current);
             }
             l.flash_in = stored.record.flash.clone();
         }
+        l.ops.clear();
         l.data_touched = false;
         l.flash_taken.clear();
         l.flash_set.clear();
@@ -443,23 +609,22 @@ impl<T: SessionData> Session<T> {
         &self,
         driver: &dyn Driver,
         l: &mut Loaded<T>,
-        changes: &Changes,
+        changes: Changes,
         stale_key: bool,
         now: u64,
     ) -> Result<(Outcome, bool), SessionError> {
         let shared = &*self.shared;
-        let mut merged = false;
         let outcome = match l.stored.as_mut() {
             None if changes.is_empty() => Outcome::Nothing,
             None => {
                 let mut record = shared.new_record(now);
-                shared.apply(&mut record, changes, now);
+                shared.apply(&mut record, &changes, now);
                 let stored = shared.create(driver, record, l.new_id.take(), now).await?;
                 Outcome::Cookie(shared.cookie_for(l.stored.insert(stored), now)?)
             }
             Some(stored) if l.regenerate => {
                 let mut record = stored.record.clone();
-                shared.apply(&mut record, changes, now);
+                shared.apply(&mut record, &changes, now);
                 let old_key = stored.key.clone();
                 *stored = shared.create(driver, record, l.new_id.take(), now).await?;
                 // Only after the new record exists: a failure here leaves the old id working
@@ -468,31 +633,81 @@ impl<T: SessionData> Session<T> {
                 Outcome::Cookie(shared.cookie_for(stored, now)?)
             }
             Some(stored) if !changes.is_empty() => {
-                match shared.update(driver, stored, changes, now).await? {
-                    Written::Yes => Outcome::Cookie(shared.cookie_for(stored, now)?),
-                    Written::Merged => {
-                        merged = true;
-                        Outcome::Cookie(shared.cookie_for(stored, now)?)
-                    }
-                    Written::Vanished => Outcome::Vanished,
-                }
+                let ops = l.ops.clone();
+                return self
+                    .commit_combined(
+                        driver,
+                        stored,
+                        &mut l.slot,
+                        &mut l.loaded_seq,
+                        ops,
+                        changes,
+                        now,
+                    )
+                    .await;
             }
             Some(stored) => match shared.refresh_due(stored, now) {
-                Some(deadline) => match shared.refresh(driver, stored, deadline, now).await? {
-                    Written::Yes => Outcome::Cookie(shared.cookie_for(stored, now)?),
-                    // A rewrite-based refresh that met a concurrent change keeps that change.
-                    Written::Merged => {
-                        merged = true;
+                Some(deadline) if driver.capabilities().touch => {
+                    if shared.touch(driver, stored, deadline, now).await? {
                         Outcome::Cookie(shared.cookie_for(stored, now)?)
+                    } else {
+                        Outcome::Vanished
                     }
-                    Written::Vanished => Outcome::Vanished,
-                },
+                }
+                // No touch: rewrite the record (which restarts its idle timeout).
+                Some(_) => {
+                    return self
+                        .commit_combined(
+                            driver,
+                            stored,
+                            &mut l.slot,
+                            &mut l.loaded_seq,
+                            Vec::new(),
+                            Changes::default(),
+                            now,
+                        )
+                        .await;
+                }
                 // Re-sign with the newest key; no write.
                 None if stale_key => Outcome::Cookie(shared.cookie_for(stored, now)?),
                 None => Outcome::Nothing,
             },
         };
-        Ok((outcome, merged))
+        Ok((outcome, false))
+    }
+
+    /// Commits changes to an existing stored session through its slot (see
+    /// [`crate::combine`]); the flag says whether concurrent changes were merged in.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_combined(
+        &self,
+        driver: &dyn Driver,
+        stored: &mut Stored,
+        slot: &mut Option<SlotRef<T>>,
+        loaded_seq: &mut u64,
+        ops: Vec<Op<T>>,
+        changes: Changes,
+        now: u64,
+    ) -> Result<(Outcome, bool), SessionError> {
+        let shared = &*self.shared;
+        let slot = slot.get_or_insert_with(|| shared.slots.enter(&stored.key));
+        let intent = Intent {
+            base_version: stored.version.clone(),
+            changes,
+            ops,
+        };
+        match shared
+            .commit_combined(driver, slot, stored, *loaded_seq, intent)
+            .await?
+        {
+            Some(landed) => {
+                let merged = landed.merged;
+                *loaded_seq = landed.seq;
+                stored.land(landed);
+                Ok((Outcome::Cookie(shared.cookie_for(stored, now)?), merged))
+            }
+            None => Ok((Outcome::Vanished, false)),
+        }
     }
 
     /// Cookie-only sessions: every change, refresh or rotation re-seals the whole session.
@@ -559,6 +774,9 @@ fn loaded<T>(stored: Option<Stored>, data: T) -> Loaded<T> {
             .unwrap_or_default(),
         stored,
         data,
+        ops: Vec::new(),
+        loaded_seq: 0,
+        slot: None,
         snapshot: None,
         data_touched: false,
         flash_taken: BTreeSet::new(),
@@ -577,51 +795,12 @@ enum Outcome {
     Vanished,
 }
 
-/// The base of change detection: the last committed data, or the defaults overlaid with the
-/// stored record's data.
-enum Base<'a> {
-    Snapshot(&'a Map<String, Value>),
-    Overlay {
-        stored: Option<&'a Map<String, Value>>,
-        defaults: &'a Map<String, Value>,
-    },
-}
-
-impl<'a> Base<'a> {
-    fn of<T>(l: &'a Loaded<T>, defaults: &'a Map<String, Value>) -> Self {
-        match &l.snapshot {
-            Some(snapshot) => Base::Snapshot(snapshot),
-            None => Base::Overlay {
-                stored: l.stored.as_ref().map(|s| &s.record.data),
-                defaults,
-            },
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        match *self {
-            Base::Snapshot(map) => map.get(key),
-            Base::Overlay { stored, defaults } => stored
-                .and_then(|s| s.get(key))
-                .or_else(|| defaults.get(key)),
-        }
-    }
-
-    /// Calls `f` with every key, each once.
-    fn for_each_key(&self, mut f: impl FnMut(&'a String)) {
-        match *self {
-            Base::Snapshot(map) => map.keys().for_each(f),
-            Base::Overlay { stored, defaults } => {
-                if let Some(stored) = stored {
-                    stored.keys().for_each(&mut f);
-                }
-                defaults
-                    .keys()
-                    .filter(|k| stored.is_none_or(|s| !s.contains_key(*k)))
-                    .for_each(f);
-            }
-        }
-    }
+/// What a commit produced.
+struct Commit {
+    cookie: Option<SetCookie>,
+    /// A concurrent request destroyed the session (or it expired): this request's changes
+    /// were dropped.
+    vanished: bool,
 }
 
 /// This request's changes relative to what was loaded (or last committed).
@@ -632,25 +811,15 @@ fn changes<T: SessionData>(
     let mut data = Vec::new();
     let mut whole = None;
     if l.data_touched {
-        let current = match serde_json::to_value(&l.data).map_err(SessionError::Serialize)? {
-            Value::Object(map) => map,
-            _ => {
-                return Err(SessionError::Config(
-                    "session data must serialise as a map".into(),
-                ));
-            }
+        let current = to_map(&l.data)?;
+        let base = match &l.snapshot {
+            Some(snapshot) => Base::Snapshot(snapshot),
+            None => Base::Overlay {
+                stored: l.stored.as_ref().map(|s| &s.record.data),
+                defaults,
+            },
         };
-        let base = Base::of(l, defaults);
-        for (key, value) in &current {
-            if base.get(key) != Some(value) {
-                data.push((key.clone(), Some(value.clone())));
-            }
-        }
-        base.for_each_key(|key| {
-            if !current.contains_key(key) {
-                data.push((key.clone(), None));
-            }
-        });
+        data = diff(&current, &base);
         whole = Some(current);
     }
     Ok(Changes {
@@ -687,16 +856,18 @@ impl Session<DynamicData> {
     /// Stores `value` under `key`.
     pub async fn insert<V: Serialize>(&self, key: &str, value: V) -> Result<(), SessionError> {
         let value = serde_json::to_value(value).map_err(SessionError::Serialize)?;
-        self.update(|d| {
-            d.insert(key.to_owned(), value);
+        let key = key.to_owned();
+        self.update(move |d| {
+            d.insert(key.clone(), value.clone());
         })
         .await
     }
 
     /// Removes `key`.
     pub async fn remove(&self, key: &str) -> Result<(), SessionError> {
-        self.update(|d| {
-            d.remove(key);
+        let key = key.to_owned();
+        self.update(move |d| {
+            d.remove(&key);
         })
         .await
     }

@@ -1,7 +1,15 @@
 //! [`SessionStorage`]: the sans-IO entry point that turns `Cookie` headers into sessions and
 //! sessions into `Set-Cookie` headers.
 
-use std::{fmt, marker::PhantomData, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    marker::PhantomData,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use serde::{
@@ -14,7 +22,9 @@ use crate::{
     Clock, CookieOptions, Driver, DriverError, ExpiryPolicy, Keyring, Lifetime, PutOptions,
     SessionError, SessionId, SetCookie, SystemClock, Version, WriteMode,
     clock::{from_unix_millis, unix_millis},
+    combine::{SlotRef, Slots, Turn},
     cookie::{sign, verify},
+    intent::{Intent, assign, replay},
     record::{FORMAT, Record, after},
     sealed::seal,
     session::{Incoming, Session},
@@ -158,7 +168,7 @@ impl<T: SessionData> SessionStorage<T> {
             expiry: ExpiryPolicy::default(),
             namespace: "session:".into(),
             clock: Arc::new(SystemClock),
-            max_attempts: 8,
+            max_attempts: 32,
             concurrent_writes: ConcurrentWrites::default(),
         }
     }
@@ -176,11 +186,42 @@ impl<T: SessionData> SessionStorage<T> {
 
     /// [`get_session`](Self::get_session) from all `Cookie` headers of an `http` request.
     pub fn get_session_from_headers(&self, headers: &http::HeaderMap) -> Session<T> {
-        let values = headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        Session::new(Arc::clone(&self.shared), self.incoming(values))
+        self.get_session_from_raw(
+            headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(http::HeaderValue::as_bytes),
+        )
+    }
+
+    /// [`get_session`](Self::get_session) from the raw bytes of every `Cookie` header of a
+    /// request, for frameworks with their own header types.
+    ///
+    /// Headers are bytes, not text: other cookies of the site may hold UTF-8 or Latin-1
+    /// (`lang=français`). Such bytes never cost the visitor their session; only a session
+    /// cookie whose own value is unusable (not ASCII, over 4096 bytes) counts as invalid.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use session_core::{Keyring, SessionStorage};
+    /// # let storage = SessionStorage::<session_core::DynamicData>::builder(Arc::new(session_driver_memory::MemoryDriver::new()))
+    /// #     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
+    /// #     .build()?;
+    /// let session = storage.get_session_from_raw([&b"lang=fran\xe7ais; theme=dark"[..]]);
+    /// # Ok::<(), session_core::SessionError>(())
+    /// ```
+    pub fn get_session_from_raw<'h>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'h [u8]>,
+    ) -> Session<T> {
+        let headers = cookie_headers
+            .into_iter()
+            .map(|bytes| match std::str::from_utf8(bytes) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                // Only other cookies can be affected: ours is ASCII or unusable anyway.
+                Err(_) => String::from_utf8_lossy(bytes),
+            });
+        Session::new(Arc::clone(&self.shared), self.incoming(headers))
     }
 
     /// Saves what changed and returns the `Set-Cookie` value to send, or `None` when the
@@ -212,6 +253,13 @@ impl<T: SessionData> SessionStorage<T> {
         }
     }
 
+    /// How many sessions of this storage are being changed by requests in flight in this
+    /// process (each has the state that combines their commits; it ends with the session's
+    /// last request). A gauge for metrics; it says nothing about other processes.
+    pub fn sessions_in_flight(&self) -> usize {
+        self.shared.slots.len()
+    }
+
     /// The cookie options.
     pub fn cookie_options(&self) -> &CookieOptions {
         &self.shared.cookie
@@ -225,24 +273,28 @@ impl<T: SessionData> SessionStorage<T> {
         }
     }
 
-    fn incoming<'h>(&self, headers: impl Iterator<Item = &'h str>) -> Incoming {
+    fn incoming<H: AsRef<str>>(&self, headers: impl Iterator<Item = H>) -> Incoming {
         let shared = &self.shared;
+        let mut seen = false;
         if let Backend::Cookie = shared.backend {
             // Opened lazily, on first use: an untouched request pays no decryption.
             let mut values: Vec<String> = Vec::new();
             for header in headers {
-                values.extend(shared.cookie.values_in(header).map(str::to_owned));
+                for value in shared.cookie.values_in(header.as_ref()) {
+                    seen = true;
+                    values.extend(value.map(str::to_owned));
+                }
             }
-            return if values.is_empty() {
-                Incoming::Absent
-            } else {
-                Incoming::Sealed(values)
+            return match (values.is_empty(), seen) {
+                (false, _) => Incoming::Sealed(values),
+                (true, true) => Incoming::Invalid,
+                (true, false) => Incoming::Absent,
             };
         }
-        let mut seen = false;
         for header in headers {
-            for value in shared.cookie.values_in(header) {
+            for value in shared.cookie.values_in(header.as_ref()) {
                 seen = true;
+                let Some(value) = value else { continue };
                 if let Some((id, key_index)) =
                     verify(&shared.keyring, shared.cookie.cookie_name(), value)
                 {
@@ -295,7 +347,11 @@ impl<T: SessionData> SessionStorageBuilder<T> {
         self
     }
 
-    /// How many times a commit retries after a concurrent change (default 8).
+    /// How many store writes a commit tries before it gives up with the retryable
+    /// [`SessionError::Contention`] (default 32). Only writes of other processes cost
+    /// attempts: commits of one session within this process are combined, never in conflict.
+    /// Retries after the first wait a random time below a window that doubles from 0.25 ms
+    /// up to 20 ms.
     pub fn max_commit_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
@@ -356,6 +412,8 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                 defaults,
                 max_attempts: self.max_attempts,
                 concurrent_writes: self.concurrent_writes,
+                slots: Arc::default(),
+                write_seq: AtomicU64::new(0),
                 _data: PhantomData,
             }),
         })
@@ -373,6 +431,11 @@ pub(crate) struct Shared<T> {
     pub(crate) defaults: Map<String, Value>,
     pub(crate) max_attempts: u32,
     pub(crate) concurrent_writes: ConcurrentWrites,
+    /// Sessions being changed by requests in flight: see [`crate::combine`].
+    pub(crate) slots: Arc<Slots<T>>,
+    /// Counts this storage's landed writes: tells whether a slot's latest write happened
+    /// after a request loaded its session.
+    pub(crate) write_seq: AtomicU64,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -421,12 +484,47 @@ impl Changes {
     }
 }
 
-/// Whether a conditional update landed (on the loaded record, or merged onto a concurrently
-/// changed one) or found the record gone (destroyed or expired).
-pub(crate) enum Written {
-    Yes,
-    Merged,
-    Vanished,
+/// A write of an existing session that landed.
+#[derive(Debug, Clone)]
+pub(crate) struct Landed {
+    /// The version written.
+    pub(crate) version: Version,
+    /// The record written.
+    pub(crate) record: Record,
+    /// Whether the record holds more than one request's changes on the version it loaded
+    /// (concurrent commits combined, or re-applied on a newer record).
+    pub(crate) merged: bool,
+    /// The storage's write sequence number of this write.
+    pub(crate) seq: u64,
+}
+
+impl Stored {
+    /// This session as of `landed`.
+    pub(crate) fn land(&mut self, landed: Landed) {
+        self.version = landed.version;
+        self.idle_deadline = landed.record.idle_deadline;
+        self.record = landed.record;
+    }
+}
+
+/// What happened to one request's commit of an existing session: written (`Some`), or the
+/// session was gone (destroyed or expired: `None`).
+pub(crate) type Committed = Result<Option<Landed>, SessionError>;
+
+/// Waits before the `attempt`-th write (counting from 0) of a commit that keeps meeting other
+/// processes' writes: the first retry goes at once (it just read the newer record), later ones
+/// wait a random time below a window that doubles from 0.25 ms to at most 20 ms (full jitter),
+/// so competing processes spread out instead of colliding again in lockstep. Without the
+/// `tokio` feature (Cloudflare Workers) there is no timer and every retry goes at once.
+async fn backoff(attempt: u32) {
+    #[cfg(feature = "tokio")]
+    if attempt > 1 {
+        let window = (250u64 << (attempt - 2).min(7)).min(20_000);
+        let micros = rand::random_range(0..=window);
+        tokio::time::sleep(Duration::from_micros(micros)).await;
+    }
+    #[cfg(not(feature = "tokio"))]
+    let _ = attempt;
 }
 
 fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -515,12 +613,13 @@ impl<T: SessionData> Shared<T> {
 
     /// Applies `changes` to `record` as of `now`, recomputing its deadlines.
     pub(crate) fn apply(&self, record: &mut Record, changes: &Changes, now: u64) {
-        for (key, value) in &changes.data {
-            match value {
-                Some(v) => record.data.insert(key.clone(), v.clone()),
-                None => record.data.remove(key),
-            };
-        }
+        assign(&mut record.data, &changes.data);
+        Self::apply_meta(record, changes);
+        self.set_deadlines(record, changes.renew || changes.lifetime.is_some(), now);
+    }
+
+    /// Applies the flash and lifetime changes of `changes` (everything but the data).
+    fn apply_meta(record: &mut Record, changes: &Changes) {
         for key in &changes.flash_taken {
             record.flash.remove(key);
         }
@@ -533,8 +632,12 @@ impl<T: SessionData> Shared<T> {
         if let Some(lifetime) = changes.lifetime {
             record.lifetime = lifetime;
         }
+    }
+
+    /// Restarts the idle timeout from `now`, and the absolute one too when `restart`.
+    fn set_deadlines(&self, record: &mut Record, restart: bool, now: u64) {
         let lifetime = self.lifetime_of(record.lifetime);
-        if changes.renew || changes.lifetime.is_some() {
+        if restart {
             record.absolute_deadline = lifetime.absolute_timeout.map(|d| after(now, d));
         }
         record.idle_deadline = lifetime.idle_timeout.map(|d| after(now, d));
@@ -612,24 +715,89 @@ impl<T: SessionData> Shared<T> {
         })
     }
 
-    /// Writes `changes` on top of `stored`, compare-and-swap where the driver can, reloading
-    /// and re-applying them after a concurrent write.
-    pub(crate) async fn update(
+    /// Commits `intent`, this request's changes to the loaded session `mine`, through the
+    /// session's slot: combined with the commits of other requests in this process into one
+    /// store write (see [`crate::combine`]).
+    pub(crate) async fn commit_combined(
         &self,
         driver: &dyn Driver,
-        stored: &mut Stored,
-        changes: &Changes,
-        now: u64,
-    ) -> Result<Written, SessionError> {
+        slot: &SlotRef<T>,
+        mine: &Stored,
+        loaded_seq: u64,
+        intent: Intent<T>,
+    ) -> Committed {
+        let intent = Arc::new(intent);
+        let (guard, others) = match slot.turn(&intent).await {
+            Turn::Done(outcome) => return outcome,
+            Turn::Lead(guard, others) => (guard, others),
+        };
+        let mut base = mine.clone();
+        if let Some(latest) = slot.latest_after(loaded_seq) {
+            base.land(latest);
+        }
+        let mut items: Vec<&Intent<T>> = Vec::with_capacity(1 + others.len());
+        items.push(&intent);
+        items.extend(others.iter().map(|w| &*w.intent));
+        let outcomes = self.write_batch(driver, base, &items).await;
+        guard.written(
+            outcomes
+                .iter()
+                .find_map(|o| o.as_ref().ok().cloned().flatten()),
+        );
+        let mut outcomes = outcomes.into_iter();
+        let mine = outcomes.next().unwrap_or(Ok(None));
+        for (waiting, outcome) in others.into_iter().zip(outcomes) {
+            waiting.answer(outcome);
+        }
+        // Dropping the guard hands the lead to the next queued commit.
+        drop(guard);
+        mine
+    }
+
+    /// Writes the combined changes of `items` on top of `base` in one store write,
+    /// compare-and-swap where the driver can; after a concurrent write (another process) it
+    /// reloads the record and runs every item's operations again on it. One outcome per item.
+    pub(crate) async fn write_batch(
+        &self,
+        driver: &dyn Driver,
+        mut base: Stored,
+        items: &[&Intent<T>],
+    ) -> Vec<Committed> {
         let caps = driver.capabilities();
-        let mut merged = false;
-        for _ in 0..self.max_attempts {
-            let mut record = stored.record.clone();
-            self.apply(&mut record, changes, now);
-            let bytes = Bytes::from(record.encode().map_err(SessionError::Serialize)?);
+        let mut failed: Vec<Option<SessionError>> = items.iter().map(|_| None).collect();
+        let fail_all = |error: SessionError, failed: Vec<Option<SessionError>>| {
+            failed
+                .into_iter()
+                .map(|f| Err(f.unwrap_or_else(|| error.replicate())))
+                .collect()
+        };
+        for attempt in 0..self.max_attempts {
+            backoff(attempt).await;
+            let now = self.now();
+            let (record, merged) = loop {
+                match self.combine(&base, items, &failed, now) {
+                    Ok(combined) => break combined,
+                    Err((i, error)) => {
+                        tracing::warn!(error = %error, "a request's session changes cannot be re-applied to the newer record");
+                        if let Some(slot) = failed.get_mut(i) {
+                            *slot = Some(error);
+                        }
+                    }
+                }
+            };
+            if failed.iter().all(Option::is_some) {
+                return failed
+                    .into_iter()
+                    .map(|f| Err(f.unwrap_or(SessionError::UpdatePanicked)))
+                    .collect();
+            }
+            let bytes = match record.encode() {
+                Ok(bytes) => Bytes::from(bytes),
+                Err(e) => return fail_all(SessionError::Serialize(e), failed),
+            };
             let mode = if caps.compare_and_swap && self.concurrent_writes == ConcurrentWrites::Merge
             {
-                WriteMode::IfVersion(stored.version.clone())
+                WriteMode::IfVersion(base.version.clone())
             } else if caps.update_only {
                 WriteMode::UpdateOnly
             } else {
@@ -639,33 +807,86 @@ impl<T: SessionData> Shared<T> {
             let options = PutOptions::new()
                 .ttl_opt(Self::ttl(driver, expires_at, now))
                 .mode(mode);
-            match driver.put(&stored.key, bytes, options).await {
+            match driver.put(&base.key, bytes, options).await {
                 Ok(version) => {
-                    stored.version = version;
-                    stored.idle_deadline = record.idle_deadline;
-                    stored.record = record;
-                    return Ok(if merged {
-                        Written::Merged
-                    } else {
-                        Written::Yes
-                    });
+                    let landed = Landed {
+                        version,
+                        record,
+                        merged,
+                        seq: self.write_seq.fetch_add(1, Ordering::Relaxed) + 1,
+                    };
+                    return failed
+                        .into_iter()
+                        .map(|f| match f {
+                            Some(error) => Err(error),
+                            None => Ok(Some(landed.clone())),
+                        })
+                        .collect();
                 }
                 Err(DriverError::Conflict) => {
-                    match self.fetch(driver, &stored.id, stored.key.clone()).await? {
-                        Some(fresh) => {
-                            tracing::debug!(id = ?stored.id, "concurrent session write; merging");
-                            *stored = fresh;
-                            merged = true;
+                    match self.fetch(driver, &base.id, base.key.clone()).await {
+                        Ok(Some(fresh)) => {
+                            tracing::debug!(id = ?base.id, attempt, "concurrent session write from elsewhere; re-applying");
+                            base = fresh;
                         }
-                        None => return Ok(Written::Vanished),
+                        Ok(None) => {
+                            return failed
+                                .into_iter()
+                                .map(|f| f.map_or(Ok(None), Err))
+                                .collect();
+                        }
+                        Err(e) => return fail_all(e.into(), failed),
                     }
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return fail_all(e.into(), failed),
             }
         }
-        Err(SessionError::Contention {
-            attempts: self.max_attempts,
-        })
+        fail_all(
+            SessionError::Contention {
+                attempts: self.max_attempts,
+            },
+            failed,
+        )
+    }
+
+    /// The record `items` make of `base` as of `now`, and whether it holds more than one
+    /// request's changes on the version it loaded. `Err((i, _))`: item `i` cannot be applied.
+    fn combine(
+        &self,
+        base: &Stored,
+        items: &[&Intent<T>],
+        failed: &[Option<SessionError>],
+        now: u64,
+    ) -> Result<(Record, bool), (usize, SessionError)> {
+        let live = || {
+            items
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| failed.get(*i).is_some_and(Option::is_none))
+        };
+        let mut single = live();
+        let fast = match (single.next(), single.next()) {
+            (Some((_, item)), None) => item.base_version == base.version,
+            _ => false,
+        };
+        let mut record = base.record.clone();
+        let mut restart = false;
+        for (i, item) in live() {
+            if fast {
+                assign(&mut record.data, &item.changes.data);
+            } else if !item.ops.is_empty() {
+                let typed = self
+                    .build_data(&record.data)
+                    .map_err(|e| (i, SessionError::Serialize(e)))?;
+                let changed =
+                    replay(typed, &record.data, &self.defaults, &item.ops).map_err(|e| (i, e))?;
+                assign(&mut record.data, &changed);
+            }
+            Self::apply_meta(&mut record, &item.changes);
+            restart |= item.changes.renew || item.changes.lifetime.is_some();
+        }
+        self.set_deadlines(&mut record, restart, now);
+        Ok((record, !fast))
     }
 
     /// Whether a read-only request should extend the idle deadline now, and to when.
@@ -686,17 +907,14 @@ impl<T: SessionData> Shared<T> {
         (due && extends).then_some(new_deadline)
     }
 
-    /// Extends the idle deadline with `touch` (or a rewrite where the driver cannot touch).
-    pub(crate) async fn refresh(
+    /// Extends the idle deadline with `touch`; `false` when the session is gone.
+    pub(crate) async fn touch(
         &self,
         driver: &dyn Driver,
         stored: &mut Stored,
         new_deadline: u64,
         now: u64,
-    ) -> Result<Written, SessionError> {
-        if !driver.capabilities().touch {
-            return self.update(driver, stored, &Changes::default(), now).await;
-        }
+    ) -> Result<bool, SessionError> {
         let expires_at = min_opt(Some(new_deadline), stored.record.absolute_deadline);
         let ttl = Duration::from_millis(
             expires_at
@@ -704,12 +922,11 @@ impl<T: SessionData> Shared<T> {
                 .saturating_sub(now)
                 .max(1),
         );
-        if driver.touch(&stored.key, ttl).await? {
+        let touched = driver.touch(&stored.key, ttl).await?;
+        if touched {
             stored.idle_deadline = Some(new_deadline);
-            Ok(Written::Yes)
-        } else {
-            Ok(Written::Vanished)
         }
+        Ok(touched)
     }
 
     /// The cookie carrying `stored` (its signed id, or the sealed session), with a Max-Age

@@ -795,10 +795,230 @@ async fn overlapping_requests_both_survive(driver: Arc<dyn Driver>) {
     }
     let data = storage.get_session(Some(&c)).data().await.unwrap();
     assert_eq!(data.count, 1);
-    assert!(
-        !data.cart.is_empty(),
-        "the cart key survived concurrent writers"
+    let mut expected = vec!["apple".to_owned()];
+    expected.extend(std::iter::repeat_n("x".to_owned(), 8));
+    assert_eq!(data.cart, expected, "every concurrent push survived");
+}
+
+/// `tasks` concurrent requests, each `rounds` times: load the session, increment `count`
+/// through `update`, push to `cart`, commit. Each task uses the storage `storages[task % n]`
+/// (several storages on one driver are what several server processes are to each other).
+async fn hammer(storages: &[SessionStorage<Data>], cookie: &str, tasks: usize, rounds: usize) {
+    let phase = storages.len();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let storage = storages[t % storages.len()].clone();
+            let cookie = cookie.to_owned();
+            tokio::spawn(async move {
+                for r in 0..rounds {
+                    let s = storage.get_session(Some(&cookie));
+                    s.update(|d| d.count += 1).await.unwrap();
+                    let item = format!("{phase}-{t}-{r}");
+                    s.update(move |d| d.cart.push(item.clone())).await.unwrap();
+                    let set = storage.commit_session(&s).await.unwrap();
+                    assert!(set.is_some_and(|c| !c.is_removal()));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+async fn exact_counts_under_contention(driver: Arc<dyn Driver>) {
+    let storages: Vec<_> = (0..2)
+        .map(|_| {
+            SessionStorage::<Data>::builder(driver.clone())
+                .keyring(Keyring::from_secrets([SECRET]).unwrap())
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let s = storages[0].get_session(None);
+    s.update(|d| d.user = Some("ada".into())).await.unwrap();
+    let c = cookie(&storages[0].commit_session(&s).await.unwrap().unwrap());
+
+    // One process: 8 requests x 25 rounds.
+    hammer(&storages[..1], &c, 8, 25).await;
+    let data = storages[0].get_session(Some(&c)).data().await.unwrap();
+    assert_eq!(data.count, 200);
+    assert_eq!(data.cart.len(), 200);
+    // Two processes on one store: 16 requests x 10 rounds.
+    hammer(&storages, &c, 16, 10).await;
+    let data = storages[1].get_session(Some(&c)).data().await.unwrap();
+    assert_eq!(data.count, 360);
+    let mut cart = data.cart.clone();
+    cart.sort();
+    cart.dedup();
+    assert_eq!(cart.len(), 360, "no push lost or doubled");
+    assert_eq!(data.user.as_deref(), Some("ada"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_are_exact_on_memory() {
+    exact_counts_under_contention(Arc::new(MemoryDriver::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_are_exact_on_fs() {
+    let dir = tempfile::tempdir().unwrap();
+    exact_counts_under_contention(Arc::new(FsDriver::builder(dir.path()).build().unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_in_one_process_never_conflict_in_the_store() {
+    // Every commit of one session in one process is combined: the store sees no
+    // compare-and-swap conflict, so no write is repeated and no record re-read.
+    let driver = Arc::new(CountingDriver::new(MemoryDriver::new()));
+    let storage = SessionStorage::<Data>::builder(driver.clone())
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .build()
+        .unwrap();
+    let s = storage.get_session(None);
+    s.update(|d| d.count = 0).await.unwrap();
+    s.update(|d| d.user = Some("ada".into())).await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+    let before = driver.counts();
+    // Every request loads before any commits: all 32 commits meet concurrent changes.
+    let sessions: Vec<_> = (0..32).map(|_| storage.get_session(Some(&c))).collect();
+    for s in &sessions {
+        s.update(|d| d.count += 1).await.unwrap();
+    }
+    let commits: Vec<_> = sessions.iter().map(|s| storage.commit_session(s)).collect();
+    for result in futures::future::join_all(commits).await {
+        assert!(result.unwrap().is_some());
+    }
+    let counts = driver.counts();
+    assert_eq!(
+        counts.get - before.get,
+        32,
+        "one load per request, no reload"
     );
+    assert!(
+        counts.put - before.put <= 32,
+        "at most one write per commit: {:?}",
+        counts
+    );
+    let data = storage.get_session(Some(&c)).data().await.unwrap();
+    assert_eq!(data.count, 32);
+    // Each request's view after its commit includes the others' changes.
+    assert!(sessions[31].read(|d| d.count).await.unwrap() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_and_save_returns_the_value_that_was_saved() {
+    let storage = SessionStorage::<Data>::builder(Arc::new(MemoryDriver::new()))
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .build()
+        .unwrap();
+    let s = storage.get_session(None);
+    s.update(|d| d.user = Some("ada".into())).await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+    // All load first, so each one's own view says 1.
+    let sessions: Vec<_> = (0..16).map(|_| storage.get_session(Some(&c))).collect();
+    for s in &sessions {
+        assert!(!s.is_new().await.unwrap());
+    }
+    let saves = sessions.iter().map(|s| {
+        let storage = storage.clone();
+        async move {
+            let n = s
+                .update_and_save(|d| {
+                    d.count += 1;
+                    d.count
+                })
+                .await
+                .unwrap();
+            // The layer's final commit still sends the cookie of the save.
+            let set = storage.commit_session(s).await.unwrap();
+            assert!(set.is_some_and(|c| !c.is_removal()));
+            n
+        }
+    });
+    let mut seen = futures::future::join_all(saves).await;
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=16).collect::<Vec<u64>>(),
+        "each saw its exact count"
+    );
+
+    // A session destroyed first: nothing saved, a typed error.
+    let (late, ender) = (storage.get_session(Some(&c)), storage.get_session(Some(&c)));
+    assert!(!late.is_new().await.unwrap());
+    storage.destroy_session(&ender).await.unwrap();
+    let err = late.update_and_save(|d| d.count += 1).await.unwrap_err();
+    assert!(matches!(err, SessionError::Vanished), "{err:?}");
+    assert!(storage.get_session(Some(&c)).is_new().await.unwrap());
+}
+
+#[tokio::test]
+async fn save_inside_a_handler_keeps_the_cookie_for_the_final_commit() {
+    let h = harness();
+    // A new session saved early: the record exists at once, and the final commit (with
+    // nothing more to write) returns the cookie.
+    let s = h.storage.get_session(None);
+    s.update(|d| d.count = 1).await.unwrap();
+    s.save().await.unwrap();
+    assert_eq!(h.driver.counts().put, 1);
+    let set = h.storage.commit_session(&s).await.unwrap().unwrap();
+    assert_eq!(h.driver.counts().put, 1, "nothing left to write");
+    let c = cookie(&set);
+    assert_eq!(
+        h.storage
+            .get_session(Some(&c))
+            .read(|d| d.count)
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Changes after the save are written by the final commit.
+    let s = h.storage.get_session(Some(&c));
+    s.update(|d| d.count += 1).await.unwrap();
+    s.save().await.unwrap();
+    s.update(|d| d.count += 1).await.unwrap();
+    assert!(h.storage.commit_session(&s).await.unwrap().is_some());
+    assert_eq!(
+        h.storage
+            .get_session(Some(&c))
+            .read(|d| d.count)
+            .await
+            .unwrap(),
+        3
+    );
+
+    // A destroy after a save removes the cookie instead.
+    let s = h.storage.get_session(None);
+    s.update(|d| d.count = 1).await.unwrap();
+    s.save().await.unwrap();
+    s.destroy().await;
+    let set = h.storage.commit_session(&s).await.unwrap().unwrap();
+    assert!(set.is_removal());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closure_that_panics_on_newer_data_fails_only_its_own_request() {
+    let storage = SessionStorage::<Data>::builder(Arc::new(MemoryDriver::new()))
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .build()
+        .unwrap();
+    let s = storage.get_session(None);
+    s.update(|d| d.cart = vec!["a".into()]).await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+    let (fragile, other) = (storage.get_session(Some(&c)), storage.get_session(Some(&c)));
+    // Fine on this request's view (one item), a panic on the newer one (none).
+    fragile
+        .update(|d| d.user = Some(d.cart[0].clone()))
+        .await
+        .unwrap();
+    other.update(|d| d.cart.clear()).await.unwrap();
+    storage.commit_session(&other).await.unwrap();
+    let err = storage.commit_session(&fragile).await.unwrap_err();
+    assert!(matches!(err, SessionError::UpdatePanicked), "{err:?}");
+    let data = storage.get_session(Some(&c)).data().await.unwrap();
+    assert!(data.cart.is_empty() && data.user.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -825,13 +1045,18 @@ async fn last_write_wins_overwrites_a_concurrent_commit_but_not_a_destroy() {
     s.update(|d| d.user = Some("ada".into())).await.unwrap();
     let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
 
-    // Two overlapping requests: each commit is one plain write, no reload; the later one
-    // replaces the whole record, so the first one's change is gone.
+    // Two overlapping requests, the first over before the second changes anything: each
+    // commit is one plain write, no reload; the later one replaces the whole record, so the
+    // first one's change is gone.
     let before = driver.counts();
-    let (r1, r2) = (storage.get_session(Some(&c)), storage.get_session(Some(&c)));
-    r1.update(|d| d.count += 1).await.unwrap();
+    let r2 = storage.get_session(Some(&c));
+    assert!(!r2.is_new().await.unwrap());
+    {
+        let r1 = storage.get_session(Some(&c));
+        r1.update(|d| d.count += 1).await.unwrap();
+        storage.commit_session(&r1).await.unwrap();
+    }
     r2.update(|d| d.cart.push("apple".into())).await.unwrap();
-    storage.commit_session(&r1).await.unwrap();
     storage.commit_session(&r2).await.unwrap();
     let counts = driver.counts();
     assert_eq!((counts.get - before.get, counts.put - before.put), (2, 2));

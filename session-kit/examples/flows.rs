@@ -59,7 +59,8 @@ async fn login(
     let session = storage.get_session(browser.cookie.as_deref());
     let page = if password == "hunter2" {
         session.regenerate().await?; // a new id on privilege change
-        session.update(|s| s.user = Some(user.to_owned())).await?;
+        let user = user.to_owned();
+        session.update(move |s| s.user = Some(user.clone())).await?;
         "302 -> /dashboard"
     } else {
         session.flash("error", "Invalid email/password").await?;

@@ -1,0 +1,224 @@
+//! Write combining: concurrent commits of one session in one process become one store write.
+//!
+//! Every session that a request changes has a [`Slot`] while such requests are in flight.
+//! The first commit to arrive leads: it writes its own changes. Commits that arrive while a
+//! write is under way queue; when it ends, the first of them leads the next write, which
+//! carries the changes of everything queued (each request's operations run again, in order,
+//! on the newest record). So commits of one session in one process never meet each other as a
+//! compare-and-swap conflict in the store: N pending commits cost one store write, and a
+//! conflict can only come from another process.
+//!
+//! A leader whose request is cancelled mid-write (a client that hung up) hands the lead on as
+//! it is dropped; the commits it carried see their answer channel close and queue again.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use tokio::sync::oneshot;
+
+use crate::{SessionError, intent::Intent, storage::Landed};
+
+const SHARDS: usize = 16;
+
+/// The slots of one storage, by storage key.
+pub(crate) struct Slots<T> {
+    shards: [Mutex<HashMap<String, Arc<Slot<T>>>>; SHARDS],
+    hasher: RandomState,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
+    // Nothing that runs under these locks can panic half-way through a change.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<T> Slots<T> {
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Arc<Slot<T>>>> {
+        let i = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
+        &self.shards[i]
+    }
+
+    /// The slot of `key`, kept while the returned reference lives.
+    pub(crate) fn enter(self: &Arc<Self>, key: &str) -> SlotRef<T> {
+        let slot = {
+            let mut shard = lock(self.shard(key));
+            match shard.get(key) {
+                Some(slot) => Arc::clone(slot),
+                None => {
+                    let slot = Arc::new(Slot::default());
+                    shard.insert(key.to_owned(), Arc::clone(&slot));
+                    slot
+                }
+            }
+        };
+        SlotRef {
+            slots: Arc::clone(self),
+            key: key.to_owned(),
+            slot,
+        }
+    }
+
+    /// How many sessions have a slot now.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+}
+
+/// One session's in-process commit state.
+pub(crate) struct Slot<T> {
+    state: Mutex<SlotState<T>>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(SlotState {
+                busy: false,
+                queue: Vec::new(),
+                latest: None,
+            }),
+        }
+    }
+}
+
+struct SlotState<T> {
+    /// A leader is writing.
+    busy: bool,
+    /// Commits waiting for the next write.
+    queue: Vec<Waiting<T>>,
+    /// What this process last wrote for the session: the base of the next write for
+    /// requests that loaded before it.
+    latest: Option<Landed>,
+}
+
+/// A queued commit.
+pub(crate) struct Waiting<T> {
+    pub(crate) intent: Arc<Intent<T>>,
+    reply: oneshot::Sender<Reply<T>>,
+}
+
+impl<T> Waiting<T> {
+    /// Sends this commit its outcome (a commit whose request is gone is ignored).
+    pub(crate) fn answer(self, outcome: Result<Option<Landed>, SessionError>) {
+        let _ = self.reply.send(Reply::Done(outcome));
+    }
+}
+
+enum Reply<T> {
+    /// The commit was written (or failed) as part of another's write.
+    Done(Result<Option<Landed>, SessionError>),
+    /// The commit leads the next write, carrying these queued commits too.
+    Lead(Vec<Waiting<T>>),
+}
+
+/// A request's hold on its session's slot; the slot is dropped with the last hold.
+pub(crate) struct SlotRef<T> {
+    slots: Arc<Slots<T>>,
+    key: String,
+    slot: Arc<Slot<T>>,
+}
+
+impl<T> Drop for SlotRef<T> {
+    fn drop(&mut self) {
+        let mut shard = lock(self.slots.shard(&self.key));
+        // Holds are taken and dropped under the shard lock: the map's and ours are the last two.
+        if Arc::strong_count(&self.slot) == 2 {
+            shard.remove(&self.key);
+        }
+    }
+}
+
+/// What a commit that joined its slot does next.
+pub(crate) enum Turn<T> {
+    /// Write: its own intent, then these queued ones. The guard hands the lead on when dropped.
+    Lead(LeaderGuard<T>, Vec<Waiting<T>>),
+    /// Another commit wrote this one's changes.
+    Done(Result<Option<Landed>, SessionError>),
+}
+
+impl<T> SlotRef<T> {
+    /// Joins the slot's next write: leads it when no write is under way, else waits for the
+    /// outcome or for the lead.
+    pub(crate) async fn turn(&self, intent: &Arc<Intent<T>>) -> Turn<T> {
+        loop {
+            let waiting = {
+                let mut state = lock(&self.slot.state);
+                if state.busy {
+                    let (reply, rx) = oneshot::channel();
+                    state.queue.push(Waiting {
+                        intent: Arc::clone(intent),
+                        reply,
+                    });
+                    rx
+                } else {
+                    state.busy = true;
+                    return Turn::Lead(self.leader(), Vec::new());
+                }
+            };
+            match waiting.await {
+                Ok(Reply::Done(outcome)) => return Turn::Done(outcome),
+                Ok(Reply::Lead(others)) => return Turn::Lead(self.leader(), others),
+                // The leader carrying this commit was cancelled: queue again.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    fn leader(&self) -> LeaderGuard<T> {
+        LeaderGuard {
+            slot: Arc::clone(&self.slot),
+        }
+    }
+
+    /// What this process last wrote for the session, if it wrote after `loaded_seq` (the
+    /// storage's write sequence number when the request loaded it).
+    pub(crate) fn latest_after(&self, loaded_seq: u64) -> Option<Landed> {
+        let state = lock(&self.slot.state);
+        match &state.latest {
+            Some(landed) if landed.seq > loaded_seq => Some(landed.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The lead of a slot's write; dropping it hands the lead to the first queued commit.
+pub(crate) struct LeaderGuard<T> {
+    slot: Arc<Slot<T>>,
+}
+
+impl<T> LeaderGuard<T> {
+    /// Records what was written (`None`: unknown, or the session is gone).
+    pub(crate) fn written(&self, latest: Option<Landed>) {
+        lock(&self.slot.state).latest = latest;
+    }
+}
+
+impl<T> Drop for LeaderGuard<T> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.slot.state);
+        let mut queue = std::mem::take(&mut state.queue);
+        while !queue.is_empty() {
+            let next = queue.remove(0);
+            match next.reply.send(Reply::Lead(queue)) {
+                Ok(()) => return,
+                // That request is gone: offer the lead to the next one.
+                Err(Reply::Lead(rest)) => queue = rest,
+                // Not sent above; were it, the queued commits would see their channel close
+                // and queue again.
+                Err(Reply::Done(_)) => break,
+            }
+        }
+        state.busy = false;
+    }
+}

@@ -1,0 +1,129 @@
+//! Write combining under cancellation and abandonment: the per-session commit state of a
+//! process ends with its last request, and a commit whose request is cancelled mid-write
+//! hands its place on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{sync::Arc, time::Duration};
+
+use session_core::bytes::Bytes;
+use session_driver_memory::MemoryDriver;
+use tokio::sync::Semaphore;
+
+use session_core::{
+    Capabilities, Driver, DriverError, DynamicData, Entry, Keyring, ListPage, PutOptions,
+    SessionStorage, Version, async_trait,
+};
+
+/// Memory, whose writes wait for a permit while `gate` is closed.
+struct Gated {
+    inner: MemoryDriver,
+    gate: Arc<Semaphore>,
+}
+
+#[async_trait]
+impl Driver for Gated {
+    fn name(&self) -> &str {
+        "gated"
+    }
+    fn capabilities(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, value: Bytes, o: PutOptions) -> Result<Version, DriverError> {
+        self.gate.acquire().await.unwrap().forget();
+        self.inner.put(key, value, o).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), DriverError> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
+        self.inner.list(prefix, cursor).await
+    }
+}
+
+fn storage(driver: Arc<dyn Driver>) -> SessionStorage<DynamicData> {
+    SessionStorage::builder(driver)
+        .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"]).unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn counter(storage: &SessionStorage<DynamicData>) -> String {
+    let s = storage.get_session(None);
+    s.insert("n", 0).await.unwrap();
+    let set = storage.commit_session(&s).await.unwrap().unwrap();
+    set.as_str().split(';').next().unwrap().to_owned()
+}
+
+async fn increment(storage: &SessionStorage<DynamicData>, cookie: &str) {
+    let s = storage.get_session(Some(cookie));
+    s.update(|d| {
+        let n = d.get("n").and_then(|v| v.as_u64()).unwrap_or(0);
+        d.insert("n".into(), (n + 1).into());
+    })
+    .await
+    .unwrap();
+    storage.commit_session(&s).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_end_with_the_last_request_of_their_session() {
+    let storage = storage(Arc::new(MemoryDriver::new()));
+    let cookie = counter(&storage).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (storage, cookie) = (storage.clone(), cookie.clone());
+            tokio::spawn(async move {
+                if i % 4 == 0 {
+                    // Changed, never committed: the slot must still go.
+                    let s = storage.get_session(Some(&cookie));
+                    s.insert("abandoned", i).await.unwrap();
+                } else {
+                    increment(&storage, &cookie).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(storage.sessions_in_flight(), 0);
+    let s = storage.get_session(Some(&cookie));
+    assert_eq!(s.get::<u64>("n").await.unwrap(), Some(12));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cancelled_mid_write_hands_the_lead_on() {
+    let gate = Arc::new(Semaphore::new(1));
+    let storage = storage(Arc::new(Gated {
+        inner: MemoryDriver::new(),
+        gate: gate.clone(),
+    }));
+    let cookie = counter(&storage).await;
+    // The leader's write hangs (gate closed); a second commit queues behind it.
+    let leader = {
+        let (storage, cookie) = (storage.clone(), cookie.clone());
+        tokio::spawn(async move { increment(&storage, &cookie).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let follower = {
+        let (storage, cookie) = (storage.clone(), cookie.clone());
+        tokio::spawn(async move { increment(&storage, &cookie).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!follower.is_finished());
+    // The client of the leader hangs up: its request future is dropped mid-write.
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+    gate.add_permits(100);
+    tokio::time::timeout(Duration::from_secs(5), follower)
+        .await
+        .expect("the queued commit took over the lead")
+        .unwrap();
+    let s = storage.get_session(Some(&cookie));
+    assert_eq!(s.get::<u64>("n").await.unwrap(), Some(1));
+    drop(s);
+    assert_eq!(storage.sessions_in_flight(), 0);
+}
