@@ -159,13 +159,28 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
+    send_raw(app, method, uri, cookie.map(str::as_bytes), form).await
+}
+
+/// [`send`] with a `Cookie` header of any bytes (browsers send what sites set).
+async fn send_raw<S, B>(
+    app: &S,
+    method: &str,
+    uri: &str,
+    cookie: Option<&[u8]>,
+    form: Option<&str>,
+) -> Reply
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
     let mut req = match method {
         "POST" => test::TestRequest::post(),
         _ => test::TestRequest::get(),
     }
     .uri(uri);
     if let Some(c) = cookie {
-        req = req.insert_header((header::COOKIE, c));
+        req = req.insert_header((header::COOKIE, header::HeaderValue::from_bytes(c).unwrap()));
     }
     if let Some(f) = form {
         req = req
@@ -403,4 +418,112 @@ async fn a_route_without_the_middleware_fails_loudly() {
         (r.status, r.body.as_str()),
         (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
     );
+}
+
+#[actix_web::test]
+async fn a_neighbour_cookie_with_non_ascii_bytes_does_not_cost_the_session() {
+    let app = test::init_service(app(SessionMiddleware::new(storage(Arc::new(
+        MemoryDriver::new(),
+    )))))
+    .await;
+    let c = send(&app, "GET", "/count", None, None)
+        .await
+        .cookie()
+        .unwrap();
+    for (n, neighbour) in [&b"lang=fran\xc3\xa7ais"[..], b"lang=fran\xe7ais"]
+        .iter()
+        .enumerate()
+    {
+        let header = [*neighbour, b"; ", c.as_bytes()].concat();
+        let r = send_raw(&app, "GET", "/count", Some(&header), None).await;
+        assert_eq!(r.body, (n + 2).to_string(), "same session, counted on");
+    }
+    let r = send_raw(&app, "GET", "/peek", Some(b"sid=caf\xe9"), None).await;
+    assert_eq!(r.body, "0");
+    assert!(
+        r.set_cookies.iter().any(|c| c.contains("Max-Age=0")),
+        "{:?}",
+        r.set_cookies
+    );
+}
+
+#[actix_web::test]
+async fn save_inside_a_handler_still_sends_the_cookie() {
+    async fn early(session: Session<Auth>) -> Result<String, SessionFailure> {
+        session.update(|s| s.count += 1).await?;
+        session.save().await?;
+        Ok("saved".into())
+    }
+    let counts = Arc::new(CountingDriver::new(MemoryDriver::new()));
+    let app = test::init_service(
+        App::new()
+            .wrap(SessionMiddleware::new(storage(counts.clone())))
+            .route("/early", web::get().to(early))
+            .route("/peek", web::get().to(peek)),
+    )
+    .await;
+    let r = send(&app, "GET", "/early", None, None).await;
+    assert_eq!(r.body, "saved");
+    let c = r
+        .cookie()
+        .expect("the new session's cookie reaches the browser");
+    assert_eq!(counts.counts().put, 1, "one write, by the save");
+    assert_eq!(send(&app, "GET", "/peek", Some(&c), None).await.body, "1");
+}
+
+/// A store that is down: every call fails with a retryable error.
+struct Down(session_core::Capabilities);
+
+#[session_core::async_trait]
+impl Driver for Down {
+    fn name(&self) -> &str {
+        "down"
+    }
+    fn capabilities(&self) -> &session_core::Capabilities {
+        &self.0
+    }
+    async fn get(&self, _: &str) -> Result<Option<session_core::Entry>, session_core::DriverError> {
+        Err(session_core::DriverError::timeout(
+            "get",
+            std::time::Duration::from_millis(5),
+        ))
+    }
+    async fn put(
+        &self,
+        _: &str,
+        _: session_core::bytes::Bytes,
+        _: session_core::PutOptions,
+    ) -> Result<session_core::Version, session_core::DriverError> {
+        Err(session_core::DriverError::timeout(
+            "put",
+            std::time::Duration::from_millis(5),
+        ))
+    }
+    async fn delete(&self, _: &str) -> Result<(), session_core::DriverError> {
+        Err(session_core::DriverError::timeout(
+            "delete",
+            std::time::Duration::from_millis(5),
+        ))
+    }
+}
+
+#[actix_web::test]
+async fn retryable_failures_are_503_with_retry_after() {
+    let down = Arc::new(Down(session_core::Capabilities::new(256, 1 << 20)));
+    let app = test::init_service(app(SessionMiddleware::new(storage(down)))).await;
+    // A correctly signed cookie (same key), so that the load reaches the store.
+    let minted = storage(Arc::new(MemoryDriver::new()));
+    let s = minted.get_session(None);
+    s.update(|a| a.count = 1).await.unwrap();
+    let set = minted.commit_session(&s).await.unwrap().unwrap();
+    let signed = set.as_str().split(';').next().unwrap().to_owned();
+    for (uri, cookie) in [("/count", None), ("/peek", Some(signed.as_str()))] {
+        let mut req = test::TestRequest::get().uri(uri);
+        if let Some(c) = cookie {
+            req = req.insert_header((header::COOKIE, c));
+        }
+        let response = test::call_service(&app, req.to_request()).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+    }
 }

@@ -166,9 +166,20 @@ async fn send(
     cookie: Option<&str>,
     form: Option<&str>,
 ) -> Reply {
+    send_raw(router, method, uri, cookie.map(str::as_bytes), form).await
+}
+
+/// [`send`] with a `Cookie` header of any bytes (browsers send what sites set).
+async fn send_raw(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    cookie: Option<&[u8]>,
+    form: Option<&str>,
+) -> Reply {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(c) = cookie {
-        req = req.header(header::COOKIE, c);
+        req = req.header(header::COOKIE, http::HeaderValue::from_bytes(c).unwrap());
     }
     let body = match form {
         Some(f) => {
@@ -512,4 +523,129 @@ async fn cookie_only_sessions_through_the_layer() {
             .body,
         "ada"
     );
+}
+
+#[tokio::test]
+async fn a_neighbour_cookie_with_non_ascii_bytes_does_not_cost_the_session() {
+    let app = app();
+    let c = send(&app.router, "GET", "/count", None, None)
+        .await
+        .cookie("sid")
+        .unwrap();
+    // UTF-8 and Latin-1 in another cookie of the site: the session is still found.
+    for (n, neighbour) in [&b"lang=fran\xc3\xa7ais"[..], b"lang=fran\xe7ais"]
+        .iter()
+        .enumerate()
+    {
+        let header = [*neighbour, b"; ", c.as_bytes()].concat();
+        let r = send_raw(&app.router, "GET", "/count", Some(&header), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body, (n + 2).to_string(), "same session, counted on");
+    }
+    // Our own cookie with a value we cannot use: a fresh session, and the cookie is removed.
+    let big = format!("sid={}", "A".repeat(5000));
+    for bad in [&b"sid=caf\xe9"[..], big.as_bytes()] {
+        let r = send_raw(&app.router, "GET", "/peek", Some(bad), None).await;
+        assert_eq!(r.body, "0");
+        assert!(
+            r.set_cookies
+                .iter()
+                .any(|c| c.starts_with("sid=;") && c.contains("Max-Age=0")),
+            "{:?}",
+            r.set_cookies
+        );
+    }
+}
+
+#[tokio::test]
+async fn save_inside_a_handler_still_sends_the_cookie() {
+    async fn early(session: Session<Auth>) -> Result<String, SessionFailure> {
+        session.update(|s| s.count += 1).await?;
+        // As before streaming a body: the record is written now.
+        session.save().await?;
+        Ok("saved".into())
+    }
+    let app = app();
+    let router = Router::new()
+        .route("/early", get(early))
+        .route("/peek", get(peek))
+        .layer(SessionLayer::new(storage::<Auth>(
+            app.counts.clone(),
+            "sid",
+        )));
+    let r = send(&router, "GET", "/early", None, None).await;
+    assert_eq!(r.body, "saved");
+    let c = r
+        .cookie("sid")
+        .expect("the new session's cookie reaches the browser");
+    assert_eq!(app.counts.counts().put, 1, "one write, by the save");
+    assert_eq!(
+        send(&router, "GET", "/peek", Some(&c), None).await.body,
+        "1"
+    );
+}
+
+/// A store that is down: every call fails with a retryable error.
+struct Down(session_core::Capabilities);
+
+#[session_core::async_trait]
+impl Driver for Down {
+    fn name(&self) -> &str {
+        "down"
+    }
+    fn capabilities(&self) -> &session_core::Capabilities {
+        &self.0
+    }
+    async fn get(&self, _: &str) -> Result<Option<session_core::Entry>, session_core::DriverError> {
+        Err(session_core::DriverError::timeout(
+            "get",
+            std::time::Duration::from_millis(5),
+        ))
+    }
+    async fn put(
+        &self,
+        _: &str,
+        _: session_core::bytes::Bytes,
+        _: session_core::PutOptions,
+    ) -> Result<session_core::Version, session_core::DriverError> {
+        Err(session_core::DriverError::timeout(
+            "put",
+            std::time::Duration::from_millis(5),
+        ))
+    }
+    async fn delete(&self, _: &str) -> Result<(), session_core::DriverError> {
+        Err(session_core::DriverError::timeout(
+            "delete",
+            std::time::Duration::from_millis(5),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn retryable_failures_are_503_with_retry_after() {
+    let down = Arc::new(Down(session_core::Capabilities::new(256, 1 << 20)));
+    let router = Router::new()
+        .route("/count", get(count))
+        .route("/peek", get(peek))
+        .layer(SessionLayer::new(storage::<Auth>(down, "sid")));
+    // A correctly signed cookie (same key), so that the load reaches the store.
+    let minted = storage::<Auth>(Arc::new(MemoryDriver::new()), "sid");
+    let s = minted.get_session(None);
+    s.update(|a| a.count = 1).await.unwrap();
+    let set = minted.commit_session(&s).await.unwrap().unwrap();
+    let c = set.as_str().split(';').next().unwrap();
+    // In the layer's commit (a new session's write) and in the handler (the load).
+    for (uri, cookie) in [("/count", None), ("/peek", Some(c))] {
+        let mut req = Request::builder().uri(uri);
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        let response = router
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
 }

@@ -1,0 +1,238 @@
+//! The server the concurrency tests drive over HTTP:
+//! `contention-server --framework axum|actix --driver CONFIG --secret SECRET`.
+//!
+//! It prints `listening PORT` once it accepts connections on 127.0.0.1. Routes, each changing
+//! one session the way apps do:
+//! * `POST /incr`: `update(|v| v.visits += 1)`, answers the count this request saw;
+//! * `POST /incr-exact`: `update_and_save`, answers the count that was saved;
+//! * `POST /cart/{item}`: pushes `item` to a list kept in one field;
+//! * `POST /count`: reads the count, then writes it back plus one (`data` then `set`: the
+//!   handler style of most session libraries, per-key last writer wins);
+//! * `GET /state`: the session data as JSON.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use serde::{Deserialize, Serialize};
+use session_kit::{CookieOptions, Keyring, SessionError, SessionStorage};
+
+/// The session of every route.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Visit {
+    visits: u64,
+    cart: Vec<String>,
+}
+
+struct Options {
+    framework: String,
+    driver: String,
+    secret: String,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        framework: "axum".into(),
+        driver: "memory".into(),
+        secret: "a test secret that is at least 32 bytes long".into(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or(format!("{arg} needs a value"))?;
+        match arg.as_str() {
+            "--framework" => options.framework = value,
+            "--driver" => options.driver = value,
+            "--secret" => options.secret = value,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(options)
+}
+
+async fn storage(options: &Options) -> Result<SessionStorage<Visit>, String> {
+    let driver = session_kit::open(&options.driver)
+        .await
+        .map_err(|e| format!("--driver {}: {e}", options.driver))?;
+    SessionStorage::<Visit>::builder(driver)
+        .keyring(Keyring::from_secrets([options.secret.as_str()]).map_err(|e| e.to_string())?)
+        .cookie(CookieOptions::new().insecure_for_local_development())
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let result = options().and_then(|options| match options.framework.as_str() {
+        "axum" => with_axum::run(options),
+        "actix" => with_actix::run(options),
+        other => Err(format!("unknown framework {other:?}: axum or actix")),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("contention-server: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What every route does to the session, whatever the framework.
+mod routes {
+    use super::*;
+
+    pub(crate) async fn incr(s: &session_kit::Session<Visit>) -> Result<String, SessionError> {
+        let seen = s
+            .update(|v| {
+                v.visits += 1;
+                v.visits
+            })
+            .await?;
+        Ok(seen.to_string())
+    }
+
+    pub(crate) async fn incr_exact(
+        s: &session_kit::Session<Visit>,
+    ) -> Result<String, SessionError> {
+        let saved = s
+            .update_and_save(|v| {
+                v.visits += 1;
+                v.visits
+            })
+            .await?;
+        Ok(saved.to_string())
+    }
+
+    pub(crate) async fn cart(
+        s: &session_kit::Session<Visit>,
+        item: String,
+    ) -> Result<String, SessionError> {
+        let len = s
+            .update(move |v| {
+                v.cart.push(item.clone());
+                v.cart.len()
+            })
+            .await?;
+        Ok(len.to_string())
+    }
+
+    pub(crate) async fn count(s: &session_kit::Session<Visit>) -> Result<String, SessionError> {
+        let mut data = s.data().await?;
+        data.visits += 1;
+        let seen = data.visits;
+        s.set(data).await?;
+        Ok(seen.to_string())
+    }
+
+    pub(crate) async fn state(s: &session_kit::Session<Visit>) -> Result<Visit, SessionError> {
+        s.data().await
+    }
+}
+
+mod with_axum {
+    use axum::{
+        Json, Router,
+        extract::Path,
+        routing::{get, post},
+    };
+    use session_axum::{Session, SessionFailure, SessionLayer};
+
+    use super::*;
+
+    pub(crate) fn run(options: Options) -> Result<(), String> {
+        let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let storage = storage(&options).await?;
+            let app = Router::new()
+                .route(
+                    "/incr",
+                    post(|s: Session<Visit>| async move {
+                        routes::incr(&s).await.map_err(SessionFailure::from)
+                    }),
+                )
+                .route(
+                    "/incr-exact",
+                    post(|s: Session<Visit>| async move {
+                        routes::incr_exact(&s).await.map_err(SessionFailure::from)
+                    }),
+                )
+                .route(
+                    "/cart/{item}",
+                    post(|s: Session<Visit>, Path(item): Path<String>| async move {
+                        routes::cart(&s, item).await.map_err(SessionFailure::from)
+                    }),
+                )
+                .route(
+                    "/count",
+                    post(|s: Session<Visit>| async move {
+                        routes::count(&s).await.map_err(SessionFailure::from)
+                    }),
+                )
+                .route(
+                    "/state",
+                    get(|s: Session<Visit>| async move {
+                        routes::state(&s)
+                            .await
+                            .map(Json)
+                            .map_err(SessionFailure::from)
+                    }),
+                )
+                .layer(SessionLayer::new(storage));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| e.to_string())?;
+            let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+            println!("listening {port}");
+            axum::serve(listener, app).await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+mod with_actix {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use session_actix::{Session, SessionFailure, SessionMiddleware};
+
+    use super::*;
+
+    async fn incr(s: Session<Visit>) -> Result<String, SessionFailure> {
+        Ok(routes::incr(&s).await?)
+    }
+
+    async fn incr_exact(s: Session<Visit>) -> Result<String, SessionFailure> {
+        Ok(routes::incr_exact(&s).await?)
+    }
+
+    async fn cart(s: Session<Visit>, item: web::Path<String>) -> Result<String, SessionFailure> {
+        Ok(routes::cart(&s, item.into_inner()).await?)
+    }
+
+    async fn count(s: Session<Visit>) -> Result<String, SessionFailure> {
+        Ok(routes::count(&s).await?)
+    }
+
+    async fn state(s: Session<Visit>) -> Result<HttpResponse, SessionFailure> {
+        Ok(HttpResponse::Ok().json(routes::state(&s).await?))
+    }
+
+    pub(crate) fn run(options: Options) -> Result<(), String> {
+        actix_web::rt::System::new().block_on(async {
+            let storage = storage(&options).await?;
+            let server = HttpServer::new(move || {
+                App::new()
+                    .wrap(SessionMiddleware::new(storage.clone()))
+                    .route("/incr", web::post().to(incr))
+                    .route("/incr-exact", web::post().to(incr_exact))
+                    .route("/cart/{item}", web::post().to(cart))
+                    .route("/count", web::post().to(count))
+                    .route("/state", web::get().to(state))
+            })
+            .workers(2)
+            .bind(("127.0.0.1", 0))
+            .map_err(|e| e.to_string())?;
+            let port = server
+                .addrs()
+                .first()
+                .map(|a| a.port())
+                .ok_or("no address")?;
+            println!("listening {port}");
+            server.run().await.map_err(|e| e.to_string())
+        })
+    }
+}

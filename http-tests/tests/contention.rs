@@ -1,0 +1,244 @@
+//! Concurrent clients sharing one session cookie, over real HTTP, against axum and actix-web
+//! servers (`contention-server`) on every driver with compare-and-swap, in one server process
+//! and in two processes sharing one store: every increment and every cart push must be kept,
+//! and every response must be a success.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::BTreeSet,
+    io::{BufRead, BufReader},
+    path::Path,
+    thread,
+};
+
+use session_test_support::{
+    HttpResponse, Tied, http_exchange,
+    redis::{RedisCluster, RedisServer},
+};
+
+const SECRET: &str = "a test secret that is at least 32 bytes long";
+
+/// One `contention-server` process.
+struct Server {
+    _process: Tied,
+    port: u16,
+}
+
+fn server(framework: &str, driver: &str) -> Server {
+    let args: Vec<String> = [
+        "--framework",
+        framework,
+        "--driver",
+        driver,
+        "--secret",
+        SECRET,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut process = Tied::spawn(
+        Path::new(env!("CARGO_BIN_EXE_contention-server")),
+        &args,
+        &[],
+    );
+    let stdout = process.take_stdout().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| {
+            panic!("contention-server ({framework}, {driver}) did not start: {line:?}")
+        });
+    Server {
+        _process: process,
+        port,
+    }
+}
+
+fn post(port: u16, path: &str, cookie: &str) -> HttpResponse {
+    http_exchange(port, "POST", path, &[("Cookie", cookie)], b"")
+}
+
+/// A new session, through `port`: its `name=value` cookie.
+fn new_session(port: u16) -> String {
+    let r = http_exchange(port, "POST", "/cart/first", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let set = r.header_values("set-cookie");
+    set.first()
+        .and_then(|c| c.split(';').next())
+        .expect("a new session sets its cookie")
+        .to_owned()
+}
+
+/// The session's data as JSON, through `port`.
+fn state(port: u16, cookie: &str) -> serde_json::Value {
+    let r = http_exchange(port, "GET", "/state", &[("Cookie", cookie)], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_str(&r.body).unwrap()
+}
+
+/// `clients` threads, client `c` talking to `ports[c % ports.len()]`, each sending `rounds`
+/// requests to `path(c, round)` with the one cookie. Returns every response that was not a
+/// success, and the bodies of the successes.
+fn hammer(
+    ports: &[u16],
+    cookie: &str,
+    clients: usize,
+    rounds: usize,
+    path: fn(usize, usize) -> String,
+) -> (Vec<String>, Vec<String>) {
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let port = ports[c % ports.len()];
+            let cookie = cookie.to_owned();
+            thread::spawn(move || {
+                let (mut failures, mut bodies) = (Vec::new(), Vec::new());
+                for r in 0..rounds {
+                    let response = post(port, &path(c, r), &cookie);
+                    if response.status == 200 {
+                        bodies.push(response.body);
+                    } else {
+                        failures.push(format!("{}: {}", response.status, response.body));
+                    }
+                }
+                (failures, bodies)
+            })
+        })
+        .collect();
+    let (mut failures, mut bodies) = (Vec::new(), Vec::new());
+    for t in threads {
+        let (f, b) = t.join().unwrap();
+        failures.extend(f);
+        bodies.extend(b);
+    }
+    (failures, bodies)
+}
+
+fn incr(_: usize, _: usize) -> String {
+    "/incr".into()
+}
+
+fn incr_exact(_: usize, _: usize) -> String {
+    "/incr-exact".into()
+}
+
+fn push(c: usize, r: usize) -> String {
+    format!("/cart/{c}-{r}")
+}
+
+/// The whole check on servers at `ports` (sharing one store): 8 x 50 and 32 x 20 increments
+/// through `update`, 16 x 10 through `update_and_save` (each answer a distinct count), and
+/// 8 x 25 cart pushes.
+fn check(ports: &[u16], what: &str) {
+    let cookie = new_session(ports[0]);
+
+    let (failures, _) = hammer(ports, &cookie, 8, 50, incr);
+    assert!(failures.is_empty(), "{what}, 8 x 50: {failures:?}");
+    assert_eq!(state(ports[0], &cookie)["visits"], 400, "{what}, 8 x 50");
+
+    let (failures, _) = hammer(ports, &cookie, 32, 20, incr);
+    assert!(failures.is_empty(), "{what}, 32 x 20: {failures:?}");
+    assert_eq!(
+        state(ports[ports.len() - 1], &cookie)["visits"],
+        1040,
+        "{what}, 32 x 20"
+    );
+
+    let (failures, bodies) = hammer(ports, &cookie, 16, 10, incr_exact);
+    assert!(failures.is_empty(), "{what}, update_and_save: {failures:?}");
+    let seen: BTreeSet<u64> = bodies.iter().map(|b| b.parse().unwrap()).collect();
+    assert_eq!(
+        seen,
+        (1041..=1200).collect::<BTreeSet<u64>>(),
+        "{what}: update_and_save answers every count exactly once"
+    );
+
+    let (failures, _) = hammer(ports, &cookie, 8, 25, push);
+    assert!(failures.is_empty(), "{what}, cart: {failures:?}");
+    let state = state(ports[0], &cookie);
+    let cart: BTreeSet<&str> = state["cart"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(cart.len(), 201, "{what}: every pushed item is in the cart");
+    assert_eq!(
+        state["cart"].as_array().unwrap().len(),
+        201,
+        "{what}: none twice"
+    );
+    assert_eq!(state["visits"], 1200, "{what}: the counter kept its value");
+}
+
+/// Both frameworks, each alone on a fresh store from `driver()`.
+fn one_process_each(driver: impl Fn() -> String) {
+    for framework in ["axum", "actix"] {
+        let config = driver();
+        let s = server(framework, &config);
+        check(&[s.port], &format!("{framework} on {config}"));
+    }
+}
+
+/// An axum and an actix-web process sharing one store.
+fn two_processes(config: &str) {
+    let (a, b) = (server("axum", config), server("actix", config));
+    check(&[a.port, b.port], &format!("two processes on {config}"));
+}
+
+#[test]
+fn memory() {
+    one_process_each(|| "memory".into());
+}
+
+#[test]
+fn fs() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicU32::new(0);
+    one_process_each(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("fs://{}/{i}", dir.path().display())
+    });
+}
+
+#[test]
+fn fs_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    two_processes(&format!("fs://{}", dir.path().display()));
+}
+
+#[test]
+fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicU32::new(0);
+    one_process_each(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("sqlite://{}/{i}.db", dir.path().display())
+    });
+}
+
+#[test]
+fn sqlite_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    two_processes(&format!("sqlite://{}/sessions.db", dir.path().display()));
+}
+
+#[test]
+fn redis() {
+    let redis = RedisServer::start();
+    one_process_each(|| redis.url());
+}
+
+#[test]
+fn redis_two_processes() {
+    let redis = RedisServer::start();
+    two_processes(&redis.url());
+}
+
+#[test]
+fn redis_cluster() {
+    let cluster = RedisCluster::start(3);
+    one_process_each(|| cluster.url());
+}

@@ -1,0 +1,173 @@
+//! Real Redis servers and clusters for tests, on free loopback ports, ended with the test
+//! process.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use crate::{Tied, free_port, redis_binary, redis_server_on};
+
+fn cli_binary() -> PathBuf {
+    redis_binary("redis-cli")
+}
+
+/// One `redis-server` process without persistence, killable and restartable on its port.
+#[derive(Debug)]
+pub struct RedisServer {
+    process: Option<Tied>,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl RedisServer {
+    /// A server on a free port, in a temporary directory of its own.
+    pub fn start() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut server = Self::start_in(free_port(), &dir, Vec::new());
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// A server on `port`, working in `dir`, with extra arguments; answering when this returns.
+    pub fn start_in(port: u16, dir: &Path, extra: Vec<String>) -> Self {
+        let process = redis_server_on(port, dir, &extra);
+        let server = Self {
+            process: Some(process),
+            port,
+            dir: dir.to_path_buf(),
+            extra,
+            _tmp: None,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.cli(&["PING"]).trim() != "PONG" {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {} did not answer PING",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `redis-cli` against this server and returns what it printed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(cli_binary())
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Kills the server (the port stays reserved for `restart`).
+    pub fn kill(&mut self) {
+        if let Some(p) = self.process.take() {
+            p.stop();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        let again = Self::start_in(self.port, &self.dir.clone(), self.extra.clone());
+        self.process = again.process_take();
+    }
+
+    fn process_take(mut self) -> Option<Tied> {
+        self.process.take()
+    }
+}
+
+/// One server shared by every test of this binary.
+pub fn shared() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(RedisServer::start)
+}
+
+/// A cluster of three primaries, shared by every test of this binary.
+pub fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| RedisCluster::start(3))
+}
+
+/// A Redis Cluster of primaries without replicas, each its own [`RedisServer`].
+#[derive(Debug)]
+pub struct RedisCluster {
+    /// The primaries.
+    pub nodes: Vec<RedisServer>,
+    _tmp: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// A cluster of `primaries` nodes, every node reporting `cluster_state:ok`.
+    pub fn start(primaries: usize) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let nodes: Vec<RedisServer> = (0..primaries)
+            .map(|i| {
+                let dir = tmp.path().join(format!("node{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                // The cluster bus defaults to port + 10000, which overflows for high
+                // ephemeral ports: give it a free port of its own.
+                RedisServer::start_in(
+                    free_port(),
+                    &dir,
+                    vec![
+                        "--cluster-enabled".into(),
+                        "yes".into(),
+                        "--cluster-config-file".into(),
+                        "nodes.conf".into(),
+                        "--cluster-port".into(),
+                        free_port().to_string(),
+                    ],
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new(cli_binary())
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            while !node.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster did not reach cluster_state:ok"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Self { nodes, _tmp: tmp }
+    }
+
+    /// `redis+cluster://` with the first node's address.
+    pub fn url(&self) -> String {
+        format!("redis+cluster://127.0.0.1:{}", self.nodes[0].port)
+    }
+}
