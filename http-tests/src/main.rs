@@ -1,5 +1,6 @@
 //! The server the concurrency tests drive over HTTP:
-//! `contention-server --framework axum|actix --driver CONFIG --secret SECRET`.
+//! `contention-server --framework axum|actix --driver CONFIG --secret SECRET
+//! [--concurrent-writes merge|last-write-wins|exclusive]`.
 //!
 //! It prints `listening PORT` once it accepts connections on 127.0.0.1. Routes, each changing
 //! one session the way apps do:
@@ -14,7 +15,7 @@
 use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
-use session_kit::{CookieOptions, Keyring, SessionError, SessionStorage};
+use session_kit::{ConcurrentWrites, CookieOptions, Keyring, SessionError, SessionStorage};
 
 /// The session of every route.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -27,6 +28,7 @@ struct Options {
     framework: String,
     driver: String,
     secret: String,
+    concurrent_writes: ConcurrentWrites,
 }
 
 fn options() -> Result<Options, String> {
@@ -34,6 +36,7 @@ fn options() -> Result<Options, String> {
         framework: "axum".into(),
         driver: "memory".into(),
         secret: "a test secret that is at least 32 bytes long".into(),
+        concurrent_writes: ConcurrentWrites::Merge,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -42,6 +45,14 @@ fn options() -> Result<Options, String> {
             "--framework" => options.framework = value,
             "--driver" => options.driver = value,
             "--secret" => options.secret = value,
+            "--concurrent-writes" => {
+                options.concurrent_writes = match value.as_str() {
+                    "merge" => ConcurrentWrites::Merge,
+                    "last-write-wins" => ConcurrentWrites::LastWriteWins,
+                    "exclusive" => ConcurrentWrites::Exclusive,
+                    other => return Err(format!("unknown --concurrent-writes {other:?}")),
+                }
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -55,6 +66,7 @@ async fn storage(options: &Options) -> Result<SessionStorage<Visit>, String> {
     SessionStorage::<Visit>::builder(driver)
         .keyring(Keyring::from_secrets([options.secret.as_str()]).map_err(|e| e.to_string())?)
         .cookie(CookieOptions::new().insecure_for_local_development())
+        .concurrent_writes(options.concurrent_writes)
         .build()
         .map_err(|e| e.to_string())
 }

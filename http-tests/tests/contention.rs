@@ -25,6 +25,10 @@ struct Server {
 }
 
 fn server(framework: &str, driver: &str) -> Server {
+    server_with(framework, driver, "merge")
+}
+
+fn server_with(framework: &str, driver: &str, concurrent_writes: &str) -> Server {
     let args: Vec<String> = [
         "--framework",
         framework,
@@ -32,6 +36,8 @@ fn server(framework: &str, driver: &str) -> Server {
         driver,
         "--secret",
         SECRET,
+        "--concurrent-writes",
+        concurrent_writes,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -126,6 +132,10 @@ fn incr_exact(_: usize, _: usize) -> String {
 
 fn push(c: usize, r: usize) -> String {
     format!("/cart/{c}-{r}")
+}
+
+fn count(_: usize, _: usize) -> String {
+    "/count".into()
 }
 
 /// The whole check on servers at `ports` (sharing one store): 8 x 50 and 32 x 20 increments
@@ -241,4 +251,63 @@ fn redis_two_processes() {
 fn redis_cluster() {
     let cluster = RedisCluster::start(3);
     one_process_each(|| cluster.url());
+}
+
+#[test]
+fn read_then_write_handlers_never_fail_and_never_go_backwards() {
+    // `data` then `set` (the handler style of most session libraries): per-key last writer
+    // wins, so increments may be lost, but no request fails.
+    for framework in ["axum", "actix"] {
+        let s = server(framework, "memory");
+        let cookie = new_session(s.port);
+        let (failures, _) = hammer(&[s.port], &cookie, 8, 50, count);
+        assert!(failures.is_empty(), "{framework}: {failures:?}");
+        let visits = state(s.port, &cookie)["visits"].as_u64().unwrap();
+        assert!((1..=400).contains(&visits), "{framework}: {visits}");
+    }
+}
+
+/// With `ConcurrentWrites::Exclusive`, read-then-write handlers are exact, in one process
+/// and across two sharing one store (through the store lease).
+fn exclusive_is_exact(config: &str) {
+    let (a, b) = (
+        server_with("axum", config, "exclusive"),
+        server_with("actix", config, "exclusive"),
+    );
+    let cookie = new_session(a.port);
+    let (failures, _) = hammer(&[a.port], &cookie, 8, 25, count);
+    assert!(failures.is_empty(), "one process on {config}: {failures:?}");
+    assert_eq!(
+        state(a.port, &cookie)["visits"],
+        200,
+        "one process on {config}"
+    );
+    let (failures, _) = hammer(&[a.port, b.port], &cookie, 8, 25, count);
+    assert!(
+        failures.is_empty(),
+        "two processes on {config}: {failures:?}"
+    );
+    assert_eq!(
+        state(b.port, &cookie)["visits"],
+        400,
+        "two processes on {config}"
+    );
+}
+
+#[test]
+fn exclusive_on_fs() {
+    let dir = tempfile::tempdir().unwrap();
+    exclusive_is_exact(&format!("fs://{}", dir.path().display()));
+}
+
+#[test]
+fn exclusive_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    exclusive_is_exact(&format!("sqlite://{}/sessions.db", dir.path().display()));
+}
+
+#[test]
+fn exclusive_on_redis() {
+    let redis = RedisServer::start();
+    exclusive_is_exact(&redis.url());
 }

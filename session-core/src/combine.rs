@@ -78,6 +78,9 @@ impl<T> Slots<T> {
 /// One session's in-process commit state.
 pub(crate) struct Slot<T> {
     state: Mutex<SlotState<T>>,
+    /// Held by the request that has the session to itself, with
+    /// [`ConcurrentWrites::Exclusive`](crate::ConcurrentWrites::Exclusive).
+    exclusive: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<T> Default for Slot<T> {
@@ -88,6 +91,7 @@ impl<T> Default for Slot<T> {
                 queue: Vec::new(),
                 latest: None,
             }),
+            exclusive: Arc::default(),
         }
     }
 }
@@ -173,6 +177,12 @@ impl<T> SlotRef<T> {
                 Err(_) => continue,
             }
         }
+    }
+
+    /// Waits until no other request of this process has the session to itself, then has it
+    /// until the guard is dropped.
+    pub(crate) async fn exclusive(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.slot.exclusive).lock_owned().await
     }
 
     fn leader(&self) -> LeaderGuard<T> {

@@ -209,6 +209,13 @@ pub enum SessionError {
     /// value that was never stored.
     #[error("the session was destroyed by a concurrent request before this change was saved")]
     Vanished,
+    /// With [`ConcurrentWrites::Exclusive`](crate::ConcurrentWrites::Exclusive): other
+    /// requests held the session for longer than this request could wait.
+    #[error("the session stayed busy with other requests for {waited:?}")]
+    Busy {
+        /// How long this request waited.
+        waited: Duration,
+    },
 }
 
 /// The text of an error that one commit met on behalf of several (see
@@ -253,7 +260,7 @@ impl SessionError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Driver(e) => e.is_retryable(),
-            Self::Contention { .. } => true,
+            Self::Contention { .. } | Self::Busy { .. } => true,
             _ => false,
         }
     }
@@ -283,6 +290,7 @@ impl SessionError {
             Self::InvalidCookie(m) => Self::InvalidCookie(m.clone()),
             Self::UpdatePanicked => Self::UpdatePanicked,
             Self::Vanished => Self::Vanished,
+            Self::Busy { waited } => Self::Busy { waited: *waited },
         }
     }
 }

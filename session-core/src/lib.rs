@@ -66,6 +66,7 @@ mod config;
 mod cookie;
 mod driver;
 mod error;
+mod exclusive;
 mod header;
 mod id;
 mod intent;

@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{
-    Driver, DynamicData, Lifetime, SessionError, SessionId, SetCookie,
+    ConcurrentWrites, Driver, DynamicData, Lifetime, SessionError, SessionId, SetCookie,
     combine::SlotRef,
+    exclusive::Hold,
     intent::{Base, Intent, Op, diff, to_map},
     sealed::open,
     storage::{Backend, Changes, SessionData, Shared, Stored},
@@ -97,6 +98,9 @@ struct Inner<T> {
     /// The cookie of an explicit [`Session::save`], sent by the final commit unless it sends
     /// another.
     saved_cookie: Option<SetCookie>,
+    /// This request's hold on the session, with `ConcurrentWrites::Exclusive`; released by
+    /// the final commit.
+    exclusive: Option<Hold<T>>,
 }
 
 struct Loaded<T> {
@@ -135,6 +139,7 @@ impl<T: SessionData> Session<T> {
                 pending_deletes: Vec::new(),
                 clear_cookie: false,
                 saved_cookie: None,
+                exclusive: None,
             })),
         }
     }
@@ -188,10 +193,16 @@ impl<T: SessionData> Session<T> {
     }
 
     async fn load(&self, inner: &mut Inner<T>) -> Result<Loaded<T>, SessionError> {
-        let loaded_seq = self.shared.write_seq.load(Ordering::Relaxed);
+        let mut loaded_seq = self.shared.write_seq.load(Ordering::Relaxed);
         let stored = match (&self.shared.backend, &mut inner.incoming) {
             (Backend::Store(driver), Incoming::Valid { id, signed, .. }) => {
                 let key = id.storage_key(&self.shared.namespace);
+                if self.shared.concurrent_writes == ConcurrentWrites::Exclusive
+                    && inner.exclusive.is_none()
+                {
+                    inner.exclusive = Some(self.shared.hold(driver, &key).await?);
+                    loaded_seq = self.shared.write_seq.load(Ordering::Relaxed);
+                }
                 let mut stored = self.shared.fetch(driver.as_ref(), id, key).await?;
                 if let Some(stored) = stored.as_mut() {
                     // Loaded once per request: the value moves, no copy.
@@ -497,11 +508,23 @@ impl<T: SessionData> Session<T> {
     }
 
     /// Saves the session. `keep`: an explicit save, whose cookie is kept for the final commit
-    /// (which then returns it unless it has another).
+    /// (which then returns it unless it has another); otherwise the request's exclusive hold
+    /// on the session, if any, ends here.
     async fn commit_inner(&self, keep: bool) -> Result<Commit, SessionError> {
-        let shared = &*self.shared;
         let mut guard = self.lock().await;
-        let inner = &mut *guard;
+        let result = self.commit_locked(&mut guard, keep).await;
+        if !keep && let Some(hold) = guard.exclusive.take() {
+            self.shared.release(hold).await;
+        }
+        result
+    }
+
+    async fn commit_locked(
+        &self,
+        inner: &mut Inner<T>,
+        keep: bool,
+    ) -> Result<Commit, SessionError> {
+        let shared = &*self.shared;
         if let Backend::Store(driver) = &shared.backend {
             while let Some(key) = inner.pending_deletes.first() {
                 driver.delete(key).await?;

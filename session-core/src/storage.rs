@@ -94,10 +94,18 @@ pub struct SessionStorageBuilder<T> {
     clock: Arc<dyn Clock>,
     max_attempts: u32,
     concurrent_writes: ConcurrentWrites,
+    exclusive_lease: Duration,
+    exclusive_wait: Duration,
 }
 
-/// What a commit does about a change another request committed to the same session since
-/// this one loaded it (two tabs, parallel fetches).
+/// What happens when requests of one session overlap (two tabs, parallel fetches, a
+/// single-page app).
+///
+/// | | lost updates | stale reads in a handler | cost |
+/// |---|---|---|---|
+/// | [`Merge`](Self::Merge) (default) | none: each request's operations are re-applied | possible | one conditional write per commit (or per batch of commits) |
+/// | [`LastWriteWins`](Self::LastWriteWins) | between processes, and with requests that ended before this one changed anything | possible | one plain write per commit |
+/// | [`Exclusive`](Self::Exclusive) | none | none | requests of a session wait for each other; two more store operations per request |
 ///
 /// ```
 /// use std::sync::Arc;
@@ -118,18 +126,38 @@ pub struct SessionStorageBuilder<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ConcurrentWrites {
-    /// Compare-and-swap, where the driver has it: a commit that meets a concurrent change
-    /// reloads the session and applies its own changes again, key by key, so that neither
-    /// request's changes are lost (the default). On a driver without compare-and-swap this
-    /// is [`ConcurrentWrites::LastWriteWins`].
+    /// Requests run concurrently; each commit keeps every other commit's changes (the
+    /// default). A request's changes are recorded as operations (see
+    /// [`Session`](crate::Session)); commits of one session in this process are combined into
+    /// one store write, and a write that meets another process's change (compare-and-swap)
+    /// reloads the record and applies every operation again, retrying with jittered backoff.
+    /// On a driver without compare-and-swap, this holds within one process only.
     #[default]
     Merge,
-    /// Plain writes: a commit replaces the whole stored session, so the changes a concurrent
-    /// request committed since this one loaded it are lost (what tower-sessions and
-    /// actix-session do). A session destroyed meanwhile stays destroyed where the driver can
-    /// write only existing keys. Cheaper where compare-and-swap costs more than a write: on
-    /// Redis it is a script (about 3 µs of Redis time per commit against 0.3 µs for `SET`).
+    /// Plain writes, without compare-and-swap (what tower-sessions and actix-session do):
+    /// cheaper where compare-and-swap costs more than a write (on Redis a script, about 3 µs
+    /// of Redis time per commit against 0.3 µs for `SET`). Commits of one session that
+    /// overlap in this process are still combined; but a commit replaces what another process
+    /// wrote since this request loaded the session, and what a request of this process wrote
+    /// and finished before this one made its first change. A session destroyed meanwhile
+    /// stays destroyed where the driver can write only existing keys.
     LastWriteWins,
+    /// Requests of one session run one at a time, for handlers that must never act on stale
+    /// data: a request that uses its session waits until the previous one has committed, so
+    /// it sees every earlier change, and a read-then-write handler is exact.
+    ///
+    /// In this process a per-session lock; across processes a lease in the store (the key
+    /// `<storage key>.lock`, create-only with a TTL) on drivers with create-only writes, a
+    /// TTL and strong consistency (memory, fs, SQLite, Redis, S3; not Cloudflare KV, where
+    /// it holds per process only). Cost: a slow request delays the session's other requests;
+    /// two more store operations per request (take and release the lease) and polling while
+    /// another process holds it. A request waits at most
+    /// [`exclusive_wait`](SessionStorageBuilder::exclusive_wait) (default 10 s, then
+    /// [`SessionError::Busy`], answered 503); a request running longer than
+    /// [`exclusive_lease`](SessionStorageBuilder::exclusive_lease) (default 30 s) loses its
+    /// lease. Requests that never use their session take nothing. Not for cookie-only
+    /// storage.
+    Exclusive,
 }
 
 impl<T: SessionData + Default> SessionStorage<T> {
@@ -170,6 +198,8 @@ impl<T: SessionData> SessionStorage<T> {
             clock: Arc::new(SystemClock),
             max_attempts: 32,
             concurrent_writes: ConcurrentWrites::default(),
+            exclusive_lease: crate::exclusive::DEFAULT_LEASE,
+            exclusive_wait: crate::exclusive::DEFAULT_WAIT,
         }
     }
 
@@ -357,10 +387,24 @@ impl<T: SessionData> SessionStorageBuilder<T> {
         self
     }
 
-    /// Merge concurrent commits to one session (the default) or let the last one win: see
-    /// [`ConcurrentWrites`].
+    /// What happens when requests of one session overlap: see [`ConcurrentWrites`].
     pub fn concurrent_writes(mut self, policy: ConcurrentWrites) -> Self {
         self.concurrent_writes = policy;
+        self
+    }
+
+    /// With [`ConcurrentWrites::Exclusive`]: how long a request's lease on its session lasts
+    /// unless it is released earlier (default 30 s; raised to the driver's minimum TTL). A
+    /// request that runs longer loses its exclusivity.
+    pub fn exclusive_lease(mut self, lease: Duration) -> Self {
+        self.exclusive_lease = lease;
+        self
+    }
+
+    /// With [`ConcurrentWrites::Exclusive`]: how long a request waits for its session before
+    /// it fails with the retryable [`SessionError::Busy`] (default 10 s).
+    pub fn exclusive_wait(mut self, wait: Duration) -> Self {
+        self.exclusive_wait = wait;
         self
     }
 
@@ -384,8 +428,22 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                 }
             };
         T::deserialize(&Value::Object(defaults.clone())).map_err(SessionError::Serialize)?;
+        if let (Backend::Cookie, ConcurrentWrites::Exclusive) =
+            (&self.backend, self.concurrent_writes)
+        {
+            return Err(SessionError::Config(
+                "ConcurrentWrites::Exclusive needs a store: cookie-only sessions live in the \
+                 browser, where requests cannot wait for each other"
+                    .into(),
+            ));
+        }
         if let Backend::Store(driver) = &self.backend {
-            let max_key = self.namespace.len() + 64;
+            let lease_suffix = if self.concurrent_writes == ConcurrentWrites::Exclusive {
+                ".lock".len()
+            } else {
+                0
+            };
+            let max_key = self.namespace.len() + 64 + lease_suffix;
             let caps = driver.capabilities();
             if max_key > caps.max_key_len {
                 return Err(SessionError::Config(format!(
@@ -397,7 +455,15 @@ impl<T: SessionData> SessionStorageBuilder<T> {
             if caps.last_write_wins() && self.concurrent_writes == ConcurrentWrites::Merge {
                 tracing::info!(
                     driver = driver.name(),
-                    "driver has no compare-and-swap: concurrent commits to one session are last-write-wins"
+                    "driver has no compare-and-swap: concurrent commits to one session are merged within this process only"
+                );
+            }
+            if self.concurrent_writes == ConcurrentWrites::Exclusive
+                && !crate::exclusive::can_lease(driver.as_ref())
+            {
+                tracing::info!(
+                    driver = driver.name(),
+                    "driver cannot hold a lease: requests of one session are exclusive within this process only"
                 );
             }
         }
@@ -412,6 +478,8 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                 defaults,
                 max_attempts: self.max_attempts,
                 concurrent_writes: self.concurrent_writes,
+                exclusive_lease: self.exclusive_lease,
+                exclusive_wait: self.exclusive_wait,
                 slots: Arc::default(),
                 write_seq: AtomicU64::new(0),
                 _data: PhantomData,
@@ -431,6 +499,8 @@ pub(crate) struct Shared<T> {
     pub(crate) defaults: Map<String, Value>,
     pub(crate) max_attempts: u32,
     pub(crate) concurrent_writes: ConcurrentWrites,
+    pub(crate) exclusive_lease: Duration,
+    pub(crate) exclusive_wait: Duration,
     /// Sessions being changed by requests in flight: see [`crate::combine`].
     pub(crate) slots: Arc<Slots<T>>,
     /// Counts this storage's landed writes: tells whether a slot's latest write happened
@@ -795,7 +865,10 @@ impl<T: SessionData> Shared<T> {
                 Ok(bytes) => Bytes::from(bytes),
                 Err(e) => return fail_all(SessionError::Serialize(e), failed),
             };
-            let mode = if caps.compare_and_swap && self.concurrent_writes == ConcurrentWrites::Merge
+            // Exclusive requests write compare-and-swap too: a request that outlived its lease
+            // must not overwrite the next one's change.
+            let mode = if caps.compare_and_swap
+                && self.concurrent_writes != ConcurrentWrites::LastWriteWins
             {
                 WriteMode::IfVersion(base.version.clone())
             } else if caps.update_only {

@@ -1108,3 +1108,100 @@ async fn a_store_that_fails_gives_a_typed_retryable_or_permanent_error() {
     s.update(|d| d.count = 1).await.unwrap();
     assert!(storage.commit_session(&s).await.is_err());
 }
+
+// ---- Exclusive requests ----
+
+fn exclusive(driver: Arc<dyn Driver>, wait: Duration) -> SessionStorage<Data> {
+    SessionStorage::<Data>::builder(driver)
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .concurrent_writes(ConcurrentWrites::Exclusive)
+        .exclusive_wait(wait)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusive_requests_make_read_then_write_handlers_exact() {
+    // Two storages on one store: the lease keeps them apart as it would two processes.
+    let driver: Arc<dyn Driver> = Arc::new(MemoryDriver::new());
+    let storages = [
+        exclusive(driver.clone(), Duration::from_secs(10)),
+        exclusive(driver.clone(), Duration::from_secs(10)),
+    ];
+    let s = storages[0].get_session(None);
+    s.update(|d| d.count = 0).await.unwrap();
+    s.update(|d| d.user = Some("ada".into())).await.unwrap();
+    let c = cookie(&storages[0].commit_session(&s).await.unwrap().unwrap());
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let (storage, c) = (storages[t % 2].clone(), c.clone());
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    let s = storage.get_session(Some(&c));
+                    // Read, yield (as a handler awaiting something would), write back.
+                    let mut data = s.data().await.unwrap();
+                    tokio::task::yield_now().await;
+                    data.count += 1;
+                    s.set(data).await.unwrap();
+                    storage.commit_session(&s).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = storages[1].get_session(Some(&c));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 80);
+    storages[1].commit_session(&s).await.unwrap();
+    // Every lease was released.
+    let page = driver.list("session:", None).await.unwrap();
+    assert!(
+        page.keys.iter().all(|k| !k.ends_with(".lock")),
+        "{:?}",
+        page.keys
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exclusive_request_waits_then_fails_busy_and_a_dropped_one_lets_go() {
+    let driver: Arc<dyn Driver> = Arc::new(MemoryDriver::new());
+    let (a, b) = (
+        exclusive(driver.clone(), Duration::from_millis(200)),
+        exclusive(driver.clone(), Duration::from_millis(200)),
+    );
+    let s = a.get_session(None);
+    s.update(|d| d.count = 1).await.unwrap();
+    let c = cookie(&a.commit_session(&s).await.unwrap().unwrap());
+
+    // Another process's request holds the session: this one waits, then gives up, retryably.
+    let holder = a.get_session(Some(&c));
+    assert_eq!(holder.read(|d| d.count).await.unwrap(), 1);
+    let waiter = b.get_session(Some(&c));
+    let err = waiter.read(|d| d.count).await.unwrap_err();
+    assert!(matches!(err, SessionError::Busy { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    // In the same process too.
+    let err = a.get_session(Some(&c)).read(|d| d.count).await.unwrap_err();
+    assert!(matches!(err, SessionError::Busy { .. }), "{err:?}");
+
+    // Dropped without a commit (a handler that panicked): the lock goes at once, the lease
+    // in the background.
+    drop(holder);
+    let next = b.get_session(Some(&c));
+    assert_eq!(next.read(|d| d.count).await.unwrap(), 1);
+    next.update(|d| d.count += 1).await.unwrap();
+    b.commit_session(&next).await.unwrap();
+    let last = a.get_session(Some(&c));
+    assert_eq!(last.read(|d| d.count).await.unwrap(), 2);
+}
+
+#[test]
+fn exclusive_needs_a_store() {
+    let err = SessionStorage::<Data>::cookie_only()
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .concurrent_writes(ConcurrentWrites::Exclusive)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("Exclusive"), "{err}");
+}
