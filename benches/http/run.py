@@ -51,6 +51,15 @@ SCENARIOS = [
     ("/count", False, "`/count` as a new visitor each request (no cookie: a new session is written)"),
     ("/read", False, "`/read` as a new visitor each request (no cookie, nothing to store)"),
 ]
+# Contention: `wrk -c32` with every request on ONE session (the hard case the 256-session
+# scenarios spread away), for apps that keep sessions in a store. `/count` reads then writes
+# (the peers' handler style); `/incr` increments with `update` (ours) or is `/count` again (the
+# peers have no other way). After each run the session's count says how many increments were
+# kept, against the 2xx responses wrk received.
+ONE_SESSION = [
+    ("/count", "`/count` on ONE session (read, then store the count plus one)"),
+    ("/incr", "`/incr` on ONE session (ours: `update(|c| c.count += 1)`; the peers: `/count` again)"),
+]
 TICK = os.sysconf("SC_CLK_TCK")
 # The apps without I/O, also called in-process (no sockets, one thread): the framework's and
 # the session layer's CPU cost alone, which the load test buries under the kernel's and wrk's.
@@ -223,6 +232,51 @@ def wrk(url, cookie_file, seconds, latency):
     return result
 
 
+def one_session_apps():
+    """Apps that keep sessions in a store (a cookie-only app keeps the count in the cookie,
+    which wrk sends unchanged)."""
+    return [a for a, _, backend, family in APPS if backend is not None or family == "memory"]
+
+
+def read_count(base, cookie):
+    with urllib.request.urlopen(urllib.request.Request(base + "/read", headers={"Cookie": cookie})) as r:
+        return int(r.read())
+
+
+def measure_one_session(app, base, proc, backend_kind, work, redis, rows):
+    """The ONE_SESSION scenarios: every request of the run on one session."""
+    cookie = make_sessions(base, 1)[0]
+    jar = os.path.join(work, f"{app}.one")
+    # cookies.lua gives each wrk thread its own share of the lines: one line per thread.
+    open(jar, "w").write((cookie + "\n") * THREADS)
+    for path, _ in ONE_SESSION:
+        wrk(base + path, jar, WARMUP, False)
+        before = read_count(base, cookie)
+        redis.cli("CONFIG", "RESETSTAT")
+        cpu0 = cpu_seconds(proc.pid)
+        r = wrk(base + path, jar, DURATION, True)
+        r["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / r["requests"] * 1e6
+        # Requests still in flight when wrk stopped may land after it counted: wait for them.
+        time.sleep(0.3)
+        kept = read_count(base, cookie) - before
+        ok = r["requests"] - r["errors"]
+        # Increments answered with a 2xx but not in the session (in-flight ones may add a few
+        # more to `kept` than wrk counted: never below zero).
+        r["lost"] = max(0, ok - kept)
+        r["lost_share"] = r["lost"] / ok if ok else 0.0
+        commands = redis.commands() if backend_kind == "redis" else {}
+        r["redis_cmds"] = sum(commands.values()) / r["requests"] if backend_kind == "redis" else None
+        r["redis_per_command"] = {k: v / r["requests"] for k, v in commands.items()}
+        r["redis_cpu_us"] = None
+        r["rss_mb"] = rss_mb(proc.pid)
+        if backend_kind == "redis":
+            r["redis_sent"] = redis.sent_per_request(lambda: wrk(base + path, jar, 1, False)["requests"])
+        rows[(path, "one")] = r
+        print(f"  {app:<13} {path:<6} one    {r['rps']:>9.0f} req/s  p99 {r['p99']:7.2f} ms  lost {r['lost']} of {ok} ({r['lost_share']:.0%})"
+              + (f"  redis {r['redis_cmds']:.2f} cmd/req ({r['redis_sent']:.2f} sent)" if r["redis_cmds"] is not None else "")
+              + (f"  non-2xx {r['errors']}" if r["errors"] else ""), flush=True)
+
+
 def measure(app, binary, backend_kind, work, redis):
     rows = {}
     proc, base = start(app, binary, backend_kind, work, redis)
@@ -251,6 +305,8 @@ def measure(app, binary, backend_kind, work, redis):
             print(f"  {app:<13} {path:<6} {'cookie' if with_cookie else 'new   '} {r['rps']:>9.0f} req/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:7.2f} ms  "
                   f"cpu {r['cpu_us']:6.1f} us/req (wrk {r['wrk_cpu_us'] or 0:5.1f}, machine {r['machine_cores'] or 0:.2f} cores)  rss {r['rss_mb']:6.1f} MB" + (f"  redis {r['redis_cmds']:.2f} cmd/req ({r['redis_sent']:.2f} sent)" if r["redis_cmds"] is not None else "")
                   + (f"  non-2xx {r['errors']}" if r["errors"] else ""), flush=True)
+        if app in one_session_apps():
+            measure_one_session(app, base, proc, backend_kind, work, redis, rows)
     finally:
         proc.terminate()
         proc.wait()
@@ -313,7 +369,7 @@ def combine(rounds):
         rows = [r[key] for r in rounds]
         merged = dict(rows[0])
         for field, value in rows[0].items():
-            if field in ("requests", "errors"):
+            if field in ("requests", "errors", "lost"):
                 merged[field] = sum(r[field] for r in rows)
             elif field == "rss_mb":
                 merged[field] = max(r[field] for r in rows)
@@ -322,6 +378,8 @@ def combine(rounds):
                 merged[field] = {n: sum(r[field].get(n, 0) for r in rows) / len(rows) for n in names}
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 merged[field] = sum(r[field] for r in rows) / len(rows)
+            elif value is None:
+                merged[field] = None
         merged["rounds_rps"] = [r["rps"] for r in rows]
         out[key] = merged
     return out
@@ -433,6 +491,7 @@ def targets(results):
     if "ours-actix-cookie" in results:
         for path in ("/count", "/read"):
             throughput(f"cookie-only `{path}` on actix-web vs actix-session's cookie store (same framework)", "ours-actix-cookie", ("actix-cookie",), path, 1.0)
+    one_session_targets(results, rows)
     ours, tower = r("ours-memory", "/count", "rss_mb", False), r("tower-memory", "/count", "rss_mb", False)
     check("memory bounded under a flood of new visitors (RSS after the run)", f"{ours:.0f} MB vs tower-sessions {tower:.0f} MB", ours < tower)
     lines = ["## Targets (from this run)", "",
@@ -444,6 +503,64 @@ def targets(results):
     return lines + [""]
 
 
+def one_session_targets(results, rows):
+    """The contention targets: no errors on one session for any of ours; `/incr` loses no
+    increment; on Redis, `/incr` at REDIS_LEAD× the faster peer's req/s while they lose most."""
+    ours = [a for a in one_session_apps() if a.startswith("ours") and a in results]
+    for app in ours:
+        for path, _ in ONE_SESSION:
+            r = results[app].get((path, "one"))
+            if r is None:
+                continue
+            rows.append((f"{app} `{path}` on one session: no errors", f"{r['errors']} non-2xx of {r['requests']}", "yes" if r["errors"] == 0 else "**no**"))
+        r = results[app].get(("/incr", "one"))
+        if r is not None and not app.endswith("-lww"):
+            rows.append((f"{app} `/incr` on one session: no increment lost", f"{r['lost']} lost", "yes" if r["lost"] == 0 else "**no**"))
+    for app, peers in (("ours-redis", ("tower-redis", "actix-redis")), ("ours-actix-redis", ("actix-redis",))):
+        if app not in results or not all(p in results for p in peers):
+            continue
+        mine = results[app][("/incr", "one")]
+        best = max(peers, key=lambda p: results[p][("/incr", "one")]["rps"])
+        theirs = results[best][("/incr", "one")]
+        ratio = mine["rps"] / theirs["rps"]
+        rounds = [m / t for m, t in zip(mine.get("rounds_rps", []), theirs.get("rounds_rps", []))]
+        measured = ratio_text(ratio, REDIS_LEAD) + (f" (rounds {min(rounds):.2f}-{max(rounds):.2f})" if len(rounds) > 1 else "")
+        measured += f"; ours lost {mine['lost_share']:.0%}, {best} {theirs['lost_share']:.0%} of its increments"
+        rows.append((f"Redis `/incr` on one session ({app}) ≥ {REDIS_LEAD}× the faster peer, losing no update", measured,
+                     "yes" if ratio >= REDIS_LEAD and mine["lost"] == 0 else "**no**"))
+
+
+def one_session_section(results):
+    """The table of the ONE_SESSION scenarios."""
+    apps = [a for a in one_session_apps() if a in results and (ONE_SESSION[0][0], "one") in results[a]]
+    if not apps:
+        return []
+    lines = ["## One session under contention", "",
+             f"`wrk -t{THREADS} -c{CONNECTIONS}` with every request carrying the same session cookie: {CONNECTIONS} requests of one session "
+             "in flight at all times (a single-page app, several tabs). After each run the session's count is read back: `lost` is the "
+             "2xx responses whose increment is not in the session (summed over the rounds), `lost %` its share. `/count` reads then "
+             "writes (per-key last writer wins: a lost increment is expected, an error is not); ours' `/incr` is an `update` operation, "
+             "re-applied to whatever a concurrent request committed; the peers' `/incr` is their `/count`. Ours combines the commits of "
+             "one session in one process into one store write. Redis commands per request: sent by the app and executed, as above.", ""]
+    for path, title in ONE_SESSION:
+        lines += [f"### {title}", "",
+                  "| app | req/s | rounds differ | ×peer | p50 ms | p99 ms | non-2xx | lost | lost % | CPU µs/req | Redis cmds/req |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for app in apps:
+            r = results[app][(path, "one")]
+            family = next(f for a, _, _, f in APPS if a == app)
+            same = [results[p][(path, "one")]["rps"] for p, _, _, f in APPS
+                    if f == family and not p.startswith(("ours", "bare")) and p in results and (path, "one") in results[p]]
+            vs_peer = r["rps"] / max(same) if same and app.startswith("ours") else None
+            spread = r.get("rounds_rps", [r["rps"]])
+            differ = f"{(max(spread) - min(spread)) / r['rps'] * 100:.0f}%" if len(spread) > 1 else "–"
+            cmds = f"{fmt(r.get('redis_sent'))} sent, {fmt(r['redis_cmds'])} executed" if r["redis_cmds"] is not None else "–"
+            lines.append(f"| {app} | {r['rps']:.0f} | {differ} | {fmt(vs_peer)} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {r['lost']} | "
+                         f"{r['lost_share']:.0%} | {r['cpu_us']:.1f} | {cmds} |")
+        lines.append("")
+    return lines
+
+
 def budget_section(results, timings):
     """What the BARE_SHARE-of-bare targets leave for the session layer: apps without a backend keep
     one server process busy, so their ×bare is bare's CPU per request over theirs."""
@@ -452,11 +569,12 @@ def budget_section(results, timings):
         """Cores the server process kept busy: req/s × CPU seconds per request."""
         return r["rps"] * r["cpu_us"] / 1e6
 
-    used = [cores(r) for a in apps for r in results[a].values()]
+    many = [(path, cookie) for path, cookie, _ in SCENARIOS]
+    used = [cores(results[a][k]) for a in apps for k in many]
     if not used or "bare" not in results:
         return []
     limit = BARE_SHARE
-    machine = [r["machine_cores"] for a in apps for r in results[a].values() if r.get("machine_cores")]
+    machine = [results[a][k]["machine_cores"] for a in apps for k in many if results[a][k].get("machine_cores")]
     wrk_had = (f"`wrk` had the other core: the machine was busy on {min(machine):.2f}-{max(machine):.2f} cores" if machine
                else "`wrk` had the other core")
     lines = [f"## What {limit}× of bare leaves for the session layer", "",
@@ -552,6 +670,7 @@ def report(results, measured, timings):
     lines += targets(results)
     lines += budget_section(results, timings)
     lines += redis_cpu_section(results)
+    lines += one_session_section(results)
     for path, with_cookie, title in SCENARIOS:
         key = (path, with_cookie)
         lines += [f"## {title}", "", "| app | req/s | rounds differ | ×bare | ×peer | p50 ms | p99 ms | CPU µs/req | Redis cmds/req | Redis CPU µs/req | RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -605,7 +724,8 @@ def load_saved():
     saved = json.load(open(os.path.join(ROOT, "target", "http-bench.json")))
     measured = saved.pop("_measured", "an earlier run")
     timings = saved.pop("_in_process", {})
-    return {app: {(k.split()[0], k.split()[1] == "cookie"): v for k, v in rows.items()} for app, rows in saved.items()}, measured, timings
+    kinds = {"cookie": True, "new": False, "one": "one"}
+    return {app: {(k.split()[0], kinds[k.split()[1]]): v for k, v in rows.items()} for app, rows in saved.items()}, measured, timings
 
 
 def main():
@@ -633,7 +753,8 @@ def main():
         redis.stop()
         shutil.rmtree(work, ignore_errors=True)
     measured = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"
-    saved = {a: {f"{p} {'cookie' if c else 'new'}": r for (p, c), r in rows.items()} for a, rows in results.items()}
+    label = {True: "cookie", False: "new", "one": "one"}
+    saved = {a: {f"{p} {label[c]}": r for (p, c), r in rows.items()} for a, rows in results.items()}
     saved["_measured"] = measured
     saved["_in_process"] = timings
     if only:

@@ -23,7 +23,10 @@
 //!   [`MAX_ENTRY`] bytes are never kept.
 //!
 //! A reader on another app server can see the previous record until the invalidation reaches
-//! it (one network hop after the write).
+//! it (one network hop after the write). Where that would be wrong, the session layer reads
+//! with `Driver::get_latest`, which always asks Redis: after a compare-and-swap conflict, and
+//! when a request has just taken exclusive hold of its session (`ConcurrentWrites::Exclusive`,
+//! whose lease orders it after the previous holder's write).
 
 use std::{
     collections::HashMap,

@@ -241,6 +241,33 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1";
 
 impl RedisDriver {
+    /// `GET`, answered from the local cache when `cached` and it holds the key; a reply read
+    /// from Redis fills the cache either way.
+    async fn read(&self, key: &str, cached: bool) -> Result<Option<Entry>, DriverError> {
+        check_key(key, &self.caps)?;
+        let key = self.key(key);
+        let ticket = match &self.cache {
+            None => None,
+            Some(cache) => match cache.lookup(key.as_bytes(), now_millis()) {
+                Lookup::Hit(cached_entry) if cached => return Ok(Some(cached_entry.into_entry())),
+                Lookup::Hit(_) => cache.ticket(key.as_bytes()),
+                Lookup::Miss(ticket) => Some(ticket),
+                Lookup::Off(None) => None,
+                Lookup::Off(Some(epoch)) => {
+                    self.enable_tracking(cache, epoch).await;
+                    cache.ticket(key.as_bytes())
+                }
+            },
+        };
+        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(&key)).await?;
+        let Some(raw) = raw else { return Ok(None) };
+        let record = decode(raw)?;
+        if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
+            cache.fill(ticket, key.as_bytes(), record.clone());
+        }
+        Ok(Some(record.into_entry()))
+    }
+
     /// Connects (failing within `connect_timeout` if Redis cannot be reached).
     pub async fn connect(config: RedisConfig) -> Result<Self, DriverError> {
         let url = config
@@ -607,27 +634,13 @@ impl Driver for RedisDriver {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        check_key(key, &self.caps)?;
-        let key = self.key(key);
-        let ticket = match &self.cache {
-            None => None,
-            Some(cache) => match cache.lookup(key.as_bytes(), now_millis()) {
-                Lookup::Hit(cached) => return Ok(Some(cached.into_entry())),
-                Lookup::Miss(ticket) => Some(ticket),
-                Lookup::Off(None) => None,
-                Lookup::Off(Some(epoch)) => {
-                    self.enable_tracking(cache, epoch).await;
-                    cache.ticket(key.as_bytes())
-                }
-            },
-        };
-        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(&key)).await?;
-        let Some(raw) = raw else { return Ok(None) };
-        let record = decode(raw)?;
-        if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
-            cache.fill(ticket, key.as_bytes(), record.clone());
-        }
-        Ok(Some(record.into_entry()))
+        self.read(key, true).await
+    }
+
+    /// Reads Redis itself: a record in the local cache may be one network hop behind a write
+    /// by another app server (its invalidation still on the way).
+    async fn get_latest(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        self.read(key, false).await
     }
 
     async fn put(

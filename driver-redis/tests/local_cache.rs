@@ -373,3 +373,22 @@ async fn a_server_that_refuses_tracking_leaves_the_driver_uncached_and_working()
     }
     assert_eq!(calls(&server, "get"), gets + 3, "every read went to Redis");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_latest_reads_redis_even_when_the_key_is_cached() {
+    let server = RedisServer::start();
+    let [a, b] = two_app_servers(&server, "k", "v1").await;
+    // Cached on `a`: a plain get is served locally.
+    eventually_reads(&a, "k", Some("v1")).await;
+    let gets = calls(&server, "get");
+    assert_eq!(a.get("k").await.unwrap().unwrap().value, "v1");
+    assert_eq!(calls(&server, "get"), gets, "served from the local cache");
+    // `get_latest` asks Redis every time, and sees another server's write at once (no wait
+    // for the invalidation).
+    for round in 0..20u32 {
+        let value = Bytes::from(format!("v{}", round + 2));
+        b.put("k", value.clone(), PutOptions::new()).await.unwrap();
+        assert_eq!(a.get_latest("k").await.unwrap().unwrap().value, value);
+    }
+    assert!(calls(&server, "get") >= gets + 20);
+}

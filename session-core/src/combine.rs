@@ -14,7 +14,7 @@
 use std::{
     collections::HashMap,
     hash::{BuildHasher, RandomState},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
 };
 
 use tokio::sync::oneshot;
@@ -79,8 +79,8 @@ impl<T> Slots<T> {
 pub(crate) struct Slot<T> {
     state: Mutex<SlotState<T>>,
     /// Held by the request that has the session to itself, with
-    /// [`ConcurrentWrites::Exclusive`](crate::ConcurrentWrites::Exclusive).
-    exclusive: Arc<tokio::sync::Mutex<()>>,
+    /// [`ConcurrentWrites::Exclusive`](crate::ConcurrentWrites::Exclusive) (made on first use).
+    exclusive: OnceLock<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl<T> Default for Slot<T> {
@@ -91,7 +91,7 @@ impl<T> Default for Slot<T> {
                 queue: Vec::new(),
                 latest: None,
             }),
-            exclusive: Arc::default(),
+            exclusive: OnceLock::new(),
         }
     }
 }
@@ -182,7 +182,16 @@ impl<T> SlotRef<T> {
     /// Waits until no other request of this process has the session to itself, then has it
     /// until the guard is dropped.
     pub(crate) async fn exclusive(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        Arc::clone(&self.slot.exclusive).lock_owned().await
+        Arc::clone(self.slot.exclusive.get_or_init(Arc::default))
+            .lock_owned()
+            .await
+    }
+
+    /// Whether another request of this session holds the slot now (a heuristic: a request
+    /// may join right after).
+    pub(crate) fn shared_with_others(&self) -> bool {
+        // The map's hold and ours.
+        Arc::strong_count(&self.slot) > 2
     }
 
     fn leader(&self) -> LeaderGuard<T> {

@@ -195,6 +195,15 @@ pub trait Driver: Send + Sync + 'static {
     /// Reads a key. A missing or expired key is `Ok(None)`.
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError>;
 
+    /// Reads a key as the backend holds it now, bypassing any cache the driver keeps in this
+    /// process (the same as [`get`](Self::get) unless it has one). The session layer calls it
+    /// where a possibly stale read would be wrong rather than merely slower: after a
+    /// compare-and-swap conflict, and when a request has just taken exclusive hold of its
+    /// session ([`ConcurrentWrites::Exclusive`](crate::ConcurrentWrites::Exclusive)).
+    async fn get_latest(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        self.get(key).await
+    }
+
     /// Writes a key under the given condition and returns the new version.
     async fn put(
         &self,

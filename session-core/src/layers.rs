@@ -114,6 +114,10 @@ impl<D: Driver> Driver for CountingDriver<D> {
         self.get.fetch_add(1, Ordering::Relaxed);
         self.inner.get(key).await
     }
+    async fn get_latest(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        self.get.fetch_add(1, Ordering::Relaxed);
+        self.inner.get_latest(key).await
+    }
     async fn put(
         &self,
         key: &str,

@@ -16,9 +16,12 @@
 //! * **Safety**: 256-bit ids from the OS CSPRNG, signed cookies (HMAC-SHA256 under a rotating
 //!   [`Keyring`]), records stored under a hash of the id. A forged, tampered, unknown or
 //!   expired cookie gives a fresh session with a new id; new sessions are written create-only.
-//! * **No lost updates**: commits are compare-and-swap on the record's version where the
-//!   driver supports it; on a conflict this request's own changes are re-applied key by key
-//!   on the fresh record, so concurrent requests changing different keys both survive.
+//! * **No lost updates**: a request's changes are operations (`update` closures, keys set by
+//!   `set`/`insert`); commits of one session in one process are combined into one store write,
+//!   and a compare-and-swap write that meets another process's change runs them again on the
+//!   newer record, so N concurrent `update(|d| d.visits += 1)` add exactly N. See
+//!   [`Session`] for what a handler sees, and [`ConcurrentWrites`] for plain writes and
+//!   exclusive requests.
 //! * **Expiry**: idle and absolute timeouts are stored in the record and enforced on every
 //!   load, and handed to drivers with native TTL.
 //!

@@ -197,13 +197,16 @@ impl<T: SessionData> Session<T> {
         let stored = match (&self.shared.backend, &mut inner.incoming) {
             (Backend::Store(driver), Incoming::Valid { id, signed, .. }) => {
                 let key = id.storage_key(&self.shared.namespace);
-                if self.shared.concurrent_writes == ConcurrentWrites::Exclusive
-                    && inner.exclusive.is_none()
-                {
+                // An exclusive request reads what the previous holder wrote, never a cached copy.
+                let exclusive = self.shared.concurrent_writes == ConcurrentWrites::Exclusive;
+                if exclusive && inner.exclusive.is_none() {
                     inner.exclusive = Some(self.shared.hold(driver, &key).await?);
                     loaded_seq = self.shared.write_seq.load(Ordering::Relaxed);
                 }
-                let mut stored = self.shared.fetch(driver.as_ref(), id, key).await?;
+                let mut stored = self
+                    .shared
+                    .fetch(driver.as_ref(), id, key, exclusive)
+                    .await?;
                 if let Some(stored) = stored.as_mut() {
                     // Loaded once per request: the value moves, no copy.
                     stored.signed = signed.take();

@@ -627,14 +627,21 @@ impl<T: SessionData> Shared<T> {
         record_lifetime.unwrap_or_else(|| self.expiry.lifetime())
     }
 
-    /// Reads and validates the record under `key`: `None` if it is missing, expired or unreadable.
+    /// Reads and validates the record under `key`: `None` if it is missing, expired or
+    /// unreadable. `latest`: bypass any cache of the driver ([`Driver::get_latest`]).
     pub(crate) async fn fetch(
         &self,
         driver: &dyn Driver,
         id: &SessionId,
         key: String,
+        latest: bool,
     ) -> Result<Option<Stored>, DriverError> {
-        let Some(entry) = driver.get(&key).await? else {
+        let entry = if latest {
+            driver.get_latest(&key).await?
+        } else {
+            driver.get(&key).await?
+        };
+        let Some(entry) = entry else {
             return Ok(None);
         };
         let record = match Record::decode(&entry.value) {
@@ -809,11 +816,16 @@ impl<T: SessionData> Shared<T> {
         items.push(&intent);
         items.extend(others.iter().map(|w| &*w.intent));
         let outcomes = self.write_batch(driver, base, &items).await;
-        guard.written(
-            outcomes
+        // What was written is the base of the next write for requests that loaded before it:
+        // kept while other requests of the session are in flight (one that joins later and
+        // loaded earlier meets a compare-and-swap conflict and reloads instead).
+        let latest = match slot.shared_with_others() {
+            true => outcomes
                 .iter()
                 .find_map(|o| o.as_ref().ok().cloned().flatten()),
-        );
+            false => None,
+        };
+        guard.written(latest);
         let mut outcomes = outcomes.into_iter();
         let mine = outcomes.next().unwrap_or(Ok(None));
         for (waiting, outcome) in others.into_iter().zip(outcomes) {
@@ -888,16 +900,21 @@ impl<T: SessionData> Shared<T> {
                         merged,
                         seq: self.write_seq.fetch_add(1, Ordering::Relaxed) + 1,
                     };
+                    // Each request gets its own copy of the record; the last one the original.
+                    let mut landed = Some(landed);
+                    let last = failed.iter().rposition(Option::is_none);
                     return failed
                         .into_iter()
-                        .map(|f| match f {
+                        .enumerate()
+                        .map(|(i, f)| match f {
                             Some(error) => Err(error),
-                            None => Ok(Some(landed.clone())),
+                            None if Some(i) == last => Ok(landed.take()),
+                            None => Ok(landed.clone()),
                         })
                         .collect();
                 }
                 Err(DriverError::Conflict) => {
-                    match self.fetch(driver, &base.id, base.key.clone()).await {
+                    match self.fetch(driver, &base.id, base.key.clone(), true).await {
                         Ok(Some(fresh)) => {
                             tracing::debug!(id = ?base.id, attempt, "concurrent session write from elsewhere; re-applying");
                             base = fresh;

@@ -9,7 +9,9 @@
 //! `in_process.rs`).
 //!
 //! Handlers (identical in every app): `GET /count` reads the integer `count` from the session,
-//! increments it and stores it; `GET /read` only reads it.
+//! then stores it plus one (the peers' get-then-insert style: concurrent requests on one
+//! session may overwrite each other's increment, never fail); `GET /incr` increments it with
+//! `update` (an operation: concurrent increments are all kept); `GET /read` only reads it.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -26,6 +28,12 @@ struct Counter {
 }
 
 async fn count(session: Session<Counter>) -> Result<String, SessionFailure> {
+    let n = session.read(|c| c.count).await? + 1;
+    session.update(move |c| c.count = n).await?;
+    Ok(n.to_string())
+}
+
+async fn incr(session: Session<Counter>) -> Result<String, SessionFailure> {
     Ok(session.update(|c| { c.count += 1; c.count }).await?.to_string())
 }
 
@@ -62,6 +70,12 @@ fn storage(builder: session_kit::SessionStorageBuilder<Counter>) -> Result<Sessi
 }
 
 async fn actix_count(session: session_actix::Session<Counter>) -> Result<String, session_actix::SessionFailure> {
+    let n = session.read(|c| c.count).await? + 1;
+    session.update(move |c| c.count = n).await?;
+    Ok(n.to_string())
+}
+
+async fn actix_incr(session: session_actix::Session<Counter>) -> Result<String, session_actix::SessionFailure> {
     Ok(session.update(|c| { c.count += 1; c.count }).await?.to_string())
 }
 
@@ -74,6 +88,7 @@ macro_rules! bare_actix_app {
     () => {
         actix_web::App::new()
             .route("/count", actix_web::web::get().to(|| async { "1" }))
+            .route("/incr", actix_web::web::get().to(|| async { "1" }))
             .route("/read", actix_web::web::get().to(|| async { "1" }))
     };
 }
@@ -84,6 +99,7 @@ macro_rules! actix_app {
         actix_web::App::new()
             .wrap(session_actix::SessionMiddleware::new($storage))
             .route("/count", actix_web::web::get().to(actix_count))
+            .route("/incr", actix_web::web::get().to(actix_incr))
             .route("/read", actix_web::web::get().to(actix_read))
     };
 }
@@ -142,7 +158,10 @@ fn in_process_main(app: &str, n: usize) -> Result<(), Fail> {
 /// The axum app: bare, or the session layer over one driver.
 async fn axum_router(app: &str, backend: String) -> Result<Router, Fail> {
     if app == "bare" {
-        return Ok(Router::new().route("/count", get(|| async { "1" })).route("/read", get(|| async { "1" })));
+        return Ok(Router::new()
+            .route("/count", get(|| async { "1" }))
+            .route("/incr", get(|| async { "1" }))
+            .route("/read", get(|| async { "1" })));
     }
     let builder = match app {
         "ours-cookie" => SessionStorage::<Counter>::cookie_only(),
@@ -155,7 +174,11 @@ async fn axum_router(app: &str, backend: String) -> Result<Router, Fail> {
         other => return Err(format!("unknown app {other}").into()),
     };
     let storage = storage(builder)?;
-    Ok(Router::new().route("/count", get(count)).route("/read", get(read)).layer(SessionLayer::new(storage)))
+    Ok(Router::new()
+        .route("/count", get(count))
+        .route("/incr", get(incr))
+        .route("/read", get(read))
+        .layer(SessionLayer::new(storage)))
 }
 
 async fn axum_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> {

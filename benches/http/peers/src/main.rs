@@ -5,7 +5,8 @@
 //! without sockets (see `in_process.rs`).
 //!
 //! Handlers (identical in every app): `GET /count` reads the integer `count` from the session,
-//! increments it and stores it; `GET /read` only reads it.
+//! increments it and stores it; `GET /read` only reads it. `GET /incr` is the same handler as
+//! `/count`: these crates have no other way to increment.
 
 use std::net::SocketAddr;
 
@@ -32,6 +33,7 @@ macro_rules! actix_app {
                     .build(),
             )
             .route("/count", actix_web::web::get().to(actix_count))
+            .route("/incr", actix_web::web::get().to(actix_count))
             .route("/read", actix_web::web::get().to(actix_read))
     };
 }
@@ -90,7 +92,7 @@ macro_rules! tower_app {
                 let layer = SessionManagerLayer::new(store)
                     .with_secure(false)
                     .with_expiry(Expiry::OnInactivity(time::Duration::days(1)));
-                Router::new().route("/count", get(count)).route("/read", get(read)).layer(layer)
+                Router::new().route("/count", get(count)).route("/incr", get(count)).route("/read", get(read)).layer(layer)
             }
         }
     };
