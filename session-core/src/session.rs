@@ -420,6 +420,11 @@ impl<T: SessionData> Session<T> {
 
     /// Gives the session a new id on commit and deletes the record under the old one, keeping
     /// the data. Call it when privileges change (log in): the session-fixation defence.
+    ///
+    /// The new record is this request's view of the session with its changes. A change that a
+    /// concurrent request commits to the old id in the meantime is not carried over, and
+    /// requests still holding the old cookie afterwards find the session gone (a fresh one):
+    /// the old id must stop working.
     pub async fn regenerate(&self) -> Result<(), SessionError> {
         self.with_loaded(|l| {
             l.regenerate = l.stored.is_some();

@@ -247,7 +247,7 @@ pub(crate) static ALL: &[Check] = &[
     check!(
         session::session_overlapping_commits,
         needs_cas,
-        "session: two overlapping requests changing different keys both survive"
+        "session: overlapping requests on two app servers keep every change (different keys, and two increments of one)"
     ),
     check!(
         session::session_flash_once,

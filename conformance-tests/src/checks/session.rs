@@ -196,29 +196,45 @@ pub(crate) async fn session_destroy_beats_concurrent_commit(ctx: &Ctx) -> R {
 }
 
 pub(crate) async fn session_overlapping_commits(ctx: &Ctx) -> R {
+    // Two storages on the driver are two app servers: their commits meet in the store (one
+    // storage combines its own overlapping commits before they reach the driver).
+    let (other, _) = storage(ctx, default_policy())?;
     let (storage, _) = storage(ctx, default_policy())?;
     let c = new_session(&storage).await?;
-    let (r1, r2) = (storage.get_session(Some(&c)), storage.get_session(Some(&c)));
+    let (r1, r2) = (storage.get_session(Some(&c)), other.get_session(Some(&c)));
     r1.get::<String>("user").await.map_err(e("get"))?;
     r2.get::<String>("user").await.map_err(e("get"))?;
     r1.insert("a", 1).await.map_err(e("insert"))?;
     r2.insert("b", 2).await.map_err(e("insert"))?;
+    for s in [&r1, &r2] {
+        s.update(|d| {
+            let hits = d.get("hits").and_then(|v| v.as_u64()).unwrap_or(0);
+            d.insert("hits".into(), (hits + 1).into());
+        })
+        .await
+        .map_err(e("update"))?;
+    }
     storage
         .commit_session(&r1)
         .await
         .map_err(e("first commit"))?;
-    storage
+    other
         .commit_session(&r2)
         .await
         .map_err(e("second commit"))?;
     let s = storage.get_session(Some(&c));
-    let (a, b) = (
+    let (a, b, n) = (
         s.get::<u32>("a").await.map_err(e("get"))?,
         s.get::<u32>("b").await.map_err(e("get"))?,
+        s.get::<u32>("hits").await.map_err(e("get"))?,
     );
     ensure!(
         a == Some(1) && b == Some(2),
-        "after overlapping commits a={a:?} b={b:?}: an update was lost"
+        "after overlapping commits from two storages a={a:?} b={b:?}: an update was lost"
+    );
+    ensure!(
+        n == Some(2),
+        "two overlapping increments from two storages left {n:?}, not 2: compare-and-swap did not catch the second"
     );
     ensure!(
         user(&storage, &c).await?.as_deref() == Some("ada"),
