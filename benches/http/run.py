@@ -657,8 +657,9 @@ def report(results, measured, timings):
              f"Measured {measured} UTC on {machine()}, "
              f"server, backend and `wrk` sharing the cores. Rewritten by `bash benches/run`.", "",
              "Versions: " + "; ".join(versions()) + ".", "",
-             f"Every app serves the same two handlers (`/count` reads an integer from the session, increments and stores it; "
-             f"`/read` only reads it), written the way each crate's documentation shows (`benches/http/`). Load: `wrk -t{THREADS} -c{CONNECTIONS}`, "
+             f"Every app serves the same handlers (`/count` reads an integer from the session, then stores it plus one; "
+             f"`/read` only reads it; `/incr`, in the one-session section, increments with ours' `update` operation and is `/count` again for the peers), "
+             f"written the way each crate's documentation shows (`benches/http/`). Load: `wrk -t{THREADS} -c{CONNECTIONS}`, "
              f"{WARMUP} s warm-up then {DURATION} s measured, per scenario, in {rounds} rounds (every app once per round, in forward then reverse order, so that the machine's drift during the run does not favour any app; figures are the means of the rounds, RSS the highest); with a cookie, requests cycle through {SESSIONS} real sessions (each wrk thread through its own share, so no two threads hit one session in step). "
              "Apps ending in `-lww` are ours with `ConcurrentWrites::LastWriteWins`: plain writes, the guarantee the peers give (a commit overwrites "
              "what a concurrent request to the same session committed); ours without it merges concurrent commits by compare-and-swap, on Redis a Lua script. "

@@ -585,45 +585,9 @@ async fn save_inside_a_handler_still_sends_the_cookie() {
     );
 }
 
-/// A store that is down: every call fails with a retryable error.
-struct Down(session_core::Capabilities);
-
-#[session_core::async_trait]
-impl Driver for Down {
-    fn name(&self) -> &str {
-        "down"
-    }
-    fn capabilities(&self) -> &session_core::Capabilities {
-        &self.0
-    }
-    async fn get(&self, _: &str) -> Result<Option<session_core::Entry>, session_core::DriverError> {
-        Err(session_core::DriverError::timeout(
-            "get",
-            std::time::Duration::from_millis(5),
-        ))
-    }
-    async fn put(
-        &self,
-        _: &str,
-        _: session_core::bytes::Bytes,
-        _: session_core::PutOptions,
-    ) -> Result<session_core::Version, session_core::DriverError> {
-        Err(session_core::DriverError::timeout(
-            "put",
-            std::time::Duration::from_millis(5),
-        ))
-    }
-    async fn delete(&self, _: &str) -> Result<(), session_core::DriverError> {
-        Err(session_core::DriverError::timeout(
-            "delete",
-            std::time::Duration::from_millis(5),
-        ))
-    }
-}
-
 #[tokio::test]
 async fn retryable_failures_are_503_with_retry_after() {
-    let down = Arc::new(Down(session_core::Capabilities::new(256, 1 << 20)));
+    let down = Arc::new(session_test_support::DownDriver::default());
     let router = Router::new()
         .route("/count", get(count))
         .route("/peek", get(peek))

@@ -663,77 +663,65 @@ impl<T: SessionData> Session<T> {
                 driver.delete(&old_key).await?;
                 Outcome::Cookie(shared.cookie_for(stored, now)?)
             }
-            Some(stored) if !changes.is_empty() => {
-                let ops = l.ops.clone();
-                return self
-                    .commit_combined(
-                        driver,
-                        stored,
-                        &mut l.slot,
-                        &mut l.loaded_seq,
-                        ops,
-                        changes,
-                        now,
-                    )
-                    .await;
-            }
-            Some(stored) => match shared.refresh_due(stored, now) {
-                Some(deadline) if driver.capabilities().touch => {
-                    if shared.touch(driver, stored, deadline, now).await? {
-                        Outcome::Cookie(shared.cookie_for(stored, now)?)
-                    } else {
-                        Outcome::Vanished
+            Some(stored) => {
+                let due = shared.refresh_due(stored, now);
+                let touch = driver.capabilities().touch;
+                if !changes.is_empty() || (due.is_some() && !touch) {
+                    // A change, or a refresh on a driver that cannot touch: a write (which
+                    // restarts the idle timeout). Operations that changed nothing here are
+                    // not run again elsewhere.
+                    let ops = match changes.is_empty() {
+                        true => Vec::new(),
+                        false => l.ops.clone(),
+                    };
+                    return self.commit_combined(driver, l, ops, changes, now).await;
+                }
+                match due {
+                    Some(deadline) => {
+                        if shared.touch(driver, stored, deadline, now).await? {
+                            Outcome::Cookie(shared.cookie_for(stored, now)?)
+                        } else {
+                            Outcome::Vanished
+                        }
                     }
+                    // Re-sign with the newest key; no write.
+                    None if stale_key => Outcome::Cookie(shared.cookie_for(stored, now)?),
+                    None => Outcome::Nothing,
                 }
-                // No touch: rewrite the record (which restarts its idle timeout).
-                Some(_) => {
-                    return self
-                        .commit_combined(
-                            driver,
-                            stored,
-                            &mut l.slot,
-                            &mut l.loaded_seq,
-                            Vec::new(),
-                            Changes::default(),
-                            now,
-                        )
-                        .await;
-                }
-                // Re-sign with the newest key; no write.
-                None if stale_key => Outcome::Cookie(shared.cookie_for(stored, now)?),
-                None => Outcome::Nothing,
-            },
+            }
         };
         Ok((outcome, false))
     }
 
-    /// Commits changes to an existing stored session through its slot (see
+    /// Commits changes to the loaded, stored session through its slot (see
     /// [`crate::combine`]); the flag says whether concurrent changes were merged in.
-    #[allow(clippy::too_many_arguments)]
     async fn commit_combined(
         &self,
         driver: &dyn Driver,
-        stored: &mut Stored,
-        slot: &mut Option<SlotRef<T>>,
-        loaded_seq: &mut u64,
+        l: &mut Loaded<T>,
         ops: Vec<Op<T>>,
         changes: Changes,
         now: u64,
     ) -> Result<(Outcome, bool), SessionError> {
         let shared = &*self.shared;
-        let slot = slot.get_or_insert_with(|| shared.slots.enter(&stored.key));
+        let Some(stored) = l.stored.as_mut() else {
+            return Ok((Outcome::Nothing, false));
+        };
+        let slot = l
+            .slot
+            .get_or_insert_with(|| shared.slots.enter(&stored.key));
         let intent = Intent {
             base_version: stored.version.clone(),
             changes,
             ops,
         };
         match shared
-            .commit_combined(driver, slot, stored, *loaded_seq, intent)
+            .commit_combined(driver, slot, stored, l.loaded_seq, intent)
             .await?
         {
             Some(landed) => {
                 let merged = landed.merged;
-                *loaded_seq = landed.seq;
+                l.loaded_seq = landed.seq;
                 stored.land(landed);
                 Ok((Outcome::Cookie(shared.cookie_for(stored, now)?), merged))
             }

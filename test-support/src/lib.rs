@@ -4,9 +4,11 @@
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure here is a test failure
 
+mod down;
 mod proxy;
 pub mod redis;
 
+pub use down::DownDriver;
 pub use proxy::{HttpProxy, ProxyMode};
 
 use std::{
