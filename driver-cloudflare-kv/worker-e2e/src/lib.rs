@@ -64,8 +64,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 .map(|(_, v)| v.into_owned())
                 .unwrap_or_default();
             session.regenerate().await.map_err(err)?;
+            let name = user.clone();
             session
-                .update(|v| v.user = Some(user.clone()))
+                .update(move |v| v.user = Some(name.clone()))
                 .await
                 .map_err(err)?;
             session
