@@ -311,3 +311,29 @@ fn exclusive_on_redis() {
     let redis = RedisServer::start();
     exclusive_is_exact(&redis.url());
 }
+
+/// 64 clients on one session, split over two processes sharing one store: no request fails
+/// on a conflict, no increment is lost.
+fn sixty_four_clients(config: &str) {
+    let (a, b) = (server("axum", config), server("actix", config));
+    let cookie = new_session(a.port);
+    let (failures, _) = hammer(&[a.port, b.port], &cookie, 64, 8, incr);
+    assert!(failures.is_empty(), "64 clients on {config}: {failures:?}");
+    assert_eq!(
+        state(b.port, &cookie)["visits"],
+        512,
+        "64 clients on {config}"
+    );
+}
+
+#[test]
+fn sixty_four_clients_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    sixty_four_clients(&format!("sqlite://{}/sessions.db", dir.path().display()));
+}
+
+#[test]
+fn sixty_four_clients_on_redis() {
+    let redis = RedisServer::start();
+    sixty_four_clients(&redis.url());
+}
