@@ -13,7 +13,7 @@
 
 use std::{
     collections::HashMap,
-    hash::{BuildHasher, RandomState},
+    hash::{BuildHasher, Hasher},
     sync::{Arc, Mutex, MutexGuard, OnceLock},
 };
 
@@ -23,17 +23,50 @@ use crate::{SessionError, intent::Intent, storage::Landed};
 
 const SHARDS: usize = 16;
 
+/// Hashes a storage key by its last 16 bytes: hex digits of the SHA-256 of a random,
+/// server-generated id (an attacker cannot choose them: a cookie reaches the store only once
+/// its signature verifies), so they are already uniform, and SipHash would only cost time.
+#[derive(Default, Clone, Copy)]
+struct KeyTail(u64);
+
+impl Hasher for KeyTail {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let tail = bytes.get(bytes.len().saturating_sub(16)..).unwrap_or(bytes);
+        for chunk in tail.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            // Odd multipliers spread the hex digits' low bits over the whole word.
+            self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct KeyTailState;
+
+impl BuildHasher for KeyTailState {
+    type Hasher = KeyTail;
+
+    fn build_hasher(&self) -> KeyTail {
+        KeyTail::default()
+    }
+}
+
+type Shard<T> = Mutex<HashMap<Arc<str>, Arc<Slot<T>>, KeyTailState>>;
+
 /// The slots of one storage, by storage key.
 pub(crate) struct Slots<T> {
-    shards: [Mutex<HashMap<String, Arc<Slot<T>>>>; SHARDS],
-    hasher: RandomState,
+    shards: [Shard<T>; SHARDS],
 }
 
 impl<T> Default for Slots<T> {
     fn default() -> Self {
         Self {
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
-            hasher: RandomState::new(),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::with_hasher(KeyTailState))),
         }
     }
 }
@@ -44,27 +77,27 @@ fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
 }
 
 impl<T> Slots<T> {
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Arc<Slot<T>>>> {
-        let i = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
+    fn shard(&self, key: &str) -> &Shard<T> {
+        // Middle bits: the map inside the shard uses the low ones and the top seven.
+        let i = (KeyTailState.hash_one(key) >> 32) as usize % SHARDS;
         &self.shards[i]
     }
 
     /// The slot of `key`, kept while the returned reference lives.
     pub(crate) fn enter(self: &Arc<Self>, key: &str) -> SlotRef<T> {
-        let slot = {
-            let mut shard = lock(self.shard(key));
-            match shard.get(key) {
-                Some(slot) => Arc::clone(slot),
-                None => {
-                    let slot = Arc::new(Slot::default());
-                    shard.insert(key.to_owned(), Arc::clone(&slot));
-                    slot
-                }
+        let mut shard = lock(self.shard(key));
+        let (key, slot) = match shard.get_key_value(key) {
+            Some((key, slot)) => (Arc::clone(key), Arc::clone(slot)),
+            None => {
+                let (key, slot): (Arc<str>, _) = (Arc::from(key), Arc::new(Slot::default()));
+                shard.insert(Arc::clone(&key), Arc::clone(&slot));
+                (key, slot)
             }
         };
+        drop(shard);
         SlotRef {
             slots: Arc::clone(self),
-            key: key.to_owned(),
+            key,
             slot,
         }
     }
@@ -129,7 +162,7 @@ enum Reply<T> {
 /// A request's hold on its session's slot; the slot is dropped with the last hold.
 pub(crate) struct SlotRef<T> {
     slots: Arc<Slots<T>>,
-    key: String,
+    key: Arc<str>,
     slot: Arc<Slot<T>>,
 }
 
@@ -138,7 +171,24 @@ impl<T> Drop for SlotRef<T> {
         let mut shard = lock(self.slots.shard(&self.key));
         // Holds are taken and dropped under the shard lock: the map's and ours are the last two.
         if Arc::strong_count(&self.slot) == 2 {
-            shard.remove(&self.key);
+            shard.remove(&*self.key);
+        }
+    }
+}
+
+/// A leader's own commit: its intent as it came, or as it was queued.
+pub(crate) enum Mine<T> {
+    Owned(Intent<T>),
+    Queued(Arc<Intent<T>>),
+}
+
+impl<T> std::ops::Deref for Mine<T> {
+    type Target = Intent<T>;
+
+    fn deref(&self) -> &Intent<T> {
+        match self {
+            Mine::Owned(intent) => intent,
+            Mine::Queued(intent) => intent,
         }
     }
 }
@@ -146,7 +196,7 @@ impl<T> Drop for SlotRef<T> {
 /// What a commit that joined its slot does next.
 pub(crate) enum Turn<T> {
     /// Write: its own intent, then these queued ones. The guard hands the lead on when dropped.
-    Lead(LeaderGuard<T>, Vec<Waiting<T>>),
+    Lead(LeaderGuard<T>, Mine<T>, Vec<Waiting<T>>),
     /// Another commit wrote this one's changes.
     Done(Result<Option<Landed>, SessionError>),
 }
@@ -154,25 +204,35 @@ pub(crate) enum Turn<T> {
 impl<T> SlotRef<T> {
     /// Joins the slot's next write: leads it when no write is under way, else waits for the
     /// outcome or for the lead.
-    pub(crate) async fn turn(&self, intent: &Arc<Intent<T>>) -> Turn<T> {
+    pub(crate) async fn turn(&self, intent: Intent<T>) -> Turn<T> {
+        {
+            let mut state = lock(&self.slot.state);
+            if !state.busy {
+                state.busy = true;
+                return Turn::Lead(self.leader(), Mine::Owned(intent), Vec::new());
+            }
+        }
+        let intent = Arc::new(intent);
         loop {
             let waiting = {
                 let mut state = lock(&self.slot.state);
                 if state.busy {
                     let (reply, rx) = oneshot::channel();
                     state.queue.push(Waiting {
-                        intent: Arc::clone(intent),
+                        intent: Arc::clone(&intent),
                         reply,
                     });
                     rx
                 } else {
                     state.busy = true;
-                    return Turn::Lead(self.leader(), Vec::new());
+                    return Turn::Lead(self.leader(), Mine::Queued(intent), Vec::new());
                 }
             };
             match waiting.await {
                 Ok(Reply::Done(outcome)) => return Turn::Done(outcome),
-                Ok(Reply::Lead(others)) => return Turn::Lead(self.leader(), others),
+                Ok(Reply::Lead(others)) => {
+                    return Turn::Lead(self.leader(), Mine::Queued(intent), others);
+                }
                 // The leader carrying this commit was cancelled: queue again.
                 Err(_) => continue,
             }

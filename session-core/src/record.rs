@@ -158,6 +158,19 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// A record without data or deadlines, to be overwritten.
+    pub(crate) fn empty() -> Self {
+        Self {
+            format: FORMAT,
+            data: Map::new(),
+            flash: Map::new(),
+            created_at: 0,
+            idle_deadline: None,
+            absolute_deadline: None,
+            lifetime: None,
+        }
+    }
+
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
         let record: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         if !readable_format(record.format) {

@@ -715,10 +715,11 @@ impl<T: SessionData> Session<T> {
             changes,
             ops,
         };
-        match shared
-            .commit_combined(driver, slot, stored, l.loaded_seq, intent)
-            .await?
-        {
+        // Boxed: the write machinery's state is large, and every request's future (reads
+        // too) would otherwise carry it and be moved with it.
+        let committed =
+            Box::pin(shared.commit_combined(driver, slot, stored, l.loaded_seq, intent));
+        match committed.await? {
             Some(landed) => {
                 let merged = landed.merged;
                 l.loaded_seq = landed.seq;

@@ -216,12 +216,7 @@ impl<T: SessionData> SessionStorage<T> {
 
     /// [`get_session`](Self::get_session) from all `Cookie` headers of an `http` request.
     pub fn get_session_from_headers(&self, headers: &http::HeaderMap) -> Session<T> {
-        self.get_session_from_raw(
-            headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .map(http::HeaderValue::as_bytes),
-        )
+        self.get_session_from_values(headers.get_all(http::header::COOKIE).iter())
     }
 
     /// [`get_session`](Self::get_session) from the raw bytes of every `Cookie` header of a
@@ -251,6 +246,19 @@ impl<T: SessionData> SessionStorage<T> {
                 // Only other cookies can be affected: ours is ASCII or unusable anyway.
                 Err(_) => String::from_utf8_lossy(bytes),
             });
+        Session::new(Arc::clone(&self.shared), self.incoming(headers))
+    }
+
+    /// [`get_session_from_raw`](Self::get_session_from_raw) over `http` header values: those
+    /// that are visible ASCII (nearly all) are read as they are.
+    fn get_session_from_values<'h>(
+        &self,
+        values: impl Iterator<Item = &'h http::HeaderValue>,
+    ) -> Session<T> {
+        let headers = values.map(|value| match value.to_str() {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(value.as_bytes()),
+        });
         Session::new(Arc::clone(&self.shared), self.incoming(headers))
     }
 
@@ -569,6 +577,18 @@ pub(crate) struct Landed {
 }
 
 impl Stored {
+    /// This session's identity (id, key, cookie) without its record, to `land` one on.
+    pub(crate) fn shell(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            key: self.key.clone(),
+            version: self.version.clone(),
+            record: Record::empty(),
+            idle_deadline: None,
+            signed: None,
+        }
+    }
+
     /// This session as of `landed`.
     pub(crate) fn land(&mut self, landed: Landed) {
         self.version = landed.version;
@@ -580,6 +600,19 @@ impl Stored {
 /// What happened to one request's commit of an existing session: written (`Some`), or the
 /// session was gone (destroyed or expired: `None`).
 pub(crate) type Committed = Result<Option<Landed>, SessionError>;
+
+/// Fails every commit of a batch that has no outcome yet with `error`: the first keeps it
+/// (with its cause), the others get a copy.
+fn fail_all(error: SessionError, outcomes: &mut [Option<Committed>]) {
+    let mut pending = outcomes.iter_mut().filter(|o| o.is_none());
+    let Some(first) = pending.next() else {
+        return;
+    };
+    for outcome in pending {
+        *outcome = Some(Err(error.replicate()));
+    }
+    *first = Some(Err(error));
+}
 
 /// Waits before the `attempt`-th write (counting from 0) of a commit that keeps meeting other
 /// processes' writes: the first retry goes at once (it just read the newer record), later ones
@@ -803,79 +836,91 @@ impl<T: SessionData> Shared<T> {
         loaded_seq: u64,
         intent: Intent<T>,
     ) -> Committed {
-        let intent = Arc::new(intent);
-        let (guard, others) = match slot.turn(&intent).await {
+        let (guard, intent, others) = match slot.turn(intent).await {
             Turn::Done(outcome) => return outcome,
-            Turn::Lead(guard, others) => (guard, others),
+            Turn::Lead(guard, intent, others) => (guard, intent, others),
         };
-        let mut base = mine.clone();
-        if let Some(latest) = slot.latest_after(loaded_seq) {
+        // The base of the write: this request's record, or what this process wrote since.
+        let newer = slot.latest_after(loaded_seq).map(|latest| {
+            let mut base = mine.shell();
             base.land(latest);
-        }
-        let mut items: Vec<&Intent<T>> = Vec::with_capacity(1 + others.len());
-        items.push(&intent);
-        items.extend(others.iter().map(|w| &*w.intent));
-        let outcomes = self.write_batch(driver, base, &items).await;
+            base
+        });
+        let base = newer.as_ref().unwrap_or(mine);
+        let mine = if others.is_empty() {
+            // Alone: nothing to allocate.
+            let mut outcome = [None];
+            self.write_batch(driver, base, &[&*intent], &mut outcome)
+                .await;
+            let [outcome] = outcome;
+            outcome.unwrap_or(Ok(None))
+        } else {
+            let mut items: Vec<&Intent<T>> = Vec::with_capacity(1 + others.len());
+            items.push(&intent);
+            items.extend(others.iter().map(|w| &*w.intent));
+            let mut outcomes: Vec<Option<Committed>> = items.iter().map(|_| None).collect();
+            self.write_batch(driver, base, &items, &mut outcomes).await;
+            let mut outcomes = outcomes.into_iter().map(|o| o.unwrap_or(Ok(None)));
+            let mine = outcomes.next().unwrap_or(Ok(None));
+            // Kept as the base of the next write while other requests are in flight (one
+            // that joins later and loaded earlier meets a conflict and reloads instead).
+            if slot.shared_with_others()
+                && let Ok(Some(landed)) = &mine
+            {
+                guard.written(Some(landed.clone()));
+            }
+            for (waiting, outcome) in others.into_iter().zip(outcomes) {
+                waiting.answer(outcome);
+            }
+            return mine;
+        };
         // What was written is the base of the next write for requests that loaded before it:
-        // kept while other requests of the session are in flight (one that joins later and
-        // loaded earlier meets a compare-and-swap conflict and reloads instead).
-        let latest = match slot.shared_with_others() {
-            true => outcomes
-                .iter()
-                .find_map(|o| o.as_ref().ok().cloned().flatten()),
-            false => None,
+        // kept while other requests of the session are in flight.
+        let latest = match (&mine, slot.shared_with_others()) {
+            (Ok(Some(landed)), true) => Some(landed.clone()),
+            _ => None,
         };
         guard.written(latest);
-        let mut outcomes = outcomes.into_iter();
-        let mine = outcomes.next().unwrap_or(Ok(None));
-        for (waiting, outcome) in others.into_iter().zip(outcomes) {
-            waiting.answer(outcome);
-        }
         // Dropping the guard hands the lead to the next queued commit.
         drop(guard);
         mine
     }
 
-    /// Writes the combined changes of `items` on top of `base` in one store write,
+    /// Writes the combined changes of `items` on top of `first` in one store write,
     /// compare-and-swap where the driver can; after a concurrent write (another process) it
-    /// reloads the record and runs every item's operations again on it. One outcome per item.
+    /// reloads the record and runs every item's operations again on it. Fills `outcomes`
+    /// (one per item, all `None` on entry).
     pub(crate) async fn write_batch(
         &self,
         driver: &dyn Driver,
-        mut base: Stored,
+        first: &Stored,
         items: &[&Intent<T>],
-    ) -> Vec<Committed> {
+        outcomes: &mut [Option<Committed>],
+    ) {
         let caps = driver.capabilities();
-        let mut failed: Vec<Option<SessionError>> = items.iter().map(|_| None).collect();
-        let fail_all = |error: SessionError, failed: Vec<Option<SessionError>>| {
-            failed
-                .into_iter()
-                .map(|f| Err(f.unwrap_or_else(|| error.replicate())))
-                .collect()
-        };
+        // The record the write applies to: `first`, then whatever a conflict reloads.
+        let mut reloaded: Option<Stored> = None;
         for attempt in 0..self.max_attempts {
             backoff(attempt).await;
+            let base = reloaded.as_ref().unwrap_or(first);
             let now = self.now();
             let (record, merged) = loop {
-                match self.combine(&base, items, &failed, now) {
+                match self.combine(base, items, outcomes, now) {
                     Ok(combined) => break combined,
                     Err((i, error)) => {
                         tracing::warn!(error = %error, "a request's session changes cannot be re-applied to the newer record");
-                        if let Some(slot) = failed.get_mut(i) {
-                            *slot = Some(error);
+                        if let Some(outcome) = outcomes.get_mut(i) {
+                            *outcome = Some(Err(error));
                         }
                     }
                 }
             };
-            if failed.iter().all(Option::is_some) {
-                return failed
-                    .into_iter()
-                    .map(|f| Err(f.unwrap_or(SessionError::UpdatePanicked)))
-                    .collect();
+            if outcomes.iter().all(Option::is_some) {
+                return;
             }
             let bytes = match record.encode() {
                 Ok(bytes) => Bytes::from(bytes),
-                Err(e) => return fail_all(SessionError::Serialize(e), failed),
+                Err(e) => return fail_all(SessionError::Serialize(e), outcomes),
             };
             // Exclusive requests write compare-and-swap too: a request that outlived its lease
             // must not overwrite the next one's change.
@@ -902,40 +947,40 @@ impl<T: SessionData> Shared<T> {
                     };
                     // Each request gets its own copy of the record; the last one the original.
                     let mut landed = Some(landed);
-                    let last = failed.iter().rposition(Option::is_none);
-                    return failed
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, f)| match f {
-                            Some(error) => Err(error),
-                            None if Some(i) == last => Ok(landed.take()),
-                            None => Ok(landed.clone()),
-                        })
-                        .collect();
+                    let last = outcomes.iter().rposition(Option::is_none);
+                    for (i, outcome) in outcomes.iter_mut().enumerate() {
+                        if outcome.is_none() {
+                            *outcome = Some(Ok(match Some(i) == last {
+                                true => landed.take(),
+                                false => landed.clone(),
+                            }));
+                        }
+                    }
+                    return;
                 }
                 Err(DriverError::Conflict) => {
                     match self.fetch(driver, &base.id, base.key.clone(), true).await {
                         Ok(Some(fresh)) => {
                             tracing::debug!(id = ?base.id, attempt, "concurrent session write from elsewhere; re-applying");
-                            base = fresh;
+                            reloaded = Some(fresh);
                         }
                         Ok(None) => {
-                            return failed
-                                .into_iter()
-                                .map(|f| f.map_or(Ok(None), Err))
-                                .collect();
+                            for outcome in outcomes.iter_mut().filter(|o| o.is_none()) {
+                                *outcome = Some(Ok(None));
+                            }
+                            return;
                         }
-                        Err(e) => return fail_all(e.into(), failed),
+                        Err(e) => return fail_all(e.into(), outcomes),
                     }
                 }
-                Err(e) => return fail_all(e.into(), failed),
+                Err(e) => return fail_all(e.into(), outcomes),
             }
         }
         fail_all(
             SessionError::Contention {
                 attempts: self.max_attempts,
             },
-            failed,
+            outcomes,
         )
     }
 
@@ -945,14 +990,14 @@ impl<T: SessionData> Shared<T> {
         &self,
         base: &Stored,
         items: &[&Intent<T>],
-        failed: &[Option<SessionError>],
+        outcomes: &[Option<Committed>],
         now: u64,
     ) -> Result<(Record, bool), (usize, SessionError)> {
         let live = || {
             items
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| failed.get(*i).is_some_and(Option::is_none))
+                .filter(|(i, _)| outcomes.get(*i).is_some_and(Option::is_none))
         };
         let mut single = live();
         let fast = match (single.next(), single.next()) {
