@@ -247,13 +247,6 @@ impl<T> SlotRef<T> {
             .await
     }
 
-    /// Whether another request of this session holds the slot now (a heuristic: a request
-    /// may join right after).
-    pub(crate) fn shared_with_others(&self) -> bool {
-        // The map's hold and ours.
-        Arc::strong_count(&self.slot) > 2
-    }
-
     fn leader(&self) -> LeaderGuard<T> {
         LeaderGuard {
             slot: Arc::clone(&self.slot),
@@ -277,6 +270,13 @@ pub(crate) struct LeaderGuard<T> {
 }
 
 impl<T> LeaderGuard<T> {
+    /// Whether another request of this session holds the slot now, besides the leader (a
+    /// heuristic: a request may join right after).
+    pub(crate) fn others_in_flight(&self) -> bool {
+        // The map's hold, the leader's own and this guard's.
+        Arc::strong_count(&self.slot) > 3
+    }
+
     /// Records what was written (`None`: unknown, or the session is gone).
     pub(crate) fn written(&self, latest: Option<Landed>) {
         lock(&self.slot.state).latest = latest;

@@ -864,7 +864,7 @@ impl<T: SessionData> Shared<T> {
             let mine = outcomes.next().unwrap_or(Ok(None));
             // Kept as the base of the next write while other requests are in flight (one
             // that joins later and loaded earlier meets a conflict and reloads instead).
-            if slot.shared_with_others()
+            if guard.others_in_flight()
                 && let Ok(Some(landed)) = &mine
             {
                 guard.written(Some(landed.clone()));
@@ -876,7 +876,7 @@ impl<T: SessionData> Shared<T> {
         };
         // What was written is the base of the next write for requests that loaded before it:
         // kept while other requests of the session are in flight.
-        let latest = match (&mine, slot.shared_with_others()) {
+        let latest = match (&mine, guard.others_in_flight()) {
             (Ok(Some(landed)), true) => Some(landed.clone()),
             _ => None,
         };
