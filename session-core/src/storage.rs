@@ -131,7 +131,9 @@ pub enum ConcurrentWrites {
     /// [`Session`](crate::Session)); commits of one session in this process are combined into
     /// one store write, and a write that meets another process's change (compare-and-swap)
     /// reloads the record and applies every operation again, retrying with jittered backoff.
-    /// On a driver without compare-and-swap, this holds within one process only.
+    /// On a driver without compare-and-swap, changes are kept only for requests of one
+    /// process that overlap (the later one made its first change before the earlier one's
+    /// write ended); otherwise the last write wins.
     #[default]
     Merge,
     /// Plain writes, without compare-and-swap (what tower-sessions and actix-session do):
@@ -139,8 +141,8 @@ pub enum ConcurrentWrites {
     /// of Redis time per commit against 0.3 µs for `SET`). Commits of one session that
     /// overlap in this process are still combined; but a commit replaces what another process
     /// wrote since this request loaded the session, and what a request of this process wrote
-    /// and finished before this one made its first change. A session destroyed meanwhile
-    /// stays destroyed where the driver can write only existing keys.
+    /// before this one made its first change. A session destroyed meanwhile stays destroyed
+    /// where the driver can write only existing keys.
     LastWriteWins,
     /// Requests of one session run one at a time, for handlers that must never act on stale
     /// data: a request that uses its session waits until the previous one has committed, so
