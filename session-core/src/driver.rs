@@ -257,6 +257,9 @@ impl<D: Driver + ?Sized> Driver for Arc<D> {
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         (**self).get(key).await
     }
+    async fn get_latest(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        (**self).get_latest(key).await
+    }
     async fn put(
         &self,
         key: &str,
