@@ -133,17 +133,18 @@ impl<T: SessionData> Shared<T> {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        // The request ended without a commit: release in the background where a runtime runs.
+        // The request ended without a commit: release in the background where a runtime runs
+        // (elsewhere the lease ends with its TTL).
+        let pending = !self.released;
         #[cfg(feature = "tokio")]
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        if pending && let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (driver, key) = (Arc::clone(&self.driver), std::mem::take(&mut self.key));
             runtime.spawn(async move {
                 let _ = driver.delete(&key).await;
             });
         }
+        #[cfg(not(feature = "tokio"))]
+        let _ = pending;
     }
 }
 
