@@ -337,3 +337,39 @@ fn sixty_four_clients_on_redis() {
     let redis = RedisServer::start();
     sixty_four_clients(&redis.url());
 }
+
+/// Redis killed under a running server: requests get `503` with `Retry-After` (never a 500 or
+/// a hang), and once Redis is back the same session works again without restarting the app.
+#[test]
+fn a_killed_store_is_503_then_recovers() {
+    let mut redis = RedisServer::start();
+    let s = server("axum", &redis.url());
+    let cookie = new_session(s.port);
+    assert_eq!(post(s.port, "/incr", &cookie).status, 200);
+    redis.kill();
+    for path in ["/incr", "/state"] {
+        let r = http_exchange(
+            s.port,
+            if path == "/state" { "GET" } else { "POST" },
+            path,
+            &[("Cookie", &cookie)],
+            b"",
+        );
+        assert_eq!(r.status, 503, "{path} with Redis down: {}", r.body);
+        assert_eq!(r.header_values("retry-after"), ["1"], "{path}");
+    }
+    redis.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = post(s.port, "/incr", &cookie);
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503, "while reconnecting: {}", r.body);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery within 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
