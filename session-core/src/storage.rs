@@ -198,7 +198,7 @@ impl<T: SessionData> SessionStorage<T> {
             expiry: ExpiryPolicy::default(),
             namespace: "session:".into(),
             clock: Arc::new(SystemClock),
-            max_attempts: 32,
+            max_attempts: 100,
             concurrent_writes: ConcurrentWrites::default(),
             exclusive_lease: crate::exclusive::DEFAULT_LEASE,
             exclusive_wait: crate::exclusive::DEFAULT_WAIT,
@@ -388,10 +388,10 @@ impl<T: SessionData> SessionStorageBuilder<T> {
     }
 
     /// How many store writes a commit tries before it gives up with the retryable
-    /// [`SessionError::Contention`] (default 32). Only writes of other processes cost
-    /// attempts: commits of one session within this process are combined, never in conflict.
-    /// Retries after the first wait a random time below a window that doubles from 0.25 ms
-    /// up to 20 ms.
+    /// [`SessionError::Contention`] (default 100: about a second of backoff). Only writes of
+    /// other processes cost attempts: commits of one session within this process are
+    /// combined, never in conflict. Retries after the first wait a random time below a window
+    /// that doubles from 0.25 ms up to 20 ms.
     pub fn max_commit_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
