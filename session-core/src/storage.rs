@@ -907,7 +907,10 @@ impl<T: SessionData> Shared<T> {
             let base = reloaded.as_ref().unwrap_or(first);
             let now = self.now();
             let (record, merged) = loop {
-                match self.combine(base, items, outcomes, now) {
+                // After a reload, every operation runs again even on the version a request
+                // loaded: an earlier attempt may have run it on an older base, and what it
+                // returned (`update_and_save`) must come from the record that is written.
+                match self.combine(base, items, outcomes, now, reloaded.is_none()) {
                     Ok(combined) => break combined,
                     Err((i, error)) => {
                         tracing::warn!(error = %error, "a request's session changes cannot be re-applied to the newer record");
@@ -994,6 +997,7 @@ impl<T: SessionData> Shared<T> {
         items: &[&Intent<T>],
         outcomes: &[Option<Committed>],
         now: u64,
+        allow_fast: bool,
     ) -> Result<(Record, bool), (usize, SessionError)> {
         let live = || {
             items
@@ -1002,10 +1006,11 @@ impl<T: SessionData> Shared<T> {
                 .filter(|(i, _)| outcomes.get(*i).is_some_and(Option::is_none))
         };
         let mut single = live();
-        let fast = match (single.next(), single.next()) {
-            (Some((_, item)), None) => item.base_version == base.version,
-            _ => false,
-        };
+        let fast = allow_fast
+            && match (single.next(), single.next()) {
+                (Some((_, item)), None) => item.base_version == base.version,
+                _ => false,
+            };
         let mut record = base.record.clone();
         let mut restart = false;
         for (i, item) in live() {
