@@ -127,3 +127,92 @@ async fn a_leader_cancelled_mid_write_hands_the_lead_on() {
     drop(s);
     assert_eq!(storage.sessions_in_flight(), 0);
 }
+
+/// Memory shared with other storages, whose reads wait while the gate is closed.
+struct ReadGated {
+    inner: Arc<MemoryDriver>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+#[async_trait]
+impl Driver for ReadGated {
+    fn name(&self) -> &str {
+        "read-gated"
+    }
+    fn capabilities(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, value: Bytes, o: PutOptions) -> Result<Version, DriverError> {
+        self.inner.put(key, value, o).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), DriverError> {
+        self.inner.delete(key).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_and_save_answers_from_the_record_written_after_a_reload() {
+    // Process A reads through a gate; process B shares the store directly.
+    let memory = Arc::new(MemoryDriver::new());
+    let (open, _) = tokio::sync::watch::channel(true);
+    let gated = Arc::new(ReadGated {
+        inner: memory.clone(),
+        open: open.clone(),
+    });
+    let (a, b) = (storage(gated), storage(memory));
+    let cookie = counter(&b).await;
+    // In A, two requests change the session; the first commits while the second is still in
+    // flight, so A keeps what it wrote as the base of its next write.
+    let (p1, p2) = (a.get_session(Some(&cookie)), a.get_session(Some(&cookie)));
+    for p in [&p1, &p2] {
+        p.update(|d| {
+            let n = d.get("n").and_then(|v| v.as_u64()).unwrap_or(0);
+            d.insert("n".into(), (n + 1).into());
+        })
+        .await
+        .unwrap();
+    }
+    // Q starts loading in A before that commit lands, and its read is held.
+    open.send_replace(false);
+    let q = {
+        let (a, cookie) = (a.clone(), cookie.clone());
+        tokio::spawn(async move {
+            let s = a.get_session(Some(&cookie));
+            let answer = s
+                .update_and_save(|d| {
+                    let n = d.get("n").and_then(|v| v.as_u64()).unwrap_or(0) + 1;
+                    d.insert("n".into(), n.into());
+                    n
+                })
+                .await
+                .unwrap();
+            a.commit_session(&s).await.unwrap();
+            answer
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.commit_session(&p1).await.unwrap(); // A writes n = 1
+    increment(&b, &cookie).await; // B writes n = 2
+    // Q now reads B's record (newer than what A wrote) and saves n = 3: its first write goes
+    // out on A's older base, meets B's write, and is redone on the record Q had loaded.
+    open.send_replace(true);
+    let answer = tokio::time::timeout(Duration::from_secs(5), q)
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = b.get_session(Some(&cookie)).get::<u64>("n").await.unwrap();
+    assert_eq!(
+        Some(answer),
+        stored,
+        "update_and_save answered what was stored"
+    );
+    assert_eq!(answer, 3);
+    a.commit_session(&p2).await.unwrap();
+    let stored = b.get_session(Some(&cookie)).get::<u64>("n").await.unwrap();
+    assert_eq!(stored, Some(4));
+}
