@@ -1,179 +1,176 @@
-//! The suite must fail drivers that lie about what they do: each flaw below is one a real
-//! backend or emulator has had, and each must be caught by the named checks.
+//! The suite must fail drivers that get the contract wrong and pass drivers that get it right.
+//! Each flaw of the [`model`] driver is one a real backend, emulator or driver has had; each
+//! must be caught by the named checks, and the correct model (also with short keys and with
+//! reads that never yield) must pass everything.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{sync::Arc, time::Duration};
+mod model;
 
-use session_conformance::{Options, run_all};
-use session_core::{
-    Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Version, WriteMode,
-    async_trait, bytes::Bytes,
-};
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use model::{Flaw, Model};
+use session_conformance::{Options, Outcome, cli, run_all, run_checks};
+use session_core::{Driver, Registry};
 use session_driver_memory::MemoryDriver;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Flaw {
-    /// Declares create-only, writes anyway (s3rver and `If-None-Match`).
-    IgnoresCreateOnly,
-    /// Declares compare-and-swap, ignores the version.
-    IgnoresVersion,
-    /// Declares TTL, drops it (unstorage drivers that ignore `ttl`).
-    IgnoresTtl,
-    /// Cuts keys at the first NUL (C strings).
-    TruncatesAtNul,
-    /// Normalises keys (unstorage turns `/` into `:`).
-    NormalisesKeys,
-    /// Declares no touch but answers it with success.
-    PretendsToTouch,
-    /// Returns a value with a trailing byte dropped.
-    LosesLastByte,
-}
-
-struct Flawed {
-    inner: MemoryDriver,
-    flaw: Flaw,
-    caps: Capabilities,
-}
-
-impl Flawed {
-    fn new(flaw: Flaw) -> Self {
-        let inner = MemoryDriver::new();
-        let mut caps = inner.capabilities().clone();
-        if flaw == Flaw::PretendsToTouch {
-            caps.touch = false;
-        }
-        Self { inner, flaw, caps }
-    }
-
-    fn key(&self, key: &str) -> String {
-        match self.flaw {
-            Flaw::TruncatesAtNul => key.split('\0').next().unwrap_or_default().to_owned(),
-            Flaw::NormalisesKeys => key.replace('/', ":").to_lowercase(),
-            _ => key.to_owned(),
-        }
-    }
-}
-
-#[async_trait]
-impl Driver for Flawed {
-    fn name(&self) -> &str {
-        "flawed"
-    }
-    fn capabilities(&self) -> &Capabilities {
-        &self.caps
-    }
-    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        let mut entry = self.inner.get(&self.key(key)).await?;
-        if let (Flaw::LosesLastByte, Some(e)) = (self.flaw, entry.as_mut())
-            && e.value.len() > 1
-        {
-            e.value = e.value.slice(..e.value.len() - 1);
-        }
-        Ok(entry)
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: Bytes,
-        mut options: PutOptions,
-    ) -> Result<Version, DriverError> {
-        match (self.flaw, &options.mode) {
-            (Flaw::IgnoresCreateOnly, WriteMode::CreateOnly)
-            | (Flaw::IgnoresVersion, WriteMode::IfVersion(_)) => {
-                options.mode = WriteMode::Overwrite;
-            }
-            _ => {}
-        }
-        if self.flaw == Flaw::IgnoresTtl {
-            options.ttl = None;
-        }
-        self.inner.put(&self.key(key), value, options).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        self.inner.delete(&self.key(key)).await
-    }
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
-        self.inner.touch(&self.key(key), ttl).await
-    }
-    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
-        self.inner.list(&self.key(prefix), cursor).await
-    }
-}
-
-async fn failures(flaw: Flaw) -> Vec<&'static str> {
-    let report = run_all(Arc::new(Flawed::new(flaw)), &Options::default()).await;
-    assert!(!report.passed(), "{flaw:?} passed:\n{}", report.to_text());
-    report.failed()
+/// Runs `checks` against a driver with `flaw` and returns those that did not fail.
+async fn not_caught(flaw: Flaw, checks: &[&str]) -> Vec<String> {
+    let driver = Arc::new(Model::flawed(flaw));
+    let report = run_checks(driver, &Options::default(), |c| checks.contains(&c.name)).await;
+    assert_eq!(
+        report.results.len(),
+        checks.len(),
+        "unknown check names in {checks:?}"
+    );
+    report
+        .results
+        .iter()
+        .filter(|r| !matches!(r.outcome, Outcome::Failed(_)))
+        .map(|r| format!("{} ({:?})", r.name, r.outcome))
+        .collect()
 }
 
 async fn assert_caught(flaw: Flaw, by: &[&str]) {
-    let failed = failures(flaw).await;
-    for check in by {
-        assert!(
-            failed.contains(check),
-            "{flaw:?} was not caught by {check}; failed: {failed:?}"
-        );
+    let missed = not_caught(flaw, by).await;
+    assert!(missed.is_empty(), "{flaw:?} was not caught by: {missed:?}");
+}
+
+/// Asserts a timing-dependent defect is caught in `runs` runs out of `runs`.
+async fn assert_always_caught(flaw: Flaw, check: &str, runs: usize) {
+    let mut missed = 0;
+    for _ in 0..runs {
+        if !not_caught(flaw, &[check]).await.is_empty() {
+            missed += 1;
+        }
     }
+    assert_eq!(
+        missed, 0,
+        "{flaw:?} escaped {check} in {missed} of {runs} runs"
+    );
+}
+
+macro_rules! caught {
+    ($($test:ident: $flaw:ident by [$($check:literal),+ $(,)?];)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                assert_caught(Flaw::$flaw, &[$($check),+]).await;
+            }
+        )*
+    };
+}
+
+caught! {
+    ignoring_create_only: IgnoresCreateOnly by ["create_only", "create_only_race"];
+    ignoring_versions: IgnoresVersion by [
+        "compare_and_swap",
+        "compare_and_swap_race",
+        "session_overlapping_commits",
+        "session_destroy_beats_concurrent_commit",
+    ];
+    ignoring_ttl: IgnoresTtl by ["ttl_expires", "expired_entries_are_not_listed", "expired_entries_are_absent"];
+    answering_an_undeclared_operation: PretendsToTouch by ["touch_unsupported_is_rejected"];
+    expiring_early: ExpiresEarly by ["ttl_expires", "conditional_writes_expire"];
+    coarser_ttl_than_declared: RoundsTtlToSeconds by ["ttl_expires"];
+    overflowing_long_ttls: TtlOverflows by ["long_ttls_are_kept", "session_remember_me"];
+    conditional_writes_dropping_the_ttl: ConditionalWritesDropTtl by ["conditional_writes_expire"];
+    misreporting_the_expiry: MisreportsExpiry by ["ttl_expires", "long_ttls_are_kept"];
+    expired_entries_blocking_create_only: ExpiredBlocksCreateOnly by ["expired_entries_are_absent"];
+    expired_entries_accepting_conditional_writes: ExpiredAcceptsConditionalWrites by ["expired_entries_are_absent"];
+    touch_reviving_expired_entries: TouchRevivesExpired by ["expired_entries_are_absent"];
+    lossy_touch: TouchIsLossy by ["touch_extends_expiry"];
+    touch_that_only_extends: TouchOnlyExtends by ["touch_shortens_expiry"];
+    touch_that_does_nothing: TouchDoesNothing by ["touch_extends_expiry", "session_sliding_expiry"];
+    reused_versions: ReusesVersions by ["versions_are_never_reused"];
+    truncating_keys_at_nul: TruncatesAtNul by ["control_character_keys"];
+    normalising_keys: NormalisesKeys by ["similar_keys_are_distinct"];
+    trimming_keys: TrimsKeys by ["keys_are_not_normalised"];
+    unicode_normalised_keys: NormalisesUnicode by ["keys_are_not_normalised"];
+    stripping_trailing_slashes: StripsTrailingSlash by ["keys_are_not_normalised"];
+    dropping_url_suffixes: DropsUrlSuffix by ["keys_are_not_normalised"];
+    truncating_long_keys: TruncatesLongKeys by ["long_keys_differ_at_the_end"];
+    hashing_a_key_prefix: HashesKeyPrefix by ["long_keys_differ_at_the_end"];
+    rejecting_incompressible_keys: RejectsIncompressibleKeys by ["random_keys_at_max_length"];
+    corrupting_values: LosesLastByte by ["put_get_round_trip", "binary_values_round_trip", "large_values"];
+    trimming_values: TrimsValues by ["values_are_stored_verbatim"];
+    normalising_json_values: NormalisesJson by ["values_are_stored_verbatim"];
+    scrambling_large_values: ScramblesLargeValues by ["large_values"];
+    stale_reads_after_delete: StaleReplicaAfterDelete by ["deletes_are_final", "session_logout_replay"];
+    deletes_that_expire: SoftDeleteExpires by ["deletes_are_final", "session_logout_replay"];
+    listing_by_substring: ListContains by ["list_by_prefix"];
+    later_pages_forgetting_the_prefix: ListLaterPagesForgetPrefix by ["list_pages"];
+    clear_ignoring_the_separator: ClearIgnoresSeparator by ["prefixes_end_where_they_say"];
+    like_wildcards_in_prefixes: LikePrefix by ["wildcards_in_prefixes_are_literal"];
+    glob_wildcards_in_prefixes: GlobPrefix by ["wildcards_in_prefixes_are_literal"];
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ignoring_create_only_is_caught() {
-    assert_caught(
-        Flaw::IgnoresCreateOnly,
-        &["create_only", "create_only_race"],
+async fn a_check_then_write_create_only_is_caught_every_time() {
+    assert_always_caught(Flaw::CheckThenWriteCreateOnly, "create_only_race", 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_then_write_compare_and_swap_is_caught_every_time() {
+    assert_always_caught(
+        Flaw::CheckThenWriteCompareAndSwap,
+        "compare_and_swap_race",
+        20,
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ignoring_versions_is_caught() {
-    assert_caught(
-        Flaw::IgnoresVersion,
-        &[
-            "compare_and_swap",
-            "compare_and_swap_race",
-            "session_overlapping_commits",
-            "session_destroy_beats_concurrent_commit",
-        ],
-    )
-    .await;
+async fn torn_writes_are_caught_every_time() {
+    assert_always_caught(Flaw::TornWrites, "reads_never_see_torn_writes", 20).await;
+}
+
+/// Also on one thread, where only the suite's own yields let readers and writers interleave.
+#[tokio::test(flavor = "current_thread")]
+async fn races_are_caught_on_one_thread() {
+    assert_always_caught(Flaw::CheckThenWriteCreateOnly, "create_only_race", 5).await;
+    assert_always_caught(Flaw::TornWrites, "reads_never_see_torn_writes", 5).await;
+}
+
+async fn certified(driver: Model) {
+    let report = run_all(Arc::new(driver), &Options::default()).await;
+    assert!(report.passed(), "{}", report.to_text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ignoring_ttl_is_caught() {
-    assert_caught(
-        Flaw::IgnoresTtl,
-        &["ttl_expires", "expired_entries_are_not_listed"],
-    )
-    .await;
+async fn the_correct_model_is_certified() {
+    certified(Model::correct()).await;
 }
 
+/// Session keys under the default namespace are 72 bytes: a driver that holds exactly those
+/// must pass every check, session checks included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn truncating_keys_is_caught() {
-    assert_caught(Flaw::TruncatesAtNul, &["control_character_keys"]).await;
+async fn a_driver_with_72_byte_keys_is_certified() {
+    certified(Model::correct().max_key_len(72)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn normalising_keys_is_caught() {
-    assert_caught(Flaw::NormalisesKeys, &["similar_keys_are_distinct"]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answering_an_undeclared_operation_is_caught() {
-    assert_caught(Flaw::PretendsToTouch, &["touch_unsupported_is_rejected"]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupting_values_is_caught() {
-    assert_caught(
-        Flaw::LosesLastByte,
-        &[
-            "put_get_round_trip",
-            "binary_values_round_trip",
-            "large_values",
-        ],
-    )
-    .await;
+/// The suite spawned inside a task of a two-thread runtime, against a driver whose operations
+/// never yield: loops that spin on such reads would hold both threads forever.
+#[test]
+fn a_driver_whose_reads_never_yield_is_certified_without_hanging() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime.block_on(async {
+        let task = tokio::spawn(async {
+            run_all(
+                Arc::new(Model::correct().yields(false)),
+                &Options::default(),
+            )
+            .await
+        });
+        tokio::time::timeout(Duration::from_secs(300), task)
+            .await
+            .expect("the suite hung")
+            .unwrap()
+    });
+    assert!(report.passed(), "{}", report.to_text());
 }
 
 #[tokio::test]
@@ -212,4 +209,65 @@ async fn the_report_lists_every_check_with_text_and_json() {
             .unwrap()
             .contains("declares touch")
     );
+}
+
+fn registry() -> Registry {
+    let mut registry = Registry::new();
+    registry.register("model", |_| async {
+        Ok(Arc::new(Model::correct()) as Arc<dyn Driver>)
+    });
+    registry.register("model-reusing-versions", |_| async {
+        Ok(Arc::new(Model::flawed(Flaw::ReusesVersions)) as Arc<dyn Driver>)
+    });
+    registry
+}
+
+fn cli(args: &[&str]) -> ExitCode {
+    // The command starts its own runtime: run it off the test's.
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    std::thread::spawn(move || cli::run(&registry(), args))
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn the_command_line_certifies_a_driver_from_any_registry() {
+    let dir = std::env::temp_dir().join(format!("conformance-cli-{}", std::process::id()));
+    let json = dir.join("report.json");
+    let json_arg = json.to_str().unwrap();
+    assert_eq!(
+        cli(&["--driver", "model", "--json", json_arg]),
+        ExitCode::SUCCESS
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["driver"], "model");
+    assert_eq!(
+        report["results"].as_array().unwrap().len(),
+        session_conformance::check_names().len()
+    );
+    // One check, against a flawed driver: the exit code says it failed.
+    assert_eq!(
+        cli(&[
+            "--driver",
+            "model-reusing-versions",
+            "--check",
+            "versions_are_never_reused"
+        ]),
+        ExitCode::FAILURE
+    );
+    assert_eq!(
+        cli(&["--driver", "model", "--check", "versions_are_never_reused"]),
+        ExitCode::SUCCESS
+    );
+    // Usage errors exit 2; an unknown driver is a failure that names the registered ones.
+    assert_eq!(
+        cli(&["--driver", "model", "--check", "no_such_check"]),
+        ExitCode::from(2)
+    );
+    assert_eq!(cli(&["--frobnicate"]), ExitCode::from(2));
+    assert_eq!(cli(&[]), ExitCode::from(2));
+    assert_eq!(cli(&["--driver", "nope://x"]), ExitCode::FAILURE);
+    assert_eq!(cli(&["--list"]), ExitCode::SUCCESS);
+    let _ = std::fs::remove_dir_all(dir);
 }

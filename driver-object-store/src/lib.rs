@@ -195,22 +195,33 @@ impl ObjectStoreDriver {
     }
 }
 
-fn version(e_tag: Option<String>, version: Option<String>) -> Result<Version, DriverError> {
+/// An entry's version: the store's ETag and object version, and the entry's expiry, so that a
+/// compare-and-swap on an entry that has expired since it was read fails without a request
+/// (the store would still match the ETag).
+fn version(
+    e_tag: Option<String>,
+    version: Option<String>,
+    expires_at: Option<u64>,
+) -> Result<Version, DriverError> {
     if e_tag.is_none() && version.is_none() {
         return Err(DriverError::permanent(
             "the object store returned neither an ETag nor a version",
             None,
         ));
     }
-    let token = serde_json::to_string(&(e_tag, version))
+    let token = serde_json::to_string(&(e_tag, version, expires_at))
         .map_err(|e| DriverError::permanent("encoding a version", Some(Box::new(e))))?;
     Ok(Version::new(token))
 }
 
 fn update_version(version: &Version) -> Result<UpdateVersion, DriverError> {
     // A version this driver did not hand out cannot match anything stored.
-    let (e_tag, version): (Option<String>, Option<String>) =
+    let (e_tag, version, expires_at): (Option<String>, Option<String>, Option<u64>) =
         serde_json::from_str(version.as_str()).map_err(|_| DriverError::Conflict)?;
+    // The entry it names has expired: absent, whatever the store still holds.
+    if expires_at.is_some_and(|at| at <= now_millis()) {
+        return Err(DriverError::Conflict);
+    }
     Ok(UpdateVersion { e_tag, version })
 }
 
@@ -259,7 +270,7 @@ impl Inner {
             )
             .await?
         {
-            Ok(done) => Ok(Put::Done(version(done.e_tag, done.version)?)),
+            Ok(done) => Ok(Put::Done(version(done.e_tag, done.version, expires_at)?)),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Put::Exists),
             Err(
                 object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
@@ -400,7 +411,7 @@ impl Driver for ObjectStoreDriver {
         }
         Ok(Some(Entry {
             value,
-            version: version(e_tag, store_version)?,
+            version: version(e_tag, store_version, header.expires_at)?,
             expires_at: header.expires_at.map(from_unix_millis),
         }))
     }
@@ -543,14 +554,22 @@ mod tests {
 
     #[test]
     fn versions_round_trip_and_foreign_ones_conflict() {
-        let v = version(Some("\"abc\"".into()), None).unwrap();
+        let v = version(Some("\"abc\"".into()), None, None).unwrap();
         let u = update_version(&v).unwrap();
         assert_eq!(u.e_tag.as_deref(), Some("\"abc\""));
         assert_eq!(u.version, None);
+        let later = version(Some("\"abc\"".into()), None, Some(now_millis() + 60_000)).unwrap();
+        assert!(update_version(&later).is_ok());
+        // A version of an entry that has expired since matches nothing.
+        let expired = version(Some("\"abc\"".into()), None, Some(now_millis() - 1)).unwrap();
+        assert!(matches!(
+            update_version(&expired),
+            Err(DriverError::Conflict)
+        ));
         assert!(matches!(
             update_version(&Version::new("17")),
             Err(DriverError::Conflict)
         ));
-        assert!(version(None, None).is_err());
+        assert!(version(None, None, None).is_err());
     }
 }

@@ -90,6 +90,28 @@ pub const MAX_VALUE_SIZE: usize = 5 * 1024 * 1024;
 const MAX_OBJECT_NAME: usize = 1024;
 /// The user metadata entry that holds the expiry (Unix milliseconds).
 const EXPIRES_AT: &str = "session-expires-at";
+
+/// An entry's version: its ETag (unique per write: every body starts with a random nonce),
+/// and its expiry when it has one, so that a compare-and-swap on an entry that has expired
+/// since it was read fails without a request (S3 would still match the ETag).
+fn version(etag: &str, expires_at: Option<u64>) -> Version {
+    match expires_at {
+        Some(at) => Version::new(format!("{etag}@{at}")),
+        None => Version::new(etag),
+    }
+}
+
+/// The ETag and expiry of a [`version`] (ETags are quoted hex, never `@`).
+fn parse_version(version: &Version) -> (&str, Option<u64>) {
+    let token = version.as_str();
+    match token.rsplit_once('@') {
+        Some((etag, at)) => match at.parse() {
+            Ok(at) => (etag, Some(at)),
+            Err(_) => (token, None),
+        },
+        None => (token, None),
+    }
+}
 /// Objects listed per `ListObjectsV2` page.
 const PAGE: i32 = 1000;
 /// Bytes of random nonce before the value in every object body.
@@ -497,7 +519,7 @@ impl Inner {
         let etag = out.e_tag().ok_or_else(|| {
             DriverError::permanent("S3 answered a PutObject without an ETag", None)
         })?;
-        Ok(Version::new(etag))
+        Ok(version(etag, expires_at))
     }
 
     /// One page of object names under `prefix` (this driver's prefix included).
@@ -625,7 +647,7 @@ impl Driver for S3Driver {
         let value = value.slice(NONCE..);
         Ok(Some(Entry {
             value,
-            version: Version::new(head.etag),
+            version: version(&head.etag, head.expires_at),
             expires_at: head.expires_at.map(from_unix_millis),
         }))
     }
@@ -647,13 +669,14 @@ impl Driver for S3Driver {
                     .await
             }
             WriteMode::IfVersion(version) => {
+                let (etag, version_expires_at) = parse_version(version);
+                // The version names an object that has expired since: absent, whatever
+                // S3 still holds, so no write can match it.
+                if version_expires_at.is_some_and(|at| at <= now_millis()) {
+                    return Err(DriverError::Conflict);
+                }
                 inner
-                    .put_object(
-                        &object,
-                        value,
-                        expires_at,
-                        Condition::ETag(version.as_str()),
-                    )
+                    .put_object(&object, value, expires_at, Condition::ETag(etag))
                     .await
             }
             WriteMode::CreateOnly => {
@@ -772,6 +795,18 @@ fn describe<E, R>(e: &SdkError<E, R>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_carry_the_expiry() {
+        let v = version("\"0a1b\"", Some(1_700_000_000_000));
+        assert_eq!(parse_version(&v), ("\"0a1b\"", Some(1_700_000_000_000)));
+        assert_eq!(
+            parse_version(&version("\"0a1b\"", None)),
+            ("\"0a1b\"", None)
+        );
+        // Not ours: the token is the ETag, matched by S3 (and most likely refused).
+        assert_eq!(parse_version(&Version::new("x@y")), ("x@y", None));
+    }
 
     #[test]
     fn url_config() {

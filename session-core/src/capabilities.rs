@@ -52,7 +52,9 @@ pub struct TtlSupport {
     /// Shortest TTL the backend accepts.
     #[serde(serialize_with = "as_millis")]
     pub min: Duration,
-    /// How late an expired key may still be readable.
+    /// How late an expired key may still be readable: the backend's expiry resolution plus
+    /// any skew between the clock that enforces expiry and the application's. A key is never
+    /// gone before its TTL.
     #[serde(serialize_with = "as_millis")]
     pub granularity: Duration,
     /// What happens to a TTL below `min`.

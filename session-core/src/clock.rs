@@ -90,7 +90,8 @@ pub fn now_millis() -> u64 {
     unix_millis(now())
 }
 
-/// The deadline `ttl` after `now` (both Unix milliseconds), saturating instead of overflowing.
+/// The deadline `ttl` after `now` (both Unix milliseconds), a part of a millisecond rounded up,
+/// saturating instead of overflowing.
 ///
 /// ```
 /// use std::time::Duration;
@@ -98,7 +99,9 @@ pub fn now_millis() -> u64 {
 /// assert_eq!(session_core::deadline_millis(u64::MAX - 1, Duration::MAX), u64::MAX);
 /// ```
 pub fn deadline_millis(now: u64, ttl: Duration) -> u64 {
-    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+    // Rounded up: a key never expires before its TTL.
+    let millis = ttl.as_nanos().div_ceil(1_000_000);
+    now.saturating_add(u64::try_from(millis).unwrap_or(u64::MAX))
 }
 
 /// The time `ms` milliseconds after the Unix epoch.

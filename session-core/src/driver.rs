@@ -182,8 +182,84 @@ pub struct ListPage {
 /// optional (they answer [`DriverError::Unsupported`] by default) and `clear` is built from
 /// `list` and `delete` unless the backend has something better.
 ///
-/// Usable as `Arc<dyn Driver>`. The helpers [`check_key`], [`check_value`] and
-/// [`effective_ttl`] implement the argument checks every driver must make.
+/// Usable as `Arc<dyn Driver>`. The helpers [`check_key`], [`check_value`], [`check_put`],
+/// [`effective_ttl`] and [`check_condition`] implement the argument and condition checks every
+/// driver must make.
+///
+/// # Writing a driver: the contract
+///
+/// The `session-conformance` crate checks every rule below against a running driver (and its
+/// own tests prove each check against a driver that breaks exactly that rule): run it from
+/// your crate's tests and its command line.
+///
+/// **Declare exactly what you do.** [`Capabilities`] are data the session layer and the suite
+/// read. Anything not declared is refused with [`DriverError::Unsupported`] and writes
+/// nothing; never answer an undeclared operation with success.
+///
+/// **Keys.** Any non-empty UTF-8 string up to `max_key_len` bytes, stored byte for byte: no
+/// trimming, case folding, Unicode normalisation, `/` or `.` handling, URL decoding, cutting
+/// at NUL or at some length, or hashing a prefix. An empty or too long key is
+/// [`DriverError::InvalidKey`] (not retryable); a backend that cannot hold some characters
+/// escapes them ([`escape_key`]) or refuses them with `InvalidKey`, never stores a different
+/// key. `max_key_len` is what the backend holds for *any* key of that length, random and
+/// incompressible ones included. Session keys are the namespace plus 64 hex digits: 72 bytes
+/// under the default `session:`.
+///
+/// **Values.** Any bytes up to `max_value_size`, returned exactly (no trimming, re-encoding or
+/// JSON normalisation); a larger one is [`DriverError::ValueTooLarge`]. A read sees a whole
+/// value, old or new, never part of a write, and temporary objects never appear in listings.
+///
+/// **Versions.** Every successful `put` returns a new [`Version`] that this key has never had
+/// and never will again, also after the key is deleted and written again (use a global
+/// counter, a random token or an ETag of content that includes one, never a per-key counter
+/// that restarts). `get` returns the version of the last write; `touch` keeps it.
+///
+/// **Conditions are atomic with the write.** [`WriteMode::CreateOnly`] writes only if the key
+/// is absent ([`DriverError::AlreadyExists`] otherwise), [`WriteMode::UpdateOnly`] only if it
+/// is present and [`WriteMode::IfVersion`] only if the stored version is that one
+/// ([`DriverError::Conflict`] otherwise). Check and write in one backend operation (a
+/// transaction, a script, a conditional request, or one lock held around both): a read, then a
+/// write, lets two racing requests both succeed.
+///
+/// **Expiry.** `PutOptions::ttl` applies to every write mode, conditional ones included; a
+/// write without a TTL leaves the key without expiry (clearing an old one). A key is readable
+/// until its TTL has passed, never earlier (round TTLs up, never down, and never overflow:
+/// 400-day TTLs are valid), and gone at most the declared `granularity` later. A TTL below the
+/// declared minimum is rounded up or refused, as declared. **An expired entry is absent for
+/// every operation**, whether or not the backend has removed it yet: `get` answers `None`,
+/// create-only succeeds over it, update-only and compare-and-swap (with any version, its own
+/// included) fail with `Conflict`, `touch` answers `false` and does not revive it, and `list`
+/// leaves it out. `Entry::expires_at`, when reported, is the real deadline.
+///
+/// **Which clock.** Expiry is measured by the clock of whatever enforces it: the backend's
+/// (Redis, a database, KV) or the application server's (a driver that stores the deadline
+/// beside the value). Report `expires_at` on the application's clock. If the two clocks can
+/// disagree, declare the bound in the granularity (keys may live that much longer) and make
+/// sure skew can never make them expire earlier. The session layer keeps its own idle and
+/// absolute deadlines in the record, so a key that outlives its deadline never loads as a
+/// live session; a key that expires early loses one.
+///
+/// **Touch** sets the expiry to `ttl` from now (shorter or longer: it does not only extend),
+/// without rewriting the value or changing the version, and answers `false` for a missing or
+/// expired key. Declaring `touch` means `get` reports `expires_at`.
+///
+/// **Delete** is final and immediate for this driver's later reads: no cache, replica or
+/// tombstone may bring the value back. Deleting a missing key succeeds.
+///
+/// **List** returns keys that *start with* the prefix, as raw bytes: never a substring, a
+/// pattern (`LIKE` with `_` and `%`, globs with `*`, `?`, `[`) or a prefix cut at a separator.
+/// Every page stays under the prefix; together the pages return each live key once. **Clear**
+/// removes exactly what `list` of the same prefix returns and answers how many keys it
+/// removed (entries that expire during the clear may be counted or not).
+///
+/// **Consistency.** [`Consistency::Strong`](crate::Consistency) means a read after a completed
+/// write (or delete) sees it, from any process. Declare `Eventual` with the staleness bound
+/// otherwise; the suite's read-after-write checks then need a test backend that is consistent
+/// (for example a local emulator).
+///
+/// **Errors.** Map the backend's errors to the [`ErrorKind`](crate::ErrorKind) a caller can
+/// act on: dropped connections and timeouts are retryable, bad configuration and corrupt data
+/// are not. Credentials never appear in errors or `Debug`.
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
     /// A short name for reports and logs (`"memory"`, `"fs"`).
@@ -228,7 +304,8 @@ pub trait Driver: Send + Sync + 'static {
         Err(DriverError::unsupported("list"))
     }
 
-    /// Deletes every key starting with `prefix` and returns how many were listed for deletion.
+    /// Deletes every key starting with `prefix` (a raw byte prefix, as in [`list`](Self::list))
+    /// and returns how many it deleted.
     async fn clear(&self, prefix: &str) -> Result<u64, DriverError> {
         let mut cursor: Option<String> = None;
         let mut cleared = 0u64;

@@ -25,6 +25,11 @@
 //! * **Expiry**: idle and absolute timeouts are stored in the record and enforced on every
 //!   load, and handed to drivers with native TTL.
 //!
+//! Writing a driver: implement [`Driver`], whose documentation is the contract (keys and values
+//! byte-exact, versions never reused, conditions atomic with the write, an expired entry absent
+//! for every operation, which clock sets expiry, what `clear` counts), then certify it with the
+//! `session-conformance` crate.
+//!
 //! # Example
 //!
 //! ```

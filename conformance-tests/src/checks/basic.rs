@@ -1,3 +1,5 @@
+use session_core::Version;
+
 use super::{R, delete, ensure, get, list_all, put};
 use crate::Ctx;
 
@@ -69,5 +71,95 @@ pub(crate) async fn delete_then_get_is_none(ctx: &Ctx) -> R {
         get(ctx, &key).await?.is_none(),
         "the key is still there after delete"
     );
+    Ok(())
+}
+
+pub(crate) async fn deletes_are_final(ctx: &Ctx) -> R {
+    let key = ctx.key("deleted");
+    put(ctx, &key, "old").await?;
+    // Reads first, so that a cache or replica holds the value before it is deleted.
+    for _ in 0..2 {
+        ensure!(
+            get(ctx, &key).await?.is_some(),
+            "a written key was not readable"
+        );
+    }
+    delete(ctx, &key).await?;
+    for read in 1..=5 {
+        ensure!(
+            get(ctx, &key).await?.is_none(),
+            "the deleted key came back on read {read} after the delete"
+        );
+    }
+    if ctx.caps().list {
+        let keys = list_all(ctx, &ctx.ns).await?;
+        ensure!(keys.is_empty(), "the deleted key is still listed: {keys:?}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    ensure!(
+        get(ctx, &key).await?.is_none(),
+        "the deleted key came back a second after the delete"
+    );
+    put(ctx, &key, "new").await?;
+    ensure!(
+        get(ctx, &key).await?.as_deref() == Some(&b"new"[..]),
+        "a key written again after a delete did not read back the new value"
+    );
+    Ok(())
+}
+
+pub(crate) async fn versions_are_never_reused(ctx: &Ctx) -> R {
+    use std::collections::HashSet;
+
+    use session_core::{ErrorKind, PutOptions, WriteMode};
+
+    let caps = ctx.caps().clone();
+    let key = ctx.key("versioned");
+    let mut seen: HashSet<Version> = HashSet::new();
+    let mut fresh = |v: Version, how: &str| -> R {
+        ensure!(
+            seen.insert(v.clone()),
+            "{how} returned version {v:?}, which this key already had: a version must never be reused"
+        );
+        Ok(())
+    };
+    for round in 0..3 {
+        let v = put(ctx, &key, "same").await?;
+        fresh(v.clone(), &format!("put (round {round})"))?;
+        fresh(
+            put(ctx, &key, "same").await?,
+            "a second put of the same bytes",
+        )?;
+        delete(ctx, &key).await?;
+        if caps.create_only {
+            let created = ctx
+                .driver
+                .put(
+                    &key,
+                    super::bytes("same"),
+                    PutOptions::new().mode(WriteMode::CreateOnly),
+                )
+                .await
+                .map_err(super::fail("create-only put after delete"))?;
+            fresh(created, "create-only after delete")?;
+            delete(ctx, &key).await?;
+        }
+        let again = put(ctx, &key, "same").await?;
+        fresh(again, "put after delete")?;
+        if caps.compare_and_swap {
+            super::expect_kind(
+                ctx.driver
+                    .put(
+                        &key,
+                        super::bytes("stale"),
+                        PutOptions::new().mode(WriteMode::IfVersion(v)),
+                    )
+                    .await,
+                ErrorKind::Conflict,
+                "compare-and-swap with a version from before the delete",
+            )?;
+        }
+        delete(ctx, &key).await?;
+    }
     Ok(())
 }

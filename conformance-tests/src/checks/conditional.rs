@@ -30,29 +30,44 @@ pub(crate) async fn create_only(ctx: &Ctx) -> R {
 }
 
 pub(crate) async fn create_only_race(ctx: &Ctx) -> R {
-    let key = ctx.key("race");
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let (driver, key) = (Arc::clone(&ctx.driver), key.clone());
-            tokio::spawn(async move {
-                driver
-                    .put(&key, bytes(format!("{i}")), mode(WriteMode::CreateOnly))
-                    .await
+    const ROUNDS: usize = 32;
+    const RACERS: usize = 8;
+    for round in 0..ROUNDS {
+        let key = ctx.key(&format!("race{round}"));
+        // Released together: a driver that checks, then writes, lets several through.
+        let start = Arc::new(tokio::sync::Barrier::new(RACERS));
+        let tasks: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let (driver, key, start) =
+                    (Arc::clone(&ctx.driver), key.clone(), Arc::clone(&start));
+                tokio::spawn(async move {
+                    start.wait().await;
+                    driver
+                        .put(&key, bytes(format!("{i}")), mode(WriteMode::CreateOnly))
+                        .await
+                })
             })
-        })
-        .collect();
-    let mut winners = 0;
-    for task in tasks {
-        match task.await.map_err(|e| format!("task: {e}"))? {
-            Ok(_) => winners += 1,
-            Err(DriverError::AlreadyExists) => {}
-            Err(e) => return Err(format!("racing create-only put: unexpected {e}")),
+            .collect();
+        let mut winners = Vec::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await.map_err(|e| format!("task: {e}"))? {
+                Ok(_) => winners.push(i.to_string()),
+                Err(DriverError::AlreadyExists) => {}
+                Err(e) => return Err(format!("racing create-only put: unexpected {e}")),
+            }
         }
+        ensure!(
+            winners.len() == 1,
+            "round {round}: {} of {RACERS} racing create-only writes succeeded",
+            winners.len()
+        );
+        let stored = get(ctx, &key).await?;
+        ensure!(
+            stored.as_deref() == Some(winners[0].as_bytes()),
+            "round {round}: the winner wrote {:?} but the key holds {stored:?}",
+            winners[0]
+        );
     }
-    ensure!(
-        winners == 1,
-        "{winners} of 8 racing create-only writes succeeded"
-    );
     Ok(())
 }
 
@@ -132,12 +147,14 @@ pub(crate) async fn compare_and_swap_race(ctx: &Ctx) -> R {
     const INCREMENTS: u64 = 25;
     let key = ctx.key("counter");
     put(ctx, &key, "0").await?;
+    let start = Arc::new(tokio::sync::Barrier::new(WORKERS as usize));
     let tasks: Vec<_> = (0..WORKERS)
         .map(|_| {
-            let (driver, key) = (Arc::clone(&ctx.driver), key.clone());
-            tokio::spawn(
-                async move { crate::cas_increment(driver.as_ref(), &key, INCREMENTS).await },
-            )
+            let (driver, key, start) = (Arc::clone(&ctx.driver), key.clone(), Arc::clone(&start));
+            tokio::spawn(async move {
+                start.wait().await;
+                crate::cas_increment(driver.as_ref(), &key, INCREMENTS).await
+            })
         })
         .collect();
     for task in tasks {

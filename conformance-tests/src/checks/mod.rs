@@ -65,6 +65,16 @@ pub(crate) static ALL: &[Check] = &[
         "after delete, get is none"
     ),
     check!(
+        basic::deletes_are_final,
+        always,
+        "a deleted key stays deleted: on five reads in a row, after a second, and in listings"
+    ),
+    check!(
+        basic::versions_are_never_reused,
+        always,
+        "every write returns a version the key never had, also after delete and re-create; a stale compare-and-swap fails"
+    ),
+    check!(
         keys::empty_key_is_invalid,
         always,
         "an empty key is a clean InvalidKey error"
@@ -78,6 +88,11 @@ pub(crate) static ALL: &[Check] = &[
         keys::similar_keys_are_distinct,
         always,
         "a/b, a:b, a%2Fb, %48%49 vs HI, a?x=1 vs a?x=2, Key vs key are distinct keys"
+    ),
+    check!(
+        keys::keys_are_not_normalised,
+        always,
+        "keys differing only by spaces, Unicode normalisation (NFC/NFD/NFKC), a trailing / or a #, ?, % suffix are distinct"
     ),
     check!(
         keys::traversal_keys_are_plain_keys,
@@ -95,6 +110,16 @@ pub(crate) static ALL: &[Check] = &[
         "a key of the declared maximum length works; one byte more is InvalidKey"
     ),
     check!(
+        keys::long_keys_differ_at_the_end,
+        always,
+        "keys of the maximum length that differ only in their last bytes are distinct (no truncation or prefix hashing)"
+    ),
+    check!(
+        keys::random_keys_at_max_length,
+        always,
+        "incompressible random keys of the maximum length round-trip"
+    ),
+    check!(
         keys::prefix_keys_coexist,
         always,
         "a key and a longer key it prefixes (a, a/b) coexist"
@@ -110,24 +135,44 @@ pub(crate) static ALL: &[Check] = &[
         "binary values (0x00, 0xFF, invalid UTF-8, every byte) round-trip"
     ),
     check!(
+        values::values_are_stored_verbatim,
+        always,
+        "values are never trimmed or normalised: whitespace, newlines, BOM, JSON-looking text"
+    ),
+    check!(
         values::large_values,
         always,
-        "values up to the maximum (at least 1 MiB) round-trip; one byte more is ValueTooLarge"
+        "random values up to the maximum (at least 1 MiB) round-trip byte for byte; one byte more is ValueTooLarge"
     ),
     check!(
         values::reads_never_see_torn_writes,
         always,
-        "a read racing writes sees a whole old or new value; no temporary key appears"
+        "reads racing writes see a whole old or new value; no temporary key appears"
     ),
     check!(
         expiry::ttl_expires,
         needs_ttl_wait,
-        "a key with a TTL is readable before it and gone after TTL + granularity"
+        "a key with a sub-second TTL is readable until its TTL, gone after TTL + granularity, with an accurate reported expiry"
+    ),
+    check!(
+        expiry::long_ttls_are_kept,
+        needs_ttl,
+        "30- and 400-day TTLs, through every declared write mode, keep the key with an accurate reported expiry"
+    ),
+    check!(
+        expiry::conditional_writes_expire,
+        needs_ttl_wait_and_a_conditional_mode,
+        "create-only, update-only and compare-and-swap writes apply their TTL (and clear it when given none)"
     ),
     check!(
         expiry::overwrite_resets_or_clears_ttl,
         needs_ttl_wait,
         "no TTL persists; overwriting without a TTL clears it; a new TTL resets it"
+    ),
+    check!(
+        expiry::expired_entries_are_absent,
+        needs_ttl_wait,
+        "an expired entry is absent for every operation: create-only succeeds, update-only, compare-and-swap and touch fail"
     ),
     check!(
         expiry::ttl_below_minimum,
@@ -142,7 +187,12 @@ pub(crate) static ALL: &[Check] = &[
     check!(
         expiry::touch_extends_expiry,
         needs_touch_wait,
-        "touch extends the expiry without changing value or version; touch of a missing key is false"
+        "touch extends the expiry without changing value bytes or version; touch of a missing key is false"
+    ),
+    check!(
+        expiry::touch_shortens_expiry,
+        needs_touch_wait,
+        "touch with a shorter TTL shortens the expiry"
     ),
     check!(
         expiry::touch_unsupported_is_rejected,
@@ -162,7 +212,7 @@ pub(crate) static ALL: &[Check] = &[
     check!(
         conditional::create_only_race,
         needs_create_only,
-        "8 tasks racing to create one key: exactly one wins"
+        "32 rounds of 8 tasks released together racing to create one key: exactly one wins each"
     ),
     check!(
         conditional::update_only,
@@ -177,7 +227,7 @@ pub(crate) static ALL: &[Check] = &[
     check!(
         conditional::compare_and_swap_race,
         needs_cas,
-        "4 workers x 25 increments through CAS retry loops end at exactly 100"
+        "4 workers released together x 25 increments through CAS retry loops end at exactly 100"
     ),
     check!(
         conditional::unsupported_write_modes_are_rejected,
@@ -202,17 +252,27 @@ pub(crate) static ALL: &[Check] = &[
     check!(
         listing::list_by_prefix,
         needs_list,
-        "list returns exactly the keys with the raw prefix (foo vs foobar)"
+        "list returns exactly the keys starting with the raw prefix (foo vs foobar, not keys that merely contain it)"
     ),
     check!(
         listing::list_pages,
         needs_list,
-        "1100 keys (more than one backend page) all come back once"
+        "1100 keys (more than one backend page) all come back once, and no page strays outside the prefix"
+    ),
+    check!(
+        listing::prefixes_end_where_they_say,
+        needs_list,
+        "list and clear of ns-a/ leave ns-ab/ and ns-a alone"
+    ),
+    check!(
+        listing::wildcards_in_prefixes_are_literal,
+        needs_list,
+        "SQL LIKE (_ %), glob (* ? [ ]) and regex characters in a prefix match only themselves, in list and clear"
     ),
     check!(
         listing::clear_by_prefix,
         needs_list,
-        "clear on an empty namespace succeeds twice; clear removes every key"
+        "clear on an empty namespace succeeds twice and counts 0; clear removes and counts every key"
     ),
     check!(
         listing::list_unsupported_is_rejected,
@@ -230,6 +290,16 @@ pub(crate) static ALL: &[Check] = &[
         "session: idle and absolute timeouts load as a new session"
     ),
     check!(
+        session::session_sliding_expiry,
+        needs_session_idle_wait,
+        "session: read-only requests (a touch where declared) keep a session alive past its first idle deadline, in real time"
+    ),
+    check!(
+        session::session_remember_me,
+        always,
+        "session: a 30-day idle, 400-day absolute session loads, and again 29 days later"
+    ),
+    check!(
         session::session_regenerate,
         always,
         "session: regenerate gives a new id and the old id no longer loads"
@@ -238,6 +308,11 @@ pub(crate) static ALL: &[Check] = &[
         session::session_destroy,
         always,
         "session: a destroyed session cannot be loaded again"
+    ),
+    check!(
+        session::session_logout_replay,
+        always,
+        "session: a logged-out cookie replayed with writes, at once and a second later, never loads the session"
     ),
     check!(
         session::session_destroy_beats_concurrent_commit,
@@ -277,19 +352,33 @@ fn needs_no_ttl(c: &Capabilities, _: &Options) -> Skip {
     )
 }
 
-/// The TTL to write and how long to wait for it to pass, or why that is too slow.
-pub(crate) fn ttl_plan(c: &Capabilities, o: &Options) -> Result<(Duration, Duration), String> {
+/// How much later than its TTL plus the declared granularity a key may still be read: the time
+/// between the suite's clock readings and the backend's.
+pub(crate) const MARGIN: Duration = Duration::from_millis(30);
+
+/// The TTL the expiry checks write, and how late after it the key must be gone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TtlPlan {
+    /// The TTL: under a second where the declared minimum allows (rounding to whole seconds
+    /// shows), never below the minimum.
+    pub(crate) ttl: Duration,
+    /// The declared granularity plus [`MARGIN`].
+    pub(crate) late: Duration,
+}
+
+/// The TTL plan, or why waiting for it is too slow.
+pub(crate) fn ttl_plan(c: &Capabilities, o: &Options) -> Result<TtlPlan, String> {
     let ttl_caps = c.ttl.ok_or("the driver declares no native TTL")?;
-    // Long enough that a loaded machine still reads the key before it expires.
-    let ttl = ttl_caps.min.max(Duration::from_secs(1));
-    let wait = ttl + ttl_caps.granularity + Duration::from_millis(200);
+    let ttl = ttl_caps.min.max(Duration::from_millis(450));
+    let late = ttl_caps.granularity + MARGIN;
+    let wait = ttl + late;
     if wait > o.max_wait && !o.slow {
         return Err(format!(
             "slow: needs a {wait:?} wait (minimum TTL {:?}); enable slow checks with SESSION_CONFORMANCE_SLOW=1 or --slow",
             ttl_caps.min
         ));
     }
-    Ok((ttl, wait))
+    Ok(TtlPlan { ttl, late })
 }
 
 fn needs_ttl_wait(c: &Capabilities, o: &Options) -> Skip {
@@ -302,6 +391,32 @@ fn needs_touch_wait(c: &Capabilities, o: &Options) -> Skip {
 
 fn needs_ttl_wait_and_list(c: &Capabilities, o: &Options) -> Skip {
     needs_list(c, o).or_else(|| ttl_plan(c, o).err())
+}
+
+fn needs_ttl_wait_and_a_conditional_mode(c: &Capabilities, o: &Options) -> Skip {
+    unless(
+        c.create_only || c.update_only || c.compare_and_swap,
+        "the driver declares no conditional write mode",
+    )
+    .or_else(|| ttl_plan(c, o).err())
+}
+
+/// The wait of a session check that lives through a real idle timeout.
+pub(crate) fn session_idle(c: &Capabilities, o: &Options) -> Result<Duration, String> {
+    let min = c.ttl.map(|t| t.min).unwrap_or_default();
+    let idle = min.max(Duration::from_millis(1200));
+    // Reads at 5 intervals of idle/2.5, then the idle timeout itself.
+    let wait = idle * 3;
+    if wait > o.max_wait * 2 && !o.slow {
+        return Err(format!(
+            "slow: lives through two idle timeouts of {idle:?} (minimum TTL {min:?}); enable slow checks with SESSION_CONFORMANCE_SLOW=1 or --slow"
+        ));
+    }
+    Ok(idle)
+}
+
+fn needs_session_idle_wait(c: &Capabilities, o: &Options) -> Skip {
+    session_idle(c, o).err()
 }
 
 fn needs_no_touch(c: &Capabilities, _: &Options) -> Skip {
@@ -352,6 +467,23 @@ fn needs_no_list(c: &Capabilities, _: &Options) -> Skip {
 }
 
 // Helpers shared by the checks.
+
+/// `n` random bytes: incompressible, almost surely not UTF-8.
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
+    use rand::RngCore;
+    let mut v = vec![0u8; n];
+    rand::rng().fill_bytes(&mut v);
+    v
+}
+
+/// `n` random printable ASCII characters (`!` to `~`): an incompressible key.
+pub(crate) fn random_printable(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from(rng.random_range(b'!'..=b'~')))
+        .collect()
+}
 
 pub(crate) fn bytes(v: impl Into<Vec<u8>>) -> Bytes {
     Bytes::from(v.into())

@@ -1,26 +1,47 @@
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use session_core::{DynamicData, ExpiryPolicy, Keyring, ManualClock, SessionStorage, SetCookie};
+use session_core::{
+    DynamicData, ExpiryPolicy, Keyring, ManualClock, SessionStorage, SessionStorageBuilder,
+    SetCookie,
+};
 
-use super::{R, ensure};
+use super::{MARGIN, R, ensure, session_idle};
 use crate::Ctx;
 
 const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
+/// A session storage on the driver under the check's namespace, which is as long as the
+/// default `session:`: keys are 72 bytes.
+fn builder(ctx: &Ctx, policy: ExpiryPolicy) -> Result<SessionStorageBuilder<DynamicData>, String> {
+    let keyring = Keyring::from_secrets(["the conformance suite's own secret, 32+ bytes"])
+        .map_err(|e| e.to_string())?;
+    Ok(SessionStorage::builder(Arc::clone(&ctx.driver))
+        .keyring(keyring)
+        .namespace(ctx.ns.clone())
+        .expiry(policy))
+}
+
+fn build(builder: SessionStorageBuilder<DynamicData>, ctx: &Ctx) -> Result<SessionStorage, String> {
+    builder.build().map_err(|e| {
+        format!(
+            "building the session storage (session keys are {} bytes under the default namespace; the driver accepts {}): {e}",
+            "session:".len() + 64,
+            ctx.caps().max_key_len
+        )
+    })
+}
+
+/// A storage on a manual clock: the session layer's time moves only when the check says.
 fn storage(
     ctx: &Ctx,
     policy: ExpiryPolicy,
 ) -> Result<(SessionStorage<DynamicData>, Arc<ManualClock>), String> {
     let clock = Arc::new(ManualClock::starting_now());
-    let keyring = Keyring::from_secrets(["the conformance suite's own secret, 32+ bytes"])
-        .map_err(|e| e.to_string())?;
-    let storage = SessionStorage::builder(Arc::clone(&ctx.driver))
-        .keyring(keyring)
-        .namespace(ctx.key("s:"))
-        .clock(clock.clone())
-        .expiry(policy)
-        .build()
-        .map_err(|e| format!("building the session storage: {e}"))?;
+    let storage = build(builder(ctx, policy)?.clock(clock.clone()), ctx)?;
     Ok((storage, clock))
 }
 
@@ -120,6 +141,103 @@ pub(crate) async fn session_expiry(ctx: &Ctx) -> R {
         user(&storage, &c).await?.is_none(),
         "an active session outlived its absolute timeout"
     );
+    Ok(())
+}
+
+pub(crate) async fn session_sliding_expiry(ctx: &Ctx) -> R {
+    let idle = session_idle(ctx.caps(), &ctx.options)?;
+    let late = ctx.caps().ttl.map(|t| t.granularity).unwrap_or_default() + MARGIN;
+    // The real clock: the driver's own expiry (extended by touch where declared) must keep
+    // up with the session layer's.
+    let policy = ExpiryPolicy::new()
+        .idle_timeout(Some(idle))
+        .absolute_timeout(Some(idle * 100));
+    let storage = build(builder(ctx, policy)?, ctx)?;
+    let mut c = new_session(&storage).await?;
+    let started = Instant::now();
+    // Read-only requests every 2/5 of the idle timeout: by the last one, twice the idle
+    // timeout has passed since the session was written.
+    for step in 1..=5 {
+        tokio::time::sleep(idle * 2 / 5).await;
+        let s = storage.get_session(Some(&c));
+        ensure!(
+            s.get::<String>("user").await.map_err(e("get"))?.is_some(),
+            "a session read every {:?} ended {:?} after it was written (read {step}; idle timeout {idle:?}): the refresh (a touch where declared) did not extend it",
+            idle * 2 / 5,
+            started.elapsed()
+        );
+        if let Some(set) = storage.commit_session(&s).await.map_err(e("commit"))? {
+            c = cookie(&set);
+        }
+    }
+    tokio::time::sleep(idle + late).await;
+    ensure!(
+        user(&storage, &c).await?.is_none(),
+        "a session left alone for its idle timeout ({idle:?}) still loaded"
+    );
+    Ok(())
+}
+
+pub(crate) async fn session_remember_me(ctx: &Ctx) -> R {
+    let policy = ExpiryPolicy::new()
+        .idle_timeout(Some(30 * DAY))
+        .absolute_timeout(Some(400 * DAY));
+    let (storage, clock) = storage(ctx, policy)?;
+    let mut c = new_session(&storage).await?;
+    ensure!(
+        user(&storage, &c).await?.is_some(),
+        "a session with a 30-day idle timeout did not load right after it was written"
+    );
+    // Two returns 29 days apart, each a write (with a 30-day TTL from the driver's own clock;
+    // the session layer's clock is the manual one), then a month away.
+    for visit in 1..=2 {
+        clock.advance(29 * DAY);
+        let s = storage.get_session(Some(&c));
+        ensure!(
+            s.get::<String>("user").await.map_err(e("get"))?.is_some(),
+            "a remember-me session did not load {} days after it was written",
+            29 * visit
+        );
+        s.insert("visit", visit).await.map_err(e("insert"))?;
+        if let Some(set) = storage.commit_session(&s).await.map_err(e("commit"))? {
+            c = cookie(&set);
+        }
+    }
+    clock.advance(31 * DAY);
+    ensure!(
+        user(&storage, &c).await?.is_none(),
+        "a remember-me session idle for 31 days still loaded"
+    );
+    Ok(())
+}
+
+pub(crate) async fn session_logout_replay(ctx: &Ctx) -> R {
+    let (storage, _) = storage(ctx, default_policy())?;
+    let c = new_session(&storage).await?;
+    let s = storage.get_session(Some(&c));
+    s.get::<String>("user").await.map_err(e("get"))?;
+    storage.destroy_session(&s).await.map_err(e("destroy"))?;
+    for (replay, pause) in [(1, 0), (2, 0), (3, 1100)] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let s = storage.get_session(Some(&c));
+        ensure!(
+            s.get::<String>("user").await.map_err(e("get"))?.is_none(),
+            "a logged-out cookie loaded the session again (replay {replay})"
+        );
+        // The replaying client writes: that must start a new session, not revive the old one.
+        s.insert("replayed", replay).await.map_err(e("insert"))?;
+        let set = storage.commit_session(&s).await.map_err(e("commit"))?;
+        if let Some(set) = set {
+            ensure!(
+                cookie(&set) != c,
+                "a write through a logged-out cookie was given the old cookie back (replay {replay})"
+            );
+        }
+        ensure!(
+            user(&storage, &c).await?.is_none(),
+            "a logged-out cookie loaded the session again after a replayed write (replay {replay})"
+        );
+    }
     Ok(())
 }
 

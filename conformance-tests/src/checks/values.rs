@@ -5,7 +5,7 @@ use std::sync::{
 
 use session_core::{ErrorKind, PutOptions};
 
-use super::{R, bytes, ensure, expect_kind, get, list_all, put};
+use super::{R, bytes, ensure, expect_kind, get, list_all, put, random_bytes};
 use crate::Ctx;
 
 pub(crate) async fn empty_value_round_trips(ctx: &Ctx) -> R {
@@ -40,23 +40,62 @@ pub(crate) async fn binary_values_round_trip(ctx: &Ctx) -> R {
     Ok(())
 }
 
+pub(crate) async fn values_are_stored_verbatim(ctx: &Ctx) -> R {
+    let values: &[&[u8]] = &[
+        b"v ",
+        b"v\n",
+        b"v\r\n",
+        b" v",
+        b"\n",
+        b" ",
+        b"\t\n \r\n",
+        b"v\0",
+        "\u{feff}with a byte order mark".as_bytes(),
+        "e\u{301}".as_bytes(),
+        br#"{"b":1,"a":2}"#,
+        br#"{ "a" : 1 }"#,
+        br#"{"a":1,"a":2}"#,
+        b"1.0",
+        b"1e3",
+        br#""\u00e9""#,
+        b"[1, 2]",
+        b"null",
+        b"true",
+    ];
+    for (i, value) in values.iter().enumerate() {
+        put(ctx, &ctx.key(&format!("verbatim{i}")), value.to_vec()).await?;
+    }
+    for (i, value) in values.iter().enumerate() {
+        let got = get(ctx, &ctx.key(&format!("verbatim{i}"))).await?;
+        ensure!(
+            got.as_deref() == Some(*value),
+            "the value {:?} read back as {:?}: values must be stored byte for byte",
+            String::from_utf8_lossy(value),
+            got.as_deref().map(String::from_utf8_lossy)
+        );
+    }
+    Ok(())
+}
+
 pub(crate) async fn large_values(ctx: &Ctx) -> R {
     let max = ctx.caps().max_value_size;
     let mib = 1024 * 1024;
     let size = max.min(mib);
-    let value: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    // Random bytes: a value corrupted in a way that keeps its length (chunks reordered or
+    // repeated) still differs.
+    let value = random_bytes(size);
     let key = ctx.key("large");
     put(ctx, &key, value.clone()).await?;
     ensure!(
         get(ctx, &key).await?.as_deref() == Some(&value[..]),
-        "a {size}-byte value did not round-trip"
+        "a random {size}-byte value did not round-trip byte for byte"
     );
     if max <= 32 * mib {
-        let exact = vec![7u8; max];
+        let exact = random_bytes(max);
         put(ctx, &key, exact.clone()).await?;
         ensure!(
-            get(ctx, &key).await?.map(|v| v.len()) == Some(max),
-            "a value of the maximum size did not round-trip"
+            get(ctx, &key).await?.as_deref() == Some(&exact[..]),
+            "a random value of the maximum size ({max} bytes) did not round-trip byte for byte"
         );
         expect_kind(
             ctx.driver
@@ -66,7 +105,7 @@ pub(crate) async fn large_values(ctx: &Ctx) -> R {
             &format!("put of {} bytes", max + 1),
         )?;
         ensure!(
-            get(ctx, &key).await?.map(|v| v.len()) == Some(max),
+            get(ctx, &key).await?.as_deref() == Some(&exact[..]),
             "a refused write changed the value"
         );
     }
@@ -74,30 +113,40 @@ pub(crate) async fn large_values(ctx: &Ctx) -> R {
 }
 
 pub(crate) async fn reads_never_see_torn_writes(ctx: &Ctx) -> R {
+    const READERS: usize = 4;
+    const WRITES: usize = 100;
     let size = ctx.caps().max_value_size.min(256 * 1024);
-    let a = vec![b'a'; size];
-    let b = vec![b'b'; size * 3 / 4];
+    let (a, b) = (random_bytes(size), random_bytes(size * 3 / 4));
     let key = ctx.key("torn");
     put(ctx, &key, a.clone()).await?;
     let done = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..2)
+    // Readers and the writer are tasks of the same runtime, released together, and every loop
+    // yields: whenever a write waits (for I/O, or between two halves of a non-atomic write), a
+    // reader runs, even on one thread; and a driver whose reads never yield cannot starve
+    // the writer.
+    let start = Arc::new(tokio::sync::Barrier::new(READERS + 1));
+    let readers: Vec<_> = (0..READERS)
         .map(|_| {
-            let (driver, key, done, a, b) = (
+            let (driver, key, done, start, a, b) = (
                 Arc::clone(&ctx.driver),
                 key.clone(),
                 Arc::clone(&done),
+                Arc::clone(&start),
                 a.clone(),
                 b.clone(),
             );
             tokio::spawn(async move {
+                start.wait().await;
                 let mut reads = 0u32;
                 while !done.load(Ordering::Relaxed) || reads == 0 {
                     match driver.get(&key).await {
                         Ok(Some(e)) if e.value == a || e.value == b => reads += 1,
                         Ok(Some(e)) => {
                             return Err(format!(
-                                "a read saw a torn value of {} bytes",
-                                e.value.len()
+                                "a read saw a torn value of {} bytes (writes are {} and {} bytes)",
+                                e.value.len(),
+                                a.len(),
+                                b.len()
                             ));
                         }
                         Ok(None) => {
@@ -105,18 +154,36 @@ pub(crate) async fn reads_never_see_torn_writes(ctx: &Ctx) -> R {
                         }
                         Err(e) => return Err(format!("get: {e}")),
                     }
+                    tokio::task::yield_now().await;
                 }
                 Ok(reads)
             })
         })
         .collect();
-    for i in 0..30 {
-        put(ctx, &key, if i % 2 == 0 { b.clone() } else { a.clone() }).await?;
-    }
+    let writer = {
+        let (driver, key, done) = (Arc::clone(&ctx.driver), key.clone(), Arc::clone(&done));
+        let (a, b) = (bytes(a), bytes(b));
+        tokio::spawn(async move {
+            start.wait().await;
+            let mut result = Ok(());
+            for i in 0..WRITES {
+                let value = if i % 2 == 0 { b.clone() } else { a.clone() };
+                if let Err(e) = driver.put(&key, value, PutOptions::new()).await {
+                    result = Err(format!("put: {e}"));
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            done.store(true, Ordering::Relaxed);
+            result
+        })
+    };
+    let written = writer.await.map_err(|e| format!("writer task: {e}"));
     done.store(true, Ordering::Relaxed);
     for reader in readers {
         reader.await.map_err(|e| format!("reader task: {e}"))??;
     }
+    written??;
     if ctx.caps().list {
         let keys = list_all(ctx, &ctx.ns).await?;
         ensure!(
