@@ -405,8 +405,8 @@ fn needs_ttl_wait_and_a_conditional_mode(c: &Capabilities, o: &Options) -> Skip 
 pub(crate) fn session_idle(c: &Capabilities, o: &Options) -> Result<Duration, String> {
     let min = c.ttl.map(|t| t.min).unwrap_or_default();
     let idle = min.max(Duration::from_millis(1200));
-    // Reads at 5 intervals of idle/2.5, then the idle timeout itself.
-    let wait = idle * 3;
+    // Reads at 3 intervals of 2/5 of the idle timeout, then the idle timeout itself.
+    let wait = idle * 11 / 5;
     if wait > o.max_wait * 2 && !o.slow {
         return Err(format!(
             "slow: lives through two idle timeouts of {idle:?} (minimum TTL {min:?}); enable slow checks with SESSION_CONFORMANCE_SLOW=1 or --slow"
