@@ -178,8 +178,19 @@ fn namespace() -> String {
     ns
 }
 
-/// Runs one check in a fresh namespace.
+/// The driver as users get it: in the standard [layers](session_core::layers) (validation and
+/// tracing), unless it already is (opened through a registry, or layered in code).
+pub fn as_used(driver: Arc<dyn Driver>) -> Arc<dyn Driver> {
+    if driver.layers().contains(&"validate") {
+        driver
+    } else {
+        session_core::layers::Stack::standard().apply(driver)
+    }
+}
+
+/// Runs one check in a fresh namespace, against the driver [as users get it](as_used).
 pub async fn run_check(check: &Check, driver: Arc<dyn Driver>, options: &Options) -> CheckResult {
+    let driver = as_used(driver);
     let started = Instant::now();
     let outcome = match (check.skip_unless)(driver.capabilities(), options) {
         Some(reason) => Outcome::Skipped(reason),
@@ -224,6 +235,7 @@ pub async fn run_checks(
     options: &Options,
     select: impl Fn(&Check) -> bool,
 ) -> Report {
+    let driver = as_used(driver);
     let caps = driver.capabilities().clone();
     let quick = Options {
         slow: false,
@@ -255,6 +267,8 @@ pub async fn run_checks(
     results.sort_by_key(|r| order(r.name));
     Report {
         driver: driver.name().to_owned(),
+        layers: driver.layers(),
+        native_capabilities: driver.native_capabilities().clone(),
         capabilities: caps,
         results,
     }

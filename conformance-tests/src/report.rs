@@ -32,6 +32,24 @@ pub struct CheckResult {
     pub duration: Duration,
 }
 
+fn describe(c: &Capabilities) -> String {
+    format!(
+        "ttl={} create_only={} update_only={} compare_and_swap={} touch={} list={} max_key_len={} max_value_size={} consistency={:?}",
+        c.ttl.map_or("no".to_owned(), |t| format!(
+            "min {:?}, granularity {:?}, below min {:?}",
+            t.min, t.granularity, t.below_min
+        )),
+        c.create_only,
+        c.update_only,
+        c.compare_and_swap,
+        c.touch,
+        c.list,
+        c.max_key_len,
+        c.max_value_size,
+        c.consistency,
+    )
+}
+
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u128(d.as_millis())
 }
@@ -41,8 +59,13 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 pub struct Report {
     /// The driver's name.
     pub driver: String,
-    /// What the driver declares.
+    /// The layers the driver ran in, outermost first (see `session_core::layers`).
+    pub layers: Vec<&'static str>,
+    /// What the driver declares through its layers: what the checks hold it to.
     pub capabilities: Capabilities,
+    /// What the backend declares by itself; where it differs from `capabilities`, a layer
+    /// provides the difference.
+    pub native_capabilities: Capabilities,
     /// Every check, in order.
     pub results: Vec<CheckResult>,
 }
@@ -85,24 +108,16 @@ impl Report {
     /// line.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let c = &self.capabilities;
         let _ = writeln!(out, "Conformance report for driver `{}`", self.driver);
-        let _ = writeln!(
-            out,
-            "capabilities: ttl={} create_only={} update_only={} compare_and_swap={} touch={} list={} max_key_len={} max_value_size={} consistency={:?}",
-            c.ttl.map_or("no".to_owned(), |t| format!(
-                "min {:?}, granularity {:?}, below min {:?}",
-                t.min, t.granularity, t.below_min
-            )),
-            c.create_only,
-            c.update_only,
-            c.compare_and_swap,
-            c.touch,
-            c.list,
-            c.max_key_len,
-            c.max_value_size,
-            c.consistency,
-        );
+        let _ = writeln!(out, "layers: {}", self.layers.join(", "));
+        let _ = writeln!(out, "capabilities: {}", describe(&self.capabilities));
+        if self.native_capabilities != self.capabilities {
+            let _ = writeln!(
+                out,
+                "native capabilities (the rest from layers): {}",
+                describe(&self.native_capabilities)
+            );
+        }
         for r in &self.results {
             let (status, detail) = match &r.outcome {
                 Outcome::Passed => ("PASS", String::new()),

@@ -69,7 +69,6 @@ caught! {
         "session_destroy_beats_concurrent_commit",
     ];
     ignoring_ttl: IgnoresTtl by ["ttl_expires", "expired_entries_are_not_listed", "expired_entries_are_absent"];
-    answering_an_undeclared_operation: PretendsToTouch by ["touch_unsupported_is_rejected"];
     expiring_early: ExpiresEarly by ["ttl_expires", "conditional_writes_expire"];
     coarser_ttl_than_declared: RoundsTtlToSeconds by ["ttl_expires"];
     overflowing_long_ttls: TtlOverflows by ["long_ttls_are_kept", "session_remember_me"];
@@ -129,6 +128,20 @@ async fn torn_writes_are_caught_every_time() {
 async fn races_are_caught_on_one_thread() {
     assert_always_caught(Flaw::CheckThenWriteCreateOnly, "create_only_race", 5).await;
     assert_always_caught(Flaw::TornWrites, "reads_never_see_torn_writes", 5).await;
+}
+
+/// A raw driver that answers an operation it does not declare is harmless as users get it:
+/// the validate layer refuses the operation before it reaches the driver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeclared_operation_is_refused_by_the_validate_layer() {
+    let report = run_checks(
+        Arc::new(Model::flawed(Flaw::PretendsToTouch)),
+        &Options::default(),
+        |c| c.name == "touch_unsupported_is_rejected",
+    )
+    .await;
+    assert!(report.passed(), "{}", report.to_text());
+    assert_eq!(report.layers, ["trace", "validate"]);
 }
 
 async fn certified(driver: Model) {

@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use session_core::{
     BelowMinTtl, Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, TtlSupport,
-    ValueHeader, Version, async_trait, bytes::Bytes, check_key, check_put, deadline_millis,
-    escape_key, from_unix_millis, now_millis, unescape_key,
+    ValueHeader, Version, async_trait, bytes::Bytes, deadline_millis, escape_key, from_unix_millis,
+    now_millis, unescape_key,
 };
 
 #[cfg(feature = "worker")]
@@ -154,7 +154,6 @@ impl<T: Transport> Driver for KvDriver<T> {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        check_key(key, &self.caps)?;
         let Some(raw) = self.transport.get(&self.kv_key(key)).await? else {
             return Ok(None);
         };
@@ -175,7 +174,7 @@ impl<T: Transport> Driver for KvDriver<T> {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        let ttl = check_put(key, &value, &options, &self.caps)?;
+        let ttl = options.ttl;
         let now = now_millis();
         let expires_at = ttl.map(|ttl| deadline_millis(now, ttl));
         let header = ValueHeader::new(expires_at);
@@ -188,7 +187,6 @@ impl<T: Transport> Driver for KvDriver<T> {
     }
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        check_key(key, &self.caps)?;
         self.transport.delete(&self.kv_key(key)).await
     }
 
@@ -208,5 +206,10 @@ impl<T: Transport> Driver for KvDriver<T> {
             keys,
             cursor: page.cursor,
         })
+    }
+
+    /// KV drops expired keys itself: nothing to do.
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        Ok(0)
     }
 }

@@ -50,8 +50,7 @@ use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
     Registry, TtlSupport, ValueHeader, Version, WriteMode, async_trait, blocking, bytes::Bytes,
-    check_condition, check_key, check_put, deadline_millis, effective_ttl, flexible,
-    from_unix_millis, now_millis,
+    check_condition, deadline_millis, flexible, from_unix_millis, now_millis,
 };
 use sha2::{Digest, Sha256};
 
@@ -461,7 +460,6 @@ impl Driver for FsDriver {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        check_key(key, &self.caps)?;
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         blocking(move || inner.get(&key)).await
     }
@@ -472,20 +470,17 @@ impl Driver for FsDriver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        let ttl = check_put(key, &value, &options, &self.caps)?;
+        let ttl = options.ttl;
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         blocking(move || inner.put(&key, &value, &options.mode, ttl)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        check_key(key, &self.caps)?;
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         blocking(move || inner.delete(&key)).await
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
-        check_key(key, &self.caps)?;
-        let ttl = effective_ttl(&PutOptions::new().ttl(ttl), &self.caps)?.unwrap_or(ttl);
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         blocking(move || inner.touch(&key, ttl)).await
     }
@@ -501,6 +496,10 @@ impl Driver for FsDriver {
         };
         let (inner, prefix) = (Arc::clone(&self.inner), prefix.to_owned());
         blocking(move || inner.list(&prefix, start)).await
+    }
+
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        Ok(FsDriver::sweep(self).await?.expired as u64)
     }
 }
 

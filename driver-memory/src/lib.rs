@@ -41,8 +41,8 @@ use hashbrown::HashTable;
 use serde::Deserialize;
 use session_core::{
     Capabilities, Clock, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    SystemClock, TtlSupport, Version, async_trait, bytes::Bytes, check_condition, check_key,
-    check_put, deadline_millis, effective_ttl, flexible, from_unix_millis, unix_millis,
+    SystemClock, TtlSupport, Version, async_trait, bytes::Bytes, check_condition, deadline_millis,
+    flexible, from_unix_millis, unix_millis,
 };
 
 /// The registry name of this driver.
@@ -311,7 +311,6 @@ impl Driver for MemoryDriver {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        check_key(key, &self.caps)?;
         let now = self.now();
         let hash = self.hash(key);
         let shard = self.shard(hash);
@@ -328,7 +327,7 @@ impl Driver for MemoryDriver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        let ttl = check_put(key, &value, &options, &self.caps)?;
+        let ttl = options.ttl;
         let now = self.now();
         let deadline = self.deadline(now, ttl);
         let hash = self.hash(key);
@@ -369,15 +368,13 @@ impl Driver for MemoryDriver {
     }
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        check_key(key, &self.caps)?;
         let hash = self.hash(key);
         self.shard(hash).remove(hash, key);
         Ok(())
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
-        check_key(key, &self.caps)?;
-        let ttl = effective_ttl(&PutOptions::new().ttl(ttl), &self.caps)?;
+        let ttl = Some(ttl);
         let now = self.now();
         let deadline = self.deadline(now, ttl);
         let hash = self.hash(key);
@@ -414,6 +411,10 @@ impl Driver for MemoryDriver {
         let cursor = (keys.len() > PAGE).then(|| keys[PAGE - 1].clone());
         keys.truncate(PAGE);
         Ok(ListPage { keys, cursor })
+    }
+
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        Ok(MemoryDriver::sweep(self) as u64)
     }
 }
 
@@ -478,5 +479,20 @@ mod tests {
             0
         );
         assert!(d.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_driver_opened_by_config_string_can_sweep() {
+        let mut registry = Registry::new();
+        register(&mut registry);
+        let d = registry.open("memory").await.unwrap();
+        assert_eq!(d.layers(), ["trace", "validate"]);
+        // A TTL below the 1 ms minimum: rounded up by the validate layer.
+        d.put("k", Bytes::new(), PutOptions::new().ttl(Duration::ZERO))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(d.sweep().await.unwrap(), 1);
+        assert_eq!(d.sweep().await.unwrap(), 0);
     }
 }

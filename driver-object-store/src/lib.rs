@@ -43,8 +43,8 @@ use object_store::{
 };
 use session_core::{
     Capabilities, Driver, DriverError, Entry, ListPage, PeriodicTask, PutOptions, TtlSupport,
-    ValueHeader, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_put,
-    deadline_millis, escape_key, from_unix_millis, now_millis, unescape_key,
+    ValueHeader, Version, WriteMode, async_trait, bytes::Bytes, deadline_millis, escape_key,
+    from_unix_millis, now_millis, unescape_key,
 };
 
 /// The name this driver reports.
@@ -389,7 +389,6 @@ impl Driver for ObjectStoreDriver {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        check_key(key, &self.caps)?;
         let inner = &self.inner;
         let path = inner.path(key);
         let result = match inner
@@ -422,7 +421,7 @@ impl Driver for ObjectStoreDriver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        let ttl = check_put(key, &value, &options, &self.caps)?;
+        let ttl = options.ttl;
         let expires_at = ttl.map(|ttl| deadline_millis(now_millis(), ttl));
         let inner = &self.inner;
         let path = inner.path(key);
@@ -482,7 +481,6 @@ impl Driver for ObjectStoreDriver {
     }
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        check_key(key, &self.caps)?;
         let inner = &self.inner;
         match inner
             .bounded("object store delete", inner.store.delete(&inner.path(key)))
@@ -523,6 +521,10 @@ impl Driver for ObjectStoreDriver {
             .try_collect()
             .await?;
         Ok(ListPage { keys, cursor: next })
+    }
+
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        ObjectStoreDriver::sweep(self).await
     }
 }
 

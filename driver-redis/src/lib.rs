@@ -30,8 +30,10 @@
 //!   cluster connection for Redis Cluster (`redis+cluster://host:port`, any node as seed).
 //!   Every operation is bounded by `command_timeout`: while Redis is down, calls fail fast with a
 //!   retryable error, and the same driver recovers when Redis comes back.
-//! * **Listing** uses `SCAN` (never `KEYS`), on every primary of a cluster, and returns each
-//!   key once.
+//! * **Listing** pages with `SCAN` cursors (never `KEYS`), node by node on a cluster: a page
+//!   holds about 1000 keys and the cursor says where to go on, so memory stays bounded at any
+//!   keyspace size. As with `SCAN` itself, a key can come twice if Redis resizes its table
+//!   during a listing.
 //!
 //! URLs: `redis://[user:password@]host:port[/db]`, `rediss://` (feature `tls`),
 //! `redis+unix:///path/redis.sock`, `unix:///path/redis.sock`, `redis+cluster://host:port`.
@@ -52,8 +54,8 @@ use redis::{
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_put,
-    deadline_millis, effective_ttl, flexible, from_unix_millis, now_millis,
+    TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, deadline_millis, flexible,
+    from_unix_millis, now_millis,
 };
 
 use crate::cache::{Cached, LocalCache, Lookup};
@@ -244,7 +246,6 @@ impl RedisDriver {
     /// `GET`, answered from the local cache when `cached` and it holds the key; a reply read
     /// from Redis fills the cache either way.
     async fn read(&self, key: &str, cached: bool) -> Result<Option<Entry>, DriverError> {
-        check_key(key, &self.caps)?;
         let key = self.key(key);
         let ticket = match &self.cache {
             None => None,
@@ -421,21 +422,23 @@ impl RedisDriver {
         self.bounded("Redis script", run).await
     }
 
-    /// Every key matching `pattern` on one node (a full `SCAN`), into `out`.
+    /// `SCAN` steps on one node from `cursor` until at least [`LIST_PAGE`] keys matching
+    /// `pattern` are in `out` or the node is done; returns the cursor to go on from (`0`: the
+    /// node is done).
     async fn scan_node(
         &self,
         pattern: &str,
         node: Option<(&str, u16)>,
+        mut cursor: u64,
         out: &mut BTreeSet<Vec<u8>>,
-    ) -> Result<(), DriverError> {
-        let mut cursor = 0u64;
+    ) -> Result<u64, DriverError> {
         loop {
             let mut cmd = redis::cmd("SCAN");
             cmd.arg(cursor)
                 .arg("MATCH")
                 .arg(pattern)
                 .arg("COUNT")
-                .arg(1000);
+                .arg(LIST_PAGE);
             let (next, keys): (u64, Vec<Vec<u8>>) = match (node, &self.connection) {
                 #[cfg(feature = "cluster")]
                 (Some((host, port)), Connection::Cluster(c)) => {
@@ -454,8 +457,8 @@ impl RedisDriver {
                 _ => self.query(&cmd).await?,
             };
             out.extend(keys);
-            if next == 0 {
-                return Ok(());
+            if next == 0 || out.len() >= LIST_PAGE {
+                return Ok(next);
             }
             cursor = next;
         }
@@ -565,6 +568,9 @@ fn on_push(cache: &LocalCache, push: PushInfo) {
 }
 
 /// A glob pattern matching keys that start with `prefix` (its glob characters escaped).
+/// Keys per listing page (and the `COUNT` hint of each `SCAN` step).
+const LIST_PAGE: usize = 1000;
+
 fn match_prefix(prefix: &str) -> String {
     let mut pattern = String::with_capacity(prefix.len() + 1);
     for c in prefix.chars() {
@@ -649,7 +655,7 @@ impl Driver for RedisDriver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        let ttl = check_put(key, &value, &options, &self.caps)?;
+        let ttl = options.ttl;
         let version: u64 = rand::random();
         let expires_at = ttl.map(|t| deadline_millis(now_millis(), t));
         let blob = encode(version, expires_at, &value);
@@ -744,7 +750,6 @@ impl Driver for RedisDriver {
     }
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        check_key(key, &self.caps)?;
         let key = self.key(key);
         let deleted = self.query::<i64>(redis::cmd("DEL").arg(&key)).await;
         if let Some(cache) = &self.cache {
@@ -754,8 +759,6 @@ impl Driver for RedisDriver {
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
-        check_key(key, &self.caps)?;
-        let ttl = effective_ttl(&PutOptions::new().ttl(ttl), &self.caps)?.unwrap_or(ttl);
         let expires_at = deadline_millis(now_millis(), ttl);
         let ttl_arg = millis(ttl).to_string();
         let key = self.key(key);
@@ -772,26 +775,57 @@ impl Driver for RedisDriver {
         Ok(done? == 1)
     }
 
-    async fn list(&self, prefix: &str, _cursor: Option<&str>) -> Result<ListPage, DriverError> {
+    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
         let pattern = match_prefix(&self.key(prefix));
+        // A page is one stretch of `SCAN` on one node: memory stays bounded by the page size
+        // whatever the keyspace. The cursor names the node (its index among the primaries,
+        // sorted by address; 0 on a single server) and the `SCAN` cursor on it.
+        let (node, scan) = match cursor {
+            None => (0usize, 0u64),
+            Some(c) => c
+                .split_once(':')
+                .and_then(|(n, s)| Some((n.parse().ok()?, s.parse().ok()?)))
+                .ok_or_else(|| DriverError::invalid_key("not a listing cursor of this driver"))?,
+        };
         let mut found = BTreeSet::new();
-        match &self.connection {
-            Connection::Single(_) => self.scan_node(&pattern, None, &mut found).await?,
+        let next = match &self.connection {
+            Connection::Single(_) => {
+                let next = self.scan_node(&pattern, None, scan, &mut found).await?;
+                (next != 0).then(|| format!("0:{next}"))
+            }
             #[cfg(feature = "cluster")]
             Connection::Cluster(_) => {
-                for (host, port) in self.primaries().await? {
-                    self.scan_node(&pattern, Some((&host, port)), &mut found)
-                        .await?;
+                let mut primaries = self.primaries().await?;
+                primaries.sort();
+                match primaries.get(node) {
+                    None => None,
+                    Some((host, port)) => {
+                        let next = self
+                            .scan_node(&pattern, Some((host, *port)), scan, &mut found)
+                            .await?;
+                        match (next, node + 1 < primaries.len()) {
+                            (0, true) => Some(format!("{}:0", node + 1)),
+                            (0, false) => None,
+                            (next, _) => Some(format!("{node}:{next}")),
+                        }
+                    }
                 }
             }
-        }
+        };
+        #[cfg(not(feature = "cluster"))]
+        let _ = node;
         let keys = found
             .into_iter()
             .filter_map(|k| String::from_utf8(k).ok())
             .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_owned))
             .filter(|k| k.starts_with(prefix))
             .collect();
-        Ok(ListPage { keys, cursor: None })
+        Ok(ListPage { keys, cursor: next })
+    }
+
+    /// Redis drops expired keys itself: nothing to do.
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        Ok(0)
     }
 }
 

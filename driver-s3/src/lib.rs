@@ -76,8 +76,8 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
-    Registry, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, check_key, check_put,
-    deadline_millis, escape_key, flexible, from_unix_millis, now_millis, unescape_key,
+    Registry, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, deadline_millis,
+    escape_key, flexible, from_unix_millis, now_millis, unescape_key,
 };
 
 /// The registry name of this driver.
@@ -614,7 +614,6 @@ impl Driver for S3Driver {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        check_key(key, &self.caps)?;
         let inner = &self.inner;
         let out = match inner
             .client
@@ -658,7 +657,7 @@ impl Driver for S3Driver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        let ttl = check_put(key, &value, &options, &self.caps)?;
+        let ttl = options.ttl;
         let expires_at = ttl.map(|ttl| deadline_millis(now_millis(), ttl));
         let inner = &self.inner;
         let object = inner.object(key);
@@ -705,7 +704,6 @@ impl Driver for S3Driver {
     }
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        check_key(key, &self.caps)?;
         let inner = &self.inner;
         inner
             .client
@@ -738,6 +736,10 @@ impl Driver for S3Driver {
             .try_collect()
             .await?;
         Ok(ListPage { keys, cursor: next })
+    }
+
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        S3Driver::sweep(self).await
     }
 }
 

@@ -44,8 +44,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
-    Registry, TtlSupport, Version, async_trait, blocking, bytes::Bytes, check_key, check_put,
-    effective_ttl, flexible, from_unix_millis, now_millis,
+    Registry, TtlSupport, Version, async_trait, blocking, bytes::Bytes, flexible, from_unix_millis,
+    now_millis,
 };
 use tokio::sync::oneshot;
 
@@ -386,7 +386,6 @@ impl Driver for SqliteDriver {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        check_key(key, &self.caps)?;
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         let row =
             blocking(move || inner.read(|conn| writer::read(conn, &inner.sql, &key, now_millis())))
@@ -404,7 +403,7 @@ impl Driver for SqliteDriver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        let ttl = check_put(key, &value, &options, &self.caps)?;
+        let ttl = options.ttl;
         let op = OpKind::Put {
             key: key.to_owned(),
             value,
@@ -418,7 +417,6 @@ impl Driver for SqliteDriver {
     }
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        check_key(key, &self.caps)?;
         match self
             .inner
             .write(OpKind::Delete {
@@ -432,8 +430,6 @@ impl Driver for SqliteDriver {
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
-        check_key(key, &self.caps)?;
-        let ttl = effective_ttl(&PutOptions::new().ttl(ttl), &self.caps)?.unwrap_or(ttl);
         match self
             .inner
             .write(OpKind::Touch {
@@ -480,6 +476,10 @@ impl Driver for SqliteDriver {
             })
         })
         .await
+    }
+
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        SqliteDriver::sweep(self).await
     }
 }
 

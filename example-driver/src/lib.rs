@@ -2,9 +2,11 @@
 //! public API, certified by `session-conformance` from its own tests and command line.
 //!
 //! The store is an ordered map behind a mutex, so the file reads as a template: each
-//! operation shows what the [`Driver`] contract asks of it (argument checks, an expired entry
-//! is absent for every operation, versions never reused, conditions checked atomically with
-//! the write, listings paged by key).
+//! operation shows what the [`Driver`] contract asks of it (an expired entry is absent for
+//! every operation, versions never reused, conditions checked atomically with the write,
+//! listings paged by key). Argument checks are not here: the validate layer, which the registry
+//! and `SessionStorage` apply, refuses empty or long keys, large values and undeclared modes
+//! before a call reaches the driver, and rounds short TTLs up to the declared minimum.
 //!
 //! * `tests/conformance.rs` (a test target with `harness = false`) runs every check in
 //!   `cargo test`.
@@ -37,8 +39,8 @@ use std::{
 use serde::Deserialize;
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    TtlSupport, Version, async_trait, bytes::Bytes, check_condition, check_key, check_put,
-    deadline_millis, from_unix_millis, now_millis,
+    TtlSupport, Version, async_trait, bytes::Bytes, check_condition, deadline_millis,
+    from_unix_millis, now_millis,
 };
 
 /// The registry name (`"btree"`, `"btree://?page_size=100"`).
@@ -136,7 +138,6 @@ impl Driver for BTreeDriver {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        check_key(key, &self.caps)?;
         let now = now_millis();
         Ok(self
             .state()
@@ -156,8 +157,9 @@ impl Driver for BTreeDriver {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        // Key, value and mode checks; the TTL to apply (rounded up to the minimum).
-        let ttl = check_put(key, &value, &options, &self.caps)?;
+        // Already checked by the validate layer: key, value size, declared mode; the TTL is
+        // at least the declared minimum.
+        let ttl = options.ttl;
         let now = now_millis();
         let mut state = self.state();
         // The condition is checked under the same lock as the write: atomic.
@@ -179,13 +181,11 @@ impl Driver for BTreeDriver {
     }
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        check_key(key, &self.caps)?;
         self.state().entries.remove(key);
         Ok(())
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
-        check_key(key, &self.caps)?;
         let now = now_millis();
         let ttl = ttl.max(Duration::from_millis(1));
         let mut state = self.state();
@@ -230,5 +230,13 @@ impl Driver for BTreeDriver {
         }
         let cursor = more.then(|| keys.last().cloned()).flatten();
         Ok(ListPage { keys, cursor })
+    }
+
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        let now = now_millis();
+        let mut state = self.state();
+        let before = state.entries.len();
+        state.entries.retain(|_, stored| stored.live(now));
+        Ok((before - state.entries.len()) as u64)
     }
 }

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::{Driver, DriverError};
+use crate::{
+    Driver, DriverError,
+    layers::{LayerOptions, Stack},
+};
 
 /// Which driver to use and its options.
 ///
@@ -116,6 +119,38 @@ impl DriverConfig {
         Url::parse(&self.driver)
             .map(Some)
             .map_err(|e| DriverError::config(format!("option `driver`: not a valid URL: {e}")))
+    }
+
+    /// Takes the [layer options](LayerOptions) (`timeout`, `retries`) out of the URL query and
+    /// the explicit options, so that the driver's own options never see them.
+    pub fn take_layer_options(&mut self) -> Result<LayerOptions, DriverError> {
+        let mut taken = Map::new();
+        if let Some(mut url) = self.url()? {
+            let (layer, rest): (Vec<_>, Vec<_>) = url
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .partition(|(k, _)| LayerOptions::NAMES.contains(&k.as_str()));
+            if !layer.is_empty() {
+                for (k, v) in layer {
+                    taken.insert(k, Value::String(v));
+                }
+                if rest.is_empty() {
+                    url.set_query(None);
+                } else {
+                    url.query_pairs_mut().clear().extend_pairs(rest);
+                }
+                self.driver = url.to_string();
+            }
+        }
+        for name in LayerOptions::NAMES {
+            if let Some(value) = self.options.remove(name) {
+                taken.insert(name.to_owned(), value);
+            }
+        }
+        serde_path_to_error::deserialize(Value::Object(taken)).map_err(|e| {
+            let path = e.path().to_string();
+            DriverError::config(format!("option `{path}`: {}", e.inner()))
+        })
     }
 
     /// The options as a typed config: URL query parameters overlaid by explicit options.
@@ -277,8 +312,13 @@ impl Registry {
         self.open_config(DriverConfig::parse(config)?).await
     }
 
-    /// Opens the driver a config names.
-    pub async fn open_config(&self, config: DriverConfig) -> Result<Arc<dyn Driver>, DriverError> {
+    /// Opens the driver a config names, in the [standard layers](crate::layers::Stack::from_options)
+    /// (validation and tracing, and a timeout or retries when the config's `timeout` or
+    /// `retries` options ask for them; the driver never sees those two options).
+    pub async fn open_config(
+        &self,
+        mut config: DriverConfig,
+    ) -> Result<Arc<dyn Driver>, DriverError> {
         let name = config.name().to_ascii_lowercase();
         let Some(factory) = self.factories.get(&name) else {
             return Err(DriverError::config(format!(
@@ -286,7 +326,8 @@ impl Registry {
                 self.names().join(", ")
             )));
         };
-        factory.open(config).await
+        let stack = Stack::from_options(&config.take_layer_options()?)?;
+        Ok(stack.apply(factory.open(config).await?))
     }
 }
 
@@ -311,6 +352,53 @@ mod tests {
         capacity: Option<u64>,
         #[serde(default, deserialize_with = "flexible::opt_duration")]
         interval: Option<Duration>,
+    }
+
+    #[test]
+    fn layer_options_are_taken_out_of_urls_and_options() {
+        let mut config =
+            DriverConfig::parse("redis://h:1/0?timeout=2s&prefix=a&retries=3").unwrap();
+        let layer = config.take_layer_options().unwrap();
+        assert_eq!(layer.timeout, Some(std::time::Duration::from_secs(2)));
+        assert_eq!(layer.retries, Some(3));
+        assert_eq!(config.driver, "redis://h:1/0?prefix=a");
+
+        let mut config = DriverConfig::new("memory").with_option("retries", 2);
+        assert_eq!(config.take_layer_options().unwrap().retries, Some(2));
+        assert!(config.options.is_empty());
+
+        // Untouched when there are none: no URL normalisation.
+        let mut config = DriverConfig::parse("fs:///tmp/x?durable=1").unwrap();
+        assert_eq!(
+            config.take_layer_options().unwrap(),
+            LayerOptions::default()
+        );
+        assert_eq!(config.driver, "fs:///tmp/x?durable=1");
+
+        let mut bad = DriverConfig::parse("memory:?timeout=soon").unwrap();
+        let err = bad.take_layer_options().unwrap_err().to_string();
+        assert!(err.contains("option `timeout`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_registry_opens_drivers_in_the_standard_layers() {
+        use crate::{Capabilities, testing::Recorder};
+        let mut registry = Registry::new();
+        registry.register("rec", |config: DriverConfig| async move {
+            // The driver never sees the layer options.
+            assert_eq!(config.driver, "rec://x?mine=1");
+            Ok(Arc::new(Recorder::new(Capabilities::new(10, 10))) as Arc<dyn Driver>)
+        });
+        let plain = registry.open("rec://x?mine=1").await.unwrap();
+        assert_eq!(plain.layers(), ["trace", "validate"]);
+        #[cfg(feature = "tokio")]
+        {
+            let layered = registry
+                .open("rec://x?mine=1&timeout=1s&retries=2")
+                .await
+                .unwrap();
+            assert_eq!(layered.layers(), ["trace", "validate", "retry", "timeout"]);
+        }
     }
 
     #[test]

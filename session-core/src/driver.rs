@@ -182,9 +182,15 @@ pub struct ListPage {
 /// optional (they answer [`DriverError::Unsupported`] by default) and `clear` is built from
 /// `list` and `delete` unless the backend has something better.
 ///
-/// Usable as `Arc<dyn Driver>`. The helpers [`check_key`], [`check_value`], [`check_put`],
-/// [`effective_ttl`] and [`check_condition`] implement the argument and condition checks every
-/// driver must make.
+/// Usable as `Arc<dyn Driver>`. A driver implements its backend's semantics only: what every
+/// backend needs is written once as [layers](crate::layers) that the [`Registry`](crate::Registry)
+/// and [`SessionStorage`](crate::SessionStorage) put around it. In particular the validate
+/// layer checks arguments ([`check_key`], [`check_put`]) before a call reaches the driver, so
+/// a driver sees only non-empty keys within `max_key_len`, values within `max_value_size`,
+/// declared write modes, and TTLs at least the declared minimum (a driver used directly, not
+/// through them, gets no such checks: wrap it with
+/// [`Stack::standard`](crate::layers::Stack::standard)). [`check_condition`] evaluates a write
+/// condition against the current version.
 ///
 /// # Writing a driver: the contract
 ///
@@ -248,7 +254,10 @@ pub struct ListPage {
 ///
 /// **List** returns keys that *start with* the prefix, as raw bytes: never a substring, a
 /// pattern (`LIKE` with `_` and `%`, globs with `*`, `?`, `[`) or a prefix cut at a separator.
-/// Every page stays under the prefix; together the pages return each live key once. **Clear**
+/// Every page stays under the prefix; together the pages return each live key once (a backend
+/// whose cursor walks a hash table, like Redis's `SCAN`, may repeat a key moved by a resize
+/// during the listing: say so in the driver's docs). Memory per page stays bounded: never
+/// collect the whole keyspace to answer one page. **Clear**
 /// removes exactly what `list` of the same prefix returns and answers how many keys it
 /// removed (entries that expire during the clear may be counted or not).
 ///
@@ -265,8 +274,22 @@ pub trait Driver: Send + Sync + 'static {
     /// A short name for reports and logs (`"memory"`, `"fs"`).
     fn name(&self) -> &str;
 
-    /// What this driver supports.
+    /// What this driver supports (through its layers, if it has any).
     fn capabilities(&self) -> &Capabilities;
+
+    /// What the backend supports by itself, beneath any [layers](crate::layers): the same as
+    /// [`capabilities`](Self::capabilities) for a driver that is not layered. Layers forward
+    /// it; a driver never overrides it.
+    fn native_capabilities(&self) -> &Capabilities {
+        self.capabilities()
+    }
+
+    /// The [layers](crate::layers) this driver is wrapped in, outermost first (`"validate"`,
+    /// `"trace"`, ...): empty for a driver that is not layered. Layers add their name; a
+    /// driver never overrides it.
+    fn layers(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
 
     /// Reads a key. A missing or expired key is `Ok(None)`.
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError>;
@@ -304,6 +327,14 @@ pub trait Driver: Send + Sync + 'static {
         Err(DriverError::unsupported("list"))
     }
 
+    /// Removes entries that have expired but are still stored, and answers how many it
+    /// removed. Backends that drop expired keys themselves (Redis, Cloudflare KV) answer 0; a
+    /// driver that keeps the expiry beside the value implements it. Unsupported by default.
+    /// Run it periodically from one process (for example with `PeriodicTask`, feature `tokio`).
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        Err(DriverError::unsupported("sweep"))
+    }
+
     /// Deletes every key starting with `prefix` (a raw byte prefix, as in [`list`](Self::list))
     /// and returns how many it deleted.
     async fn clear(&self, prefix: &str) -> Result<u64, DriverError> {
@@ -331,6 +362,12 @@ impl<D: Driver + ?Sized> Driver for Arc<D> {
     fn capabilities(&self) -> &Capabilities {
         (**self).capabilities()
     }
+    fn native_capabilities(&self) -> &Capabilities {
+        (**self).native_capabilities()
+    }
+    fn layers(&self) -> Vec<&'static str> {
+        (**self).layers()
+    }
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         (**self).get(key).await
     }
@@ -356,6 +393,9 @@ impl<D: Driver + ?Sized> Driver for Arc<D> {
     }
     async fn clear(&self, prefix: &str) -> Result<u64, DriverError> {
         (**self).clear(prefix).await
+    }
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        (**self).sweep().await
     }
 }
 

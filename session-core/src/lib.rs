@@ -79,13 +79,15 @@ mod header;
 mod id;
 mod intent;
 mod keys;
-mod layers;
+pub mod layers;
 #[cfg(feature = "tokio")]
 mod periodic;
 mod record;
 mod sealed;
 mod session;
 mod storage;
+#[cfg(test)]
+mod testing;
 
 pub use capabilities::{BelowMinTtl, Capabilities, Consistency, TtlSupport};
 pub use clock::{

@@ -25,6 +25,7 @@ use crate::{
     combine::{SlotRef, Slots, Turn},
     cookie::{sign, verify},
     intent::{Intent, assign, replay},
+    layers::Layer as _,
     record::{FORMAT, Record, after},
     sealed::seal,
     session::{Incoming, Session},
@@ -181,6 +182,12 @@ impl<T: SessionData> SessionStorage<T> {
     /// A builder whose new sessions start from `defaults` (fields missing from a stored session
     /// are filled from it too, so adding a field to `T` keeps old sessions loadable).
     pub fn builder_with_defaults(driver: Arc<dyn Driver>, defaults: T) -> SessionStorageBuilder<T> {
+        // Drivers implement backend semantics only: argument checks are a layer, applied here
+        // to a driver built in code (one opened through a registry has it already).
+        let driver = match driver.layers().contains(&"validate") {
+            true => driver,
+            false => crate::layers::ValidateLayer.layer(driver),
+        };
         Self::builder_for(Backend::Store(driver), defaults)
     }
 

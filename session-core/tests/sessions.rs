@@ -1205,3 +1205,28 @@ fn exclusive_needs_a_store() {
         .unwrap_err();
     assert!(err.to_string().contains("Exclusive"), "{err}");
 }
+
+/// A driver built in code does no argument checks itself: the storage puts the validate layer
+/// around it, so an oversized session is refused before it reaches the store.
+#[tokio::test]
+async fn a_driver_built_in_code_is_validated_by_the_storage() {
+    let h = harness();
+    let s = h.storage.get_session(None);
+    let huge = "x".repeat(session_driver_memory::MAX_VALUE_SIZE + 1);
+    s.update(move |d| d.user = Some(huge.clone()))
+        .await
+        .unwrap();
+    let err = h.storage.commit_session(&s).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SessionError::Driver(session_core::DriverError::ValueTooLarge { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        h.driver.counts().put,
+        0,
+        "the write never reached the driver"
+    );
+}

@@ -1,4 +1,4 @@
-//! Drivers that wrap other drivers.
+//! Counting the calls made to a driver.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -110,6 +110,14 @@ impl<D: Driver> Driver for CountingDriver<D> {
     fn capabilities(&self) -> &Capabilities {
         self.inner.capabilities()
     }
+    fn native_capabilities(&self) -> &Capabilities {
+        self.inner.native_capabilities()
+    }
+    fn layers(&self) -> Vec<&'static str> {
+        let mut layers = vec!["counting"];
+        layers.extend(self.inner.layers());
+        layers
+    }
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         self.get.fetch_add(1, Ordering::Relaxed);
         self.inner.get(key).await
@@ -138,5 +146,8 @@ impl<D: Driver> Driver for CountingDriver<D> {
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
         self.list.fetch_add(1, Ordering::Relaxed);
         self.inner.list(prefix, cursor).await
+    }
+    async fn sweep(&self) -> Result<u64, DriverError> {
+        self.inner.sweep().await
     }
 }

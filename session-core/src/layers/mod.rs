@@ -1,0 +1,188 @@
+//! Behaviour every backend needs, written once: layers that wrap a [`Driver`].
+//!
+//! A driver implements its backend's semantics; a [`Layer`] wraps any driver in one
+//! cross-cutting behaviour, and a [`Stack`] applies several in order. The [`Registry`]
+//! applies the standard stack to every driver it opens, and
+//! [`SessionStorage`](crate::SessionStorage) validates every driver it is given that is not
+//! validated yet, so a driver built in code is checked too.
+//!
+//! | layer | what it does | applied |
+//! |---|---|---|
+//! | [`ValidateLayer`] | argument checks: keys, value sizes, declared modes, TTL minimum | always |
+//! | [`TraceLayer`] | a `tracing` span per operation: driver, operation, outcome, latency | always |
+//! | `TimeoutLayer` | a time limit per operation (feature `tokio`) | `timeout` option |
+//! | `RetryLayer` | retries of idempotent operations, full-jitter backoff (feature `tokio`) | `retries` option |
+//! | [`PrefixLayer`] | a key prefix | in code |
+//! | [`CountingDriver`] | counts calls (tests, cost checks) | in code |
+//!
+//! A layered driver tells what wraps it ([`Driver::layers`], outermost first) and what its
+//! backend supports by itself ([`Driver::native_capabilities`]); the conformance report shows
+//! both.
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use session_core::{Driver, layers::{PrefixLayer, Stack}};
+//! use session_driver_memory::MemoryDriver;
+//!
+//! let driver = Stack::standard()
+//!     .layer(PrefixLayer::new("app-a/"))
+//!     .apply(Arc::new(MemoryDriver::new()));
+//! assert_eq!(driver.layers(), ["prefix", "trace", "validate"]);
+//! ```
+//!
+//! [`Registry`]: crate::Registry
+
+mod counting;
+mod prefix;
+#[cfg(feature = "tokio")]
+mod retry;
+#[cfg(feature = "tokio")]
+mod timeout;
+mod trace;
+mod validate;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use serde::Deserialize;
+
+pub use counting::{CallCounts, CountingDriver};
+pub use prefix::PrefixLayer;
+#[cfg(feature = "tokio")]
+pub use retry::RetryLayer;
+#[cfg(feature = "tokio")]
+pub use timeout::TimeoutLayer;
+pub use trace::TraceLayer;
+pub use validate::ValidateLayer;
+
+use crate::{Driver, DriverError, flexible};
+
+/// Wraps a driver in one behaviour.
+pub trait Layer: Send + Sync + 'static {
+    /// Wraps `inner`.
+    fn layer(&self, inner: Arc<dyn Driver>) -> Arc<dyn Driver>;
+}
+
+/// Layers applied in order: the first added wraps the driver, each next one wraps the result.
+#[derive(Clone, Default)]
+pub struct Stack {
+    layers: Vec<Arc<dyn Layer>>,
+}
+
+impl Stack {
+    /// No layers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The stack every driver gets: [`ValidateLayer`], then [`TraceLayer`] around it.
+    pub fn standard() -> Self {
+        Self::new().layer(ValidateLayer).layer(TraceLayer)
+    }
+
+    /// The standard stack with the layers `options` ask for beneath it (closest to the
+    /// driver): a `TimeoutLayer` per attempt, a `RetryLayer` around it (both need the `tokio`
+    /// feature).
+    pub fn from_options(options: &LayerOptions) -> Result<Self, DriverError> {
+        let stack = Self::new();
+        #[cfg(feature = "tokio")]
+        let stack = {
+            let mut stack = stack;
+            if let Some(limit) = options.timeout {
+                stack = stack.layer(TimeoutLayer::new(limit));
+            }
+            if let Some(retries) = options.retries {
+                stack = stack.layer(RetryLayer::new(retries));
+            }
+            stack
+        };
+        #[cfg(not(feature = "tokio"))]
+        if options.timeout.is_some() || options.retries.is_some() {
+            return Err(DriverError::config(
+                "the `timeout` and `retries` options need session-core's `tokio` feature",
+            ));
+        }
+        Ok(stack.layer(ValidateLayer).layer(TraceLayer))
+    }
+
+    /// Adds `layer` around what the stack builds so far.
+    pub fn layer(mut self, layer: impl Layer) -> Self {
+        self.layers.push(Arc::new(layer));
+        self
+    }
+
+    /// Wraps `driver` in every layer.
+    pub fn apply(&self, driver: Arc<dyn Driver>) -> Arc<dyn Driver> {
+        self.layers
+            .iter()
+            .fold(driver, |inner, layer| layer.layer(inner))
+    }
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("layers", &self.layers.len())
+            .finish()
+    }
+}
+
+/// The layer options any driver config may carry, next to the driver's own (the registry
+/// takes them out before the driver sees its options).
+///
+/// * `timeout`: a time limit per operation (`"2s"`, or milliseconds).
+/// * `retries`: how many more times an idempotent operation is tried after a retryable error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct LayerOptions {
+    /// See `TimeoutLayer`.
+    #[serde(default, deserialize_with = "flexible::opt_duration")]
+    pub timeout: Option<Duration>,
+    /// See `RetryLayer`.
+    #[serde(default, deserialize_with = "opt_u32")]
+    pub retries: Option<u32>,
+}
+
+impl LayerOptions {
+    /// The option names that belong to layers.
+    pub const NAMES: [&'static str; 2] = ["timeout", "retries"];
+}
+
+fn opt_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    match flexible::opt_u64(d)? {
+        None => Ok(None),
+        Some(n) => u32::try_from(n)
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("{n} is too large"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{Capabilities, testing::Recorder};
+
+    #[test]
+    fn a_stack_applies_its_layers_inside_out() {
+        let recorder: Arc<dyn Driver> = Arc::new(Recorder::new(Capabilities::new(10, 10)));
+        let driver = Stack::standard()
+            .layer(PrefixLayer::new("p/"))
+            .apply(recorder);
+        assert_eq!(driver.layers(), ["prefix", "trace", "validate"]);
+        assert_eq!(driver.capabilities().max_key_len, 8);
+        assert_eq!(driver.native_capabilities().max_key_len, 10);
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn options_add_timeout_and_retry_beneath_the_standard_layers() {
+        let options = LayerOptions {
+            timeout: Some(Duration::from_secs(2)),
+            retries: Some(3),
+        };
+        let recorder: Arc<dyn Driver> = Arc::new(Recorder::new(Capabilities::new(10, 10)));
+        let driver = Stack::from_options(&options).unwrap().apply(recorder);
+        assert_eq!(driver.layers(), ["trace", "validate", "retry", "timeout"]);
+    }
+}

@@ -1,0 +1,114 @@
+//! A driver that records its calls, for the layers' own tests.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Mutex,
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Version};
+
+/// Records every call; stores puts in a map (no expiry, no conditions) so reads and listings
+/// answer; fails the next calls with queued errors; can take a while to answer.
+pub(crate) struct Recorder {
+    caps: Capabilities,
+    calls: Mutex<Vec<String>>,
+    map: Mutex<BTreeMap<String, Bytes>>,
+    failures: Mutex<VecDeque<DriverError>>,
+    delay: Mutex<Duration>,
+}
+
+impl Recorder {
+    pub(crate) fn new(caps: Capabilities) -> Self {
+        Self {
+            caps,
+            calls: Mutex::default(),
+            map: Mutex::default(),
+            failures: Mutex::default(),
+            delay: Mutex::new(Duration::ZERO),
+        }
+    }
+
+    pub(crate) fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// The next calls fail with these errors, one each.
+    pub(crate) fn fail_next(&self, errors: impl IntoIterator<Item = DriverError>) {
+        self.failures.lock().unwrap().extend(errors);
+    }
+
+    /// Every call takes this long.
+    pub(crate) fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
+    }
+
+    async fn call(&self, call: String) -> Result<(), DriverError> {
+        self.calls.lock().unwrap().push(call);
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match self.failures.lock().unwrap().pop_front() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Driver for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        self.call(format!("get {key}")).await?;
+        Ok(self.map.lock().unwrap().get(key).map(|value| Entry {
+            value: value.clone(),
+            version: Version::from_u64(1),
+            expires_at: None,
+        }))
+    }
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        options: PutOptions,
+    ) -> Result<Version, DriverError> {
+        self.call(format!(
+            "put {key} ttl={:?} mode={:?}",
+            options.ttl, options.mode
+        ))
+        .await?;
+        self.map.lock().unwrap().insert(key.to_owned(), value);
+        Ok(Version::from_u64(1))
+    }
+    async fn delete(&self, key: &str) -> Result<(), DriverError> {
+        self.call(format!("delete {key}")).await?;
+        self.map.lock().unwrap().remove(key);
+        Ok(())
+    }
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
+        self.call(format!("touch {key} {ttl:?}")).await?;
+        Ok(self.map.lock().unwrap().contains_key(key))
+    }
+    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
+        self.call(format!("list {prefix} {cursor:?}")).await?;
+        let keys = self
+            .map
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        Ok(ListPage { keys, cursor: None })
+    }
+}
