@@ -104,19 +104,9 @@ impl<D: Driver> CountingDriver<D> {
 
 #[async_trait]
 impl<D: Driver> Driver for CountingDriver<D> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
+    forward_identity!("counting");
     fn capabilities(&self) -> &Capabilities {
         self.inner.capabilities()
-    }
-    fn native_capabilities(&self) -> &Capabilities {
-        self.inner.native_capabilities()
-    }
-    fn layers(&self) -> Vec<&'static str> {
-        let mut layers = vec!["counting"];
-        layers.extend(self.inner.layers());
-        layers
     }
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         self.get.fetch_add(1, Ordering::Relaxed);

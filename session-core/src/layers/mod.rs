@@ -32,6 +32,24 @@
 //!
 //! [`Registry`]: crate::Registry
 
+/// The methods every layer forwards the same way: the driver's name, what the backend
+/// supports by itself, and the layer list with this layer's name in front.
+macro_rules! forward_identity {
+    ($layer:literal) => {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        fn native_capabilities(&self) -> &$crate::Capabilities {
+            self.inner.native_capabilities()
+        }
+        fn layers(&self) -> Vec<&'static str> {
+            let mut layers = vec![$layer];
+            layers.extend(self.inner.layers());
+            layers
+        }
+    };
+}
+
 mod counting;
 mod prefix;
 #[cfg(feature = "tokio")]

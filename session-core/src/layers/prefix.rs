@@ -70,19 +70,9 @@ impl Prefixed {
 
 #[async_trait]
 impl Driver for Prefixed {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
+    forward_identity!("prefix");
     fn capabilities(&self) -> &Capabilities {
         &self.caps
-    }
-    fn native_capabilities(&self) -> &Capabilities {
-        self.inner.native_capabilities()
-    }
-    fn layers(&self) -> Vec<&'static str> {
-        let mut layers = vec!["prefix"];
-        layers.extend(self.inner.layers());
-        layers
     }
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         self.inner.get(&self.key(key)).await

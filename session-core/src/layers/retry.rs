@@ -96,19 +96,9 @@ impl Retried {
 
 #[async_trait]
 impl Driver for Retried {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
+    forward_identity!("retry");
     fn capabilities(&self) -> &Capabilities {
         self.inner.capabilities()
-    }
-    fn native_capabilities(&self) -> &Capabilities {
-        self.inner.native_capabilities()
-    }
-    fn layers(&self) -> Vec<&'static str> {
-        let mut layers = vec!["retry"];
-        layers.extend(self.inner.layers());
-        layers
     }
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         self.retried("get", || self.inner.get(key)).await

@@ -59,19 +59,9 @@ impl TimedOut {
 
 #[async_trait]
 impl Driver for TimedOut {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
+    forward_identity!("timeout");
     fn capabilities(&self) -> &Capabilities {
         self.inner.capabilities()
-    }
-    fn native_capabilities(&self) -> &Capabilities {
-        self.inner.native_capabilities()
-    }
-    fn layers(&self) -> Vec<&'static str> {
-        let mut layers = vec!["timeout"];
-        layers.extend(self.inner.layers());
-        layers
     }
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         self.bounded("get", self.inner.get(key)).await

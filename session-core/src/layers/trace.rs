@@ -84,19 +84,9 @@ impl Started {
 
 #[async_trait]
 impl Driver for Traced {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
+    forward_identity!("trace");
     fn capabilities(&self) -> &Capabilities {
         self.inner.capabilities()
-    }
-    fn native_capabilities(&self) -> &Capabilities {
-        self.inner.native_capabilities()
-    }
-    fn layers(&self) -> Vec<&'static str> {
-        let mut layers = vec!["trace"];
-        layers.extend(self.inner.layers());
-        layers
     }
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         self.traced("get", self.inner.get(key)).await

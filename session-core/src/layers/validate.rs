@@ -68,19 +68,9 @@ impl Validated {
 
 #[async_trait]
 impl Driver for Validated {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
+    forward_identity!("validate");
     fn capabilities(&self) -> &Capabilities {
         self.inner.capabilities()
-    }
-    fn native_capabilities(&self) -> &Capabilities {
-        self.inner.native_capabilities()
-    }
-    fn layers(&self) -> Vec<&'static str> {
-        let mut layers = vec!["validate"];
-        layers.extend(self.inner.layers());
-        layers
     }
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         check_key(key, self.caps())?;
