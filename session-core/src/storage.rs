@@ -97,6 +97,8 @@ pub struct SessionStorageBuilder<T> {
     concurrent_writes: ConcurrentWrites,
     exclusive_lease: Duration,
     exclusive_wait: Duration,
+    /// Options set that only apply to sessions in a store, by name.
+    store_only: Vec<&'static str>,
 }
 
 /// What happens when requests of one session overlap (two tabs, parallel fetches, a
@@ -209,6 +211,7 @@ impl<T: SessionData> SessionStorage<T> {
             concurrent_writes: ConcurrentWrites::default(),
             exclusive_lease: crate::exclusive::DEFAULT_LEASE,
             exclusive_wait: crate::exclusive::DEFAULT_WAIT,
+            store_only: Vec::new(),
         }
     }
 
@@ -385,6 +388,7 @@ impl<T: SessionData> SessionStorageBuilder<T> {
     /// share one backend.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
+        self.store_only.push("namespace");
         self
     }
 
@@ -401,12 +405,14 @@ impl<T: SessionData> SessionStorageBuilder<T> {
     /// that doubles from 0.25 ms up to 20 ms.
     pub fn max_commit_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
+        self.store_only.push("max_commit_attempts");
         self
     }
 
     /// What happens when requests of one session overlap: see [`ConcurrentWrites`].
     pub fn concurrent_writes(mut self, policy: ConcurrentWrites) -> Self {
         self.concurrent_writes = policy;
+        self.store_only.push("concurrent_writes");
         self
     }
 
@@ -415,6 +421,7 @@ impl<T: SessionData> SessionStorageBuilder<T> {
     /// request that runs longer loses its exclusivity.
     pub fn exclusive_lease(mut self, lease: Duration) -> Self {
         self.exclusive_lease = lease;
+        self.store_only.push("exclusive_lease");
         self
     }
 
@@ -422,10 +429,15 @@ impl<T: SessionData> SessionStorageBuilder<T> {
     /// it fails with the retryable [`SessionError::Busy`] (default 10 s).
     pub fn exclusive_wait(mut self, wait: Duration) -> Self {
         self.exclusive_wait = wait;
+        self.store_only.push("exclusive_wait");
         self
     }
 
     /// Validates the configuration and builds the storage.
+    ///
+    /// Options for sessions in a store (`namespace`, `max_commit_attempts`,
+    /// `concurrent_writes`, `exclusive_lease`, `exclusive_wait`) fail the build of a
+    /// cookie-only storage with [`SessionError::Config`], rather than doing nothing.
     pub fn build(self) -> Result<SessionStorage<T>, SessionError> {
         let keyring = self.keyring.ok_or_else(|| {
             SessionError::Config(
@@ -453,6 +465,13 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                  browser, where requests cannot wait for each other"
                     .into(),
             ));
+        }
+        if let (Backend::Cookie, [first, ..]) = (&self.backend, self.store_only.as_slice()) {
+            return Err(SessionError::Config(format!(
+                "`{first}` applies to sessions kept in a store; cookie-only sessions are sealed \
+                 into the cookie (set: {})",
+                self.store_only.join(", ")
+            )));
         }
         if let Backend::Store(driver) = &self.backend {
             let lease_suffix = if self.concurrent_writes == ConcurrentWrites::Exclusive {

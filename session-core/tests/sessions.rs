@@ -1206,6 +1206,23 @@ fn exclusive_needs_a_store() {
     assert!(err.to_string().contains("Exclusive"), "{err}");
 }
 
+/// Options that only mean something for sessions in a store fail the build of a cookie-only
+/// storage instead of doing nothing.
+#[test]
+fn store_options_are_refused_for_cookie_only_sessions() {
+    let err = SessionStorage::<Data>::cookie_only()
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .namespace("app:")
+        .max_commit_attempts(5)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "session configuration: `namespace` applies to sessions kept in a store; cookie-only \
+         sessions are sealed into the cookie (set: namespace, max_commit_attempts)"
+    );
+}
+
 /// A driver built in code does no argument checks itself: the storage puts the validate layer
 /// around it, so an oversized session is refused before it reaches the store.
 #[tokio::test]
