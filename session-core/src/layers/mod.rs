@@ -59,7 +59,7 @@ mod timeout;
 mod trace;
 mod validate;
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use serde::Deserialize;
 
@@ -73,6 +73,16 @@ pub use trace::TraceLayer;
 pub use validate::ValidateLayer;
 
 use crate::{Driver, DriverError, flexible};
+
+/// What a [`Driver`] method returns under `async_trait`: layers on the hot path implement
+/// those methods without `async` and hand the inner driver's future on, so that they cost no
+/// future (and no allocation) of their own.
+pub(crate) type Call<'a, T> = Pin<Box<dyn Future<Output = Result<T, DriverError>> + Send + 'a>>;
+
+/// A call refused before it reached the driver.
+pub(crate) fn refused<'a, T: Send + 'a>(error: DriverError) -> Call<'a, T> {
+    Box::pin(std::future::ready(Err(error)))
+}
 
 /// Wraps a driver in one behaviour.
 pub trait Layer: Send + Sync + 'static {

@@ -1,13 +1,13 @@
 //! A `tracing` span per driver operation, written once.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tracing::Instrument;
 
-use super::Layer;
-use crate::{Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Version};
+use super::{Call, Layer};
+use crate::{Capabilities, Driver, Entry, ListPage, PutOptions, Version};
 
 /// Runs every operation in a `session.driver` span (debug level) with the driver's name and the
 /// operation, and ends it with an event that gives the outcome (`ok`, or the error kind and
@@ -29,28 +29,31 @@ struct Traced {
 }
 
 impl Traced {
-    async fn traced<T>(
-        &self,
+    /// `call` in a span, or `call` itself when nobody listens (no future of this layer's own).
+    fn traced<'c, T: Send + 'c>(
+        &'c self,
         operation: &'static str,
-        call: impl Future<Output = Result<T, DriverError>>,
-    ) -> Result<T, DriverError> {
+        call: Call<'c, T>,
+    ) -> Call<'c, T> {
         let span = tracing::debug_span!("session.driver", driver = self.inner.name(), operation);
         if span.is_disabled() {
-            return call.await;
+            return call;
         }
-        let started = Started::now();
-        let result = call.instrument(span.clone()).await;
-        let latency_us = started.elapsed().as_micros() as u64;
-        span.in_scope(|| match &result {
-            Ok(_) => tracing::debug!(outcome = "ok", latency_us),
-            Err(e) => tracing::debug!(
-                outcome = ?e.kind(),
-                retryable = e.is_retryable(),
-                latency_us,
-                error = %e
-            ),
-        });
-        result
+        Box::pin(async move {
+            let started = Started::now();
+            let result = call.instrument(span.clone()).await;
+            let latency_us = started.elapsed().as_micros() as u64;
+            span.in_scope(|| match &result {
+                Ok(_) => tracing::debug!(outcome = "ok", latency_us),
+                Err(e) => tracing::debug!(
+                    outcome = ?e.kind(),
+                    retryable = e.is_retryable(),
+                    latency_us,
+                    error = %e
+                ),
+            });
+            result
+        })
     }
 }
 
@@ -88,34 +91,162 @@ impl Driver for Traced {
     fn capabilities(&self) -> &Capabilities {
         self.inner.capabilities()
     }
-    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        self.traced("get", self.inner.get(key)).await
+    fn get<'a, 'b, 'c>(&'a self, key: &'b str) -> Call<'c, Option<Entry>>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        self.traced("get", self.inner.get(key))
     }
-    async fn get_latest(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        self.traced("get_latest", self.inner.get_latest(key)).await
+    fn get_latest<'a, 'b, 'c>(&'a self, key: &'b str) -> Call<'c, Option<Entry>>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        self.traced("get_latest", self.inner.get_latest(key))
     }
-    async fn put(
-        &self,
-        key: &str,
+    fn put<'a, 'b, 'c>(
+        &'a self,
+        key: &'b str,
         value: Bytes,
         options: PutOptions,
-    ) -> Result<Version, DriverError> {
+    ) -> Call<'c, Version>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
         self.traced("put", self.inner.put(key, value, options))
-            .await
     }
-    async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        self.traced("delete", self.inner.delete(key)).await
+    fn delete<'a, 'b, 'c>(&'a self, key: &'b str) -> Call<'c, ()>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        self.traced("delete", self.inner.delete(key))
     }
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
-        self.traced("touch", self.inner.touch(key, ttl)).await
+    fn touch<'a, 'b, 'c>(&'a self, key: &'b str, ttl: Duration) -> Call<'c, bool>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        self.traced("touch", self.inner.touch(key, ttl))
     }
-    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
-        self.traced("list", self.inner.list(prefix, cursor)).await
+    fn list<'a, 'b, 'd, 'c>(
+        &'a self,
+        prefix: &'b str,
+        cursor: Option<&'d str>,
+    ) -> Call<'c, ListPage>
+    where
+        'a: 'c,
+        'b: 'c,
+        'd: 'c,
+        Self: 'c,
+    {
+        self.traced("list", self.inner.list(prefix, cursor))
     }
-    async fn clear(&self, prefix: &str) -> Result<u64, DriverError> {
-        self.traced("clear", self.inner.clear(prefix)).await
+    fn clear<'a, 'b, 'c>(&'a self, prefix: &'b str) -> Call<'c, u64>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        self.traced("clear", self.inner.clear(prefix))
     }
-    async fn sweep(&self) -> Result<u64, DriverError> {
-        self.traced("sweep", self.inner.sweep()).await
+    fn sweep<'a, 'c>(&'a self) -> Call<'c, u64>
+    where
+        'a: 'c,
+        Self: 'c,
+    {
+        self.traced("sweep", self.inner.sweep())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    };
+
+    use tracing::{
+        Event, Metadata, Subscriber,
+        field::{Field, Visit},
+        span::{Attributes, Id, Record},
+    };
+
+    use super::*;
+    use crate::{DriverError, testing::Recorder};
+
+    /// Collects spans' and events' fields as `name=value` lines.
+    #[derive(Default)]
+    struct Collect {
+        lines: Mutex<Vec<String>>,
+        next: AtomicU64,
+    }
+
+    struct Line(String);
+
+    impl Visit for Line {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+
+    impl Subscriber for &'static Collect {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, span: &Attributes<'_>) -> Id {
+            let mut line = Line(format!("span {}", span.metadata().name()));
+            span.record(&mut line);
+            self.lines.lock().unwrap().push(line.0);
+            Id::from_u64(self.next.fetch_add(1, Ordering::Relaxed) + 1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut line = Line("event".into());
+            event.record(&mut line);
+            self.lines.lock().unwrap().push(line.0);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[tokio::test]
+    async fn each_operation_is_a_span_ending_with_its_outcome_and_never_the_key() {
+        let collect: &'static Collect = Box::leak(Box::default());
+        let _guard = tracing::subscriber::set_default(collect);
+        let recorder = Arc::new(Recorder::new(Capabilities::new(100, 100)));
+        let driver = TraceLayer.layer(recorder.clone());
+        driver.get("secret-key").await.unwrap();
+        recorder.fail_next([DriverError::config("bad credentials")]);
+        driver.delete("secret-key").await.unwrap_err();
+        let lines = collect.lines.lock().unwrap().clone();
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            r#"span session.driver driver="recorder" operation="get""#
+        );
+        assert!(
+            lines[1].starts_with(r#"event outcome="ok" latency_us="#),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[2],
+            r#"span session.driver driver="recorder" operation="delete""#
+        );
+        assert!(
+            lines[3].starts_with("event outcome=Config retryable=false"),
+            "{lines:?}"
+        );
+        assert!(!lines.concat().contains("secret-key"));
     }
 }

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::Layer;
+use super::{Call, Layer, refused};
 use crate::{
     BelowMinTtl, Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Version,
     check_key, check_put,
@@ -66,37 +66,74 @@ impl Validated {
     }
 }
 
+/// The checks run before the inner driver's future is created, and that future is returned
+/// as it is: a valid call costs no future of this layer's own (a refused one allocates its
+/// error's).
 #[async_trait]
 impl Driver for Validated {
     forward_identity!("validate");
     fn capabilities(&self) -> &Capabilities {
         self.inner.capabilities()
     }
-    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        check_key(key, self.caps())?;
-        self.inner.get(key).await
+    fn get<'a, 'b, 'c>(&'a self, key: &'b str) -> Call<'c, Option<Entry>>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        match check_key(key, self.caps()) {
+            Ok(()) => self.inner.get(key),
+            Err(e) => refused(e),
+        }
     }
-    async fn get_latest(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        check_key(key, self.caps())?;
-        self.inner.get_latest(key).await
+    fn get_latest<'a, 'b, 'c>(&'a self, key: &'b str) -> Call<'c, Option<Entry>>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        match check_key(key, self.caps()) {
+            Ok(()) => self.inner.get_latest(key),
+            Err(e) => refused(e),
+        }
     }
-    async fn put(
-        &self,
-        key: &str,
+    fn put<'a, 'b, 'c>(
+        &'a self,
+        key: &'b str,
         value: Bytes,
         options: PutOptions,
-    ) -> Result<Version, DriverError> {
-        let ttl = check_put(key, &value, &options, self.caps())?;
-        self.inner.put(key, value, options.ttl_opt(ttl)).await
+    ) -> Call<'c, Version>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        match check_put(key, &value, &options, self.caps()) {
+            Ok(ttl) => self.inner.put(key, value, options.ttl_opt(ttl)),
+            Err(e) => refused(e),
+        }
     }
-    async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        check_key(key, self.caps())?;
-        self.inner.delete(key).await
+    fn delete<'a, 'b, 'c>(&'a self, key: &'b str) -> Call<'c, ()>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        match check_key(key, self.caps()) {
+            Ok(()) => self.inner.delete(key),
+            Err(e) => refused(e),
+        }
     }
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
-        check_key(key, self.caps())?;
-        let ttl = self.touch_ttl(ttl)?;
-        self.inner.touch(key, ttl).await
+    fn touch<'a, 'b, 'c>(&'a self, key: &'b str, ttl: Duration) -> Call<'c, bool>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        match check_key(key, self.caps()).and_then(|()| self.touch_ttl(ttl)) {
+            Ok(ttl) => self.inner.touch(key, ttl),
+            Err(e) => refused(e),
+        }
     }
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
         if !self.caps().list {
