@@ -43,22 +43,26 @@
 #![deny(missing_docs)]
 
 mod cache;
+mod codec;
+mod config;
+mod connection;
+mod error;
 
 use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
 
-use redis::{
-    Client, Cmd, ErrorKind as RedisErrorKind, ProtocolVersion, PushInfo, PushKind, RedisError,
-    Script, Value,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
-use serde::Deserialize;
+use redis::{Client, Cmd, ErrorKind as RedisErrorKind, Script, Value};
 use session_core::{
-    Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, deadline_millis, flexible,
-    from_unix_millis, now_millis,
+    Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, TtlSupport, Version, WriteMode,
+    async_trait, bytes::Bytes, deadline_millis, now_millis,
 };
 
-use crate::cache::{Cached, LocalCache, Lookup};
+use crate::{
+    cache::{Cached, LocalCache, Lookup},
+    codec::{HEADER_VERSION_END, decode, encode, version_token},
+    connection::{Connection, connect_cluster, connect_single},
+    error::{KindName, redis_error},
+};
+pub use config::{DEFAULT_LOCAL_CACHE, RedisConfig, register};
 
 /// The registry name of this driver.
 pub const NAME: &str = "redis";
@@ -68,10 +72,6 @@ pub const SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "redis+c
 pub const MAX_KEY_LEN: usize = 4096;
 /// Largest value accepted, in bytes.
 pub const MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
-const HEADER: usize = 16;
-/// The last byte of the version in a stored value (`GETRANGE` bounds are inclusive).
-const HEADER_VERSION_END: usize = 7;
-
 /// What a write did, for the local cache.
 enum Written {
     /// Written, and the key is tracked for this connection again: the local copy is current
@@ -81,118 +81,6 @@ enum Written {
     Untracked,
     /// Not written: the condition failed.
     Refused,
-}
-
-/// Default size of the local cache, in bytes.
-pub const DEFAULT_LOCAL_CACHE: u64 = 16 * 1024 * 1024;
-
-/// Registers every scheme in [`SCHEMES`].
-pub fn register(registry: &mut Registry) {
-    for scheme in SCHEMES {
-        registry.register(*scheme, |config: DriverConfig| async move {
-            let config = RedisConfig::from_driver_config(&config)?;
-            Ok(Arc::new(RedisDriver::connect(config).await?) as Arc<dyn Driver>)
-        });
-    }
-}
-
-/// Options of the Redis driver.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisConfig {
-    /// The server URL (taken from the config string when it is a URL).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Connect to a Redis Cluster (implied by `redis+cluster://`).
-    #[serde(default, deserialize_with = "flexible::bool")]
-    pub cluster: bool,
-    /// Prepended to every key, so several apps can share one Redis (default none).
-    #[serde(default)]
-    pub prefix: String,
-    /// Longest wait for a connection (default 2 s).
-    #[serde(
-        default = "default_connect",
-        deserialize_with = "flexible::opt_duration"
-    )]
-    pub connect_timeout: Option<Duration>,
-    /// Longest wait for any operation (default 1 s).
-    #[serde(
-        default = "default_command",
-        deserialize_with = "flexible::opt_duration"
-    )]
-    pub command_timeout: Option<Duration>,
-    /// Bytes of sessions kept locally, invalidated by Redis (default 16 MiB; 0 = off). See
-    /// the crate documentation.
-    #[serde(
-        default = "default_local_cache",
-        deserialize_with = "flexible::opt_u64"
-    )]
-    pub local_cache: Option<u64>,
-}
-
-fn default_local_cache() -> Option<u64> {
-    Some(DEFAULT_LOCAL_CACHE)
-}
-
-fn default_connect() -> Option<Duration> {
-    Some(Duration::from_secs(2))
-}
-
-fn default_command() -> Option<Duration> {
-    Some(Duration::from_secs(1))
-}
-
-impl fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL may hold a password.
-        f.debug_struct("RedisConfig")
-            .field("url", &self.url.as_deref().map(redact))
-            .field("cluster", &self.cluster)
-            .field("prefix", &self.prefix)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("command_timeout", &self.command_timeout)
-            .field("local_cache", &self.local_cache)
-            .finish()
-    }
-}
-
-/// `url` with any password replaced.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("REDACTED"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparseable>".into(),
-    }
-}
-
-impl RedisConfig {
-    /// A config for `url` with default options.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: Some(url.into()),
-            cluster: false,
-            prefix: String::new(),
-            connect_timeout: default_connect(),
-            command_timeout: default_command(),
-            local_cache: default_local_cache(),
-        }
-    }
-
-    /// Reads the config from a registry config (the URL, minus the query that held options).
-    pub fn from_driver_config(config: &DriverConfig) -> Result<Self, DriverError> {
-        let mut redis: Self = config.options()?;
-        if let Some(mut url) = config.url()? {
-            url.set_query(None);
-            if url.scheme() == "redis+cluster" {
-                redis.cluster = true;
-            }
-            redis.url.get_or_insert_with(|| url.to_string());
-        }
-        Ok(redis)
-    }
 }
 
 /// The Redis driver. See the crate documentation.
@@ -216,13 +104,6 @@ impl fmt::Debug for RedisDriver {
             .field("local_cache", &self.cache.is_some())
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Clone)]
-enum Connection {
-    Single(ConnectionManager),
-    #[cfg(feature = "cluster")]
-    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 /// Compare-and-swap: writes only when the stored version (the first 8 bytes) is ARGV[1].
@@ -484,93 +365,10 @@ impl RedisDriver {
     }
 }
 
-#[cfg(feature = "cluster")]
-async fn connect_cluster(
-    url: &str,
-    connect_timeout: Duration,
-    timeout: Duration,
-) -> Result<Connection, DriverError> {
-    let client = redis::cluster::ClusterClient::builder(vec![url])
-        .connection_timeout(connect_timeout)
-        .response_timeout(timeout)
-        .retries(1)
-        .build()
-        .map_err(|e| DriverError::config(format!("option `url`: {}", e.kind_name())))?;
-    let connection = tokio::time::timeout(connect_timeout, client.get_async_connection())
-        .await
-        .map_err(|_| DriverError::timeout("connecting to the Redis cluster", connect_timeout))?
-        .map_err(|e| redis_error(&e))?;
-    Ok(Connection::Cluster(connection))
-}
-
-#[cfg(not(feature = "cluster"))]
-async fn connect_cluster(_: &str, _: Duration, _: Duration) -> Result<Connection, DriverError> {
-    Err(DriverError::config(
-        "option `cluster`: needs the `cluster` feature of session-driver-redis",
-    ))
-}
-
-/// A single-server connection; with a cache, over RESP3 with the cache's push handler.
-async fn connect_single(
-    client: &Client,
-    connect_timeout: Duration,
-    timeout: Duration,
-    cache: Option<Arc<LocalCache>>,
-) -> Result<Connection, RedisError> {
-    let mut manager_config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(connect_timeout))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
-    let client = match cache {
-        Some(cache) => {
-            manager_config = manager_config.set_push_sender(move |push: PushInfo| {
-                on_push(&cache, push);
-                Ok::<(), std::convert::Infallible>(())
-            });
-            let info = client.get_connection_info().clone();
-            let settings = info
-                .redis_settings()
-                .clone()
-                .set_protocol(ProtocolVersion::RESP3);
-            Client::open(info.set_redis_settings(settings))?
-        }
-        None => client.clone(),
-    };
-    let manager = tokio::time::timeout(
-        connect_timeout,
-        ConnectionManager::new_with_config(client, manager_config),
-    )
-    .await
-    .map_err(|_| RedisError::from((RedisErrorKind::Io, "connecting to Redis timed out")))??;
-    Ok(Connection::Single(manager))
-}
-
-/// Applies what Redis pushes: invalidated keys, or (a null list) everything; and the client
-/// library's notice that the connection was lost.
-fn on_push(cache: &LocalCache, push: PushInfo) {
-    match push.kind {
-        PushKind::Invalidate => match push.data.first() {
-            Some(Value::Array(keys)) => {
-                for key in keys {
-                    match key {
-                        Value::BulkString(key) => cache.invalidate(key),
-                        Value::SimpleString(key) => cache.invalidate(key.as_bytes()),
-                        _ => cache.flush(),
-                    }
-                }
-            }
-            _ => cache.flush(),
-        },
-        PushKind::Disconnection => cache.disconnected(),
-        _ => {}
-    }
-}
-
-/// A glob pattern matching keys that start with `prefix` (its glob characters escaped).
 /// Keys per listing page (and the `COUNT` hint of each `SCAN` step).
 const LIST_PAGE: usize = 1000;
 
+/// A glob pattern matching keys that start with `prefix` (its glob characters escaped).
 fn match_prefix(prefix: &str) -> String {
     let mut pattern = String::with_capacity(prefix.len() + 1);
     for c in prefix.chars() {
@@ -585,48 +383,6 @@ fn match_prefix(prefix: &str) -> String {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn encode(version: u64, expires_at: Option<u64>, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + value.len());
-    out.extend_from_slice(&version.to_be_bytes());
-    out.extend_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
-    out.extend_from_slice(value);
-    out
-}
-
-fn version_token(version: [u8; 8]) -> Version {
-    Version::from_u64_hex(u64::from_be_bytes(version))
-}
-
-/// Splits a stored value into its header fields and the value.
-fn decode(raw: Vec<u8>) -> Result<Cached, DriverError> {
-    let (Some(version), Some(expiry)) = (raw.get(..8), raw.get(8..HEADER)) else {
-        return Err(DriverError::permanent(
-            "a Redis value without this driver's header",
-            None,
-        ));
-    };
-    let mut be = [0u8; 8];
-    be.copy_from_slice(version);
-    let version = u64::from_be_bytes(be);
-    be.copy_from_slice(expiry);
-    let expires_at = u64::from_be_bytes(be);
-    Ok(Cached {
-        version,
-        expires_at: (expires_at != 0).then_some(expires_at),
-        value: Bytes::from(raw).split_off(HEADER),
-    })
-}
-
-impl Cached {
-    fn into_entry(self) -> Entry {
-        Entry {
-            value: self.value,
-            version: version_token(self.version.to_be_bytes()),
-            expires_at: self.expires_at.map(from_unix_millis),
-        }
-    }
 }
 
 #[async_trait]
@@ -829,47 +585,6 @@ impl Driver for RedisDriver {
     }
 }
 
-/// Maps Redis errors to the core's kinds: connection trouble and cluster reconfiguration are
-/// retryable; authentication and configuration are not.
-fn redis_error(e: &RedisError) -> DriverError {
-    let retryable = e.is_timeout()
-        || e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || matches!(
-            e.kind(),
-            RedisErrorKind::Server(_) if e.is_cluster_error()
-        );
-    if matches!(
-        e.kind(),
-        RedisErrorKind::AuthenticationFailed | RedisErrorKind::InvalidClientConfig
-    ) {
-        return DriverError::config(format!(
-            "Redis refused the configuration: {}",
-            e.kind_name()
-        ));
-    }
-    DriverError::Unavailable {
-        message: format!("redis: {}", e.kind_name()),
-        retryable,
-        source: None,
-    }
-}
-
-trait KindName {
-    fn kind_name(&self) -> String;
-}
-
-impl KindName for RedisError {
-    /// The error's category and code, never its full text (which may echo arguments).
-    fn kind_name(&self) -> String {
-        match self.code() {
-            Some(code) => format!("{:?} ({code})", self.kind()),
-            None => format!("{:?}", self.kind()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -878,45 +593,5 @@ mod tests {
     fn glob_characters_in_prefixes_are_escaped() {
         assert_eq!(match_prefix("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\*");
         assert_eq!(match_prefix(""), "*");
-    }
-
-    #[test]
-    fn header_round_trips() {
-        let blob = encode(7, Some(9), b"v");
-        assert_eq!(&blob[..8], &7u64.to_be_bytes());
-        assert_eq!(&blob[8..16], &9u64.to_be_bytes());
-        assert_eq!(&blob[16..], b"v");
-        assert_eq!(
-            version_token(7u64.to_be_bytes()).as_str(),
-            "0000000000000007"
-        );
-    }
-
-    #[test]
-    fn config_from_urls_and_debug_hides_passwords() {
-        let c = RedisConfig::from_driver_config(&DriverConfig::new(
-            "redis://:hunter2@127.0.0.1:6379/2?prefix=app:&command_timeout=250ms",
-        ))
-        .unwrap();
-        assert_eq!(c.prefix, "app:");
-        assert_eq!(c.command_timeout, Some(Duration::from_millis(250)));
-        assert_eq!(c.local_cache, Some(DEFAULT_LOCAL_CACHE));
-        assert_eq!(c.url.as_deref(), Some("redis://:hunter2@127.0.0.1:6379/2"));
-        let dbg = format!("{c:?}");
-        assert!(
-            !dbg.contains("hunter2") && dbg.contains("REDACTED"),
-            "{dbg}"
-        );
-        let c =
-            RedisConfig::from_driver_config(&DriverConfig::new("redis+cluster://127.0.0.1:7000"))
-                .unwrap();
-        assert!(c.cluster);
-        let c =
-            RedisConfig::from_driver_config(&DriverConfig::new("redis://x?local_cache=0")).unwrap();
-        assert_eq!(c.local_cache, Some(0));
-        let err = RedisConfig::from_driver_config(&DriverConfig::new("redis://x?bogus=1"))
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("bogus"));
     }
 }

@@ -1,0 +1,107 @@
+//! Connecting to one server (with the local cache's invalidation channel) or to a cluster.
+
+use std::{sync::Arc, time::Duration};
+
+use redis::{
+    Client, ErrorKind as RedisErrorKind, ProtocolVersion, PushInfo, PushKind, RedisError, Value,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use session_core::DriverError;
+
+use crate::cache::LocalCache;
+#[cfg(feature = "cluster")]
+use crate::error::{KindName, redis_error};
+
+#[derive(Clone)]
+pub(crate) enum Connection {
+    Single(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+#[cfg(feature = "cluster")]
+pub(crate) async fn connect_cluster(
+    url: &str,
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<Connection, DriverError> {
+    let client = redis::cluster::ClusterClient::builder(vec![url])
+        .connection_timeout(connect_timeout)
+        .response_timeout(timeout)
+        .retries(1)
+        .build()
+        .map_err(|e| DriverError::config(format!("option `url`: {}", e.kind_name())))?;
+    let connection = tokio::time::timeout(connect_timeout, client.get_async_connection())
+        .await
+        .map_err(|_| DriverError::timeout("connecting to the Redis cluster", connect_timeout))?
+        .map_err(|e| redis_error(&e))?;
+    Ok(Connection::Cluster(connection))
+}
+
+#[cfg(not(feature = "cluster"))]
+pub(crate) async fn connect_cluster(
+    _: &str,
+    _: Duration,
+    _: Duration,
+) -> Result<Connection, DriverError> {
+    Err(DriverError::config(
+        "option `cluster`: needs the `cluster` feature of session-driver-redis",
+    ))
+}
+
+/// A single-server connection; with a cache, over RESP3 with the cache's push handler.
+pub(crate) async fn connect_single(
+    client: &Client,
+    connect_timeout: Duration,
+    timeout: Duration,
+    cache: Option<Arc<LocalCache>>,
+) -> Result<Connection, RedisError> {
+    let mut manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    let client = match cache {
+        Some(cache) => {
+            manager_config = manager_config.set_push_sender(move |push: PushInfo| {
+                on_push(&cache, push);
+                Ok::<(), std::convert::Infallible>(())
+            });
+            let info = client.get_connection_info().clone();
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3);
+            Client::open(info.set_redis_settings(settings))?
+        }
+        None => client.clone(),
+    };
+    let manager = tokio::time::timeout(
+        connect_timeout,
+        ConnectionManager::new_with_config(client, manager_config),
+    )
+    .await
+    .map_err(|_| RedisError::from((RedisErrorKind::Io, "connecting to Redis timed out")))??;
+    Ok(Connection::Single(manager))
+}
+
+/// Applies what Redis pushes: invalidated keys, or (a null list) everything; and the client
+/// library's notice that the connection was lost.
+pub(crate) fn on_push(cache: &LocalCache, push: PushInfo) {
+    match push.kind {
+        PushKind::Invalidate => match push.data.first() {
+            Some(Value::Array(keys)) => {
+                for key in keys {
+                    match key {
+                        Value::BulkString(key) => cache.invalidate(key),
+                        Value::SimpleString(key) => cache.invalidate(key.as_bytes()),
+                        _ => cache.flush(),
+                    }
+                }
+            }
+            _ => cache.flush(),
+        },
+        PushKind::Disconnection => cache.disconnected(),
+        _ => {}
+    }
+}
