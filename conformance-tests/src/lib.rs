@@ -179,13 +179,15 @@ fn namespace() -> String {
 }
 
 /// The driver as users get it: in the standard [layers](session_core::layers) (validation and
-/// tracing), unless it already is (opened through a registry, or layered in code).
+/// tracing) and those it asks for ([`Driver::layer_defaults`]), unless it already is (opened
+/// through a registry, or layered in code).
 pub fn as_used(driver: Arc<dyn Driver>) -> Arc<dyn Driver> {
+    use session_core::layers::Stack;
     if driver.layers().contains(&"validate") {
-        driver
-    } else {
-        session_core::layers::Stack::standard().apply(driver)
+        return driver;
     }
+    let stack = Stack::from_options(&driver.layer_defaults()).unwrap_or_else(|_| Stack::standard());
+    stack.apply(driver)
 }
 
 /// Runs one check in a fresh namespace, against the driver [as users get it](as_used).

@@ -32,9 +32,9 @@ mod rest;
 use std::time::Duration;
 
 use session_core::{
-    BelowMinTtl, Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, TtlSupport,
-    ValueHeader, Version, async_trait, bytes::Bytes, deadline_millis, escape_key, from_unix_millis,
-    now_millis, unescape_key,
+    BelowMinTtl, Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
+    TtlSupport, ValueHeader, Version, async_trait, bytes::Bytes, deadline_millis, escape_key,
+    from_unix_millis, now_millis, unescape_key,
 };
 
 #[cfg(feature = "worker")]
@@ -89,6 +89,10 @@ pub trait Transport: sealed::Sealed + Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<(), DriverError>;
     /// One listing page.
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<KvPage, DriverError>;
+    /// The layers the driver asks for (retries over the REST API; none in a Worker).
+    fn layer_defaults(&self) -> LayerOptions {
+        LayerOptions::new()
+    }
 }
 
 /// A session driver over Workers KV through a [`Transport`]. See the crate documentation.
@@ -145,6 +149,10 @@ impl<T: Transport> KvDriver<T> {
 
 #[async_trait]
 impl<T: Transport> Driver for KvDriver<T> {
+    fn layer_defaults(&self) -> LayerOptions {
+        self.transport.layer_defaults()
+    }
+
     fn name(&self) -> &str {
         "cloudflare-kv"
     }

@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use session_core::{
-    Driver, DriverConfig, DriverError, Registry, async_trait, bytes::Bytes, flexible,
+    Driver, DriverConfig, DriverError, LayerOptions, Registry, async_trait, bytes::Bytes, flexible,
 };
 
 use crate::{CloudflareKvDriver, KvDriver, KvPage, PAGE, Transport, sealed};
@@ -53,7 +53,9 @@ pub struct CloudflareKvConfig {
         deserialize_with = "flexible::opt_duration"
     )]
     pub request_timeout: Option<Duration>,
-    /// Tries per operation for 429, 5xx and connection errors (default 3).
+    /// Tries per operation for 429, 5xx and connection errors (default 3), with full-jitter
+    /// backoff. The driver asks for them as a retry layer ([`Driver::layer_defaults`]), which
+    /// the registry and `SessionStorage` apply; a driver used directly sends each request once.
     #[serde(default, deserialize_with = "flexible::opt_u64")]
     pub max_attempts: Option<u64>,
 }
@@ -226,40 +228,27 @@ impl RestApi {
         url
     }
 
-    /// Sends a request, retrying 429, 5xx and connection failures with backoff.
+    /// Sends one request. Throttling (429), server errors and connection failures come back as
+    /// retryable errors: the retry layer (see [`Transport::layer_defaults`]) tries again.
     async fn send(
         &self,
         what: &'static str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<(StatusCode, Bytes), DriverError> {
-        let mut delay = Duration::from_millis(50);
-        let mut attempt = 1;
-        loop {
-            let result = build().bearer_auth(&self.token).send().await;
-            let retry = match result {
-                Ok(response) => {
-                    let status = response.status();
-                    let body = response.bytes().await;
-                    match body {
-                        Ok(body)
-                            if !(status == StatusCode::TOO_MANY_REQUESTS
-                                || status.is_server_error()) =>
-                        {
-                            return Ok((status, body));
-                        }
-                        Ok(body) => api_error(what, status, &body),
-                        Err(e) => transport_error(what, &e),
+        match build().bearer_auth(&self.token).send().await {
+            Ok(response) => {
+                let status = response.status();
+                match response.bytes().await {
+                    Ok(body)
+                        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
+                    {
+                        Err(api_error(what, status, &body))
                     }
+                    Ok(body) => Ok((status, body)),
+                    Err(e) => Err(transport_error(what, &e)),
                 }
-                Err(e) => transport_error(what, &e),
-            };
-            if attempt >= self.attempts || !retry.is_retryable() {
-                return Err(retry);
             }
-            tracing::debug!(what, attempt, "cloudflare kv: retrying");
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-            attempt += 1;
+            Err(e) => Err(transport_error(what, &e)),
         }
     }
 
@@ -303,6 +292,12 @@ impl RestApi {
 
 #[async_trait]
 impl Transport for RestApi {
+    /// `max_attempts` (default 3) as retries of the retry layer: every KV write overwrites, so
+    /// every request can be sent again.
+    fn layer_defaults(&self) -> LayerOptions {
+        LayerOptions::new().with_retries(self.attempts - 1)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>, DriverError> {
         let url = self.url(&["values", key]);
         let (status, body) = self.send("get", || self.client.get(url.clone())).await?;

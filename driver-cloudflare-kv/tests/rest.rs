@@ -25,10 +25,12 @@ async fn kv_reports_the_rounded_up_expiry() {
     let mf = common::miniflare_rest();
     let mut config = mf.config();
     config.prefix = format!("expiry-{}:", rand_suffix());
-    // As users get it: the validate layer rounds the short TTL up to KV's minimum.
-    let driver = Stack::standard().apply(Arc::new(
-        CloudflareKvDriver::connect(config.clone()).await.unwrap(),
-    ));
+    // As users get it (its retries included): the validate layer rounds the short TTL up to
+    // KV's minimum.
+    let driver = CloudflareKvDriver::connect(config.clone()).await.unwrap();
+    let driver = Stack::from_options(&driver.layer_defaults())
+        .unwrap()
+        .apply(Arc::new(driver));
     let before = now_secs();
     driver
         .put(
@@ -118,6 +120,12 @@ async fn outages_are_retried_then_retryable() {
     config.base_url = Some(format!("http://127.0.0.1:{}/client/v4", proxy.port));
     config.max_attempts = Some(3);
     let driver = CloudflareKvDriver::connect(config).await.unwrap();
+    // The retries are a layer the driver asks for: as SessionStorage and the registry apply it.
+    assert_eq!(driver.layer_defaults().retries, Some(2));
+    let driver = Stack::from_options(&driver.layer_defaults())
+        .unwrap()
+        .apply(Arc::new(driver));
+    assert_eq!(driver.layers(), ["trace", "validate", "retry"]);
     driver
         .put("k", Bytes::from_static(b"v"), PutOptions::new())
         .await

@@ -1,8 +1,11 @@
-//! What a driver can do, as data that users, the session layer and the conformance suite read.
+//! What a driver can do, as data that users, the session layer and the conformance suite read,
+//! and the layers it wants around it.
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::flexible;
 
 /// The capabilities a [`Driver`](crate::Driver) declares.
 ///
@@ -168,5 +171,61 @@ impl Capabilities {
     /// Concurrent session commits can lose updates on this driver (no compare-and-swap).
     pub fn last_write_wins(&self) -> bool {
         !self.compare_and_swap
+    }
+}
+
+/// The layer options any driver config may carry, next to the driver's own (the registry
+/// takes them out before the driver sees its options), and the defaults a driver asks for
+/// ([`Driver::layer_defaults`](crate::Driver::layer_defaults)).
+///
+/// * `timeout`: a time limit per operation (`"2s"`, or milliseconds).
+/// * `retries`: how many more times an idempotent operation is tried after a retryable error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct LayerOptions {
+    /// See `TimeoutLayer`.
+    #[serde(default, deserialize_with = "flexible::opt_duration")]
+    pub timeout: Option<Duration>,
+    /// See `RetryLayer`.
+    #[serde(default, deserialize_with = "opt_u32")]
+    pub retries: Option<u32>,
+}
+
+impl LayerOptions {
+    /// The option names that belong to layers.
+    pub const NAMES: [&'static str; 2] = ["timeout", "retries"];
+
+    /// No layer options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A time limit per operation.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Retries of idempotent operations.
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// These options, each one missing taken from `defaults`.
+    pub fn or(self, defaults: Self) -> Self {
+        Self {
+            timeout: self.timeout.or(defaults.timeout),
+            retries: self.retries.or(defaults.retries),
+        }
+    }
+}
+
+fn opt_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    match flexible::opt_u64(d)? {
+        None => Ok(None),
+        Some(n) => u32::try_from(n)
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("{n} is too large"))),
     }
 }

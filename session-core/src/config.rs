@@ -7,10 +7,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::{
-    Driver, DriverError,
-    layers::{LayerOptions, Stack},
-};
+use crate::{Driver, DriverError, LayerOptions, layers::Stack};
 
 /// Which driver to use and its options.
 ///
@@ -314,7 +311,8 @@ impl Registry {
 
     /// Opens the driver a config names, in the [standard layers](crate::layers::Stack::from_options)
     /// (validation and tracing, and a timeout or retries when the config's `timeout` or
-    /// `retries` options ask for them; the driver never sees those two options).
+    /// `retries` options or the driver's [defaults](Driver::layer_defaults) ask for them; the
+    /// driver never sees those two options).
     pub async fn open_config(
         &self,
         mut config: DriverConfig,
@@ -326,8 +324,11 @@ impl Registry {
                 self.names().join(", ")
             )));
         };
-        let stack = Stack::from_options(&config.take_layer_options()?)?;
-        Ok(stack.apply(factory.open(config).await?))
+        let options = config.take_layer_options()?;
+        let driver = factory.open(config).await?;
+        // The config's options first, the driver's defaults for the rest.
+        let stack = Stack::from_options(&options.or(driver.layer_defaults()))?;
+        Ok(stack.apply(driver))
     }
 }
 

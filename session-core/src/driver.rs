@@ -9,7 +9,7 @@ use std::{
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{BelowMinTtl, Capabilities, DriverError};
+use crate::{BelowMinTtl, Capabilities, DriverError, LayerOptions};
 
 /// An opaque version of a stored value, returned by `put` and `get`, used for compare-and-swap.
 ///
@@ -284,6 +284,13 @@ pub trait Driver: Send + Sync + 'static {
         self.capabilities()
     }
 
+    /// The layers this driver wants by default (for example a timeout, or retries of a backend
+    /// that throttles): the registry and [`SessionStorage`](crate::SessionStorage) add them,
+    /// under what a config string asks for. None by default.
+    fn layer_defaults(&self) -> LayerOptions {
+        LayerOptions::default()
+    }
+
     /// The [layers](crate::layers) this driver is wrapped in, outermost first (`"validate"`,
     /// `"trace"`, ...): empty for a driver that is not layered. Layers add their name; a
     /// driver never overrides it.
@@ -367,6 +374,9 @@ impl<D: Driver + ?Sized> Driver for Arc<D> {
     }
     fn layers(&self) -> Vec<&'static str> {
         (**self).layers()
+    }
+    fn layer_defaults(&self) -> LayerOptions {
+        (**self).layer_defaults()
     }
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         (**self).get(key).await

@@ -89,7 +89,7 @@ mod storage;
 #[cfg(test)]
 mod testing;
 
-pub use capabilities::{BelowMinTtl, Capabilities, Consistency, TtlSupport};
+pub use capabilities::{BelowMinTtl, Capabilities, Consistency, LayerOptions, TtlSupport};
 pub use clock::{
     Clock, ManualClock, SystemClock, deadline_millis, from_unix_millis, now_millis, unix_millis,
 };

@@ -25,7 +25,7 @@ use crate::{
     combine::{SlotRef, Slots, Turn},
     cookie::{sign, verify},
     intent::{Intent, assign, replay},
-    layers::Layer as _,
+    layers::{Layer as _, Stack, ValidateLayer},
     record::{FORMAT, Record, after},
     sealed::seal,
     session::{Incoming, Session},
@@ -184,11 +184,16 @@ impl<T: SessionData> SessionStorage<T> {
     /// A builder whose new sessions start from `defaults` (fields missing from a stored session
     /// are filled from it too, so adding a field to `T` keeps old sessions loadable).
     pub fn builder_with_defaults(driver: Arc<dyn Driver>, defaults: T) -> SessionStorageBuilder<T> {
-        // Drivers implement backend semantics only: argument checks are a layer, applied here
-        // to a driver built in code (one opened through a registry has it already).
+        // Drivers implement backend semantics only: a driver built in code gets the standard
+        // layers and those it asks for here (one opened through a registry has them already).
         let driver = match driver.layers().contains(&"validate") {
             true => driver,
-            false => crate::layers::ValidateLayer.layer(driver),
+            false => match Stack::from_options(&driver.layer_defaults()) {
+                Ok(stack) => stack.apply(driver),
+                // Only without the `tokio` feature, for defaults that need it: validation
+                // still applies.
+                Err(_) => ValidateLayer.layer(driver),
+            },
         };
         Self::builder_for(Backend::Store(driver), defaults)
     }

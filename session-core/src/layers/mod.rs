@@ -33,7 +33,8 @@
 //! [`Registry`]: crate::Registry
 
 /// The methods every layer forwards the same way: the driver's name, what the backend
-/// supports by itself, and the layer list with this layer's name in front.
+/// supports by itself, the layers it asks for, and the layer list with this layer's name in
+/// front.
 macro_rules! forward_identity {
     ($layer:literal) => {
         fn name(&self) -> &str {
@@ -47,6 +48,9 @@ macro_rules! forward_identity {
             layers.extend(self.inner.layers());
             layers
         }
+        fn layer_defaults(&self) -> $crate::LayerOptions {
+            self.inner.layer_defaults()
+        }
     };
 }
 
@@ -59,9 +63,7 @@ mod timeout;
 mod trace;
 mod validate;
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
-
-use serde::Deserialize;
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 pub use counting::{CallCounts, CountingDriver};
 pub use prefix::PrefixLayer;
@@ -72,7 +74,8 @@ pub use timeout::TimeoutLayer;
 pub use trace::TraceLayer;
 pub use validate::ValidateLayer;
 
-use crate::{Driver, DriverError, flexible};
+pub use crate::capabilities::LayerOptions;
+use crate::{Driver, DriverError};
 
 /// What a [`Driver`] method returns under `async_trait`: layers on the hot path implement
 /// those methods without `async` and hand the inner driver's future on, so that they cost no
@@ -154,39 +157,11 @@ impl fmt::Debug for Stack {
     }
 }
 
-/// The layer options any driver config may carry, next to the driver's own (the registry
-/// takes them out before the driver sees its options).
-///
-/// * `timeout`: a time limit per operation (`"2s"`, or milliseconds).
-/// * `retries`: how many more times an idempotent operation is tried after a retryable error.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[non_exhaustive]
-pub struct LayerOptions {
-    /// See `TimeoutLayer`.
-    #[serde(default, deserialize_with = "flexible::opt_duration")]
-    pub timeout: Option<Duration>,
-    /// See `RetryLayer`.
-    #[serde(default, deserialize_with = "opt_u32")]
-    pub retries: Option<u32>,
-}
-
-impl LayerOptions {
-    /// The option names that belong to layers.
-    pub const NAMES: [&'static str; 2] = ["timeout", "retries"];
-}
-
-fn opt_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    match flexible::opt_u64(d)? {
-        None => Ok(None),
-        Some(n) => u32::try_from(n)
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("{n} is too large"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
 
     use super::*;
     use crate::{Capabilities, testing::Recorder};
