@@ -64,20 +64,29 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod config;
+mod error;
+mod object;
+
 use std::{fmt, sync::Arc, time::Duration};
 
 use aws_sdk_s3::{
     Client,
     config::{BehaviorVersion, Credentials, Region, retry::RetryConfig, timeout::TimeoutConfig},
-    error::{ProvideErrorMetadata, SdkError},
     primitives::ByteStream,
 };
 use futures::{StreamExt, TryStreamExt};
-use serde::Deserialize;
 use session_core::{
-    Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
-    Registry, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes, deadline_millis,
-    escape_key, flexible, from_unix_millis, now_millis, unescape_key,
+    Capabilities, Driver, DriverError, Entry, ListPage, PeriodicTask, PutOptions, TtlSupport,
+    Version, WriteMode, async_trait, bytes::Bytes, deadline_millis, escape_key, from_unix_millis,
+    now_millis, unescape_key,
+};
+
+pub use crate::config::{S3Config, register};
+use crate::{
+    config::Resolved,
+    error::{s3_error, status},
+    object::{Head, body, head_of, parse_version, version},
 };
 
 /// The registry name of this driver.
@@ -91,229 +100,12 @@ const MAX_OBJECT_NAME: usize = 1024;
 /// The user metadata entry that holds the expiry (Unix milliseconds).
 const EXPIRES_AT: &str = "session-expires-at";
 
-/// An entry's version: its ETag (unique per write: every body starts with a random nonce),
-/// and its expiry when it has one, so that a compare-and-swap on an entry that has expired
-/// since it was read fails without a request (S3 would still match the ETag).
-fn version(etag: &str, expires_at: Option<u64>) -> Version {
-    match expires_at {
-        Some(at) => Version::new(format!("{etag}@{at}")),
-        None => Version::new(etag),
-    }
-}
-
-/// The ETag and expiry of a [`version`] (ETags are quoted hex, never `@`).
-fn parse_version(version: &Version) -> (&str, Option<u64>) {
-    let token = version.as_str();
-    match token.rsplit_once('@') {
-        Some((etag, at)) => match at.parse() {
-            Ok(at) => (etag, Some(at)),
-            Err(_) => (token, None),
-        },
-        None => (token, None),
-    }
-}
 /// Objects listed per `ListObjectsV2` page.
 const PAGE: i32 = 1000;
 /// Bytes of random nonce before the value in every object body.
 const NONCE: usize = 8;
 /// Concurrent `HeadObject` calls while filtering a listing by expiry.
 const HEAD_CONCURRENCY: usize = 16;
-
-/// Registers every scheme in [`SCHEMES`].
-pub fn register(registry: &mut Registry) {
-    for scheme in SCHEMES {
-        registry.register(*scheme, |config: DriverConfig| async move {
-            let config = S3Config::from_driver_config(&config)?;
-            Ok(Arc::new(S3Driver::connect(config).await?) as Arc<dyn Driver>)
-        });
-    }
-}
-
-/// Options of the S3 driver (see the crate documentation).
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct S3Config {
-    /// The bucket (the host of an `s3://` URL). It must exist.
-    #[serde(default)]
-    pub bucket: String,
-    /// Prepended to every object name (the path of an `s3://` URL), for example `sessions/`.
-    #[serde(default)]
-    pub prefix: String,
-    /// The region (default `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-east-1`).
-    #[serde(default)]
-    pub region: Option<String>,
-    /// An S3-compatible endpoint such as `http://127.0.0.1:9000` (default
-    /// `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, else AWS).
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// Path-style requests (`endpoint/bucket/key`); default: on when an endpoint is set.
-    #[serde(default, deserialize_with = "flexible::opt_bool")]
-    pub path_style: Option<bool>,
-    /// Access key id (default `AWS_ACCESS_KEY_ID`).
-    #[serde(default)]
-    pub access_key_id: Option<String>,
-    /// Secret access key (default `AWS_SECRET_ACCESS_KEY`). Never printed.
-    #[serde(default)]
-    pub secret_access_key: Option<String>,
-    /// Session token of temporary credentials (default `AWS_SESSION_TOKEN`). Never printed.
-    #[serde(default)]
-    pub session_token: Option<String>,
-    /// Longest wait for a connection (default 2 s).
-    #[serde(
-        default = "default_connect",
-        deserialize_with = "flexible::opt_duration"
-    )]
-    pub connect_timeout: Option<Duration>,
-    /// Longest wait for one operation, retries included (default 10 s); each attempt gets at
-    /// most a third of it.
-    #[serde(
-        default = "default_operation",
-        deserialize_with = "flexible::opt_duration"
-    )]
-    pub operation_timeout: Option<Duration>,
-    /// Tries per operation, the first included (default 3; 1 disables retries).
-    #[serde(default, deserialize_with = "flexible::opt_u64")]
-    pub max_attempts: Option<u64>,
-    /// Sweep expired objects this often in the background (default off: run one sweeper per
-    /// deployment, or rely on a lifecycle rule).
-    #[serde(default, deserialize_with = "flexible::opt_duration")]
-    pub sweep_interval: Option<Duration>,
-}
-
-fn default_connect() -> Option<Duration> {
-    Some(Duration::from_secs(2))
-}
-
-fn default_operation() -> Option<Duration> {
-    Some(Duration::from_secs(10))
-}
-
-impl fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Config")
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .field("path_style", &self.path_style)
-            .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "REDACTED"),
-            )
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "REDACTED"),
-            )
-            .field("connect_timeout", &self.connect_timeout)
-            .field("operation_timeout", &self.operation_timeout)
-            .field("max_attempts", &self.max_attempts)
-            .field("sweep_interval", &self.sweep_interval)
-            .finish()
-    }
-}
-
-impl S3Config {
-    /// A config for `bucket` with default options.
-    pub fn new(bucket: impl Into<String>) -> Self {
-        Self {
-            bucket: bucket.into(),
-            prefix: String::new(),
-            region: None,
-            endpoint: None,
-            path_style: None,
-            access_key_id: None,
-            secret_access_key: None,
-            session_token: None,
-            connect_timeout: default_connect(),
-            operation_timeout: default_operation(),
-            max_attempts: None,
-            sweep_interval: None,
-        }
-    }
-
-    /// Reads the config from a registry config: `s3://bucket/prefix?option=value`.
-    pub fn from_driver_config(config: &DriverConfig) -> Result<Self, DriverError> {
-        let mut s3: Self = config.options()?;
-        if let Some(url) = config.url()? {
-            if let Some(host) = url.host_str().filter(|h| !h.is_empty()) {
-                s3.bucket = host.to_owned();
-            }
-            let path = url.path().trim_start_matches('/');
-            if !path.is_empty() && s3.prefix.is_empty() {
-                s3.prefix = percent_decode(path)?;
-            }
-        }
-        Ok(s3)
-    }
-}
-
-fn percent_decode(path: &str) -> Result<String, DriverError> {
-    let mut out = Vec::with_capacity(path.len());
-    let bytes = path.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let byte = path
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| DriverError::config("option `prefix`: bad percent-escape"))?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| DriverError::config("option `prefix`: not UTF-8"))
-}
-
-/// Credentials, region and endpoint: the config's, else the standard environment variables
-/// (read through `env`, so tests can pass their own).
-struct Resolved {
-    access_key: String,
-    secret: String,
-    token: Option<String>,
-    region: String,
-    endpoint: Option<String>,
-}
-
-impl Resolved {
-    fn new(config: &S3Config, env: impl Fn(&str) -> Option<String>) -> Result<Self, DriverError> {
-        let first = |names: &[&str]| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty()));
-        let access_key = config
-            .access_key_id
-            .clone()
-            .or_else(|| first(&["AWS_ACCESS_KEY_ID"]));
-        let secret = config
-            .secret_access_key
-            .clone()
-            .or_else(|| first(&["AWS_SECRET_ACCESS_KEY"]));
-        let (Some(access_key), Some(secret)) = (access_key, secret) else {
-            return Err(DriverError::config(
-                "options `access_key_id` and `secret_access_key`: required (or set \
-                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
-            ));
-        };
-        Ok(Self {
-            access_key,
-            secret,
-            token: config
-                .session_token
-                .clone()
-                .or_else(|| first(&["AWS_SESSION_TOKEN"])),
-            region: config
-                .region
-                .clone()
-                .or_else(|| first(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
-                .unwrap_or_else(|| "us-east-1".into()),
-            endpoint: config
-                .endpoint
-                .clone()
-                .or_else(|| first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])),
-        })
-    }
-}
 
 /// The S3 driver. See the crate documentation.
 pub struct S3Driver {
@@ -427,43 +219,6 @@ impl S3Driver {
     pub async fn sweep(&self) -> Result<u64, DriverError> {
         self.inner.sweep().await
     }
-}
-
-/// What `HeadObject`/`GetObject` tell about an object.
-struct Head {
-    etag: String,
-    expires_at: Option<u64>,
-}
-
-impl Head {
-    fn expired(&self, now: u64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
-    }
-}
-
-fn head_of(
-    etag: Option<&str>,
-    metadata: Option<&std::collections::HashMap<String, String>>,
-) -> Result<Head, DriverError> {
-    let etag = etag
-        .ok_or_else(|| DriverError::permanent("S3 returned an object without an ETag", None))?
-        .to_owned();
-    let expires_at =
-        match metadata.and_then(|m| m.get(EXPIRES_AT)) {
-            None => None,
-            Some(v) => Some(v.parse::<u64>().map_err(|_| {
-                DriverError::permanent("an S3 object with an unreadable expiry", None)
-            })?),
-        };
-    Ok(Head { etag, expires_at })
-}
-
-/// The object body: a random write nonce, then the value.
-fn body(value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(NONCE + value.len());
-    out.extend_from_slice(&rand::random::<u64>().to_le_bytes());
-    out.extend_from_slice(value);
-    out
 }
 
 impl Inner {
@@ -740,142 +495,5 @@ impl Driver for S3Driver {
 
     async fn sweep(&self) -> Result<u64, DriverError> {
         S3Driver::sweep(self).await
-    }
-}
-
-/// The HTTP status of a service error, if the server answered.
-fn status<E, R: HttpStatus>(e: &SdkError<E, R>) -> Option<u16> {
-    e.raw_response().map(HttpStatus::status_code)
-}
-
-trait HttpStatus {
-    fn status_code(&self) -> u16;
-}
-
-impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
-    }
-}
-
-/// Maps an SDK error to the core's kinds, with the operation, status and S3 error code only
-/// (never a request, which may carry values, nor a signature).
-fn s3_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R: HttpStatus>(
-    operation: &str,
-    e: SdkError<E, R>,
-) -> DriverError {
-    let status = status(&e);
-    let code = e.code().unwrap_or("").to_owned();
-    let message = match status {
-        Some(status) => format!("S3 {operation}: HTTP {status} {code}"),
-        None => format!("S3 {operation}: {}", describe(&e)),
-    };
-    match (status, code.as_str()) {
-        (Some(403), _) | (_, "NoSuchBucket" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
-            DriverError::config(message)
-        }
-        (Some(404), _) => DriverError::config(message),
-        (Some(429 | 500..=599), _) | (None, _) => DriverError::Unavailable {
-            message,
-            retryable: true,
-            source: None,
-        },
-        (Some(_), _) => DriverError::permanent(message, None),
-    }
-}
-
-fn describe<E, R>(e: &SdkError<E, R>) -> &'static str {
-    match e {
-        SdkError::TimeoutError(_) => "timed out",
-        SdkError::DispatchFailure(_) => "could not reach the server",
-        SdkError::ResponseError(_) => "unreadable response",
-        SdkError::ConstructionFailure(_) => "could not build the request",
-        _ => "failed",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_carry_the_expiry() {
-        let v = version("\"0a1b\"", Some(1_700_000_000_000));
-        assert_eq!(parse_version(&v), ("\"0a1b\"", Some(1_700_000_000_000)));
-        assert_eq!(
-            parse_version(&version("\"0a1b\"", None)),
-            ("\"0a1b\"", None)
-        );
-        // Not ours: the token is the ETag, matched by S3 (and most likely refused).
-        assert_eq!(parse_version(&Version::new("x@y")), ("x@y", None));
-    }
-
-    #[test]
-    fn url_config() {
-        let config = DriverConfig::parse(
-            "s3://my-bucket/app/sessions%20x/?region=eu-west-1&endpoint=http://127.0.0.1:9000&path_style=false&max_attempts=5",
-        )
-        .unwrap();
-        let s3 = S3Config::from_driver_config(&config).unwrap();
-        assert_eq!(s3.bucket, "my-bucket");
-        assert_eq!(s3.prefix, "app/sessions x/");
-        assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
-        assert_eq!(s3.path_style, Some(false));
-        assert_eq!(s3.max_attempts, Some(5));
-    }
-
-    #[test]
-    fn credentials_region_and_endpoint_fall_back_to_the_environment() {
-        let vars = [
-            ("AWS_ACCESS_KEY_ID", "AKIDENV"),
-            ("AWS_SECRET_ACCESS_KEY", "secret-env"),
-            ("AWS_DEFAULT_REGION", "eu-north-1"),
-            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-        ];
-        let env = |name: &str| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.to_string())
-        };
-        let resolved = Resolved::new(&S3Config::new("b"), env).unwrap();
-        assert_eq!(resolved.access_key, "AKIDENV");
-        assert_eq!(resolved.secret, "secret-env");
-        assert_eq!(resolved.region, "eu-north-1");
-        assert_eq!(resolved.endpoint.as_deref(), Some("http://127.0.0.1:9"));
-        assert_eq!(resolved.token, None);
-
-        let mut config = S3Config::new("b");
-        config.access_key_id = Some("AKIDCONFIG".into());
-        config.region = Some("us-west-2".into());
-        let resolved = Resolved::new(&config, env).unwrap();
-        assert_eq!(resolved.access_key, "AKIDCONFIG");
-        assert_eq!(resolved.region, "us-west-2");
-
-        let e = Resolved::new(&S3Config::new("b"), |_| None).err().unwrap();
-        assert_eq!(e.kind(), session_core::ErrorKind::Config);
-        assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
-        let empty = |_: &str| Some(String::new());
-        assert!(
-            Resolved::new(&S3Config::new("b"), empty).is_err(),
-            "empty variables count as unset"
-        );
-    }
-
-    #[test]
-    fn debug_hides_secrets() {
-        let mut s3 = S3Config::new("b");
-        s3.secret_access_key = Some("wJalrXUtnFEMI".into());
-        s3.session_token = Some("FwoGZXIvYXdzE".into());
-        let shown = format!("{s3:?}");
-        assert!(!shown.contains("wJalrXUtnFEMI") && !shown.contains("FwoGZXIvYXdzE"));
-        assert!(shown.contains("REDACTED"));
-    }
-
-    #[test]
-    fn unknown_options_are_named() {
-        let config = DriverConfig::parse("s3://b/?regoin=x").unwrap();
-        let e = S3Config::from_driver_config(&config).unwrap_err();
-        assert!(e.to_string().contains("regoin"), "{e}");
     }
 }
