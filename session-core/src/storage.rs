@@ -191,8 +191,15 @@ impl<T: SessionData> SessionStorage<T> {
             false => match Stack::from_options(&driver.layer_defaults()) {
                 Ok(stack) => stack.apply(driver),
                 // Only without the `tokio` feature, for defaults that need it: validation
-                // still applies.
-                Err(_) => ValidateLayer.layer(driver),
+                // still applies, and the log says what is missing.
+                Err(e) => {
+                    tracing::warn!(
+                        driver = driver.name(),
+                        error = %e,
+                        "the driver's default layers are not applied"
+                    );
+                    ValidateLayer.layer(driver)
+                }
             },
         };
         Self::builder_for(Backend::Store(driver), defaults)

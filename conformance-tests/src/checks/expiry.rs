@@ -306,41 +306,35 @@ pub(crate) async fn expired_entries_are_absent(ctx: &Ctx) -> R {
         .unwrap_or_else(Instant::now);
     tokio::time::sleep_until((last_end + plan.ttl + plan.late).into()).await;
     // Nothing may be swept in between: the entries are expired but may still be stored.
-    if caps.update_only {
-        let key = ctx.key("update");
+    let old_cas = written[2].version.clone().ok_or("no version")?;
+    for (declared, name, mode, what) in [
+        (
+            caps.update_only,
+            "update",
+            WriteMode::UpdateOnly,
+            "update-only",
+        ),
+        (
+            caps.compare_and_swap,
+            "cas",
+            WriteMode::IfVersion(old_cas),
+            "compare-and-swap with the expired entry's version",
+        ),
+    ] {
+        if !declared {
+            continue;
+        }
+        let key = ctx.key(name);
         expect_kind(
             ctx.driver
-                .put(
-                    &key,
-                    bytes("new"),
-                    PutOptions::new().mode(WriteMode::UpdateOnly),
-                )
+                .put(&key, bytes("new"), PutOptions::new().mode(mode))
                 .await,
             ErrorKind::Conflict,
-            "update-only put over an expired entry",
+            &format!("{what} over an expired entry"),
         )?;
         ensure!(
             get(ctx, &key).await?.is_none(),
-            "update-only revived an expired entry"
-        );
-    }
-    if caps.compare_and_swap {
-        let key = ctx.key("cas");
-        let old = written[2].version.clone().ok_or("no version")?;
-        expect_kind(
-            ctx.driver
-                .put(
-                    &key,
-                    bytes("new"),
-                    PutOptions::new().mode(WriteMode::IfVersion(old)),
-                )
-                .await,
-            ErrorKind::Conflict,
-            "compare-and-swap with the version of an expired entry",
-        )?;
-        ensure!(
-            get(ctx, &key).await?.is_none(),
-            "compare-and-swap revived an expired entry"
+            "{what} revived an expired entry"
         );
     }
     if caps.touch {
