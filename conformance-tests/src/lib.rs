@@ -182,12 +182,7 @@ fn namespace() -> String {
 /// tracing) and those it asks for ([`Driver::layer_defaults`]), unless it already is (opened
 /// through a registry, or layered in code).
 pub fn as_used(driver: Arc<dyn Driver>) -> Arc<dyn Driver> {
-    use session_core::layers::Stack;
-    if driver.layers().contains(&"validate") {
-        return driver;
-    }
-    let stack = Stack::from_options(&driver.layer_defaults()).unwrap_or_else(|_| Stack::standard());
-    stack.apply(driver)
+    session_core::layers::with_defaults(driver)
 }
 
 /// Runs one check in a fresh namespace, against the driver [as users get it](as_used).

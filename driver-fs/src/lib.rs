@@ -14,7 +14,9 @@
 //!   and compare-and-swap hold between tasks and between processes sharing the directory.
 //! * **Expiry**: stored with the record, enforced on every read; `touch` writes the same
 //!   record with the new deadline. [`FsDriver::sweep`] deletes expired files (and temporary files
-//!   left by a crash); [`FsDriverBuilder::sweep_interval`] runs it in the background.
+//!   left by a crash); [`FsDriverBuilder::sweep_interval`] asks session-core's sweep layer to
+//!   run it in the background (a driver opened by config string sweeps every 10 minutes unless
+//!   its `sweep_interval` option says otherwise).
 //! * **Durability**: by default a write is atomic but not flushed: after a power loss the last
 //!   writes may be lost, never torn. With [`FsDriverBuilder::durable`] each write is fsynced
 //!   (file, then directory) before it returns, at a measured cost (see the benchmarks in the
@@ -48,7 +50,7 @@ use std::{
 
 use serde::Deserialize;
 use session_core::{
-    Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
+    Capabilities, Driver, DriverConfig, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     Registry, TtlSupport, ValueHeader, Version, WriteMode, async_trait, blocking, bytes::Bytes,
     check_condition, deadline_millis, flexible, from_unix_millis, now_millis,
 };
@@ -84,17 +86,14 @@ pub struct FsConfig {
     /// fsync every write before returning (default false).
     #[serde(default, deserialize_with = "flexible::bool")]
     pub durable: bool,
-    /// How often a background task deletes expired files (default 10 minutes; 0 turns it off).
-    #[serde(default = "default_sweep", deserialize_with = "flexible::opt_duration")]
-    pub sweep_interval: Option<Duration>,
 }
+
+/// How often a driver opened by config sweeps, unless its `sweep_interval` option (a layer
+/// option, see [`session_core::LayerOptions`]) says otherwise: 10 minutes.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 fn default_base() -> PathBuf {
     PathBuf::from(".sessions")
-}
-
-fn default_sweep() -> Option<Duration> {
-    Some(Duration::from_secs(600))
 }
 
 impl FsConfig {
@@ -115,13 +114,12 @@ impl FsConfig {
         Ok(fs_config)
     }
 
-    /// Builds the driver (starting the sweeper if configured).
+    /// Builds the driver, asking to be swept every [`DEFAULT_SWEEP_INTERVAL`].
     pub fn build(self) -> Result<FsDriver, DriverError> {
-        let mut builder = FsDriver::builder(self.base).durable(self.durable);
-        if let Some(interval) = self.sweep_interval.filter(|i| !i.is_zero()) {
-            builder = builder.sweep_interval(interval);
-        }
-        builder.build()
+        FsDriver::builder(self.base)
+            .durable(self.durable)
+            .sweep_interval(DEFAULT_SWEEP_INTERVAL)
+            .build()
     }
 }
 
@@ -140,8 +138,9 @@ impl FsDriverBuilder {
         self
     }
 
-    /// Sweeps expired files in a background task at this interval (needs a Tokio runtime;
-    /// the task stops when the driver is dropped).
+    /// Sweeps expired files in the background at this interval: the driver asks for the sweep
+    /// layer ([`Driver::layer_defaults`]), which runs on the Tokio runtime the layers are
+    /// applied on and stops when the driver is dropped. Zero: never.
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = Some(interval);
         self
@@ -160,19 +159,9 @@ impl FsDriverBuilder {
             durable: self.durable,
             locks: (0..SHARDS).map(|_| Mutex::new(None)).collect(),
         });
-        let sweeper = match self.sweep_interval {
-            Some(interval) => Some(PeriodicTask::spawn(
-                Arc::downgrade(&inner),
-                interval,
-                "sweep_interval",
-                "fs sweep",
-                |inner: Arc<Inner>| blocking(move || inner.sweep()),
-            )?),
-            None => None,
-        };
         Ok(FsDriver {
             inner,
-            sweeper,
+            sweep_interval: self.sweep_interval,
             caps: Capabilities::new(MAX_KEY_LEN, MAX_VALUE_SIZE)
                 .with_ttl(TtlSupport::exact(Duration::from_millis(1)))
                 .with_create_only()
@@ -187,7 +176,7 @@ impl FsDriverBuilder {
 /// The file-system driver. See the crate documentation.
 pub struct FsDriver {
     inner: Arc<Inner>,
-    sweeper: Option<PeriodicTask>,
+    sweep_interval: Option<Duration>,
     caps: Capabilities,
 }
 
@@ -196,7 +185,7 @@ impl fmt::Debug for FsDriver {
         f.debug_struct("FsDriver")
             .field("base", &self.inner.base)
             .field("durable", &self.inner.durable)
-            .field("sweeper", &self.sweeper.is_some())
+            .field("sweep_interval", &self.sweep_interval)
             .finish()
     }
 }
@@ -457,6 +446,10 @@ impl Driver for FsDriver {
 
     fn capabilities(&self) -> &Capabilities {
         &self.caps
+    }
+
+    fn layer_defaults(&self) -> LayerOptions {
+        LayerOptions::new().with_sweep_interval_opt(self.sweep_interval)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {

@@ -257,10 +257,12 @@ async fn sweep_reclaims_expired_files_and_stale_temporaries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_sweeper_runs_and_stops_with_the_driver() {
     let dir = tempfile::tempdir().unwrap();
-    let d = FsDriver::builder(dir.path())
-        .sweep_interval(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let d = session_core::layers::with_defaults(Arc::new(
+        FsDriver::builder(dir.path())
+            .sweep_interval(Duration::from_millis(50))
+            .build()
+            .unwrap(),
+    ));
     d.put(
         "dies",
         Bytes::new(),
@@ -386,6 +388,7 @@ async fn selectable_by_config_string() {
         dir.path().display()
     );
     let d = registry.open(&url).await.unwrap();
+    assert!(!d.layers().contains(&"sweep"), "{:?}", d.layers());
     d.put("k", Bytes::from_static(b"v"), PutOptions::new())
         .await
         .unwrap();
@@ -399,11 +402,14 @@ async fn selectable_by_config_string() {
         dir.path().display()
     );
     let d = registry.open(&json).await.unwrap();
+    assert!(d.layers().contains(&"sweep"), "{:?}", d.layers());
     assert_eq!(d.get("k").await.unwrap().unwrap().value, "v");
+    let plain = format!("fs://{}", dir.path().display());
+    let d = registry.open(&plain).await.unwrap();
+    assert!(d.layers().contains(&"sweep"), "every 10 minutes by default");
 
     let config = FsConfig::from_driver_config(&DriverConfig::new("fs")).unwrap();
     assert_eq!(config.base, PathBuf::from(".sessions"));
-    assert_eq!(config.sweep_interval, Some(Duration::from_secs(600)));
 
     let err = registry.open("fs://somehost/x").await.err().unwrap();
     assert!(err.to_string().contains("host"), "{err}");

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use futures::StreamExt;
 use object_store::{ObjectStore, aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory};
 use session_conformance::{Options, Outcome, run_all};
-use session_core::{Driver, ErrorKind, PutOptions, WriteMode, bytes::Bytes};
+use session_core::{Driver, ErrorKind, PutOptions, WriteMode, bytes::Bytes, layers::with_defaults};
 use session_driver_object_store::{ConditionalWrites, ObjectStoreDriver};
 use session_test_support::{HttpProxy, ProxyMode, moto};
 
@@ -15,12 +15,17 @@ fn b(s: &'static str) -> Bytes {
     Bytes::from_static(s.as_bytes())
 }
 
+/// The driver as users get it: in its layers (expiry, sweeping, timeouts).
+fn layered(driver: ObjectStoreDriver) -> Arc<dyn Driver> {
+    with_defaults(Arc::new(driver))
+}
+
 #[tokio::test]
 async fn a_store_without_update_answers_unsupported_not_an_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
     // Declared (wrongly) as supporting compare-and-swap: the store's NotImplemented surfaces.
-    let driver = ObjectStoreDriver::builder(Arc::new(store)).build().unwrap();
+    let driver = layered(ObjectStoreDriver::builder(Arc::new(store)).build());
     let v = driver.put("k", b("one"), PutOptions::new()).await.unwrap();
     let e = driver
         .put(
@@ -44,12 +49,13 @@ async fn a_store_without_update_answers_unsupported_not_an_overwrite() {
 
 #[tokio::test]
 async fn declared_create_only_stores_skip_cas_with_a_reason() {
-    let driver = ObjectStoreDriver::builder(Arc::new(InMemory::new()))
-        .conditional_writes(ConditionalWrites::CreateOnly)
-        .build()
-        .unwrap();
+    let driver = layered(
+        ObjectStoreDriver::builder(Arc::new(InMemory::new()))
+            .conditional_writes(ConditionalWrites::CreateOnly)
+            .build(),
+    );
     assert!(driver.capabilities().last_write_wins());
-    let report = run_all(Arc::new(driver), &Options::default()).await;
+    let report = run_all(driver, &Options::default()).await;
     assert!(report.passed(), "{}", report.to_text());
     let cas = report
         .results
@@ -66,7 +72,12 @@ async fn declared_create_only_stores_skip_cas_with_a_reason() {
 #[tokio::test]
 async fn sweep_deletes_expired_objects_only() {
     let store = Arc::new(InMemory::new());
-    let driver = ObjectStoreDriver::builder(store.clone()).build().unwrap();
+    let driver = layered(ObjectStoreDriver::builder(store.clone()).build());
+    assert_eq!(
+        driver.layers(),
+        ["trace", "validate", "expiry", "timeout"],
+        "what users get"
+    );
     let short = PutOptions::new().ttl(Duration::from_millis(100));
     for i in 0..1500 {
         driver
@@ -90,15 +101,37 @@ async fn sweep_deletes_expired_objects_only() {
 }
 
 #[tokio::test]
+async fn the_builder_s_sweep_interval_sweeps_in_the_background() {
+    let store = Arc::new(InMemory::new());
+    let driver = layered(
+        ObjectStoreDriver::builder(store.clone())
+            .sweep_interval(Duration::from_millis(40))
+            .build(),
+    );
+    assert!(driver.layers().contains(&"sweep"), "{:?}", driver.layers());
+    let short = PutOptions::new().ttl(Duration::from_millis(10));
+    driver.put("gone", b("x"), short).await.unwrap();
+    driver.put("kept", b("y"), PutOptions::new()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let left: Vec<_> = store.list(None).collect().await;
+    assert_eq!(
+        left.len(),
+        1,
+        "the expired object is deleted, the other kept"
+    );
+}
+
+#[tokio::test]
 async fn expired_objects_do_not_block_create_only() {
     for conditional in [
         ConditionalWrites::CreateAndUpdate,
         ConditionalWrites::CreateOnly,
     ] {
-        let driver = ObjectStoreDriver::builder(Arc::new(InMemory::new()))
-            .conditional_writes(conditional)
-            .build()
-            .unwrap();
+        let driver = layered(
+            ObjectStoreDriver::builder(Arc::new(InMemory::new()))
+                .conditional_writes(conditional)
+                .build(),
+        );
         driver
             .put(
                 "k",
@@ -130,7 +163,7 @@ async fn an_s3_server_that_ignores_conditions_fails_certification() {
         .with_secret_access_key("test")
         .build()
         .unwrap();
-    let driver = ObjectStoreDriver::builder(Arc::new(store)).build().unwrap();
+    let driver = ObjectStoreDriver::builder(Arc::new(store)).build();
     proxy.set_mode(ProxyMode::StripConditions);
     let report = run_all(Arc::new(driver), &Options::default()).await;
     let failed = report.failed();
@@ -156,7 +189,7 @@ async fn debug_names_the_store_not_its_credentials() {
         .with_secret_access_key("wJalrXUtnFEMIsecret")
         .build()
         .unwrap();
-    let driver = ObjectStoreDriver::builder(Arc::new(store)).build().unwrap();
+    let driver = ObjectStoreDriver::builder(Arc::new(store)).build();
     let shown = format!("{driver:?}");
     assert!(shown.contains("AmazonS3"), "{shown}");
     assert!(!shown.contains("wJalrXUtnFEMIsecret"), "{shown}");

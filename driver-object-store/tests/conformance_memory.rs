@@ -7,6 +7,6 @@ use session_core::Driver;
 use session_driver_object_store::ObjectStoreDriver;
 
 session_conformance::conformance_tests!(|| async {
-    let driver = ObjectStoreDriver::builder(Arc::new(InMemory::new())).build()?;
+    let driver = ObjectStoreDriver::builder(Arc::new(InMemory::new())).build();
     Ok(Arc::new(driver) as Arc<dyn Driver>)
 });

@@ -22,6 +22,6 @@ session_conformance::conformance_tests!(|| async {
         .with_conditional_put(S3ConditionalPut::ETagMatch)
         .build()
         .unwrap();
-    let driver = ObjectStoreDriver::builder(Arc::new(store)).build()?;
+    let driver = ObjectStoreDriver::builder(Arc::new(store)).build();
     Ok(Arc::new(driver) as Arc<dyn Driver>)
 });

@@ -64,7 +64,8 @@ pub struct S3Config {
     #[serde(default, deserialize_with = "flexible::opt_u64")]
     pub max_attempts: Option<u64>,
     /// Sweep expired objects this often in the background (default off: run one sweeper per
-    /// deployment, or rely on a lifecycle rule).
+    /// deployment, or rely on a lifecycle rule). The driver asks for session-core's sweep
+    /// layer; in a config string, `sweep_interval` is that layer's option.
     #[serde(default, deserialize_with = "flexible::opt_duration")]
     pub sweep_interval: Option<Duration>,
 }

@@ -10,21 +10,21 @@
 //!   version of its own (no ABA in compare-and-swap).
 //! * **Expiry**: S3 has no per-object TTL. The expiry is kept with the object (metadata
 //!   `x-amz-meta-session-expires-at`, Unix milliseconds) and enforced on every read and listing;
-//!   [`S3Driver::sweep`] (or a background sweeper, option `sweep_interval`) deletes expired
-//!   objects through `ListObjectsV2` pages. Keep a bucket lifecycle rule as a backstop, see
-//!   below.
-//!   Two edges of doing this client-side: a compare-and-swap with a version read while the
-//!   entry was alive still succeeds after the entry expired (it writes a new, live entry, as a
-//!   session commit wants); and a create-only write whose response was lost and then retried
-//!   reports `AlreadyExists` for the object it created itself.
+//!   [`S3Driver::sweep`] (in the background with option `sweep_interval`, session-core's
+//!   sweep layer) deletes expired objects through `ListObjectsV2` pages. Keep a bucket
+//!   lifecycle rule as a backstop, see below. A compare-and-swap with a version read while the
+//!   entry was alive fails once the entry has expired (the version carries the expiry).
 //! * **Keys** are escaped with [`session_core::escape_key`] (`[A-Za-z0-9_:-]` and `=XX`), so
 //!   any key is a plain object name under the configured prefix and a prefix listing is a
 //!   `ListObjectsV2` prefix. An S3 object name is at most 1024 bytes, so a key may be
 //!   `(1024 - prefix length) / 3` bytes long.
-//! * **Bounded**: every call has a connect timeout, a per-attempt and a whole-operation timeout,
-//!   and at most `max_attempts` tries with backoff for throttling, 5xx and I/O errors. Errors
-//!   map to the core's kinds: 412/409 are conflicts, 5xx, throttling and timeouts are
-//!   retryable, 403 and a missing bucket are configuration errors.
+//! * **Bounded**: every call has a connect timeout (the SDK's) and a per-attempt timeout
+//!   (`operation_timeout` split over `max_attempts`, session-core's timeout layer); reads,
+//!   overwrites, deletes and listings are tried at most `max_attempts` times with jittered
+//!   backoff after throttling, 5xx and I/O errors (the retry layer; the SDK's own retries are
+//!   off, so a conditional write is never sent twice). Errors map to the core's kinds: 412/409
+//!   are conflicts, 5xx, throttling and timeouts are retryable, 403 and a missing bucket are
+//!   configuration errors.
 //!
 //! # Configuration
 //!
@@ -77,7 +77,7 @@ use aws_sdk_s3::{
 };
 use futures::{StreamExt, TryStreamExt};
 use session_core::{
-    Capabilities, Driver, DriverError, Entry, ListPage, PeriodicTask, PutOptions, TtlSupport,
+    Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions, TtlSupport,
     Version, WriteMode, async_trait, bytes::Bytes, deadline_millis, escape_key, from_unix_millis,
     now_millis, unescape_key,
 };
@@ -111,7 +111,7 @@ const HEAD_CONCURRENCY: usize = 16;
 pub struct S3Driver {
     inner: Arc<Inner>,
     caps: Capabilities,
-    _sweeper: Option<PeriodicTask>,
+    layers: LayerOptions,
 }
 
 struct Inner {
@@ -152,10 +152,14 @@ impl S3Driver {
         } = Resolved::new(&config, |name| std::env::var(name).ok())?;
         let operation = config.operation_timeout.unwrap_or(Duration::from_secs(10));
         let attempts = u32::try_from(config.max_attempts.unwrap_or(3).clamp(1, 10)).unwrap_or(3);
+        // Time limits per attempt and retries are layers (Driver::layer_defaults); the SDK
+        // keeps the connect timeout, a transport setting.
+        let layers = LayerOptions::new()
+            .with_timeout(operation / attempts)
+            .with_retries(attempts - 1)
+            .with_sweep_interval_opt(config.sweep_interval);
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(config.connect_timeout.unwrap_or(Duration::from_secs(2)))
-            .operation_timeout(operation)
-            .operation_attempt_timeout(operation / attempts)
             .build();
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -168,11 +172,7 @@ impl S3Driver {
                 "session-driver-s3",
             ))
             .timeout_config(timeouts)
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(attempts)
-                    .with_initial_backoff(Duration::from_millis(50)),
-            )
+            .retry_config(RetryConfig::disabled())
             .force_path_style(config.path_style.unwrap_or(endpoint.is_some()));
         if let Some(endpoint) = endpoint {
             builder = builder.endpoint_url(endpoint);
@@ -189,20 +189,10 @@ impl S3Driver {
             .send()
             .await
             .map_err(|e| s3_error("HeadBucket", e))?;
-        let sweeper = match config.sweep_interval.filter(|i| !i.is_zero()) {
-            Some(interval) => Some(PeriodicTask::spawn(
-                Arc::downgrade(&inner),
-                interval,
-                "sweep_interval",
-                "s3 sweep",
-                |inner: Arc<Inner>| async move { inner.sweep().await },
-            )?),
-            None => None,
-        };
         let max_key_len = (MAX_OBJECT_NAME - inner.prefix.len()) / 3;
         Ok(Self {
             inner,
-            _sweeper: sweeper,
+            layers,
             caps: Capabilities::new(max_key_len, MAX_VALUE_SIZE)
                 .with_ttl(TtlSupport::exact(Duration::from_millis(1)))
                 .with_create_only()
@@ -366,6 +356,10 @@ impl Driver for S3Driver {
 
     fn capabilities(&self) -> &Capabilities {
         &self.caps
+    }
+
+    fn layer_defaults(&self) -> LayerOptions {
+        self.layers.clone()
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {

@@ -49,6 +49,8 @@ async fn a_server_that_ignores_conditions_fails_certification() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_retried_then_retryable() {
     let (driver, proxy) = proxied(3).await;
+    // Retries are the retry layer's, which the driver asks for.
+    let driver = session_core::layers::with_defaults(Arc::new(driver));
     driver
         .put("k", Bytes::from_static(b"v"), PutOptions::new())
         .await
@@ -61,6 +63,19 @@ async fn server_errors_are_retried_then_retryable() {
     assert!(e.is_retryable(), "{e}");
     assert_eq!(proxy.requests() - before, 3, "max_attempts = 3");
     assert!(e.to_string().contains("503"), "{e}");
+
+    // A conditional write is never sent twice: the first may have been applied.
+    let before = proxy.requests();
+    let e = driver
+        .put(
+            "k",
+            Bytes::from_static(b"w"),
+            PutOptions::new().mode(WriteMode::CreateOnly),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert_eq!(proxy.requests() - before, 1, "create-only is not retried");
 
     proxy.set_mode(ProxyMode::Respond(403));
     let before = proxy.requests();

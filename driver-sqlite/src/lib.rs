@@ -43,7 +43,7 @@ use std::{
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 use serde::Deserialize;
 use session_core::{
-    Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PeriodicTask, PutOptions,
+    Capabilities, Driver, DriverConfig, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     Registry, TtlSupport, Version, async_trait, blocking, bytes::Bytes, flexible, from_unix_millis,
     now_millis,
 };
@@ -95,9 +95,6 @@ pub struct SqliteConfig {
     /// `normal` (default) or `full`.
     #[serde(default)]
     pub synchronous: Synchronous,
-    /// How often a background task deletes expired rows (default 10 minutes; 0 turns it off).
-    #[serde(default = "default_sweep", deserialize_with = "flexible::opt_duration")]
-    pub sweep_interval: Option<Duration>,
     /// Most writes committed in one transaction (default 512).
     #[serde(default, deserialize_with = "flexible::opt_u64")]
     pub max_batch: Option<u64>,
@@ -111,9 +108,9 @@ fn default_busy() -> Option<Duration> {
     Some(Duration::from_secs(5))
 }
 
-fn default_sweep() -> Option<Duration> {
-    Some(Duration::from_secs(600))
-}
+/// How often a driver opened by config sweeps, unless its `sweep_interval` option (a layer
+/// option, see [`session_core::LayerOptions`]) says otherwise: 10 minutes.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 impl SqliteConfig {
     /// Reads the config from a registry config: the URL path (if any) is the database file.
@@ -144,10 +141,7 @@ impl SqliteConfig {
         if let Some(batch) = self.max_batch {
             builder = builder.max_batch(usize::try_from(batch).unwrap_or(usize::MAX));
         }
-        if let Some(interval) = self.sweep_interval.filter(|i| !i.is_zero()) {
-            builder = builder.sweep_interval(interval);
-        }
-        builder.build()
+        builder.sweep_interval(DEFAULT_SWEEP_INTERVAL).build()
     }
 }
 
@@ -187,7 +181,9 @@ impl SqliteDriverBuilder {
         self
     }
 
-    /// Deletes expired rows in a background task at this interval (needs a Tokio runtime).
+    /// Deletes expired rows in the background at this interval: the driver asks for the sweep
+    /// layer ([`Driver::layer_defaults`]), which runs on the Tokio runtime the layers are
+    /// applied on and stops when the driver is dropped. Zero: never.
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = Some(interval);
         self
@@ -249,19 +245,9 @@ impl SqliteDriverBuilder {
             queue: Mutex::new(queue),
             readers,
         });
-        let sweeper = match self.sweep_interval {
-            Some(interval) => Some(PeriodicTask::spawn(
-                Arc::downgrade(&inner),
-                interval,
-                "sweep_interval",
-                "sqlite sweep",
-                |inner: Arc<Inner>| async move { sweep(&inner).await },
-            )?),
-            None => None,
-        };
         Ok(SqliteDriver {
             inner,
-            _sweeper: sweeper,
+            sweep_interval: self.sweep_interval,
             caps: Capabilities::new(MAX_KEY_LEN, MAX_VALUE_SIZE)
                 .with_ttl(TtlSupport::exact(Duration::from_millis(1)))
                 .with_create_only()
@@ -276,7 +262,7 @@ impl SqliteDriverBuilder {
 /// The SQLite driver. See the crate documentation.
 pub struct SqliteDriver {
     inner: Arc<Inner>,
-    _sweeper: Option<PeriodicTask>,
+    sweep_interval: Option<Duration>,
     caps: Capabilities,
 }
 
@@ -383,6 +369,10 @@ impl Driver for SqliteDriver {
 
     fn capabilities(&self) -> &Capabilities {
         &self.caps
+    }
+
+    fn layer_defaults(&self) -> LayerOptions {
+        LayerOptions::new().with_sweep_interval_opt(self.sweep_interval)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {

@@ -80,10 +80,12 @@ async fn sweep_deletes_expired_rows_and_the_sweeper_runs() {
     assert_eq!(d.sweep().await.unwrap(), 0);
     assert!(d.get("lives").await.unwrap().is_some());
 
-    let d = SqliteDriver::builder(dir.path().join("db2"))
-        .sweep_interval(Duration::from_millis(30))
-        .build()
-        .unwrap();
+    let d = session_core::layers::with_defaults(std::sync::Arc::new(
+        SqliteDriver::builder(dir.path().join("db2"))
+            .sweep_interval(Duration::from_millis(30))
+            .build()
+            .unwrap(),
+    ));
     d.put(
         "dies",
         Bytes::new(),
@@ -119,6 +121,7 @@ async fn selectable_by_config_string() {
         dir.path().display()
     );
     let d = registry.open(&url).await.unwrap();
+    assert!(!d.layers().contains(&"sweep"), "{:?}", d.layers());
     d.put("k", Bytes::from_static(b"v"), PutOptions::new())
         .await
         .unwrap();

@@ -180,6 +180,11 @@ impl Capabilities {
 ///
 /// * `timeout`: a time limit per operation (`"2s"`, or milliseconds).
 /// * `retries`: how many more times an idempotent operation is tried after a retryable error.
+/// * `sweep_interval`: how often to delete expired entries in the background (`"10m"`; `0` or
+///   absent: never). Run it from one process of a deployment.
+///
+/// A driver whose backend keeps no expiry also asks for expiry emulation here; that is not a
+/// config option (it decides how values are stored).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
 pub struct LayerOptions {
@@ -189,11 +194,18 @@ pub struct LayerOptions {
     /// See `RetryLayer`.
     #[serde(default, deserialize_with = "opt_u32")]
     pub retries: Option<u32>,
+    /// See `SweepLayer`. Zero means never.
+    #[serde(default, deserialize_with = "flexible::opt_duration")]
+    pub sweep_interval: Option<Duration>,
+    /// See [`ExpiryLayer`](crate::layers::ExpiryLayer): asked for by a driver, never by a
+    /// config.
+    #[serde(skip)]
+    pub emulate_expiry: bool,
 }
 
 impl LayerOptions {
     /// The option names that belong to layers.
-    pub const NAMES: [&'static str; 2] = ["timeout", "retries"];
+    pub const NAMES: [&'static str; 3] = ["timeout", "retries", "sweep_interval"];
 
     /// No layer options.
     pub fn new() -> Self {
@@ -212,11 +224,31 @@ impl LayerOptions {
         self
     }
 
+    /// Deletes expired entries every `interval` (zero: never).
+    pub fn with_sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = Some(interval);
+        self
+    }
+
+    /// Sweeps every `interval`, if given.
+    pub fn with_sweep_interval_opt(mut self, interval: Option<Duration>) -> Self {
+        self.sweep_interval = interval;
+        self
+    }
+
+    /// Expiry kept in a header before each value, for a backend without it.
+    pub fn with_emulated_expiry(mut self) -> Self {
+        self.emulate_expiry = true;
+        self
+    }
+
     /// These options, each one missing taken from `defaults`.
     pub fn or(self, defaults: Self) -> Self {
         Self {
             timeout: self.timeout.or(defaults.timeout),
             retries: self.retries.or(defaults.retries),
+            sweep_interval: self.sweep_interval.or(defaults.sweep_interval),
+            emulate_expiry: self.emulate_expiry || defaults.emulate_expiry,
         }
     }
 }

@@ -33,7 +33,7 @@ impl PeriodicTask {
         run: F,
     ) -> Result<Self, DriverError>
     where
-        T: Send + Sync + 'static,
+        T: Send + Sync + ?Sized + 'static,
         F: Fn(std::sync::Arc<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<R, E>> + Send,
         R: std::fmt::Debug,

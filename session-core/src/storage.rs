@@ -25,7 +25,6 @@ use crate::{
     combine::{SlotRef, Slots, Turn},
     cookie::{sign, verify},
     intent::{Intent, assign, replay},
-    layers::{Layer as _, Stack, ValidateLayer},
     record::{FORMAT, Record, after},
     sealed::seal,
     session::{Incoming, Session},
@@ -186,22 +185,7 @@ impl<T: SessionData> SessionStorage<T> {
     pub fn builder_with_defaults(driver: Arc<dyn Driver>, defaults: T) -> SessionStorageBuilder<T> {
         // Drivers implement backend semantics only: a driver built in code gets the standard
         // layers and those it asks for here (one opened through a registry has them already).
-        let driver = match driver.layers().contains(&"validate") {
-            true => driver,
-            false => match Stack::from_options(&driver.layer_defaults()) {
-                Ok(stack) => stack.apply(driver),
-                // Only without the `tokio` feature, for defaults that need it: validation
-                // still applies, and the log says what is missing.
-                Err(e) => {
-                    tracing::warn!(
-                        driver = driver.name(),
-                        error = %e,
-                        "the driver's default layers are not applied"
-                    );
-                    ValidateLayer.layer(driver)
-                }
-            },
-        };
+        let driver = crate::layers::with_defaults(driver);
         Self::builder_for(Backend::Store(driver), defaults)
     }
 

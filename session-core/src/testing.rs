@@ -12,12 +12,13 @@ use bytes::Bytes;
 
 use crate::{Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Version};
 
-/// Records every call; stores puts in a map (no expiry, no conditions) so reads and listings
-/// answer; fails the next calls with queued errors; can take a while to answer.
+/// Records every call; stores puts in a map (no expiry; write conditions honoured, versions
+/// counting writes) so reads and listings answer; fails the next calls with queued errors; can take a while to answer.
 pub(crate) struct Recorder {
     caps: Capabilities,
     calls: Mutex<Vec<String>>,
-    map: Mutex<BTreeMap<String, Bytes>>,
+    map: Mutex<BTreeMap<String, (Bytes, u64)>>,
+    writes: std::sync::atomic::AtomicU64,
     failures: Mutex<VecDeque<DriverError>>,
     delay: Mutex<Duration>,
 }
@@ -28,6 +29,7 @@ impl Recorder {
             caps,
             calls: Mutex::default(),
             map: Mutex::default(),
+            writes: std::sync::atomic::AtomicU64::new(0),
             failures: Mutex::default(),
             delay: Mutex::new(Duration::ZERO),
         }
@@ -70,11 +72,16 @@ impl Driver for Recorder {
     }
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         self.call(format!("get {key}")).await?;
-        Ok(self.map.lock().unwrap().get(key).map(|value| Entry {
-            value: value.clone(),
-            version: Version::from_u64(1),
-            expires_at: None,
-        }))
+        Ok(self
+            .map
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|(value, version)| Entry {
+                value: value.clone(),
+                version: Version::from_u64(*version),
+                expires_at: None,
+            }))
     }
     async fn put(
         &self,
@@ -87,8 +94,14 @@ impl Driver for Recorder {
             options.ttl, options.mode
         ))
         .await?;
-        self.map.lock().unwrap().insert(key.to_owned(), value);
-        Ok(Version::from_u64(1))
+        let mut map = self.map.lock().unwrap();
+        let current = map.get(key).map(|(_, v)| Version::from_u64(*v));
+        crate::check_condition(&options.mode, current.as_ref())?;
+        let version = 1 + self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        map.insert(key.to_owned(), (value, version));
+        Ok(Version::from_u64(version))
     }
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
         self.call(format!("delete {key}")).await?;

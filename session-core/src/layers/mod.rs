@@ -12,6 +12,8 @@
 //! | [`TraceLayer`] | a `tracing` span per operation: driver, operation, outcome, latency | always |
 //! | `TimeoutLayer` | a time limit per operation (feature `tokio`) | `timeout` option |
 //! | `RetryLayer` | retries of idempotent operations, full-jitter backoff (feature `tokio`) | `retries` option |
+//! | [`ExpiryLayer`] | per-key expiry in a header before each value, for backends without it | asked for by the driver |
+//! | `SweepLayer` | deletes expired entries in the background (feature `tokio`) | `sweep_interval` option |
 //! | [`PrefixLayer`] | a key prefix | in code |
 //! | [`CountingDriver`] | counts calls (tests, cost checks) | in code |
 //!
@@ -55,9 +57,12 @@ macro_rules! forward_identity {
 }
 
 mod counting;
+mod expiry;
 mod prefix;
 #[cfg(feature = "tokio")]
 mod retry;
+#[cfg(feature = "tokio")]
+mod sweep;
 #[cfg(feature = "tokio")]
 mod timeout;
 mod trace;
@@ -66,9 +71,12 @@ mod validate;
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 pub use counting::{CallCounts, CountingDriver};
+pub use expiry::ExpiryLayer;
 pub use prefix::PrefixLayer;
 #[cfg(feature = "tokio")]
 pub use retry::RetryLayer;
+#[cfg(feature = "tokio")]
+pub use sweep::SweepLayer;
 #[cfg(feature = "tokio")]
 pub use timeout::TimeoutLayer;
 pub use trace::TraceLayer;
@@ -110,27 +118,35 @@ impl Stack {
         Self::new().layer(ValidateLayer).layer(TraceLayer)
     }
 
-    /// The standard stack with the layers `options` ask for beneath it (closest to the
-    /// driver): a `TimeoutLayer` per attempt, a `RetryLayer` around it (both need the `tokio`
-    /// feature).
+    /// The standard stack with the layers `options` ask for beneath it, from the driver out:
+    /// a `TimeoutLayer` per attempt, a `RetryLayer` around it, the [`ExpiryLayer`], and a
+    /// `SweepLayer` (timeout, retry and sweep need the `tokio` feature; a zero
+    /// `sweep_interval` sweeps never).
     pub fn from_options(options: &LayerOptions) -> Result<Self, DriverError> {
-        let stack = Self::new();
+        let sweep = options.sweep_interval.filter(|i| !i.is_zero());
+        let mut stack = Self::new();
         #[cfg(feature = "tokio")]
-        let stack = {
-            let mut stack = stack;
+        {
             if let Some(limit) = options.timeout {
                 stack = stack.layer(TimeoutLayer::new(limit));
             }
             if let Some(retries) = options.retries {
                 stack = stack.layer(RetryLayer::new(retries));
             }
-            stack
-        };
+        }
         #[cfg(not(feature = "tokio"))]
-        if options.timeout.is_some() || options.retries.is_some() {
+        if options.timeout.is_some() || options.retries.is_some() || sweep.is_some() {
             return Err(DriverError::config(
-                "the `timeout` and `retries` options need session-core's `tokio` feature",
+                "the `timeout`, `retries` and `sweep_interval` options need session-core's \
+                 `tokio` feature",
             ));
+        }
+        if options.emulate_expiry {
+            stack = stack.layer(ExpiryLayer::new());
+        }
+        #[cfg(feature = "tokio")]
+        if let Some(interval) = sweep {
+            stack = stack.layer(SweepLayer::new(interval));
         }
         Ok(stack.layer(ValidateLayer).layer(TraceLayer))
     }
@@ -147,6 +163,31 @@ impl Stack {
             .iter()
             .fold(driver, |inner, layer| layer.layer(inner))
     }
+}
+
+/// `driver` as users get it: in the standard stack with the layers it asks for
+/// ([`Driver::layer_defaults`]), unless it is layered already (opened through a registry, or
+/// wrapped in [`ValidateLayer`] in code). [`SessionStorage`](crate::SessionStorage) and the
+/// conformance suite call it on every driver they are given; call it to use a driver directly.
+///
+/// Defaults that need the `tokio` feature when it is off are logged and left out; expiry
+/// emulation and validation always apply.
+pub fn with_defaults(driver: Arc<dyn Driver>) -> Arc<dyn Driver> {
+    if driver.layers().contains(&"validate") {
+        return driver;
+    }
+    let defaults = driver.layer_defaults();
+    let stack = Stack::from_options(&defaults).unwrap_or_else(|e| {
+        tracing::warn!(
+            driver = driver.name(),
+            error = %e,
+            "some of the driver's default layers are not applied"
+        );
+        let mut bare = LayerOptions::new();
+        bare.emulate_expiry = defaults.emulate_expiry;
+        Stack::from_options(&bare).unwrap_or_else(|_| Stack::standard())
+    });
+    stack.apply(driver)
 }
 
 impl fmt::Debug for Stack {
@@ -180,12 +221,30 @@ mod tests {
     #[cfg(feature = "tokio")]
     #[test]
     fn options_add_timeout_and_retry_beneath_the_standard_layers() {
-        let options = LayerOptions {
-            timeout: Some(Duration::from_secs(2)),
-            retries: Some(3),
-        };
+        let options = LayerOptions::new()
+            .with_timeout(Duration::from_secs(2))
+            .with_retries(3);
         let recorder: Arc<dyn Driver> = Arc::new(Recorder::new(Capabilities::new(10, 10)));
         let driver = Stack::from_options(&options).unwrap().apply(recorder);
         assert_eq!(driver.layers(), ["trace", "validate", "retry", "timeout"]);
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test]
+    async fn expiry_and_sweeping_sit_between_retries_and_validation() {
+        let options = LayerOptions::new()
+            .with_emulated_expiry()
+            .with_retries(1)
+            .with_sweep_interval(Duration::from_secs(60));
+        let recorder: Arc<dyn Driver> = Arc::new(Recorder::new(Capabilities::new(10, 100)));
+        let driver = Stack::from_options(&options).unwrap().apply(recorder);
+        assert_eq!(
+            driver.layers(),
+            ["trace", "validate", "sweep", "expiry", "retry"]
+        );
+        let never = LayerOptions::new().with_sweep_interval(Duration::ZERO);
+        let recorder: Arc<dyn Driver> = Arc::new(Recorder::new(Capabilities::new(10, 100)));
+        let driver = Stack::from_options(&never).unwrap().apply(recorder);
+        assert_eq!(driver.layers(), ["trace", "validate"]);
     }
 }
