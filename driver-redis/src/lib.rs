@@ -28,8 +28,10 @@
 //! * **Native TTL** in milliseconds; Redis deletes expired keys itself.
 //! * **Connections**: a multiplexed, auto-reconnecting connection (`ConnectionManager`), or a
 //!   cluster connection for Redis Cluster (`redis+cluster://host:port`, any node as seed).
-//!   Every operation is bounded by `command_timeout`: while Redis is down, calls fail fast with a
-//!   retryable error, and the same driver recovers when Redis comes back.
+//!   Every operation is bounded by `command_timeout` (session-core's timeout layer, which the
+//!   driver asks for; the connection's response timeout is the same and resets a stuck
+//!   connection): while Redis is down, calls fail fast with a retryable error, and the same
+//!   driver recovers when Redis comes back.
 //! * **Listing** pages with `SCAN` cursors (never `KEYS`), node by node on a cluster: a page
 //!   holds about 1000 keys and the cursor says where to go on, so memory stays bounded at any
 //!   keyspace size. As with `SCAN` itself, a key can come twice if Redis resizes its table
@@ -52,8 +54,8 @@ use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
 
 use redis::{Client, Cmd, ErrorKind as RedisErrorKind, Script, Value};
 use session_core::{
-    Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, TtlSupport, Version, WriteMode,
-    async_trait, bytes::Bytes, deadline_millis, now_millis,
+    Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions, TtlSupport,
+    Version, WriteMode, async_trait, bytes::Bytes, deadline_millis, now_millis,
 };
 
 use crate::{
@@ -87,7 +89,7 @@ enum Written {
 pub struct RedisDriver {
     connection: Connection,
     prefix: String,
-    timeout: Duration,
+    layers: LayerOptions,
     caps: Capabilities,
     /// The scripts, hashed once (`Script::new` computes the SHA-1 that `EVALSHA` sends).
     cas: Script,
@@ -196,7 +198,9 @@ impl RedisDriver {
         Ok(Self {
             connection,
             prefix: config.prefix,
-            timeout,
+            // Every operation bounded by the timeout layer, which the driver asks for; the
+            // connection's response timeout (the same) also resets a stuck connection.
+            layers: LayerOptions::new().with_timeout(timeout),
             cas: Script::new(CAS),
             touch: Script::new(TOUCH),
             cache,
@@ -240,19 +244,7 @@ impl RedisDriver {
         format!("{}{key}", self.prefix)
     }
 
-    /// Awaits `run` for at most the command timeout.
-    async fn bounded<T>(
-        &self,
-        what: &'static str,
-        run: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, DriverError> {
-        tokio::time::timeout(self.timeout, run)
-            .await
-            .map_err(|_| DriverError::timeout(what, self.timeout))?
-            .map_err(|e| redis_error(&e))
-    }
-
-    /// Runs a command, bounded by the command timeout.
+    /// Runs a command (bounded by the connection's response timeout and the timeout layer).
     async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, DriverError> {
         let mut connection = self.connection.clone();
         let run = async {
@@ -262,10 +254,10 @@ impl RedisDriver {
                 Connection::Cluster(c) => cmd.query_async(c).await,
             }
         };
-        self.bounded("Redis command", run).await
+        run.await.map_err(|e| redis_error(&e))
     }
 
-    /// Runs a pipeline (one round trip), bounded by the command timeout.
+    /// Runs a pipeline (one round trip).
     async fn pipeline<T: redis::FromRedisValue>(
         &self,
         pipe: &redis::Pipeline,
@@ -278,10 +270,10 @@ impl RedisDriver {
                 Connection::Cluster(c) => pipe.query_async(c).await,
             }
         };
-        self.bounded("Redis pipeline", run).await
+        run.await.map_err(|e| redis_error(&e))
     }
 
-    /// Runs a script, bounded by the command timeout.
+    /// Runs a script.
     async fn script<T: redis::FromRedisValue>(
         &self,
         script: &Script,
@@ -300,7 +292,7 @@ impl RedisDriver {
                 Connection::Cluster(c) => invocation.invoke_async(c).await,
             }
         };
-        self.bounded("Redis script", run).await
+        run.await.map_err(|e| redis_error(&e))
     }
 
     /// `SCAN` steps on one node from `cursor` until at least [`LIST_PAGE`] keys matching
@@ -329,9 +321,9 @@ impl RedisDriver {
                         port,
                     });
                     let mut c = c.clone();
-                    let value = tokio::time::timeout(self.timeout, c.route_command(cmd, routing))
+                    let value = c
+                        .route_command(cmd, routing)
                         .await
-                        .map_err(|_| DriverError::timeout("Redis SCAN", self.timeout))?
                         .map_err(|e| redis_error(&e))?;
                     redis::from_redis_value(value).map_err(|e| redis_error(&e.into()))?
                 }
@@ -393,6 +385,10 @@ impl Driver for RedisDriver {
 
     fn capabilities(&self) -> &Capabilities {
         &self.caps
+    }
+
+    fn layer_defaults(&self) -> LayerOptions {
+        self.layers.clone()
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {

@@ -14,7 +14,15 @@ async fn a_killed_server_gives_fast_retryable_errors_and_the_driver_recovers() {
     let mut config = RedisConfig::new(server.url());
     config.command_timeout = Some(Duration::from_millis(500));
     config.connect_timeout = Some(Duration::from_millis(500));
-    let driver = RedisDriver::connect(config).await.unwrap();
+    // As users get it: in the layers it asks for (the timeout layer bounds each call).
+    let driver = session_core::layers::with_defaults(std::sync::Arc::new(
+        RedisDriver::connect(config).await.unwrap(),
+    ));
+    assert!(
+        driver.layers().contains(&"timeout"),
+        "{:?}",
+        driver.layers()
+    );
     driver
         .put("k", Bytes::from_static(b"before"), PutOptions::new())
         .await
@@ -67,6 +75,59 @@ async fn a_killed_server_gives_fast_retryable_errors_and_the_driver_recovers() {
         "after",
         "the same driver instance works again"
     );
+}
+
+/// The layer options of a config string, against a killed server: `timeout` bounds every
+/// call, `retries` tries reads again (within the bound times the attempts), a conditional
+/// write is tried once, and the driver recovers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_string_timeouts_and_retries_hold_while_the_server_is_down() {
+    let mut server = common::RedisServer::start();
+    let mut registry = session_core::Registry::new();
+    session_driver_redis::register(&mut registry);
+    let url = format!(
+        "{}?command_timeout=5s&timeout=300ms&retries=2",
+        server.url()
+    );
+    let driver = registry.open(&url).await.unwrap();
+    assert_eq!(
+        driver.layers(),
+        ["trace", "validate", "retry", "timeout"],
+        "the config's timeout replaces the driver's default"
+    );
+    driver
+        .put("k", Bytes::from_static(b"before"), PutOptions::new())
+        .await
+        .unwrap();
+    server.kill();
+    let started = Instant::now();
+    let read = driver.get("k").await;
+    let elapsed = started.elapsed();
+    assert!(
+        read.as_ref().is_err_and(DriverError::is_retryable),
+        "{read:?}"
+    );
+    // Three attempts of at most 300 ms each, plus backoff; never the 5 s command timeout.
+    assert!(elapsed < Duration::from_secs(2), "a read took {elapsed:?}");
+    let started = Instant::now();
+    let create = PutOptions::new().mode(session_core::WriteMode::CreateOnly);
+    let put = driver.put("new", Bytes::from_static(b"x"), create).await;
+    assert!(
+        put.as_ref().is_err_and(DriverError::is_retryable),
+        "{put:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "one attempt only"
+    );
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(e) = driver.get("k").await {
+        assert!(e.is_retryable(), "{e}");
+        assert!(Instant::now() < deadline, "no recovery: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
