@@ -1,6 +1,6 @@
 //! Routes and handlers of the demo site.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Form, Router,
@@ -9,29 +9,16 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use session_axum::{Session, SessionFailure, SessionLayer};
 use session_kit::{CookieOptions, ExpiryPolicy, Keyring, Lifetime, SessionStorage};
 
-use crate::pages;
-
-/// The demo user, shown on the login page.
-pub(crate) const DEMO_EMAIL: &str = "ada@example.com";
-/// The demo user's password.
-pub(crate) const DEMO_PASSWORD: &str = "lovelace";
-/// What the cart can hold: (id, label).
-pub(crate) const CATALOG: &[(&str, &str)] = &[("apple", "Apple"), ("pear", "Pear"), ("fig", "Fig")];
+use crate::{
+    model::{CATALOG, DEMO_EMAIL, DEMO_PASSWORD, DemoSession},
+    pages,
+};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// Everything the demo keeps per visitor.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct DemoSession {
-    pub(crate) visits: u64,
-    pub(crate) user: Option<String>,
-    pub(crate) remember: bool,
-    pub(crate) cart: BTreeMap<String, u32>,
-}
 
 type Page = Result<Html<String>, SessionFailure>;
 

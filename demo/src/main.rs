@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod model;
 mod pages;
 
 use std::{path::PathBuf, process::ExitCode};

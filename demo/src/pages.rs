@@ -2,7 +2,7 @@
 
 use axum::response::Html;
 
-use crate::app::{CATALOG, DEMO_EMAIL, DEMO_PASSWORD, DemoSession};
+use crate::model::{CATALOG, DEMO_EMAIL, DEMO_PASSWORD, DemoSession};
 
 fn escape(s: &str) -> String {
     s.chars()

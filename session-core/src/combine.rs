@@ -19,7 +19,7 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use crate::{SessionError, intent::Intent, storage::Landed};
+use crate::{SessionError, intent::Intent, model::Landed};
 
 const SHARDS: usize = 16;
 

@@ -434,3 +434,24 @@ mod tests {
         assert_eq!(o.values_in(";;;==;").count(), 0);
     }
 }
+
+/// The browser's limit for one cookie, `Set-Cookie` attributes included.
+pub(crate) const MAX_SET_COOKIE: usize = 4096;
+
+/// What the request's cookie said.
+#[derive(Debug, Clone)]
+pub(crate) enum Incoming {
+    /// No session cookie.
+    Absent,
+    /// A session cookie that does not verify.
+    Invalid,
+    /// A correctly signed id; `stale_key` when an older key of the keyring signed it;
+    /// `signed`, the cookie value, when the newest key signed it.
+    Valid {
+        id: SessionId,
+        stale_key: bool,
+        signed: Option<String>,
+    },
+    /// Cookie-only sessions: the sealed values, opened on first use.
+    Sealed(Vec<String>),
+}

@@ -16,9 +16,8 @@ use bytes::Bytes;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::{
-    Consistency, Driver, DriverError, PutOptions, SessionError, WriteMode,
-    combine::SlotRef,
-    storage::{SessionData, Shared},
+    Consistency, Driver, DriverError, PutOptions, SessionError, WriteMode, combine::SlotRef,
+    commit::Shared, model::SessionData,
 };
 
 /// How long a lease lasts unless released (default); a request that outlives it loses its

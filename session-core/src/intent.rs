@@ -13,7 +13,7 @@ use std::{
 
 use serde_json::{Map, Value};
 
-use crate::{SessionError, Version, storage::Changes, storage::SessionData};
+use crate::{SessionError, Version, model::Changes, model::SessionData};
 
 /// A closure from `update`, kept so it can run again on concurrently changed data.
 pub(crate) type UpdateFn<T> = Arc<dyn Fn(&mut T) + Send + Sync>;

@@ -70,6 +70,7 @@
 mod capabilities;
 mod clock;
 mod combine;
+mod commit;
 mod config;
 mod cookie;
 mod driver;
@@ -80,6 +81,7 @@ mod id;
 mod intent;
 mod keys;
 pub mod layers;
+mod model;
 #[cfg(feature = "tokio")]
 mod periodic;
 mod record;
@@ -104,13 +106,12 @@ pub use header::ValueHeader;
 pub use id::SessionId;
 pub use keys::{Key, Keyring};
 pub use layers::{CallCounts, CountingDriver};
+pub use model::{ConcurrentWrites, DynamicData, SessionData};
 #[cfg(feature = "tokio")]
 pub use periodic::{PeriodicTask, blocking};
 pub use record::{ExpiryPolicy, Lifetime};
 pub use session::Session;
-pub use storage::{
-    ConcurrentWrites, DynamicData, SessionData, SessionStorage, SessionStorageBuilder,
-};
+pub use storage::{SessionStorage, SessionStorageBuilder};
 
 /// Re-exported so drivers implement [`Driver`] with the same macro version.
 pub use async_trait::async_trait;

@@ -13,29 +13,13 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::{
     ConcurrentWrites, Driver, DynamicData, Lifetime, SessionError, SessionId, SetCookie,
     combine::SlotRef,
+    commit::{Backend, Shared},
+    cookie::Incoming,
     exclusive::Hold,
     intent::{Base, Intent, Op, diff, to_map},
+    model::{Changes, SessionData, Stored},
     sealed::open,
-    storage::{Backend, Changes, SessionData, Shared, Stored},
 };
-
-/// What the request's cookie said.
-#[derive(Debug, Clone)]
-pub(crate) enum Incoming {
-    /// No session cookie.
-    Absent,
-    /// A session cookie that does not verify.
-    Invalid,
-    /// A correctly signed id; `stale_key` when an older key of the keyring signed it;
-    /// `signed`, the cookie value, when the newest key signed it.
-    Valid {
-        id: SessionId,
-        stale_key: bool,
-        signed: Option<String>,
-    },
-    /// Cookie-only sessions: the sealed values, opened on first use.
-    Sealed(Vec<String>),
-}
 
 /// One request's session. Cheap to clone (clones share state), `Send + Sync`.
 ///
