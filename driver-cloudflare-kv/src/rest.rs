@@ -4,8 +4,9 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
+use session_core::driver::flexible;
 use session_core::{
-    Driver, DriverConfig, DriverError, LayerOptions, Registry, async_trait, bytes::Bytes, flexible,
+    Driver, DriverConfig, DriverError, LayerOptions, Registry, async_trait, bytes::Bytes,
 };
 
 use crate::{CloudflareKvDriver, KvDriver, KvPage, PAGE, Transport, sealed};

@@ -49,10 +49,12 @@ use std::{
 };
 
 use serde::Deserialize;
+use session_core::driver::{
+    ValueHeader, blocking, check_condition, deadline_millis, flexible, from_unix_millis, now_millis,
+};
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, LayerOptions, ListPage, PutOptions,
-    Registry, TtlSupport, ValueHeader, Version, WriteMode, async_trait, blocking, bytes::Bytes,
-    check_condition, deadline_millis, flexible, from_unix_millis, now_millis,
+    Registry, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes,
 };
 use sha2::{Digest, Sha256};
 

@@ -39,10 +39,12 @@ use std::{
 
 use hashbrown::HashTable;
 use serde::Deserialize;
+use session_core::driver::{
+    check_condition, deadline_millis, flexible, from_unix_millis, unix_millis,
+};
 use session_core::{
     Capabilities, Clock, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    SystemClock, TtlSupport, Version, async_trait, bytes::Bytes, check_condition, deadline_millis,
-    flexible, from_unix_millis, unix_millis,
+    SystemClock, TtlSupport, Version, async_trait, bytes::Bytes,
 };
 
 /// The registry name of this driver.

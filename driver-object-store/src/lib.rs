@@ -13,9 +13,9 @@
 //!   and the in-memory store support both; `LocalFileSystem` supports create only); a store
 //!   that answers `NotImplemented` gives [`DriverError::Unsupported`], never a silent overwrite.
 //! * **Object layout**: `<prefix>/<escaped key>`, keys escaped with
-//!   [`session_core::escape_key`] so that any key is one plain path segment. The body is what
+//!   [`session_core::driver::escape_key`] so that any key is one plain path segment. The body is what
 //!   the [`ExpiryLayer`](session_core::layers::ExpiryLayer) stores: a
-//!   [`ValueHeader`](session_core::ValueHeader) (expiry in Unix milliseconds and a random write
+//!   [`ValueHeader`](session_core::driver::ValueHeader) (expiry in Unix milliseconds and a random write
 //!   id, so every write has a new ETag even for equal bytes) followed by the value. Attributes
 //!   and metadata are not used: not every store keeps them.
 //! * **Expiry** (no store has per-object TTLs) is the expiry layer's: enforced on every read
@@ -49,9 +49,10 @@ use object_store::{
     ObjectStore, PutMode, PutPayload, UpdateVersion,
     path::{Path, PathPart},
 };
+use session_core::driver::{ValueHeader, escape_key, unescape_key};
 use session_core::{
-    Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions, ValueHeader,
-    Version, WriteMode, async_trait, bytes::Bytes, escape_key, unescape_key,
+    Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions, Version,
+    WriteMode, async_trait, bytes::Bytes,
 };
 
 use crate::error::store_error;

@@ -1,6 +1,7 @@
 //! How a value is stored: a 16-byte header (version, expiry) and the bytes.
 
-use session_core::{DriverError, Entry, Version, bytes::Bytes, from_unix_millis};
+use session_core::driver::from_unix_millis;
+use session_core::{DriverError, Entry, Version, bytes::Bytes};
 
 use crate::cache::Cached;
 

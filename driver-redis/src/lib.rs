@@ -53,9 +53,10 @@ mod error;
 use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
 
 use redis::{Client, Cmd, ErrorKind as RedisErrorKind, Script, Value};
+use session_core::driver::{deadline_millis, now_millis};
 use session_core::{
     Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions, TtlSupport,
-    Version, WriteMode, async_trait, bytes::Bytes, deadline_millis, now_millis,
+    Version, WriteMode, async_trait, bytes::Bytes,
 };
 
 use crate::{

@@ -4,7 +4,8 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use serde::Deserialize;
-use session_core::{Driver, DriverConfig, DriverError, Registry, flexible};
+use session_core::driver::flexible;
+use session_core::{Driver, DriverConfig, DriverError, Registry};
 
 use crate::{S3Driver, SCHEMES};
 

@@ -14,7 +14,7 @@
 //!   sweep layer) deletes expired objects through `ListObjectsV2` pages. Keep a bucket
 //!   lifecycle rule as a backstop, see below. A compare-and-swap with a version read while the
 //!   entry was alive fails once the entry has expired (the version carries the expiry).
-//! * **Keys** are escaped with [`session_core::escape_key`] (`[A-Za-z0-9_:-]` and `=XX`), so
+//! * **Keys** are escaped with [`session_core::driver::escape_key`] (`[A-Za-z0-9_:-]` and `=XX`), so
 //!   any key is a plain object name under the configured prefix and a prefix listing is a
 //!   `ListObjectsV2` prefix. An S3 object name is at most 1024 bytes, so a key may be
 //!   `(1024 - prefix length) / 3` bytes long.
@@ -76,10 +76,12 @@ use aws_sdk_s3::{
     primitives::ByteStream,
 };
 use futures::{StreamExt, TryStreamExt};
+use session_core::driver::{
+    deadline_millis, escape_key, from_unix_millis, now_millis, unescape_key,
+};
 use session_core::{
     Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions, TtlSupport,
-    Version, WriteMode, async_trait, bytes::Bytes, deadline_millis, escape_key, from_unix_millis,
-    now_millis, unescape_key,
+    Version, WriteMode, async_trait, bytes::Bytes,
 };
 
 pub use crate::config::{S3Config, register};

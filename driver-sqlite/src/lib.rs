@@ -42,10 +42,10 @@ use std::{
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 use serde::Deserialize;
+use session_core::driver::{blocking, flexible, from_unix_millis, now_millis};
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, LayerOptions, ListPage, PutOptions,
-    Registry, TtlSupport, Version, async_trait, blocking, bytes::Bytes, flexible, from_unix_millis,
-    now_millis,
+    Registry, TtlSupport, Version, async_trait, bytes::Bytes,
 };
 use tokio::sync::oneshot;
 

@@ -4,7 +4,8 @@
 use std::{sync::mpsc, time::Duration};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use session_core::{DriverError, Version, WriteMode, bytes::Bytes, deadline_millis, now_millis};
+use session_core::driver::{deadline_millis, now_millis};
+use session_core::{DriverError, Version, WriteMode, bytes::Bytes};
 use tokio::sync::oneshot;
 
 use crate::sql_error;

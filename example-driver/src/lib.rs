@@ -37,10 +37,10 @@ use std::{
 };
 
 use serde::Deserialize;
+use session_core::driver::{check_condition, deadline_millis, from_unix_millis, now_millis};
 use session_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
-    TtlSupport, Version, async_trait, bytes::Bytes, check_condition, deadline_millis,
-    from_unix_millis, now_millis,
+    TtlSupport, Version, async_trait, bytes::Bytes,
 };
 
 /// The registry name (`"btree"`, `"btree://?page_size=100"`).
@@ -52,7 +52,7 @@ pub fn register(registry: &mut Registry) {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Options {
-            #[serde(default, deserialize_with = "session_core::flexible::opt_u64")]
+            #[serde(default, deserialize_with = "session_core::driver::flexible::opt_u64")]
             page_size: Option<u64>,
         }
         let options: Options = config.options()?;

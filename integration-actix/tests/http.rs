@@ -12,7 +12,8 @@ use actix_web::{
 };
 use serde::{Deserialize, Serialize};
 use session_actix::{Session, SessionFailure, SessionMiddleware};
-use session_core::{CallCounts, CookieOptions, CountingDriver, Driver, Keyring, SessionStorage};
+use session_core::layers::{CallCounts, CountingDriver};
+use session_core::{CookieOptions, Driver, Keyring, SessionStorage};
 use session_driver_memory::MemoryDriver;
 use tokio::sync::Barrier;
 

@@ -13,7 +13,8 @@ use axum::{
 use http::{Request, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use session_axum::{Session, SessionFailure, SessionLayer};
-use session_core::{CallCounts, CookieOptions, CountingDriver, Driver, Keyring, SessionStorage};
+use session_core::layers::{CallCounts, CountingDriver};
+use session_core::{CookieOptions, Driver, Keyring, SessionStorage};
 use session_driver_memory::MemoryDriver;
 use tokio::sync::Barrier;
 use tower::ServiceExt;

@@ -1,4 +1,16 @@
-//! The storage contract: a tiny, object-safe async key-value [`Driver`].
+//! The API of a driver author: the storage contract, a tiny, object-safe async key-value
+//! [`Driver`], and what implementing one takes (argument and condition helpers, key escaping,
+//! the value header of stores without expiry, time helpers, registration by name, Tokio
+//! helpers with feature `tokio`). An app needs none of it beyond what the crate root
+//! re-exports.
+//!
+//! ```
+//! use session_core::driver::{
+//!     Capabilities, Driver, DriverError, Entry, PutOptions, Version, async_trait, bytes::Bytes,
+//!     check_condition, escape_key,
+//! };
+//! # let _ = (escape_key("k"), check_condition);
+//! ```
 
 use std::{
     fmt,
@@ -6,10 +18,19 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{BelowMinTtl, Capabilities, DriverError, LayerOptions};
+#[cfg(feature = "tokio")]
+pub use crate::periodic::{PeriodicTask, blocking};
+pub use crate::{
+    capabilities::{BelowMinTtl, Capabilities, Consistency, LayerOptions, TtlSupport},
+    clock::{deadline_millis, from_unix_millis, now_millis, unix_millis},
+    config::{DriverConfig, DriverFactory, OpenFuture, Registry, flexible},
+    error::{BoxError, DriverError, ErrorKind},
+    header::ValueHeader,
+};
+pub use async_trait::async_trait;
+pub use bytes;
 
 /// An opaque version of a stored value, returned by `put` and `get`, used for compare-and-swap.
 ///
@@ -183,7 +204,7 @@ pub struct ListPage {
 /// `list` and `delete` unless the backend has something better.
 ///
 /// Usable as `Arc<dyn Driver>`. A driver implements its backend's semantics only: what every
-/// backend needs is written once as [layers](crate::layers) that the [`Registry`](crate::Registry)
+/// backend needs is written once as [layers](crate::layers) that the [`Registry`]
 /// and [`SessionStorage`](crate::SessionStorage) put around it. In particular the validate
 /// layer checks arguments ([`check_key`], [`check_put`]) before a call reaches the driver, so
 /// a driver sees only non-empty keys within `max_key_len`, values within `max_value_size`,
@@ -266,7 +287,7 @@ pub struct ListPage {
 /// otherwise; the suite's read-after-write checks then need a test backend that is consistent
 /// (for example a local emulator).
 ///
-/// **Errors.** Map the backend's errors to the [`ErrorKind`](crate::ErrorKind) a caller can
+/// **Errors.** Map the backend's errors to the [`ErrorKind`] a caller can
 /// act on: dropped connections and timeouts are retryable, bad configuration and corrupt data
 /// are not. Credentials never appear in errors or `Debug`.
 #[async_trait]
@@ -512,7 +533,7 @@ fn is_plain_key_byte(b: u8) -> bool {
 /// form a path segment such as `..`. At most three bytes per key byte; [`unescape_key`] inverts it.
 ///
 /// ```
-/// use session_core::{escape_key, unescape_key};
+/// use session_core::driver::{escape_key, unescape_key};
 ///
 /// assert_eq!(escape_key("session:ab/../c"), "session:ab=2F=2E=2E=2Fc");
 /// assert_eq!(unescape_key("session:ab=2F=2E=2E=2Fc").as_deref(), Some("session:ab/../c"));

@@ -25,10 +25,12 @@
 //! * **Expiry**: idle and absolute timeouts are stored in the record and enforced on every
 //!   load, and handed to drivers with native TTL.
 //!
-//! Writing a driver: implement [`Driver`], whose documentation is the contract (keys and values
+//! The crate root is the API of an app; [`driver`] is the API of a driver author (like
+//! OpenDAL's `raw`): the [`Driver`] trait, whose documentation is the contract (keys and values
 //! byte-exact, versions never reused, conditions atomic with the write, an expired entry absent
-//! for every operation, which clock sets expiry, what `clear` counts), then certify it with the
-//! `session-conformance` crate.
+//! for every operation, which clock sets expiry, what `clear` counts), argument and condition
+//! helpers, key escaping, the value header, time helpers and registration. Certify a driver
+//! with the `session-conformance` crate. [`layers`] holds what every driver gets written once.
 //!
 //! # Example
 //!
@@ -73,7 +75,7 @@ mod combine;
 mod commit;
 mod config;
 mod cookie;
-mod driver;
+pub mod driver;
 mod error;
 mod exclusive;
 mod header;
@@ -92,26 +94,25 @@ mod storage;
 mod testing;
 
 pub use capabilities::{BelowMinTtl, Capabilities, Consistency, LayerOptions, TtlSupport};
-pub use clock::{
-    Clock, ManualClock, SystemClock, deadline_millis, from_unix_millis, now_millis, unix_millis,
-};
-pub use config::{DriverConfig, DriverFactory, OpenFuture, Registry, flexible};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{DriverConfig, Registry};
 pub use cookie::{CookieOptions, SameSite, SetCookie};
-pub use driver::{
-    Driver, Entry, ListPage, PutOptions, Version, WriteMode, check_condition, check_key, check_put,
-    check_value, effective_ttl, escape_key, unescape_key,
-};
+pub use driver::{Driver, Entry, ListPage, PutOptions, Version, WriteMode};
 pub use error::{BoxError, DriverError, ErrorKind, SessionError};
-pub use header::ValueHeader;
 pub use id::SessionId;
 pub use keys::{Key, Keyring};
-pub use layers::{CallCounts, CountingDriver};
 pub use model::{ConcurrentWrites, DynamicData, SessionData};
-#[cfg(feature = "tokio")]
-pub use periodic::{PeriodicTask, blocking};
 pub use record::{ExpiryPolicy, Lifetime};
 pub use session::Session;
 pub use storage::{SessionStorage, SessionStorageBuilder};
+
+// Driver-author items, public under `driver`, by short path inside the crate.
+pub(crate) use clock::{deadline_millis, from_unix_millis, unix_millis};
+pub(crate) use config::flexible;
+pub(crate) use driver::{check_key, check_put};
+pub(crate) use header::ValueHeader;
+#[cfg(feature = "tokio")]
+pub(crate) use periodic::PeriodicTask;
 
 /// Re-exported so drivers implement [`Driver`] with the same macro version.
 pub use async_trait::async_trait;

@@ -4,9 +4,10 @@
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
+use session_core::layers::{CallCounts, CountingDriver};
 use session_core::{
-    CallCounts, ConcurrentWrites, CookieOptions, CountingDriver, Driver, DynamicData, ExpiryPolicy,
-    Key, Keyring, Lifetime, ManualClock, SessionError, SessionStorage, SetCookie,
+    ConcurrentWrites, CookieOptions, Driver, DynamicData, ExpiryPolicy, Key, Keyring, Lifetime,
+    ManualClock, SessionError, SessionStorage, SetCookie,
 };
 use session_driver_fs::FsDriver;
 use session_driver_memory::MemoryDriver;

@@ -10,9 +10,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use session_core::driver::{check_condition, check_key, check_put};
 use session_core::{
     Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, TtlSupport, Version, WriteMode,
-    async_trait, bytes::Bytes, check_condition, check_key, check_put,
+    async_trait, bytes::Bytes,
 };
 use unicode_normalization::UnicodeNormalization;
 

@@ -15,7 +15,7 @@ use crate::{Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Vers
 ///
 /// ```
 /// use std::sync::Arc;
-/// use session_core::{CountingDriver, Driver};
+/// use session_core::{Driver, layers::CountingDriver};
 /// use session_driver_memory::MemoryDriver;
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
