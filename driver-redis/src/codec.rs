@@ -24,9 +24,8 @@ pub(crate) fn version_token(version: [u8; 8]) -> Version {
 /// Splits a stored value into its header fields and the value.
 pub(crate) fn decode(raw: Vec<u8>) -> Result<Cached, DriverError> {
     let (Some(version), Some(expiry)) = (raw.get(..8), raw.get(8..HEADER)) else {
-        return Err(DriverError::permanent(
+        return Err(DriverError::corrupt(
             "a Redis value without this driver's header",
-            None,
         ));
     };
     let mut be = [0u8; 8];

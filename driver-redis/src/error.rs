@@ -23,8 +23,15 @@ pub(crate) fn redis_error(e: &RedisError) -> DriverError {
             e.kind_name()
         ));
     }
+    // Connection trouble is said in full (an OS error: no arguments, no data); other errors
+    // by their category only.
+    let message = if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() {
+        format!("redis: {}: {e}", e.kind_name())
+    } else {
+        format!("redis: {}", e.kind_name())
+    };
     DriverError::Unavailable {
-        message: format!("redis: {}", e.kind_name()),
+        message,
         retryable,
         source: None,
     }

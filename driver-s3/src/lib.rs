@@ -389,9 +389,8 @@ impl Driver for S3Driver {
             .map_err(|e| DriverError::transient("reading an S3 object body", e))?
             .into_bytes();
         if value.len() < NONCE {
-            return Err(DriverError::permanent(
+            return Err(DriverError::corrupt(
                 "an S3 object without this driver's header",
-                None,
             ));
         }
         let value = value.slice(NONCE..);

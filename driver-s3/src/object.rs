@@ -46,13 +46,13 @@ pub(crate) fn head_of(
     let etag = etag
         .ok_or_else(|| DriverError::permanent("S3 returned an object without an ETag", None))?
         .to_owned();
-    let expires_at =
-        match metadata.and_then(|m| m.get(EXPIRES_AT)) {
-            None => None,
-            Some(v) => Some(v.parse::<u64>().map_err(|_| {
-                DriverError::permanent("an S3 object with an unreadable expiry", None)
-            })?),
-        };
+    let expires_at = match metadata.and_then(|m| m.get(EXPIRES_AT)) {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| DriverError::corrupt("an S3 object with an unreadable expiry"))?,
+        ),
+    };
     Ok(Head { etag, expires_at })
 }
 

@@ -79,7 +79,7 @@ pub fn error_response(error: &SessionError) -> HttpResponse {
 }
 
 fn log_failure(error: &SessionError, during: &str) {
-    tracing::error!(error = %error, retryable = error.is_retryable(), "session {during} failed");
+    tracing::error!(error = %error.report(), retryable = error.is_retryable(), "session {during} failed");
 }
 
 /// Loads and commits sessions of one [`SessionStorage`] around an actix-web service.

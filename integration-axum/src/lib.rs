@@ -119,7 +119,7 @@ fn plain(status: StatusCode, text: &str) -> http::Response<String> {
 }
 
 fn log_failure(error: &SessionError, during: &str) {
-    tracing::error!(error = %error, retryable = error.is_retryable(), "session {during} failed");
+    tracing::error!(error = %error.report(), retryable = error.is_retryable(), "session {during} failed");
 }
 
 impl<T: SessionData> SessionLayer<T> {

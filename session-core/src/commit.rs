@@ -265,7 +265,7 @@ impl<T: SessionData> Shared<T> {
                     tracing::warn!("session id collision in the store; drawing another id");
                     id = SessionId::generate()?;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(SessionError::store(driver, "create")(e)),
             }
         }
         Err(SessionError::Contention {
@@ -421,10 +421,12 @@ impl<T: SessionData> Shared<T> {
                             }
                             return;
                         }
-                        Err(e) => return fail_all(e.into(), outcomes),
+                        Err(e) => {
+                            return fail_all(SessionError::store(driver, "load")(e), outcomes);
+                        }
                     }
                 }
-                Err(e) => return fail_all(e.into(), outcomes),
+                Err(e) => return fail_all(SessionError::store(driver, "write")(e), outcomes),
             }
         }
         fail_all(
@@ -510,7 +512,10 @@ impl<T: SessionData> Shared<T> {
                 .saturating_sub(now)
                 .max(1),
         );
-        let touched = driver.touch(&stored.key, ttl).await?;
+        let touched = driver
+            .touch(&stored.key, ttl)
+            .await
+            .map_err(SessionError::store(driver, "touch"))?;
         if touched {
             stored.idle_deadline = Some(new_deadline);
         }

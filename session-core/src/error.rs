@@ -33,6 +33,13 @@ pub enum DriverError {
     /// nothing was written.
     #[error("write condition failed: the key is missing or has another version")]
     Conflict,
+    /// A stored value is not what this driver writes (a truncated or foreign value, an
+    /// unreadable header): reading it again gives the same answer.
+    #[error("corrupt stored data: {message}")]
+    Corrupt {
+        /// What is wrong with it (never the data itself).
+        message: String,
+    },
     /// The driver does not support this operation or option (see its capabilities).
     #[error("unsupported by this driver: {operation}")]
     Unsupported {
@@ -70,6 +77,8 @@ pub enum ErrorKind {
     AlreadyExists,
     /// See [`DriverError::Conflict`].
     Conflict,
+    /// See [`DriverError::Corrupt`].
+    Corrupt,
     /// See [`DriverError::Unsupported`].
     Unsupported,
     /// See [`DriverError::Unavailable`].
@@ -86,6 +95,7 @@ impl DriverError {
             Self::ValueTooLarge { .. } => ErrorKind::ValueTooLarge,
             Self::AlreadyExists => ErrorKind::AlreadyExists,
             Self::Conflict => ErrorKind::Conflict,
+            Self::Corrupt { .. } => ErrorKind::Corrupt,
             Self::Unsupported { .. } => ErrorKind::Unsupported,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::Config { .. } => ErrorKind::Config,
@@ -114,6 +124,13 @@ impl DriverError {
     pub fn unsupported(operation: impl Into<String>) -> Self {
         Self::Unsupported {
             operation: operation.into(),
+        }
+    }
+
+    /// A [`Corrupt`](Self::Corrupt) error.
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self::Corrupt {
+            message: message.into(),
         }
     }
 
@@ -156,9 +173,20 @@ impl DriverError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The storage driver failed; see [`DriverError::is_retryable`].
-    #[error("session store: {0}")]
-    Driver(#[from] DriverError),
+    /// The storage driver failed; see [`DriverError::is_retryable`]. The message names the
+    /// driver and what the session layer asked of it; [`report`](Self::report) adds the
+    /// causes.
+    #[error("session store: {driver} {operation}: {source}")]
+    Driver {
+        /// The driver's name (`"redis"`, `"fs"`).
+        driver: String,
+        /// What the session layer was doing: `load`, `create`, `write`, `touch`, `delete`,
+        /// `lease`.
+        operation: &'static str,
+        /// The driver's error, with its cause.
+        #[source]
+        source: DriverError,
+    },
     /// The session data could not be serialised (for example a map with non-string keys).
     #[error("session data could not be serialised: {0}")]
     Serialize(#[source] serde_json::Error),
@@ -189,6 +217,9 @@ pub enum SessionError {
         /// The limit.
         limit: usize,
     },
+    /// An invariant of this crate did not hold (a bug: please report it with the message).
+    #[error("internal error in the session layer: {0}")]
+    Internal(&'static str),
     /// The session was committed through a storage other than the one that created it.
     #[error("this session belongs to another SessionStorage")]
     ForeignSession,
@@ -236,6 +267,7 @@ impl DriverError {
             },
             Self::AlreadyExists => Self::AlreadyExists,
             Self::Conflict => Self::Conflict,
+            Self::Corrupt { message } => Self::corrupt(message.clone()),
             Self::Unsupported { operation } => Self::unsupported(operation.clone()),
             Self::Unavailable {
                 message,
@@ -259,17 +291,54 @@ impl SessionError {
     /// `Retry-After` header instead of `500`.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Driver(e) => e.is_retryable(),
+            Self::Driver { source, .. } => source.is_retryable(),
             Self::Contention { .. } | Self::Busy { .. } => true,
             _ => false,
         }
+    }
+
+    /// A driver's error in the session layer's context: `driver` failed while the session layer
+    /// did `operation`.
+    pub(crate) fn store(
+        driver: &dyn crate::Driver,
+        operation: &'static str,
+    ) -> impl FnOnce(DriverError) -> Self {
+        let name = driver.name().to_owned();
+        move |source| Self::Driver {
+            driver: name,
+            operation,
+            source,
+        }
+    }
+
+    /// The driver's error, if a driver failed.
+    pub fn driver_error(&self) -> Option<&DriverError> {
+        match self {
+            Self::Driver { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// The error with every cause, for logs: `session store: redis load: backend unavailable:
+    /// redis: Io: Connection refused (os error 111)`. Causes are the drivers' and libraries'
+    /// own errors, which carry no credentials or session data.
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
     }
 
     /// The same error for another request whose changes were written in the same store write
     /// (see `Session::update`): same variant and retryability, the cause as text.
     pub(crate) fn replicate(&self) -> Self {
         match self {
-            Self::Driver(e) => Self::Driver(e.replicate()),
+            Self::Driver {
+                driver,
+                operation,
+                source,
+            } => Self::Driver {
+                driver: driver.clone(),
+                operation,
+                source: source.replicate(),
+            },
             Self::Serialize(e) => {
                 Self::Serialize(<serde_json::Error as serde::ser::Error>::custom(e))
             }
@@ -290,7 +359,60 @@ impl SessionError {
             Self::InvalidCookie(m) => Self::InvalidCookie(m.clone()),
             Self::UpdatePanicked => Self::UpdatePanicked,
             Self::Vanished => Self::Vanished,
+            Self::Internal(m) => Self::Internal(m),
             Self::Busy { waited } => Self::Busy { waited: *waited },
         }
+    }
+}
+
+/// [`SessionError::report`]: an error and its causes, joined by `: `.
+#[derive(Debug)]
+pub struct Report<'a>(&'a SessionError);
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut shown = self.0.to_string();
+        let mut cause = std::error::Error::source(self.0);
+        while let Some(error) = cause {
+            let text = error.to_string();
+            // A wrapper that repeats its cause's text adds nothing.
+            if !shown.ends_with(&text) {
+                write!(f, ": {text}")?;
+                shown = text;
+            }
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Capabilities, testing::Recorder};
+
+    #[test]
+    fn a_store_error_names_the_driver_and_the_operation_and_reports_its_causes() {
+        let driver = Recorder::new(Capabilities::new(10, 10));
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error =
+            SessionError::store(&driver, "load")(DriverError::transient("redis: Io", refused));
+        assert!(error.is_retryable());
+        assert_eq!(
+            error.to_string(),
+            "session store: recorder load: backend unavailable: redis: Io"
+        );
+        assert_eq!(
+            error.report().to_string(),
+            "session store: recorder load: backend unavailable: redis: Io: refused"
+        );
+        assert!(error.driver_error().is_some());
+        let corrupt = SessionError::store(&driver, "load")(DriverError::corrupt("no header"));
+        assert!(!corrupt.is_retryable());
+        assert_eq!(
+            corrupt.driver_error().map(DriverError::kind),
+            Some(ErrorKind::Corrupt)
+        );
     }
 }

@@ -61,9 +61,8 @@ impl ValueHeader {
                 expires_at: Some(expires_at).filter(|&at| at != 0),
                 write_id,
             }),
-            _ => Err(DriverError::permanent(
+            _ => Err(DriverError::corrupt(
                 "a stored value without this driver's header",
-                None,
             )),
         }
     }

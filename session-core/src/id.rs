@@ -28,7 +28,7 @@ impl SessionId {
             Ok(ID_CHARS) => Ok(Self(text)),
             // 32 bytes always encode to 43 characters; a different count would be a bug in
             // the encoder, reported rather than panicking.
-            _ => Err(SessionError::Random("session id encoding".into())),
+            _ => Err(SessionError::Internal("encoding a session id")),
         }
     }
 

@@ -98,7 +98,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DriverConfig, Registry};
 pub use cookie::{CookieOptions, SameSite, SetCookie};
 pub use driver::{Driver, Entry, ListPage, PutOptions, Version, WriteMode};
-pub use error::{BoxError, DriverError, ErrorKind, SessionError};
+pub use error::{BoxError, DriverError, ErrorKind, Report, SessionError};
 pub use id::SessionId;
 pub use keys::{Key, Keyring};
 pub use model::{ConcurrentWrites, DynamicData, SessionData};

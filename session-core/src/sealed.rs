@@ -103,7 +103,7 @@ fn seal_in_place(
     let tag = key
         .cipher
         .encrypt_in_place_detached(&Nonce::from(nonce), cookie_name.as_bytes(), plaintext)
-        .map_err(|_| SessionError::Config("sealing the session failed".into()))?;
+        .map_err(|_| SessionError::Internal("sealing the session failed"))?;
     buffer.extend_from_slice(&tag);
     Ok(URL_SAFE_NO_PAD.encode(buffer))
 }

@@ -154,7 +154,7 @@ impl<T: SessionData> Session<T> {
         }
         match inner.loaded.as_mut() {
             Some(loaded) => f(loaded),
-            None => Err(SessionError::Config("session state lost".into())),
+            None => Err(SessionError::Internal("session state lost")),
         }
     }
 
@@ -190,7 +190,8 @@ impl<T: SessionData> Session<T> {
                 let mut stored = self
                     .shared
                     .fetch(driver.as_ref(), id, key, exclusive)
-                    .await?;
+                    .await
+                    .map_err(SessionError::store(driver.as_ref(), "load"))?;
                 if let Some(stored) = stored.as_mut() {
                     // Loaded once per request: the value moves, no copy.
                     stored.signed = signed.take();
@@ -519,7 +520,10 @@ impl<T: SessionData> Session<T> {
         let shared = &*self.shared;
         if let Backend::Store(driver) = &shared.backend {
             while let Some(key) = inner.pending_deletes.first() {
-                driver.delete(key).await?;
+                driver
+                    .delete(key)
+                    .await
+                    .map_err(SessionError::store(driver.as_ref(), "delete"))?;
                 inner.pending_deletes.remove(0);
             }
         }
@@ -644,7 +648,10 @@ impl<T: SessionData> Session<T> {
                 *stored = shared.create(driver, record, l.new_id.take(), now).await?;
                 // Only after the new record exists: a failure here leaves the old id working
                 // rather than losing the session.
-                driver.delete(&old_key).await?;
+                driver
+                    .delete(&old_key)
+                    .await
+                    .map_err(SessionError::store(driver, "delete"))?;
                 Outcome::Cookie(shared.cookie_for(stored, now)?)
             }
             Some(stored) => {

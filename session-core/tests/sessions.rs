@@ -1103,7 +1103,7 @@ async fn a_store_that_fails_gives_a_typed_retryable_or_permanent_error() {
     std::fs::write(&base, b"not a directory").unwrap();
     let s = storage.get_session(Some(&c));
     let err = s.read(|d| d.count).await.unwrap_err();
-    assert!(matches!(err, SessionError::Driver(_)), "{err}");
+    assert!(matches!(err, SessionError::Driver { .. }), "{err}");
     assert!(!err.to_string().contains(SECRET));
     let s = storage.get_session(None);
     s.update(|d| d.count = 1).await.unwrap();
@@ -1238,7 +1238,10 @@ async fn a_driver_built_in_code_is_validated_by_the_storage() {
     assert!(
         matches!(
             err,
-            SessionError::Driver(session_core::DriverError::ValueTooLarge { .. })
+            SessionError::Driver {
+                source: session_core::DriverError::ValueTooLarge { .. },
+                ..
+            }
         ),
         "{err}"
     );

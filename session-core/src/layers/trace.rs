@@ -78,10 +78,10 @@ struct Started(u64);
 #[cfg(target_arch = "wasm32")]
 impl Started {
     fn now() -> Self {
-        Self(crate::now_millis())
+        Self(crate::clock::now_millis())
     }
     fn elapsed(&self) -> Duration {
-        Duration::from_millis(crate::now_millis().saturating_sub(self.0))
+        Duration::from_millis(crate::clock::now_millis().saturating_sub(self.0))
     }
 }
 
