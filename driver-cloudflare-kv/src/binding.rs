@@ -40,11 +40,11 @@ fn kv_error(what: &str, e: &KvError) -> DriverError {
         KvError::Serialization(_) => {
             DriverError::permanent(format!("cloudflare kv {what}: bad response"), None)
         }
-        KvError::JavaScript(_) => DriverError::Unavailable {
-            message: format!("cloudflare kv {what}: the binding threw: {e}"),
-            retryable: false,
-            source: None,
-        },
+        KvError::JavaScript(_) => DriverError::unavailable(
+            format!("cloudflare kv {what}: the binding threw: {e}"),
+            false,
+            None,
+        ),
     }
 }
 

@@ -239,11 +239,20 @@ impl RestApi {
         match build().bearer_auth(&self.token).send().await {
             Ok(response) => {
                 let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                    .map(std::time::Duration::from_secs);
                 match response.bytes().await {
                     Ok(body)
                         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
                     {
-                        Err(api_error(what, status, &body))
+                        let error = api_error(what, status, &body);
+                        Err(match retry_after {
+                            Some(wait) => error.with_retry_after(wait),
+                            None => error,
+                        })
                     }
                     Ok(body) => Ok((status, body)),
                     Err(e) => Err(transport_error(what, &e)),
@@ -383,11 +392,7 @@ fn api_error(what: &str, status: StatusCode, body: &[u8]) -> DriverError {
     match status.as_u16() {
         401 | 403 | 404 => DriverError::config(message),
         413 => DriverError::permanent(message, None),
-        429 | 500..=599 => DriverError::Unavailable {
-            message,
-            retryable: true,
-            source: None,
-        },
+        429 | 500..=599 => DriverError::unavailable(message, true, None),
         _ => DriverError::permanent(message, None),
     }
 }
@@ -400,11 +405,7 @@ fn transport_error(what: &str, e: &reqwest::Error) -> DriverError {
     } else {
         "request failed"
     };
-    DriverError::Unavailable {
-        message: format!("cloudflare kv {what}: {kind}"),
-        retryable: true,
-        source: None,
-    }
+    DriverError::unavailable(format!("cloudflare kv {what}: {kind}"), true, None)
 }
 
 #[cfg(test)]

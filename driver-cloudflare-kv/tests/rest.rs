@@ -137,6 +137,19 @@ async fn outages_are_retried_then_retryable() {
     assert!(e.is_retryable(), "{e}");
     assert_eq!(proxy.requests() - before, 3, "max_attempts = 3");
 
+    // Throttled with a Retry-After longer than the retry layer waits: no retry, and the wait
+    // goes back to the caller (a 503's Retry-After in the integrations).
+    proxy.set_mode(ProxyMode::Throttle(7));
+    let before = proxy.requests();
+    let e = driver.get("k").await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(7)), "{e}");
+    assert_eq!(
+        proxy.requests() - before,
+        1,
+        "not retried sooner than asked"
+    );
+
     proxy.set_mode(ProxyMode::Forward);
     assert_eq!(driver.get("k").await.unwrap().unwrap().value, "v");
 

@@ -508,9 +508,9 @@ fn io_error(e: io::Error) -> DriverError {
             | io::ErrorKind::StorageFull
             | io::ErrorKind::QuotaExceeded
     );
-    DriverError::Unavailable {
-        message: format!("file system: {}", e.kind()),
+    DriverError::unavailable(
+        format!("file system: {}", e.kind()),
         retryable,
-        source: Some(Box::new(e)),
-    }
+        Some(Box::new(e)),
+    )
 }

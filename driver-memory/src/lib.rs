@@ -224,11 +224,11 @@ impl Shard {
                 self.drop_indexed(version, hash);
                 Ok(())
             }
-            None => Err(DriverError::Unavailable {
-                message: "memory driver is at capacity and no entry has a TTL to evict".into(),
-                retryable: false,
-                source: None,
-            }),
+            None => Err(DriverError::unavailable(
+                "memory driver is at capacity and no entry has a TTL to evict",
+                false,
+                None,
+            )),
         }
     }
 }

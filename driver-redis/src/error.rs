@@ -30,11 +30,7 @@ pub(crate) fn redis_error(e: &RedisError) -> DriverError {
     } else {
         format!("redis: {}", e.kind_name())
     };
-    DriverError::Unavailable {
-        message,
-        retryable,
-        source: None,
-    }
+    DriverError::unavailable(message, retryable, None)
 }
 
 pub(crate) trait KindName {

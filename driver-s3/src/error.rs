@@ -38,11 +38,7 @@ pub(crate) fn s3_error<
             DriverError::config(message)
         }
         (Some(404), _) => DriverError::config(message),
-        (Some(429 | 500..=599), _) | (None, _) => DriverError::Unavailable {
-            message,
-            retryable: true,
-            source: None,
-        },
+        (Some(429 | 500..=599), _) | (None, _) => DriverError::unavailable(message, true, None),
         (Some(_), _) => DriverError::permanent(message, None),
     }
 }

@@ -484,9 +484,5 @@ pub(crate) fn sql_error(e: &rusqlite::Error) -> DriverError {
                 | ErrorCode::DiskFull
         )
     );
-    DriverError::Unavailable {
-        message: format!("sqlite: {e}"),
-        retryable,
-        source: None,
-    }
+    DriverError::unavailable(format!("sqlite: {e}"), retryable, None)
 }

@@ -492,3 +492,24 @@ async fn retryable_failures_are_503_with_retry_after() {
         assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
     }
 }
+
+#[actix_web::test]
+async fn a_throttled_store_s_retry_after_reaches_the_503() {
+    use std::time::Duration;
+    let throttled = session_core::SessionError::Driver {
+        driver: "cloudflare-kv".into(),
+        operation: "load",
+        source: session_core::DriverError::transient("throttled", std::io::Error::other("429"))
+            .with_retry_after(Duration::from_secs(9)),
+    };
+    let response = session_actix::error_response(&throttled);
+    assert_eq!(
+        response.status(),
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+    );
+    let retry_after = response
+        .headers()
+        .get(actix_web::http::header::RETRY_AFTER)
+        .unwrap();
+    assert_eq!(retry_after, "9");
+}

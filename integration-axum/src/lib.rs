@@ -100,9 +100,19 @@ pub fn unavailable_response() -> http::Response<String> {
 
 /// The default answer to `error`: [`unavailable_response`] when it is retryable, else
 /// [`internal_error_response`].
+///
+/// The `503`'s `Retry-After` is the backend's own when it gave one (a throttled store),
+/// else one second.
 pub fn error_response(error: &SessionError) -> http::Response<String> {
     if error.is_retryable() {
-        unavailable_response()
+        let mut response = unavailable_response();
+        if let Some(wait) = error.retry_after() {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
     } else {
         internal_error_response()
     }

@@ -614,3 +614,20 @@ async fn retryable_failures_are_503_with_retry_after() {
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 }
+
+#[test]
+fn a_throttled_store_s_retry_after_reaches_the_503() {
+    use std::time::Duration;
+    let throttled = session_core::SessionError::Driver {
+        driver: "cloudflare-kv".into(),
+        operation: "load",
+        source: session_core::DriverError::transient("throttled", std::io::Error::other("429"))
+            .with_retry_after(Duration::from_millis(4500)),
+    };
+    let response = session_axum::error_response(&throttled);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "5", "rounded up");
+    let contention = session_core::SessionError::Contention { attempts: 3 };
+    let response = session_axum::error_response(&contention);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+}

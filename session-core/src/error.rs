@@ -46,13 +46,19 @@ pub enum DriverError {
         /// The operation or option that was refused.
         operation: String,
     },
-    /// The backend could not be reached or failed to answer.
+    /// The backend could not be reached or failed to answer. Build one with
+    /// [`transient`](Self::transient), [`permanent`](Self::permanent),
+    /// [`timeout`](Self::timeout) or [`unavailable`](Self::unavailable).
     #[error("backend unavailable: {message}")]
+    #[non_exhaustive]
     Unavailable {
         /// What failed (no credentials, no values).
         message: String,
         /// Whether the same call may succeed if tried again.
         retryable: bool,
+        /// How long the backend asked callers to wait before trying again (an HTTP
+        /// `Retry-After`); the retry layer waits at least this long.
+        retry_after: Option<Duration>,
         /// The underlying error, if any.
         #[source]
         source: Option<BoxError>,
@@ -141,30 +147,50 @@ impl DriverError {
         }
     }
 
-    /// A retryable [`Unavailable`](Self::Unavailable) error wrapping `source`.
-    pub fn transient(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+    /// An [`Unavailable`](Self::Unavailable) error.
+    pub fn unavailable(
+        message: impl Into<String>,
+        retryable: bool,
+        source: Option<BoxError>,
+    ) -> Self {
         Self::Unavailable {
             message: message.into(),
-            retryable: true,
-            source: Some(source.into()),
-        }
-    }
-
-    /// A non-retryable [`Unavailable`](Self::Unavailable) error (for example corrupt stored data).
-    pub fn permanent(message: impl Into<String>, source: Option<BoxError>) -> Self {
-        Self::Unavailable {
-            message: message.into(),
-            retryable: false,
+            retryable,
+            retry_after: None,
             source,
         }
     }
 
+    /// A retryable [`Unavailable`](Self::Unavailable) error wrapping `source`.
+    pub fn transient(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::unavailable(message, true, Some(source.into()))
+    }
+
+    /// A non-retryable [`Unavailable`](Self::Unavailable) error (the backend refused the call
+    /// for good, or answered something this driver cannot use).
+    pub fn permanent(message: impl Into<String>, source: Option<BoxError>) -> Self {
+        Self::unavailable(message, false, source)
+    }
+
     /// A retryable [`Unavailable`](Self::Unavailable) error for an operation that exceeded `limit`.
     pub fn timeout(operation: &str, limit: Duration) -> Self {
-        Self::Unavailable {
-            message: format!("{operation} timed out after {limit:?}"),
-            retryable: true,
-            source: None,
+        Self::unavailable(format!("{operation} timed out after {limit:?}"), true, None)
+    }
+
+    /// This error with the wait the backend asked for (an HTTP `Retry-After`); no effect on
+    /// other kinds.
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        if let Self::Unavailable { retry_after, .. } = &mut self {
+            *retry_after = Some(wait);
+        }
+        self
+    }
+
+    /// The wait the backend asked for before a retry, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }
@@ -272,10 +298,12 @@ impl DriverError {
             Self::Unavailable {
                 message,
                 retryable,
+                retry_after,
                 source,
             } => Self::Unavailable {
                 message: message.clone(),
                 retryable: *retryable,
+                retry_after: *retry_after,
                 source: source
                     .as_ref()
                     .map(|s| Box::new(Replicated(s.to_string())) as BoxError),
@@ -309,6 +337,12 @@ impl SessionError {
             operation,
             source,
         }
+    }
+
+    /// How long the backend asked callers to wait before trying again, if it said (a
+    /// throttled HTTP store's `Retry-After`): what a `503`'s `Retry-After` should say.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.driver_error().and_then(DriverError::retry_after)
     }
 
     /// The driver's error, if a driver failed.

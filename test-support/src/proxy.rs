@@ -20,6 +20,9 @@ pub enum ProxyMode {
     StripConditions,
     /// Answers every request itself with this status and an S3-style XML error body.
     Respond(u16),
+    /// Answers every request itself with `429 Too Many Requests` and `Retry-After` of this
+    /// many seconds.
+    Throttle(u16),
 }
 
 /// A proxy on a free loopback port in front of `127.0.0.1:upstream`; it lives as long as the
@@ -68,6 +71,15 @@ impl HttpProxy {
         while let Some((head, body)) = read_request(&mut reader) {
             self.requests.fetch_add(1, Ordering::SeqCst);
             let mode = *self.mode.lock().unwrap();
+            if let ProxyMode::Throttle(secs) = mode {
+                let response = format!(
+                    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {secs}\r\nContent-Length: 0\r\n\r\n"
+                );
+                if to_client.write_all(response.as_bytes()).is_err() {
+                    break;
+                }
+                continue;
+            }
             if let ProxyMode::Respond(status) = mode {
                 let code = match status {
                     403 => "AccessDenied",

@@ -10,7 +10,9 @@ use crate::{Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Vers
 
 /// Tries an operation again when it fails with a retryable error (a dropped connection, a
 /// timeout, a throttled request), after a full-jitter exponential backoff, up to `retries`
-/// more times.
+/// more times. A backend's `Retry-After` ([`DriverError::retry_after`]) is honoured: the
+/// wait is at least that long, and a wait longer than the backoff's maximum is not made (the
+/// error goes back to the caller at once).
 ///
 /// Only idempotent operations are repeated: `get`, `delete`, `touch`, `list`, `clear` and
 /// overwriting `put`s. A conditional write (create-only, update-only, compare-and-swap) is
@@ -70,14 +72,22 @@ impl Retried {
         let mut attempt = 0u32;
         loop {
             match call().await {
-                Err(e) if e.is_retryable() && attempt < self.policy.retries => {
+                // A backend that asks for a longer wait than this layer would ever make is
+                // answered at once: the caller can pass the wait on (a 503's `Retry-After`).
+                Err(e)
+                    if e.is_retryable()
+                        && attempt < self.policy.retries
+                        && e.retry_after().is_none_or(|asked| asked <= self.policy.max) =>
+                {
                     attempt += 1;
                     let window = self
                         .policy
                         .base
                         .saturating_mul(1 << (attempt - 1).min(16))
                         .min(self.policy.max);
-                    let wait = window.mul_f64(rand::random::<f64>());
+                    let wait = window
+                        .mul_f64(rand::random::<f64>())
+                        .max(e.retry_after().unwrap_or_default());
                     tracing::debug!(
                         driver = self.inner.name(),
                         operation,
@@ -201,5 +211,27 @@ mod tests {
         recorder.fail_next([DriverError::config("bad credentials")]);
         assert_eq!(driver.get("k").await.unwrap_err().kind(), ErrorKind::Config);
         assert_eq!(recorder.calls().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_is_waited_for_or_passed_on() {
+        let recorder = Arc::new(Recorder::new(Capabilities::new(100, 100)));
+        let driver = RetryLayer::new(2)
+            .backoff(Duration::from_millis(1), Duration::from_millis(200))
+            .layer(recorder.clone());
+        let throttled = |wait| dropped().with_retry_after(wait);
+        recorder.fail_next([throttled(Duration::from_millis(80))]);
+        let started = std::time::Instant::now();
+        assert!(driver.get("k").await.unwrap().is_none());
+        assert!(
+            started.elapsed() >= Duration::from_millis(80),
+            "waited as asked"
+        );
+        assert_eq!(recorder.calls().len(), 2);
+        // Longer than the layer ever waits: the caller gets the error, and the wait, at once.
+        recorder.fail_next([throttled(Duration::from_secs(30))]);
+        let err = driver.get("k").await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+        assert_eq!(recorder.calls().len(), 3);
     }
 }
