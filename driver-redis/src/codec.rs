@@ -3,8 +3,6 @@
 use session_core::driver::from_unix_millis;
 use session_core::{DriverError, Entry, Version, bytes::Bytes};
 
-use crate::cache::Cached;
-
 pub(crate) const HEADER: usize = 16;
 /// The last byte of the version in a stored value (`GETRANGE` bounds are inclusive).
 pub(crate) const HEADER_VERSION_END: usize = 7;
@@ -22,7 +20,7 @@ pub(crate) fn version_token(version: [u8; 8]) -> Version {
 }
 
 /// Splits a stored value into its header fields and the value.
-pub(crate) fn decode(raw: Vec<u8>) -> Result<Cached, DriverError> {
+pub(crate) fn decode(raw: Vec<u8>) -> Result<Entry, DriverError> {
     let (Some(version), Some(expiry)) = (raw.get(..8), raw.get(8..HEADER)) else {
         return Err(DriverError::corrupt(
             "a Redis value without this driver's header",
@@ -33,21 +31,11 @@ pub(crate) fn decode(raw: Vec<u8>) -> Result<Cached, DriverError> {
     let version = u64::from_be_bytes(be);
     be.copy_from_slice(expiry);
     let expires_at = u64::from_be_bytes(be);
-    Ok(Cached {
-        version,
-        expires_at: (expires_at != 0).then_some(expires_at),
+    Ok(Entry {
+        version: version_token(version.to_be_bytes()),
+        expires_at: (expires_at != 0).then(|| from_unix_millis(expires_at)),
         value: Bytes::from(raw).split_off(HEADER),
     })
-}
-
-impl Cached {
-    pub(crate) fn into_entry(self) -> Entry {
-        Entry {
-            value: self.value,
-            version: version_token(self.version.to_be_bytes()),
-            expires_at: self.expires_at.map(from_unix_millis),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Connecting to one server (with the local cache's invalidation channel) or to a cluster.
+//! Connecting to one server (with the read cache's invalidation channel) or to a cluster,
+//! and Redis client tracking as the read cache's invalidation source.
 
 use std::{sync::Arc, time::Duration};
 
@@ -6,17 +7,57 @@ use redis::{
     Client, ErrorKind as RedisErrorKind, ProtocolVersion, PushInfo, PushKind, RedisError, Value,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
-use session_core::DriverError;
+use session_core::{
+    DriverError, async_trait,
+    layers::{Invalidations, ReadCache},
+};
 
-use crate::cache::LocalCache;
 #[cfg(feature = "cluster")]
-use crate::error::{KindName, redis_error};
+use crate::error::KindName;
+use crate::error::redis_error;
 
 #[derive(Clone)]
 pub(crate) enum Connection {
     Single(ConnectionManager),
     #[cfg(feature = "cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Connection {
+    /// Runs a command (bounded by the connection's response timeout and the timeout layer).
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, DriverError> {
+        let mut connection = self.clone();
+        let reply = match &mut connection {
+            Connection::Single(c) => cmd.query_async(c).await,
+            #[cfg(feature = "cluster")]
+            Connection::Cluster(c) => cmd.query_async(c).await,
+        };
+        reply.map_err(|e| redis_error(&e))
+    }
+}
+
+/// Redis client tracking as the read cache's source of invalidations: `CLIENT TRACKING ON
+/// NOLOOP` makes Redis push an `invalidate` for every key this connection read, when another
+/// client writes or deletes it or it expires. (`BCAST` mode would track every key under the
+/// prefix without reads, but Redis 7.0 then reports a connection's own script writes back to
+/// it despite `NOLOOP`, which would drop every record it writes.) The driver reads back every
+/// key it writes (in the same round trip), so its own writes stay tracked.
+pub(crate) struct Tracking(pub(crate) Connection);
+
+#[async_trait]
+impl Invalidations for Tracking {
+    async fn enable(&self) -> Result<bool, DriverError> {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("TRACKING").arg("ON").arg("NOLOOP");
+        self.0.query::<Value>(&cmd).await.map(|_| true)
+    }
+
+    fn watches_own_writes(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(feature = "cluster")]
@@ -54,7 +95,7 @@ pub(crate) async fn connect_single(
     client: &Client,
     connect_timeout: Duration,
     timeout: Duration,
-    cache: Option<Arc<LocalCache>>,
+    cache: Option<(Arc<ReadCache>, String)>,
 ) -> Result<Connection, RedisError> {
     let mut manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(connect_timeout))
@@ -62,9 +103,9 @@ pub(crate) async fn connect_single(
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(500));
     let client = match cache {
-        Some(cache) => {
+        Some((cache, prefix)) => {
             manager_config = manager_config.set_push_sender(move |push: PushInfo| {
-                on_push(&cache, push);
+                on_push(&cache, &prefix, push);
                 Ok::<(), std::convert::Infallible>(())
             });
             let info = client.get_connection_info().clone();
@@ -85,16 +126,22 @@ pub(crate) async fn connect_single(
     Ok(Connection::Single(manager))
 }
 
-/// Applies what Redis pushes: invalidated keys, or (a null list) everything; and the client
-/// library's notice that the connection was lost.
-pub(crate) fn on_push(cache: &LocalCache, push: PushInfo) {
+/// Applies what Redis pushes: invalidated keys (under this driver's `prefix`, which the cache's
+/// keys do not carry), or (a null list) everything; and the client library's notice that the
+/// connection was lost.
+pub(crate) fn on_push(cache: &ReadCache, prefix: &str, push: PushInfo) {
+    let invalidate = |key: &[u8]| {
+        if let Some(key) = key.strip_prefix(prefix.as_bytes()) {
+            cache.invalidate(key);
+        }
+    };
     match push.kind {
         PushKind::Invalidate => match push.data.first() {
             Some(Value::Array(keys)) => {
                 for key in keys {
                     match key {
-                        Value::BulkString(key) => cache.invalidate(key),
-                        Value::SimpleString(key) => cache.invalidate(key.as_bytes()),
+                        Value::BulkString(key) => invalidate(key),
+                        Value::SimpleString(key) => invalidate(key.as_bytes()),
                         _ => cache.flush(),
                     }
                 }

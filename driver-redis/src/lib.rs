@@ -8,8 +8,9 @@
 //!   (`EVALSHA`, never `WATCH`/`MULTI` across round trips). Touch rewrites only the 8 expiry
 //!   bytes (`SETRANGE`) and the TTL (`PEXPIRE`).
 //! * **Local cache, invalidated by Redis** (on by default, `local_cache` bytes, 0 = off): the
-//!   connection speaks RESP3 and asks Redis to report changes to the keys it reads
-//!   (`CLIENT TRACKING ON NOLOOP`). Sessions this driver read or updated are answered
+//!   cache is session-core's read-cache layer ([`CacheLayer`], which the driver asks for in
+//!   its layer defaults); this driver is its invalidation source. The connection speaks RESP3
+//!   and asks Redis to report changes to the keys it reads (`CLIENT TRACKING ON NOLOOP`). Sessions this driver read or updated are answered
 //!   locally until another client changes them, so a session read is usually no round trip
 //!   and a commit is one round trip. A write ends Redis's tracking of the key for the writer,
 //!   so the compare-and-swap script reads the key back, and a plain or update-only write is
@@ -44,7 +45,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod cache;
 mod codec;
 mod config;
 mod connection;
@@ -56,13 +56,14 @@ use redis::{Client, Cmd, ErrorKind as RedisErrorKind, Script, Value};
 use session_core::driver::{deadline_millis, now_millis};
 use session_core::{
     Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions, TtlSupport,
-    Version, WriteMode, async_trait, bytes::Bytes,
+    Version, WriteMode, async_trait,
+    bytes::Bytes,
+    layers::{CacheLayer, ReadCache},
 };
 
 use crate::{
-    cache::{Cached, LocalCache, Lookup},
     codec::{HEADER_VERSION_END, decode, encode, version_token},
-    connection::{Connection, connect_cluster, connect_single},
+    connection::{Connection, Tracking, connect_cluster, connect_single},
     error::{KindName, redis_error},
 };
 pub use config::{DEFAULT_LOCAL_CACHE, RedisConfig, register};
@@ -75,17 +76,6 @@ pub const SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "redis+c
 pub const MAX_KEY_LEN: usize = 4096;
 /// Largest value accepted, in bytes.
 pub const MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
-/// What a write did, for the local cache.
-enum Written {
-    /// Written, and the key is tracked for this connection again: the local copy is current
-    /// until an invalidation says otherwise.
-    Tracked,
-    /// Written, but not (or not provably) tracked: the local copy must go.
-    Untracked,
-    /// Not written: the condition failed.
-    Refused,
-}
-
 /// The Redis driver. See the crate documentation.
 pub struct RedisDriver {
     connection: Connection,
@@ -95,8 +85,10 @@ pub struct RedisDriver {
     /// The scripts, hashed once (`Script::new` computes the SHA-1 that `EVALSHA` sends).
     cas: Script,
     touch: Script,
-    /// The local cache, when on (single server, RESP3, tracking accepted).
-    cache: Option<Arc<LocalCache>>,
+    /// The read cache, when on (single server, RESP3): the driver reads back what it writes
+    /// so that Redis keeps tracking the key, and invalidates a key whose read-back shows
+    /// another writer. The cache itself is session-core's read-cache layer.
+    cache: Option<Arc<ReadCache>>,
 }
 
 impl fmt::Debug for RedisDriver {
@@ -127,30 +119,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1";
 
 impl RedisDriver {
-    /// `GET`, answered from the local cache when `cached` and it holds the key; a reply read
-    /// from Redis fills the cache either way.
-    async fn read(&self, key: &str, cached: bool) -> Result<Option<Entry>, DriverError> {
-        let key = self.key(key);
-        let ticket = match &self.cache {
-            None => None,
-            Some(cache) => match cache.lookup(key.as_bytes(), now_millis()) {
-                Lookup::Hit(cached_entry) if cached => return Ok(Some(cached_entry.into_entry())),
-                Lookup::Hit(_) => cache.ticket(key.as_bytes()),
-                Lookup::Miss(ticket) => Some(ticket),
-                Lookup::Off(None) => None,
-                Lookup::Off(Some(epoch)) => {
-                    self.enable_tracking(cache, epoch).await;
-                    cache.ticket(key.as_bytes())
-                }
-            },
-        };
-        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(&key)).await?;
-        let Some(raw) = raw else { return Ok(None) };
-        let record = decode(raw)?;
-        if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
-            cache.fill(ticket, key.as_bytes(), record.clone());
-        }
-        Ok(Some(record.into_entry()))
+    /// `GET`.
+    async fn read(&self, key: &str) -> Result<Option<Entry>, DriverError> {
+        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(self.key(key))).await?;
+        raw.map(decode).transpose()
     }
 
     /// Connects (failing within `connect_timeout` if Redis cannot be reached).
@@ -173,13 +145,14 @@ impl RedisDriver {
         let connect_timeout = config.connect_timeout.unwrap_or(Duration::from_secs(2));
         let timeout = config.command_timeout.unwrap_or(Duration::from_secs(1));
         let budget = usize::try_from(config.local_cache.unwrap_or(0)).unwrap_or(usize::MAX);
-        let mut cache = (!config.cluster && budget > 0).then(|| Arc::new(LocalCache::new(budget)));
+        let mut cache = (!config.cluster && budget > 0).then(|| Arc::new(ReadCache::new(budget)));
         let connection = if config.cluster {
             connect_cluster(&url, connect_timeout, timeout).await?
         } else {
             let client = Client::open(url.as_str())
                 .map_err(|e| DriverError::config(format!("option `url`: {}", e.kind_name())))?;
-            match connect_single(&client, connect_timeout, timeout, cache.clone()).await {
+            let sink = cache.clone().map(|c| (c, config.prefix.clone()));
+            match connect_single(&client, connect_timeout, timeout, sink).await {
                 Ok(manager) => manager,
                 // A server without RESP3 (Redis before 6) refuses `HELLO 3`: connect without
                 // the local cache.
@@ -196,12 +169,18 @@ impl RedisDriver {
                 Err(e) => return Err(redis_error(&e)),
             }
         };
+        // Every operation bounded by the timeout layer, which the driver asks for; the
+        // connection's response timeout (the same) also resets a stuck connection. The read
+        // cache is a layer too, kept correct by Redis client tracking.
+        let mut layers = LayerOptions::new().with_timeout(timeout);
+        if let Some(cache) = &cache {
+            let source = Arc::new(Tracking(connection.clone()));
+            layers = layers.with_read_cache(CacheLayer::new(Arc::clone(cache), source));
+        }
         Ok(Self {
             connection,
             prefix: config.prefix,
-            // Every operation bounded by the timeout layer, which the driver asks for; the
-            // connection's response timeout (the same) also resets a stuck connection.
-            layers: LayerOptions::new().with_timeout(timeout),
+            layers,
             cas: Script::new(CAS),
             touch: Script::new(TOUCH),
             cache,
@@ -213,24 +192,6 @@ impl RedisDriver {
                 .with_touch()
                 .with_list(),
         })
-    }
-
-    /// Turns tracking on for the current connection (see the crate documentation).
-    async fn enable_tracking(&self, cache: &LocalCache, epoch: u64) {
-        let mut cmd = redis::cmd("CLIENT");
-        cmd.arg("TRACKING").arg("ON").arg("NOLOOP");
-        let outcome = match self.query::<Value>(&cmd).await {
-            Ok(_) => Some(true),
-            Err(e) if !e.is_retryable() => {
-                tracing::warn!(error = %e, "Redis refused client tracking; the local session cache is off");
-                Some(false)
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "could not turn Redis client tracking on yet");
-                None
-            }
-        };
-        cache.tracking_result(epoch, outcome);
     }
 
     fn is_cluster(&self) -> bool {
@@ -247,15 +208,7 @@ impl RedisDriver {
 
     /// Runs a command (bounded by the connection's response timeout and the timeout layer).
     async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, DriverError> {
-        let mut connection = self.connection.clone();
-        let run = async {
-            match &mut connection {
-                Connection::Single(c) => cmd.query_async(c).await,
-                #[cfg(feature = "cluster")]
-                Connection::Cluster(c) => cmd.query_async(c).await,
-            }
-        };
-        run.await.map_err(|e| redis_error(&e))
+        self.connection.query(cmd).await
     }
 
     /// Runs a pipeline (one round trip).
@@ -393,13 +346,7 @@ impl Driver for RedisDriver {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        self.read(key, true).await
-    }
-
-    /// Reads Redis itself: a record in the local cache may be one network hop behind a write
-    /// by another app server (its invalidation still on the way).
-    async fn get_latest(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        self.read(key, false).await
+        self.read(key).await
     }
 
     async fn put(
@@ -412,38 +359,28 @@ impl Driver for RedisDriver {
         let version: u64 = rand::random();
         let expires_at = ttl.map(|t| deadline_millis(now_millis(), t));
         let blob = encode(version, expires_at, &value);
-        let key = self.key(key);
-        // A compare-and-swap or an update of an existing session is kept locally (see below),
-        // so it takes a ticket. A new session (create-only) is not: most are never read again
-        // (visitors without cookies), and the read-back would be a second command.
-        let keep = !matches!(options.mode, WriteMode::CreateOnly);
-        let ticket = match &self.cache {
-            Some(cache) if keep => cache.ticket(key.as_bytes()),
-            _ => None,
-        };
+        let full_key = self.key(key);
+        // With the read cache, a write other than create-only (whose record the cache does not
+        // keep) is read back in the same round trip, so that Redis tracks the key again.
+        let read_back = self.cache.is_some() && options.mode != WriteMode::CreateOnly;
         let written = match &options.mode {
             WriteMode::IfVersion(expected) => match u64::from_str_radix(expected.as_str(), 16) {
-                Err(_) => Ok(Written::Refused),
+                Err(_) => false,
                 Ok(expected) => {
+                    // The script reads the key back itself.
                     let ttl_arg = ttl.map(|t| millis(t).to_string()).unwrap_or_default();
                     self.script::<i64>(
                         &self.cas,
-                        &key,
+                        &full_key,
                         &[&expected.to_be_bytes(), &blob, ttl_arg.as_bytes()],
                     )
-                    .await
-                    .map(|done| {
-                        if done == 1 {
-                            Written::Tracked
-                        } else {
-                            Written::Refused
-                        }
-                    })
+                    .await?
+                        == 1
                 }
             },
             mode => {
                 let mut cmd = redis::cmd("SET");
-                cmd.arg(&key).arg(blob);
+                cmd.arg(&full_key).arg(blob);
                 if let Some(t) = ttl {
                     cmd.arg("PX").arg(millis(t));
                 }
@@ -456,45 +393,28 @@ impl Driver for RedisDriver {
                     }
                     _ => {}
                 }
-                if ticket.is_some() {
-                    // Our write ended Redis's tracking of the key for this connection: read the
-                    // version back in the same round trip to track it again. Another client may
-                    // have written between the two commands; then the versions differ and the
-                    // local copy is dropped (a later change sends an invalidation as usual).
+                if read_back {
                     let mut pipe = redis::pipe();
                     pipe.add_command(cmd)
                         .cmd("GETRANGE")
-                        .arg(&key)
+                        .arg(&full_key)
                         .arg(0)
                         .arg(HEADER_VERSION_END);
-                    self.pipeline::<(Value, Vec<u8>)>(&pipe)
-                        .await
-                        .map(|(reply, now_stored)| match reply {
-                            Value::Nil => Written::Refused,
-                            _ if now_stored == version.to_be_bytes() => Written::Tracked,
-                            _ => Written::Untracked,
-                        })
+                    let (reply, now_stored) = self.pipeline::<(Value, Vec<u8>)>(&pipe).await?;
+                    if now_stored != version.to_be_bytes()
+                        && let Some(cache) = &self.cache
+                    {
+                        // Another client wrote between the two commands: what the cache would
+                        // keep is not what Redis holds (its change sends no invalidation to
+                        // this connection, which was not tracking the key yet).
+                        cache.invalidate(key.as_bytes());
+                    }
+                    reply != Value::Nil
                 } else {
-                    self.query::<Value>(&cmd).await.map(|reply| match reply {
-                        Value::Nil => Written::Refused,
-                        _ => Written::Untracked,
-                    })
+                    self.query::<Value>(&cmd).await? != Value::Nil
                 }
             }
         };
-        if let Some(cache) = &self.cache {
-            // Written and tracked again (the script reads the key back; a plain write is
-            // followed by a read of its version): keep what was written. Anything else leaves
-            // the local copy untrusted: drop it, so that the next read (the session layer's
-            // reload after a conflict) goes to Redis.
-            let record = matches!(written, Ok(Written::Tracked)).then(|| Cached {
-                value,
-                version,
-                expires_at,
-            });
-            cache.wrote(ticket, key.as_bytes(), record);
-        }
-        let written = !matches!(written?, Written::Refused);
         match (written, &options.mode) {
             (true, _) => Ok(version_token(version.to_be_bytes())),
             (false, WriteMode::CreateOnly) => Err(DriverError::AlreadyExists),
@@ -503,12 +423,9 @@ impl Driver for RedisDriver {
     }
 
     async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        let key = self.key(key);
-        let deleted = self.query::<i64>(redis::cmd("DEL").arg(&key)).await;
-        if let Some(cache) = &self.cache {
-            cache.wrote(None, key.as_bytes(), None);
-        }
-        deleted.map(|_| ())
+        self.query::<i64>(redis::cmd("DEL").arg(self.key(key)))
+            .await
+            .map(|_| ())
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
@@ -521,11 +438,8 @@ impl Driver for RedisDriver {
                 &key,
                 &[&expires_at.to_be_bytes(), ttl_arg.as_bytes()],
             )
-            .await;
-        if let Some(cache) = &self.cache {
-            cache.wrote(None, key.as_bytes(), None);
-        }
-        Ok(done? == 1)
+            .await?;
+        Ok(done == 1)
     }
 
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {

@@ -92,8 +92,8 @@ async fn config_string_timeouts_and_retries_hold_while_the_server_is_down() {
     let driver = registry.open(&url).await.unwrap();
     assert_eq!(
         driver.layers(),
-        ["trace", "validate", "retry", "timeout"],
-        "the config's timeout replaces the driver's default"
+        ["trace", "validate", "cache", "retry", "timeout"],
+        "the config's timeout replaces the driver's default; a cache hit needs neither"
     );
     driver
         .put("k", Bytes::from_static(b"before"), PutOptions::new())

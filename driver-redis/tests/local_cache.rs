@@ -15,10 +15,15 @@ use session_driver_redis::{RedisConfig, RedisDriver};
 
 use common::RedisServer;
 
-async fn driver(server: &RedisServer, prefix: &str) -> RedisDriver {
+/// A driver as users get it: in its layers, the read cache among them.
+async fn connect(config: RedisConfig) -> Arc<dyn Driver> {
+    session_core::layers::with_defaults(Arc::new(RedisDriver::connect(config).await.unwrap()))
+}
+
+async fn driver(server: &RedisServer, prefix: &str) -> Arc<dyn Driver> {
     let mut config = RedisConfig::new(server.url());
     config.prefix = prefix.into();
-    RedisDriver::connect(config).await.unwrap()
+    connect(config).await
 }
 
 /// How many times Redis ran `command` (from `INFO commandstats`).
@@ -36,11 +41,8 @@ async fn two_app_servers(
     server: &RedisServer,
     key: &str,
     value: &'static str,
-) -> [Arc<RedisDriver>; 2] {
-    let drivers = [
-        Arc::new(driver(server, "s:").await),
-        Arc::new(driver(server, "s:").await),
-    ];
+) -> [Arc<dyn Driver>; 2] {
+    let drivers = [driver(server, "s:").await, driver(server, "s:").await];
     drivers[0]
         .put(key, Bytes::from_static(value.as_bytes()), PutOptions::new())
         .await
@@ -49,7 +51,7 @@ async fn two_app_servers(
 }
 
 /// Waits until `driver` reads `expected` for `key` (invalidations arrive asynchronously).
-async fn eventually_reads(driver: &RedisDriver, key: &str, expected: Option<&str>) {
+async fn eventually_reads(driver: &dyn Driver, key: &str, expected: Option<&str>) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let value = driver.get(key).await.unwrap().map(|e| e.value);
@@ -131,7 +133,12 @@ async fn reads_and_own_writes_are_served_locally() {
     let mut config = RedisConfig::new(server.url());
     config.prefix = "app:".into();
     config.local_cache = Some(0);
-    let uncached = RedisDriver::connect(config).await.unwrap();
+    let uncached = connect(config).await;
+    assert!(
+        !uncached.layers().contains(&"cache"),
+        "{:?}",
+        uncached.layers()
+    );
     for _ in 0..3 {
         assert_eq!(uncached.get("k").await.unwrap().unwrap().value, "v2");
     }
@@ -304,7 +311,7 @@ async fn a_restarted_server_is_not_answered_from_the_old_cache() {
     let mut config = RedisConfig::new(server.url());
     config.command_timeout = Some(Duration::from_millis(500));
     config.connect_timeout = Some(Duration::from_millis(500));
-    let a = RedisDriver::connect(config).await.unwrap();
+    let a = connect(config).await;
     assert!(a.get("k").await.unwrap().is_none());
     a.put("k", Bytes::from_static(b"before"), PutOptions::new())
         .await

@@ -201,6 +201,10 @@ pub struct LayerOptions {
     /// config.
     #[serde(skip)]
     pub emulate_expiry: bool,
+    /// See [`CacheLayer`](crate::layers::CacheLayer): asked for by a driver that can say when
+    /// its entries change, never by a config.
+    #[serde(skip)]
+    pub read_cache: Option<crate::layers::CacheLayer>,
 }
 
 impl LayerOptions {
@@ -242,6 +246,12 @@ impl LayerOptions {
         self
     }
 
+    /// A read cache kept correct by the driver's invalidations.
+    pub fn with_read_cache(mut self, cache: crate::layers::CacheLayer) -> Self {
+        self.read_cache = Some(cache);
+        self
+    }
+
     /// These options, each one missing taken from `defaults`.
     pub fn or(self, defaults: Self) -> Self {
         Self {
@@ -249,6 +259,7 @@ impl LayerOptions {
             retries: self.retries.or(defaults.retries),
             sweep_interval: self.sweep_interval.or(defaults.sweep_interval),
             emulate_expiry: self.emulate_expiry || defaults.emulate_expiry,
+            read_cache: self.read_cache.or(defaults.read_cache),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! | `RetryLayer` | retries of idempotent operations, full-jitter backoff (feature `tokio`) | `retries` option |
 //! | [`ExpiryLayer`] | per-key expiry in a header before each value, for backends without it | asked for by the driver |
 //! | `SweepLayer` | deletes expired entries in the background (feature `tokio`) | `sweep_interval` option |
+//! | [`CacheLayer`] | a process-local read cache kept correct by the driver's [`Invalidations`] | asked for by the driver |
 //! | [`PrefixLayer`] | a key prefix | in code |
 //! | [`CountingDriver`] | counts calls (tests, cost checks) | in code |
 //!
@@ -56,6 +57,7 @@ macro_rules! forward_identity {
     };
 }
 
+mod cache;
 mod counting;
 mod expiry;
 mod prefix;
@@ -70,6 +72,7 @@ mod validate;
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
+pub use cache::{CacheLayer, Invalidations, MAX_ENTRY, ReadCache};
 pub use counting::{CallCounts, CountingDriver};
 pub use expiry::ExpiryLayer;
 pub use prefix::PrefixLayer;
@@ -119,8 +122,8 @@ impl Stack {
     }
 
     /// The standard stack with the layers `options` ask for beneath it, from the driver out:
-    /// a `TimeoutLayer` per attempt, a `RetryLayer` around it, the [`ExpiryLayer`], and a
-    /// `SweepLayer` (timeout, retry and sweep need the `tokio` feature; a zero
+    /// a `TimeoutLayer` per attempt, a `RetryLayer` around it, the [`ExpiryLayer`], the
+    /// [`CacheLayer`], and a `SweepLayer` (timeout, retry and sweep need the `tokio` feature; a zero
     /// `sweep_interval` sweeps never).
     pub fn from_options(options: &LayerOptions) -> Result<Self, DriverError> {
         let sweep = options.sweep_interval.filter(|i| !i.is_zero());
@@ -143,6 +146,9 @@ impl Stack {
         }
         if options.emulate_expiry {
             stack = stack.layer(ExpiryLayer::new());
+        }
+        if let Some(cache) = &options.read_cache {
+            stack = stack.layer(cache.clone());
         }
         #[cfg(feature = "tokio")]
         if let Some(interval) = sweep {
