@@ -13,7 +13,7 @@
 //!
 //! * **TTL**: sent as `expiration_ttl`. KV's minimum is 60 seconds: shorter TTLs are rounded up
 //!   to it ([`BelowMinTtl::RoundUp`](session_core::BelowMinTtl)). The exact expiry is also kept
-//!   in a [`ValueHeader`](session_core::driver::ValueHeader) before the value (expiry in Unix
+//!   in a [`ValueHeader`] before the value (expiry in Unix
 //!   milliseconds and a random write id that serves as the version), and enforced on every read.
 //! * **No create-only, no compare-and-swap, no touch**: KV has no conditional writes. Sessions
 //!   on KV are last-write-wins between concurrent requests, and the conformance suite skips
@@ -21,6 +21,7 @@
 //! * **Eventual consistency**: a write may take up to 60 seconds to be seen in other locations.
 //! * **Keys** are escaped with [`session_core::driver::escape_key`] (KV keys are at most 512 bytes and
 //!   travel in URL paths), so a key may be `170 - prefix length` bytes long.
+#![doc = include_str!("../docs.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

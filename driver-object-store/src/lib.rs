@@ -15,7 +15,7 @@
 //! * **Object layout**: `<prefix>/<escaped key>`, keys escaped with
 //!   [`session_core::driver::escape_key`] so that any key is one plain path segment. The body is what
 //!   the [`ExpiryLayer`](session_core::layers::ExpiryLayer) stores: a
-//!   [`ValueHeader`](session_core::driver::ValueHeader) (expiry in Unix milliseconds and a random write
+//!   [`ValueHeader`] (expiry in Unix milliseconds and a random write
 //!   id, so every write has a new ETag even for equal bytes) followed by the value. Attributes
 //!   and metadata are not used: not every store keeps them.
 //! * **Expiry** (no store has per-object TTLs) is the expiry layer's: enforced on every read
@@ -37,6 +37,7 @@
 //!     .build();
 //! # let _ = driver;
 //! ```
+#![doc = include_str!("../docs.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -37,11 +37,7 @@
 //!   holds about 1000 keys and the cursor says where to go on, so memory stays bounded at any
 //!   keyspace size. As with `SCAN` itself, a key can come twice if Redis resizes its table
 //!   during a listing.
-//!
-//! URLs: `redis://[user:password@]host:port[/db]`, `rediss://` (feature `tls`),
-//! `redis+unix:///path/redis.sock`, `unix:///path/redis.sock`, `redis+cluster://host:port`.
-//! Options: `prefix`, `connect_timeout` (default 2 s), `command_timeout` (default 1 s),
-//! `local_cache` (bytes, default 16 MiB; 0 turns the local cache off).
+#![doc = include_str!("../docs.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -26,15 +26,7 @@
 //!   are conflicts, 5xx, throttling and timeouts are retryable, 403 and a missing bucket are
 //!   configuration errors.
 //!
-//! # Configuration
-//!
-//! `s3://BUCKET/PREFIX?region=eu-west-1&endpoint=http://127.0.0.1:9000`, or options
-//! `bucket`, `prefix`, `region`, `endpoint`, `path_style`, `access_key_id`,
-//! `secret_access_key`, `session_token`, `connect_timeout` (2 s), `operation_timeout` (10 s),
-//! `max_attempts` (3), `sweep_interval` (off). Credentials, region and endpoint fall back to the
-//! standard environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_SESSION_TOKEN`, `AWS_REGION` / `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL_S3` /
-//! `AWS_ENDPOINT_URL`). Path-style addressing is the default when an endpoint is given.
+//! Every option, its default and its environment fallback: see Configuration below.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), session_core::DriverError> {
@@ -61,6 +53,7 @@
 //! ```
 //!
 //! `aws s3api put-bucket-lifecycle-configuration --bucket my-bucket --lifecycle-configuration file://rule.json`
+#![doc = include_str!("../docs.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -28,6 +28,7 @@
 //! # Ok::<(), session_core::DriverError>(())
 //! # }).unwrap();
 //! ```
+#![doc = include_str!("../docs.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -633,15 +633,24 @@ impl<T: SessionData> Session<T> {
         now: u64,
     ) -> Result<(Outcome, bool), SessionError> {
         let shared = &*self.shared;
-        let outcome = match l.stored.as_mut() {
-            None if changes.is_empty() => Outcome::Nothing,
-            None => {
+        let due = l.stored.as_ref().and_then(|s| shared.refresh_due(s, now));
+        let plan = Plan::decide(
+            l.stored.is_some(),
+            l.regenerate,
+            !changes.is_empty(),
+            due,
+            driver.capabilities().touch,
+            stale_key,
+        );
+        let outcome = match (plan, l.stored.as_mut()) {
+            (Plan::Nothing, _) => Outcome::Nothing,
+            (Plan::Create, _) => {
                 let mut record = shared.new_record(now);
                 shared.apply(&mut record, &changes, now);
                 let stored = shared.create(driver, record, l.new_id.take(), now).await?;
                 Outcome::Cookie(shared.cookie_for(l.stored.insert(stored), now)?)
             }
-            Some(stored) if l.regenerate => {
+            (Plan::Regenerate, Some(stored)) => {
                 let mut record = stored.record.clone();
                 shared.apply(&mut record, &changes, now);
                 let old_key = stored.key.clone();
@@ -654,32 +663,25 @@ impl<T: SessionData> Session<T> {
                     .map_err(SessionError::store(driver, "delete"))?;
                 Outcome::Cookie(shared.cookie_for(stored, now)?)
             }
-            Some(stored) => {
-                let due = shared.refresh_due(stored, now);
-                let touch = driver.capabilities().touch;
-                if !changes.is_empty() || (due.is_some() && !touch) {
-                    // A change, or a refresh on a driver that cannot touch: a write (which
-                    // restarts the idle timeout). Operations that changed nothing here are
-                    // not run again elsewhere.
-                    let ops = match changes.is_empty() {
-                        true => Vec::new(),
-                        false => l.ops.clone(),
-                    };
-                    return self.commit_combined(driver, l, ops, changes, now).await;
-                }
-                match due {
-                    Some(deadline) => {
-                        if shared.touch(driver, stored, deadline, now).await? {
-                            Outcome::Cookie(shared.cookie_for(stored, now)?)
-                        } else {
-                            Outcome::Vanished
-                        }
-                    }
-                    // Re-sign with the newest key; no write.
-                    None if stale_key => Outcome::Cookie(shared.cookie_for(stored, now)?),
-                    None => Outcome::Nothing,
+            (Plan::Update, Some(_)) => {
+                // A change, or a refresh on a driver that cannot touch (a write restarts the
+                // idle timeout). Operations that changed nothing here are not run again
+                // elsewhere.
+                let ops = match changes.is_empty() {
+                    true => Vec::new(),
+                    false => l.ops.clone(),
+                };
+                return self.commit_combined(driver, l, ops, changes, now).await;
+            }
+            (Plan::Touch(deadline), Some(stored)) => {
+                if shared.touch(driver, stored, deadline, now).await? {
+                    Outcome::Cookie(shared.cookie_for(stored, now)?)
+                } else {
+                    Outcome::Vanished
                 }
             }
+            (Plan::Resign, Some(stored)) => Outcome::Cookie(shared.cookie_for(stored, now)?),
+            (_, None) => return Err(SessionError::Internal("a commit plan without a session")),
         };
         Ok((outcome, false))
     }
@@ -730,11 +732,21 @@ impl<T: SessionData> Session<T> {
         now: u64,
     ) -> Result<Outcome, SessionError> {
         let shared = &*self.shared;
+        let due = l.stored.as_ref().and_then(|s| shared.refresh_due(s, now));
+        // A refresh re-seals the cookie with the new deadline: "touch" is always possible.
+        let plan = Plan::decide(
+            l.stored.is_some(),
+            l.regenerate,
+            !changes.is_empty(),
+            due,
+            true,
+            stale_key,
+        );
         // As with a store, the session's state changes only once the write (here: sealing,
         // which fails when too large) succeeded; a failed commit can be retried as it was.
-        let next = match &l.stored {
-            None if changes.is_empty() => return Ok(Outcome::Nothing),
-            None => {
+        let next = match (plan, &l.stored) {
+            (Plan::Nothing, _) => return Ok(Outcome::Nothing),
+            (Plan::Create, _) => {
                 let mut record = shared.new_record(now);
                 shared.apply(&mut record, changes, now);
                 match shared.opened(id_for(&l.new_id)?, record) {
@@ -742,30 +754,71 @@ impl<T: SessionData> Session<T> {
                     None => return Ok(Outcome::Nothing),
                 }
             }
-            Some(stored) if l.regenerate || !changes.is_empty() => {
+            (Plan::Regenerate | Plan::Update, Some(stored)) => {
                 let mut next = stored.clone();
-                if l.regenerate {
+                if plan == Plan::Regenerate {
                     next.id = id_for(&l.new_id)?;
                 }
                 shared.apply(&mut next.record, changes, now);
                 next.idle_deadline = next.record.idle_deadline;
                 next
             }
-            Some(stored) => match shared.refresh_due(stored, now) {
-                Some(deadline) => {
-                    let mut next = stored.clone();
-                    next.record.idle_deadline = Some(deadline);
-                    next.idle_deadline = Some(deadline);
-                    next
-                }
-                None if stale_key => return Ok(Outcome::Cookie(shared.cookie_for(stored, now)?)),
-                None => return Ok(Outcome::Nothing),
-            },
+            (Plan::Touch(deadline), Some(stored)) => {
+                let mut next = stored.clone();
+                next.record.idle_deadline = Some(deadline);
+                next.idle_deadline = Some(deadline);
+                next
+            }
+            (Plan::Resign, Some(stored)) => {
+                return Ok(Outcome::Cookie(shared.cookie_for(stored, now)?));
+            }
+            (_, None) => return Err(SessionError::Internal("a commit plan without a session")),
         };
         let cookie = shared.cookie_for(&next, now)?;
         l.new_id = None;
         l.stored = Some(next);
         Ok(Outcome::Cookie(cookie))
+    }
+}
+
+/// What a commit does, decided once for both backends from what the request did (pure: no
+/// I/O); [`Session::commit_to_store`] and [`Session::commit_to_cookie`] carry it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Nothing to write, no cookie to send.
+    Nothing,
+    /// A new session with this request's changes: a record created (store) or sealed (cookie).
+    Create,
+    /// The session under a new id, its data kept, with this request's changes (fixation
+    /// defence); the old record deleted.
+    Regenerate,
+    /// This request's changes written (or a due refresh where the backend cannot touch).
+    Update,
+    /// Only the idle deadline moves, to this time (Unix ms).
+    Touch(u64),
+    /// The cookie signed again with the newest key; nothing written.
+    Resign,
+}
+
+impl Plan {
+    fn decide(
+        has_session: bool,
+        regenerate: bool,
+        changed: bool,
+        refresh_due: Option<u64>,
+        can_touch: bool,
+        stale_key: bool,
+    ) -> Self {
+        match (has_session, refresh_due) {
+            (false, _) if changed => Self::Create,
+            (false, _) => Self::Nothing,
+            _ if regenerate => Self::Regenerate,
+            _ if changed => Self::Update,
+            (true, Some(_)) if !can_touch => Self::Update,
+            (true, Some(deadline)) => Self::Touch(deadline),
+            (true, None) if stale_key => Self::Resign,
+            (true, None) => Self::Nothing,
+        }
     }
 }
 
