@@ -326,14 +326,14 @@ impl SessionError {
     }
 
     /// A driver's error in the session layer's context: `driver` failed while the session layer
-    /// did `operation`.
+    /// did `operation`. Built on the error path only (the driver's name is copied then).
     pub(crate) fn store(
         driver: &dyn crate::Driver,
         operation: &'static str,
-    ) -> impl FnOnce(DriverError) -> Self {
-        let name = driver.name().to_owned();
-        move |source| Self::Driver {
-            driver: name,
+        source: DriverError,
+    ) -> Self {
+        Self::Driver {
+            driver: driver.name().to_owned(),
             operation,
             source,
         }
@@ -430,8 +430,11 @@ mod tests {
     fn a_store_error_names_the_driver_and_the_operation_and_reports_its_causes() {
         let driver = Recorder::new(Capabilities::new(10, 10));
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let error =
-            SessionError::store(&driver, "load")(DriverError::transient("redis: Io", refused));
+        let error = SessionError::store(
+            &driver,
+            "load",
+            DriverError::transient("redis: Io", refused),
+        );
         assert!(error.is_retryable());
         assert_eq!(
             error.to_string(),
@@ -442,7 +445,7 @@ mod tests {
             "session store: recorder load: backend unavailable: redis: Io: refused"
         );
         assert!(error.driver_error().is_some());
-        let corrupt = SessionError::store(&driver, "load")(DriverError::corrupt("no header"));
+        let corrupt = SessionError::store(&driver, "load", DriverError::corrupt("no header"));
         assert!(!corrupt.is_retryable());
         assert_eq!(
             corrupt.driver_error().map(DriverError::kind),

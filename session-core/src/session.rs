@@ -191,7 +191,7 @@ impl<T: SessionData> Session<T> {
                     .shared
                     .fetch(driver.as_ref(), id, key, exclusive)
                     .await
-                    .map_err(SessionError::store(driver.as_ref(), "load"))?;
+                    .map_err(|e| SessionError::store(driver.as_ref(), "load", e))?;
                 if let Some(stored) = stored.as_mut() {
                     // Loaded once per request: the value moves, no copy.
                     stored.signed = signed.take();
@@ -523,7 +523,7 @@ impl<T: SessionData> Session<T> {
                 driver
                     .delete(key)
                     .await
-                    .map_err(SessionError::store(driver.as_ref(), "delete"))?;
+                    .map_err(|e| SessionError::store(driver.as_ref(), "delete", e))?;
                 inner.pending_deletes.remove(0);
             }
         }
@@ -660,7 +660,7 @@ impl<T: SessionData> Session<T> {
                 driver
                     .delete(&old_key)
                     .await
-                    .map_err(SessionError::store(driver, "delete"))?;
+                    .map_err(|e| SessionError::store(driver, "delete", e))?;
                 Outcome::Cookie(shared.cookie_for(stored, now)?)
             }
             (Plan::Update, Some(_)) => {
@@ -934,5 +934,34 @@ impl Session<DynamicData> {
             d.remove(&key);
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Plan;
+
+    #[test]
+    fn one_plan_for_both_backends() {
+        // (has session, regenerate, changed, refresh due, can touch, stale key) -> plan
+        let cases = [
+            ((false, false, false, None, true, false), Plan::Nothing),
+            ((false, false, true, None, true, false), Plan::Create),
+            ((true, true, false, None, true, false), Plan::Regenerate),
+            ((true, true, true, Some(9), true, true), Plan::Regenerate),
+            ((true, false, true, Some(9), true, false), Plan::Update),
+            ((true, false, false, Some(9), true, false), Plan::Touch(9)),
+            ((true, false, false, Some(9), false, false), Plan::Update),
+            ((true, false, false, None, true, true), Plan::Resign),
+            ((true, false, false, None, false, false), Plan::Nothing),
+        ];
+        for ((has, regenerate, changed, due, touch, stale), plan) in cases {
+            assert_eq!(
+                Plan::decide(has, regenerate, changed, due, touch, stale),
+                plan,
+                "{:?}",
+                (has, regenerate, changed, due, touch, stale)
+            );
+        }
     }
 }
