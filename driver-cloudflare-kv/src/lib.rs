@@ -30,14 +30,14 @@ mod binding;
 #[cfg(feature = "rest")]
 mod rest;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use session_core::driver::{
-    ValueHeader, deadline_millis, escape_key, from_unix_millis, now_millis, unescape_key,
+    ValueHeader, deadline_millis, escape_key, from_unix_millis, unescape_key, unix_millis,
 };
 use session_core::{
-    BelowMinTtl, Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
-    TtlSupport, Version, async_trait, bytes::Bytes,
+    BelowMinTtl, Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage,
+    PutOptions, SystemClock, TtlSupport, Version, async_trait, bytes::Bytes,
 };
 
 #[cfg(feature = "worker")]
@@ -103,6 +103,8 @@ pub struct KvDriver<T> {
     transport: T,
     prefix: String,
     caps: Capabilities,
+    /// The clock the exact expiry is set and checked by (KV deletes keys by its own).
+    clock: Arc<dyn Clock>,
 }
 
 impl<T> std::fmt::Debug for KvDriver<T> {
@@ -114,6 +116,17 @@ impl<T> std::fmt::Debug for KvDriver<T> {
 }
 
 impl<T: Transport> KvDriver<T> {
+    /// Sets and checks the exact expiry by `clock` (the system clock by default; KV itself
+    /// deletes keys by Cloudflare's clock, at least a second later).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> u64 {
+        unix_millis(self.clock.now())
+    }
+
     /// A driver over `transport`, with `prefix` before every key.
     pub fn with_transport(transport: T, prefix: impl Into<String>) -> Result<Self, DriverError> {
         let prefix = prefix.into();
@@ -129,6 +142,7 @@ impl<T: Transport> KvDriver<T> {
         Ok(Self {
             transport,
             prefix,
+            clock: Arc::new(SystemClock),
             caps: Capabilities::new(max_key_len, MAX_VALUE_SIZE)
                 .with_ttl(TtlSupport::with_min(
                     MIN_TTL,
@@ -169,7 +183,7 @@ impl<T: Transport> Driver for KvDriver<T> {
             return Ok(None);
         };
         let (header, value) = ValueHeader::split(&raw)?;
-        if header.expired(now_millis()) {
+        if header.expired(self.now()) {
             return Ok(None);
         }
         Ok(Some(Entry {
@@ -186,7 +200,7 @@ impl<T: Transport> Driver for KvDriver<T> {
         options: PutOptions,
     ) -> Result<Version, DriverError> {
         let ttl = options.ttl;
-        let now = now_millis();
+        let now = self.now();
         let expires_at = ttl.map(|ttl| deadline_millis(now, ttl));
         let header = ValueHeader::new(expires_at);
         // KV counts whole seconds: round up, so KV never deletes before our own expiry.
@@ -203,7 +217,7 @@ impl<T: Transport> Driver for KvDriver<T> {
 
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
         let page = self.transport.list(&self.kv_key(prefix), cursor).await?;
-        let now_secs = now_millis() / 1000;
+        let now_secs = self.now() / 1000;
         let keys = page
             .keys
             .into_iter()

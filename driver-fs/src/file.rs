@@ -263,7 +263,7 @@ fn collision() -> DriverError {
 
 /// Reads the current record for `key`.
 pub(crate) fn read(path: &Path, key: &str) -> Result<Lookup<Record>, DriverError> {
-    let Some(bytes) = not_found(fs::read(path)).map_err(crate::io_error)? else {
+    let Some(bytes) = not_found(fs::read(path)).map_err(crate::error::io_error)? else {
         return Ok(Lookup::Missing);
     };
     let found = match View::parse(&bytes) {
@@ -283,7 +283,7 @@ pub(crate) fn read(path: &Path, key: &str) -> Result<Lookup<Record>, DriverError
 
 /// Reads the key and current header of a record file, for listing and sweeping.
 pub(crate) fn read_key(path: &Path) -> Result<Lookup<(ValueHeader, String)>, DriverError> {
-    let Some(bytes) = not_found(fs::read(path)).map_err(crate::io_error)? else {
+    let Some(bytes) = not_found(fs::read(path)).map_err(crate::error::io_error)? else {
         return Ok(Lookup::Missing);
     };
     let Some(view) = View::parse(&bytes) else {

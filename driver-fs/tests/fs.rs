@@ -426,3 +426,29 @@ async fn selectable_by_config_string() {
         .unwrap();
     assert!(err.to_string().contains("colour"), "{err}");
 }
+
+#[tokio::test]
+async fn an_injected_clock_sets_and_checks_expiry() {
+    use session_core::{Clock, ManualClock, driver::unix_millis};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
+    let d = FsDriver::builder(dir.path())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+    d.put("k", Bytes::from_static(b"v"), PutOptions::new().ttl(hour))
+        .await
+        .unwrap();
+    let expires_at = d.get("k").await.unwrap().unwrap().expires_at.unwrap();
+    let expected = unix_millis(clock.now()) + 3_600_000;
+    assert!(
+        unix_millis(expires_at).abs_diff(expected) <= 1,
+        "on the injected clock"
+    );
+    // An hour passes on the injected clock, none on the wall clock.
+    clock.advance(hour);
+    assert!(d.get("k").await.unwrap().is_none());
+    assert!(!d.touch("k", hour).await.unwrap());
+    assert_eq!(d.sweep().await.unwrap().expired, 1);
+}

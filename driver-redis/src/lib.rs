@@ -49,10 +49,10 @@ mod error;
 use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
 
 use redis::{Client, Cmd, ErrorKind as RedisErrorKind, Script, Value};
-use session_core::driver::{deadline_millis, now_millis};
+use session_core::driver::{deadline_millis, unix_millis};
 use session_core::{
-    Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions, TtlSupport,
-    Version, WriteMode, async_trait,
+    Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
+    SystemClock, TtlSupport, Version, WriteMode, async_trait,
     bytes::Bytes,
     layers::{CacheLayer, ReadCache},
 };
@@ -78,6 +78,9 @@ pub struct RedisDriver {
     prefix: String,
     layers: LayerOptions,
     caps: Capabilities,
+    /// The clock of the deadline kept beside each value (`Entry::expires_at`); Redis expires
+    /// keys by its own.
+    clock: Arc<dyn Clock>,
     /// The scripts, hashed once (`Script::new` computes the SHA-1 that `EVALSHA` sends).
     cas: Script,
     touch: Script,
@@ -177,6 +180,7 @@ impl RedisDriver {
             connection,
             prefix: config.prefix,
             layers,
+            clock: Arc::new(SystemClock),
             cas: Script::new(CAS),
             touch: Script::new(TOUCH),
             cache,
@@ -188,6 +192,17 @@ impl RedisDriver {
                 .with_touch()
                 .with_list(),
         })
+    }
+
+    /// Reports deadlines (`Entry::expires_at`) by `clock` (the system clock by default);
+    /// Redis expires keys by its own.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> u64 {
+        unix_millis(self.clock.now())
     }
 
     fn is_cluster(&self) -> bool {
@@ -353,7 +368,7 @@ impl Driver for RedisDriver {
     ) -> Result<Version, DriverError> {
         let ttl = options.ttl;
         let version: u64 = rand::random();
-        let expires_at = ttl.map(|t| deadline_millis(now_millis(), t));
+        let expires_at = ttl.map(|t| deadline_millis(self.now(), t));
         let blob = encode(version, expires_at, &value);
         let full_key = self.key(key);
         // With the read cache, a write other than create-only (whose record the cache does not
@@ -425,7 +440,7 @@ impl Driver for RedisDriver {
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
-        let expires_at = deadline_millis(now_millis(), ttl);
+        let expires_at = deadline_millis(self.now(), ttl);
         let ttl_arg = millis(ttl).to_string();
         let key = self.key(key);
         let done = self

@@ -70,11 +70,11 @@ use aws_sdk_s3::{
 };
 use futures::{StreamExt, TryStreamExt};
 use session_core::driver::{
-    deadline_millis, escape_key, from_unix_millis, now_millis, unescape_key,
+    deadline_millis, escape_key, from_unix_millis, unescape_key, unix_millis,
 };
 use session_core::{
-    Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions, TtlSupport,
-    Version, WriteMode, async_trait, bytes::Bytes,
+    Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
+    SystemClock, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes,
 };
 
 pub use crate::config::{S3Config, register};
@@ -113,6 +113,8 @@ struct Inner {
     client: Client,
     bucket: String,
     prefix: String,
+    /// The clock expiry is set and checked by.
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for S3Driver {
@@ -176,6 +178,7 @@ impl S3Driver {
             client: Client::from_conf(builder.build()),
             bucket: config.bucket,
             prefix: config.prefix,
+            clock: Arc::new(SystemClock),
         });
         inner
             .client
@@ -204,9 +207,26 @@ impl S3Driver {
     pub async fn sweep(&self) -> Result<u64, DriverError> {
         self.inner.sweep().await
     }
+
+    /// Sets and checks expiry by `clock` (the system clock by default). Share a
+    /// [`ManualClock`](session_core::ManualClock) with the session storage to test expiry
+    /// without sleeping.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        let inner = Arc::new(Inner {
+            client: self.inner.client.clone(),
+            bucket: self.inner.bucket.clone(),
+            prefix: self.inner.prefix.clone(),
+            clock,
+        });
+        Self { inner, ..self }
+    }
 }
 
 impl Inner {
+    fn now(&self) -> u64 {
+        unix_millis(self.clock.now())
+    }
+
     fn object(&self, key: &str) -> String {
         format!("{}{}", self.prefix, escape_key(key))
     }
@@ -296,7 +316,7 @@ impl Inner {
         let mut deleted = 0u64;
         loop {
             let (names, next) = self.list_page(&self.prefix, cursor.as_deref()).await?;
-            let now = now_millis();
+            let now = self.now();
             let expired: Vec<(String, String)> = futures::stream::iter(names)
                 .map(|name| async move {
                     Ok::<_, DriverError>(match self.head(&name).await? {
@@ -372,7 +392,7 @@ impl Driver for S3Driver {
             Err(e) => return Err(s3_error("GetObject", e)),
         };
         let head = head_of(out.e_tag(), out.metadata())?;
-        if head.expired(now_millis()) {
+        if head.expired(self.inner.now()) {
             return Ok(None);
         }
         let value = out
@@ -401,7 +421,7 @@ impl Driver for S3Driver {
         options: PutOptions,
     ) -> Result<Version, DriverError> {
         let ttl = options.ttl;
-        let expires_at = ttl.map(|ttl| deadline_millis(now_millis(), ttl));
+        let expires_at = ttl.map(|ttl| deadline_millis(self.inner.now(), ttl));
         let inner = &self.inner;
         let object = inner.object(key);
         match &options.mode {
@@ -414,7 +434,7 @@ impl Driver for S3Driver {
                 let (etag, version_expires_at) = parse_version(version);
                 // The version names an object that has expired since: absent, whatever
                 // S3 still holds, so no write can match it.
-                if version_expires_at.is_some_and(|at| at <= now_millis()) {
+                if version_expires_at.is_some_and(|at| at <= self.inner.now()) {
                     return Err(DriverError::Conflict);
                 }
                 inner
@@ -432,7 +452,7 @@ impl Driver for S3Driver {
                 // An expired object that no sweep has deleted yet counts as absent: replace it,
                 // unless someone else does first.
                 match inner.head(&object).await? {
-                    Some(head) if head.expired(now_millis()) => inner
+                    Some(head) if head.expired(self.inner.now()) => inner
                         .put_object(&object, value, expires_at, Condition::ETag(&head.etag))
                         .await
                         .map_err(|e| match e {
@@ -462,7 +482,7 @@ impl Driver for S3Driver {
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
         let inner = &self.inner;
         let (names, next) = inner.list_page(&inner.object(prefix), cursor).await?;
-        let now = now_millis();
+        let now = self.inner.now();
         let keys: Vec<String> = futures::stream::iter(names)
             .map(|name| async move {
                 let Some(key) = name.strip_prefix(&inner.prefix).and_then(unescape_key) else {

@@ -43,10 +43,10 @@ use std::{
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 use serde::Deserialize;
-use session_core::driver::{blocking, flexible, from_unix_millis, now_millis};
+use session_core::driver::{blocking, flexible, from_unix_millis, unix_millis};
 use session_core::{
-    Capabilities, Driver, DriverConfig, DriverError, Entry, LayerOptions, ListPage, PutOptions,
-    Registry, TtlSupport, Version, async_trait, bytes::Bytes,
+    Capabilities, Clock, Driver, DriverConfig, DriverError, Entry, LayerOptions, ListPage,
+    PutOptions, Registry, SystemClock, TtlSupport, Version, async_trait, bytes::Bytes,
 };
 use tokio::sync::oneshot;
 
@@ -155,9 +155,18 @@ pub struct SqliteDriverBuilder {
     synchronous: Synchronous,
     max_batch: usize,
     sweep_interval: Option<Duration>,
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteDriverBuilder {
+    /// The clock deadlines are set and checked by (the system clock by default). Share a
+    /// [`ManualClock`](session_core::ManualClock) with the session storage to test expiry
+    /// without sleeping.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The table (default `sessions`): letters, digits and `_`.
     pub fn table(mut self, table: impl Into<String>) -> Self {
         self.table = table.into();
@@ -232,10 +241,10 @@ impl SqliteDriverBuilder {
         writer::create_schema(&writer, &self.table).map_err(|e| sql_error(&e))?;
         let readers = Mutex::new(Vec::new());
         let (queue, receiver) = mpsc::channel();
-        let (table, max_batch) = (self.table.clone(), self.max_batch);
+        let (table, max_batch, clock) = (self.table.clone(), self.max_batch, self.clock.clone());
         std::thread::Builder::new()
             .name("session-sqlite-writer".into())
-            .spawn(move || writer::run(writer, table, receiver, max_batch))
+            .spawn(move || writer::run(writer, table, receiver, max_batch, clock))
             .map_err(|e| {
                 DriverError::permanent("cannot start the sqlite writer thread", Some(Box::new(e)))
             })?;
@@ -245,6 +254,7 @@ impl SqliteDriverBuilder {
             sql: Sql::new(&self.table),
             queue: Mutex::new(queue),
             readers,
+            clock: self.clock,
         });
         Ok(SqliteDriver {
             inner,
@@ -282,6 +292,14 @@ struct Inner {
     queue: Mutex<mpsc::Sender<Op>>,
     /// Idle read connections.
     readers: Mutex<Vec<Connection>>,
+    /// The clock deadlines are set and checked by.
+    clock: Arc<dyn Clock>,
+}
+
+impl Inner {
+    fn now(&self) -> u64 {
+        unix_millis(self.clock.now())
+    }
 }
 
 const MAX_IDLE_READERS: usize = 8;
@@ -342,6 +360,7 @@ impl SqliteDriver {
             synchronous: Synchronous::Normal,
             max_batch: 512,
             sweep_interval: None,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -379,7 +398,7 @@ impl Driver for SqliteDriver {
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
         let row =
-            blocking(move || inner.read(|conn| writer::read(conn, &inner.sql, &key, now_millis())))
+            blocking(move || inner.read(|conn| writer::read(conn, &inner.sql, &key, inner.now())))
                 .await?;
         Ok(row.map(|(value, version, expires_at)| Entry {
             value: Bytes::from(value),
@@ -447,7 +466,7 @@ impl Driver for SqliteDriver {
                     params![
                         prefix,
                         cursor,
-                        i64::try_from(now_millis()).unwrap_or(i64::MAX),
+                        i64::try_from(inner.now()).unwrap_or(i64::MAX),
                         PAGE as i64
                     ],
                     |row| row.get::<_, String>(0),

@@ -4,7 +4,8 @@
 use std::{sync::mpsc, time::Duration};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use session_core::driver::{deadline_millis, now_millis};
+use session_core::Clock;
+use session_core::driver::{deadline_millis, unix_millis};
 use session_core::{DriverError, Version, WriteMode, bytes::Bytes};
 use tokio::sync::oneshot;
 
@@ -41,7 +42,13 @@ pub(crate) enum Output {
 }
 
 /// Runs until every sender is dropped.
-pub(crate) fn run(conn: Connection, table: String, queue: mpsc::Receiver<Op>, max_batch: usize) {
+pub(crate) fn run(
+    conn: Connection,
+    table: String,
+    queue: mpsc::Receiver<Op>,
+    max_batch: usize,
+    clock: std::sync::Arc<dyn Clock>,
+) {
     let sql = Sql::new(&table);
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -51,7 +58,7 @@ pub(crate) fn run(conn: Connection, table: String, queue: mpsc::Receiver<Op>, ma
                 Err(_) => break,
             }
         }
-        let results = commit(&conn, &sql, &batch);
+        let results = commit(&conn, &sql, &batch, clock.as_ref());
         match results {
             Ok(results) => {
                 for (op, result) in batch.into_iter().zip(results) {
@@ -74,9 +81,10 @@ fn commit(
     conn: &Connection,
     sql: &Sql,
     batch: &[Op],
+    clock: &dyn Clock,
 ) -> rusqlite::Result<Vec<Result<Output, DriverError>>> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let now = now_millis();
+    let now = unix_millis(clock.now());
     let applied: rusqlite::Result<Vec<_>> = batch
         .iter()
         .map(|op| apply(conn, sql, &op.kind, now))

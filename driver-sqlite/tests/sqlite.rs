@@ -158,3 +158,25 @@ async fn selectable_by_config_string() {
         assert!(err.to_string().contains(option), "{config}: {err}");
     }
 }
+
+#[tokio::test]
+async fn an_injected_clock_sets_and_checks_expiry() {
+    use session_core::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
+    let d = SqliteDriver::builder(dir.path().join("clock.db"))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+    d.put("k", Bytes::from_static(b"v"), PutOptions::new().ttl(hour))
+        .await
+        .unwrap();
+    assert!(d.get("k").await.unwrap().is_some());
+    assert_eq!(d.list("", None).await.unwrap().keys, ["k"]);
+    // An hour passes on the injected clock, none on the wall clock.
+    clock.advance(hour);
+    assert!(d.get("k").await.unwrap().is_none());
+    assert!(d.list("", None).await.unwrap().keys.is_empty());
+    assert_eq!(d.sweep().await.unwrap(), 1);
+}
