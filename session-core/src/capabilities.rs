@@ -204,7 +204,7 @@ pub struct LayerOptions {
     /// See [`CacheLayer`](crate::layers::CacheLayer): asked for by a driver that can say when
     /// its entries change, never by a config.
     #[serde(skip)]
-    pub read_cache: Option<crate::layers::CacheLayer>,
+    pub read_cache: Option<crate::read_cache::CacheLayer>,
 }
 
 impl LayerOptions {
@@ -247,7 +247,7 @@ impl LayerOptions {
     }
 
     /// A read cache kept correct by the driver's invalidations.
-    pub fn with_read_cache(mut self, cache: crate::layers::CacheLayer) -> Self {
+    pub fn with_read_cache(mut self, cache: crate::read_cache::CacheLayer) -> Self {
         self.read_cache = Some(cache);
         self
     }

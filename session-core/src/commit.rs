@@ -265,7 +265,7 @@ impl<T: SessionData> Shared<T> {
                     tracing::warn!("session id collision in the store; drawing another id");
                     id = SessionId::generate()?;
                 }
-                Err(e) => return Err(SessionError::store(driver, "create", e)),
+                Err(e) => return Err(SessionError::store(driver.name(), "create", e)),
             }
         }
         Err(SessionError::Contention {
@@ -422,11 +422,16 @@ impl<T: SessionData> Shared<T> {
                             return;
                         }
                         Err(e) => {
-                            return fail_all(SessionError::store(driver, "load", e), outcomes);
+                            return fail_all(
+                                SessionError::store(driver.name(), "load", e),
+                                outcomes,
+                            );
                         }
                     }
                 }
-                Err(e) => return fail_all(SessionError::store(driver, "write", e), outcomes),
+                Err(e) => {
+                    return fail_all(SessionError::store(driver.name(), "write", e), outcomes);
+                }
             }
         }
         fail_all(
@@ -515,7 +520,7 @@ impl<T: SessionData> Shared<T> {
         let touched = driver
             .touch(&stored.key, ttl)
             .await
-            .map_err(|e| SessionError::store(driver, "touch", e))?;
+            .map_err(|e| SessionError::store(driver.name(), "touch", e))?;
         if touched {
             stored.idle_deadline = Some(new_deadline);
         }

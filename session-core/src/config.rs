@@ -152,7 +152,7 @@ impl DriverConfig {
 
     /// The options as a typed config: URL query parameters overlaid by explicit options.
     /// Errors name the offending option. String values from URLs and the environment are
-    /// accepted for numbers and booleans by the [`flexible`] deserialisers.
+    /// accepted for numbers and booleans by the [`flexible`](crate::driver::flexible) deserialisers.
     pub fn options<C: DeserializeOwned>(&self) -> Result<C, DriverError> {
         let mut merged = Map::new();
         if let Some(url) = self.url()? {
@@ -175,72 +175,6 @@ impl fmt::Debug for DriverConfig {
             .field("driver", &self.name())
             .field("options", &self.options.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
-    }
-}
-
-/// Deserialisers that accept either native JSON values or strings (from URLs and env vars).
-pub mod flexible {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, de::Error};
-    use serde_json::Value;
-
-    /// A boolean, or `"true"`/`"false"`/`"1"`/`"0"`.
-    pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Bool(b) => Ok(b),
-            Value::String(s) => match s.as_str() {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" => Ok(false),
-                other => Err(D::Error::custom(format!(
-                    "expected a boolean, got {other:?}"
-                ))),
-            },
-            other => Err(D::Error::custom(format!("expected a boolean, got {other}"))),
-        }
-    }
-
-    /// An optional boolean, or `"true"`/`"false"`/`"1"`/`"0"`.
-    pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-        match Option::<Value>::deserialize(d)? {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => bool(v).map(Some).map_err(D::Error::custom),
-        }
-    }
-
-    /// An optional unsigned integer, or its decimal string.
-    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        match Option::<Value>::deserialize(d)? {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| D::Error::custom(format!("expected an unsigned integer, got {n}"))),
-            Some(Value::String(s)) => s
-                .parse()
-                .map(Some)
-                .map_err(|_| D::Error::custom(format!("expected an unsigned integer, got {s:?}"))),
-            Some(other) => Err(D::Error::custom(format!(
-                "expected an unsigned integer, got {other}"
-            ))),
-        }
-    }
-
-    /// An optional duration: milliseconds as a number, or a string such as `"30s"` or `"5m"`.
-    pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        match Option::<Value>::deserialize(d)? {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .map(|ms| Some(Duration::from_millis(ms)))
-                .ok_or_else(|| D::Error::custom(format!("expected milliseconds, got {n}"))),
-            Some(Value::String(s)) => humantime::parse_duration(&s).map(Some).map_err(|e| {
-                D::Error::custom(format!("expected a duration like \"30s\", got {s:?}: {e}"))
-            }),
-            Some(other) => Err(D::Error::custom(format!(
-                "expected a duration, got {other}"
-            ))),
-        }
     }
 }
 
@@ -343,6 +277,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::flexible;
 
     #[derive(Debug, Deserialize, PartialEq)]
     #[serde(deny_unknown_fields)]

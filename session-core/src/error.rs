@@ -327,13 +327,9 @@ impl SessionError {
 
     /// A driver's error in the session layer's context: `driver` failed while the session layer
     /// did `operation`. Built on the error path only (the driver's name is copied then).
-    pub(crate) fn store(
-        driver: &dyn crate::Driver,
-        operation: &'static str,
-        source: DriverError,
-    ) -> Self {
+    pub(crate) fn store(driver: &str, operation: &'static str, source: DriverError) -> Self {
         Self::Driver {
-            driver: driver.name().to_owned(),
+            driver: driver.to_owned(),
             operation,
             source,
         }
@@ -424,28 +420,26 @@ impl std::fmt::Display for Report<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Capabilities, testing::Recorder};
 
     #[test]
     fn a_store_error_names_the_driver_and_the_operation_and_reports_its_causes() {
-        let driver = Recorder::new(Capabilities::new(10, 10));
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let error = SessionError::store(
-            &driver,
+            "redis",
             "load",
             DriverError::transient("redis: Io", refused),
         );
         assert!(error.is_retryable());
         assert_eq!(
             error.to_string(),
-            "session store: recorder load: backend unavailable: redis: Io"
+            "session store: redis load: backend unavailable: redis: Io"
         );
         assert_eq!(
             error.report().to_string(),
-            "session store: recorder load: backend unavailable: redis: Io: refused"
+            "session store: redis load: backend unavailable: redis: Io: refused"
         );
         assert!(error.driver_error().is_some());
-        let corrupt = SessionError::store(&driver, "load", DriverError::corrupt("no header"));
+        let corrupt = SessionError::store("fs", "load", DriverError::corrupt("no header"));
         assert!(!corrupt.is_retryable());
         assert_eq!(
             corrupt.driver_error().map(DriverError::kind),

@@ -105,7 +105,7 @@ impl<T: SessionData> Shared<T> {
                     pause(attempt).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(SessionError::store(driver, "lease", e)),
+                Err(e) => return Err(SessionError::store(driver.name(), "lease", e)),
             }
         }
     }

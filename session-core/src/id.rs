@@ -5,7 +5,7 @@ use std::fmt;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
-use crate::{SessionError, keys::fill_random};
+use crate::{SessionError, random::fill_random};
 
 const ID_BYTES: usize = 32;
 const ID_CHARS: usize = 43; // unpadded base64 of 32 bytes

@@ -4,11 +4,16 @@ use std::fmt;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, KeyInit, Mac};
-use rand::{TryRngCore, rngs::OsRng};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::{SessionError, sealed::SealKey};
+use aes_gcm_siv::{Aes256GcmSiv, KeyInit as _};
+use sha2::Digest;
+
+use crate::{SessionError, random::fill_random};
+
+/// Bytes of a sealing key's id at the front of every sealed cookie.
+pub(crate) const KID: usize = 4;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -194,9 +199,25 @@ fn mac_for(key: &[u8]) -> HmacSha256 {
         .unwrap_or_else(|_| <HmacSha256 as KeyInit>::new(&Default::default()))
 }
 
-/// Fills `buf` from the operating system's CSPRNG.
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), SessionError> {
-    OsRng
-        .try_fill_bytes(buf)
-        .map_err(|e| SessionError::Random(e.to_string()))
+/// One key's sealing material.
+#[derive(Clone)]
+pub(crate) struct SealKey {
+    pub(crate) kid: [u8; KID],
+    pub(crate) cipher: Aes256GcmSiv,
+}
+
+impl SealKey {
+    pub(crate) fn derive(key: &Key) -> Self {
+        // Bound to the algorithm: a key is never used with two ciphers, and values sealed by
+        // the earlier cipher carry another key id (they read as absent, a fresh session).
+        let secret: Zeroizing<Vec<u8>> = key.derive(b"cookie-seal/aes-256-gcm-siv");
+        let digest = Sha256::digest(&*secret);
+        let mut kid = [0u8; KID];
+        kid.copy_from_slice(&digest[..KID]);
+        // A derived key is always 32 bytes; an empty-key cipher can never open anything.
+        // The derived secret is an HMAC-SHA256 output (32 bytes), so this cannot fail.
+        let cipher = Aes256GcmSiv::new_from_slice(&secret)
+            .unwrap_or_else(|_| Aes256GcmSiv::new(&Default::default()));
+        Self { kid, cipher }
+    }
 }

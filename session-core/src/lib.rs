@@ -74,10 +74,13 @@ mod clock;
 mod combine;
 mod commit;
 mod config;
+mod contract;
 mod cookie;
 pub mod driver;
+mod entry;
 mod error;
 mod exclusive;
+mod flexible;
 mod header;
 mod id;
 mod intent;
@@ -86,6 +89,8 @@ pub mod layers;
 mod model;
 #[cfg(feature = "tokio")]
 mod periodic;
+mod random;
+mod read_cache;
 mod record;
 mod sealed;
 mod session;
@@ -96,8 +101,9 @@ mod testing;
 pub use capabilities::{BelowMinTtl, Capabilities, Consistency, LayerOptions, TtlSupport};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DriverConfig, Registry};
+pub use contract::Driver;
 pub use cookie::{CookieOptions, SameSite, SetCookie};
-pub use driver::{Driver, Entry, ListPage, PutOptions, Version, WriteMode};
+pub use entry::{Entry, ListPage, PutOptions, Version, WriteMode};
 pub use error::{BoxError, DriverError, ErrorKind, Report, SessionError};
 pub use id::SessionId;
 pub use keys::{Key, Keyring};
@@ -108,8 +114,7 @@ pub use storage::{SessionStorage, SessionStorageBuilder};
 
 // Driver-author items, public under `driver`, by short path inside the crate.
 pub(crate) use clock::{deadline_millis, from_unix_millis, unix_millis};
-pub(crate) use config::flexible;
-pub(crate) use driver::{check_key, check_put};
+pub(crate) use contract::{check_key, check_put};
 pub(crate) use header::ValueHeader;
 #[cfg(feature = "tokio")]
 pub(crate) use periodic::PeriodicTask;

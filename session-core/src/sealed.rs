@@ -9,40 +9,19 @@
 //! The key id is a hash of the derived sealing key, so opening tries only the matching key;
 //! the cookie name is the associated data, so a sealed value cannot be moved to another cookie.
 
-use aes_gcm_siv::{Aes256GcmSiv, KeyInit, Nonce, Tag, aead::AeadInPlace};
+use aes_gcm_siv::{Nonce, Tag, aead::AeadInPlace};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::{Key, SessionError, SessionId, record::Record};
+use crate::{
+    SessionError, SessionId,
+    keys::{KID, SealKey},
+    record::Record,
+};
 
-const KID: usize = 4;
 const NONCE: usize = 12;
 const TAG: usize = 16;
-
-/// One key's sealing material.
-#[derive(Clone)]
-pub(crate) struct SealKey {
-    kid: [u8; KID],
-    cipher: Aes256GcmSiv,
-}
-
-impl SealKey {
-    pub(crate) fn derive(key: &Key) -> Self {
-        // Bound to the algorithm: a key is never used with two ciphers, and values sealed by
-        // the earlier cipher carry another key id (they read as absent, a fresh session).
-        let secret: Zeroizing<Vec<u8>> = key.derive(b"cookie-seal/aes-256-gcm-siv");
-        let digest = Sha256::digest(&*secret);
-        let mut kid = [0u8; KID];
-        kid.copy_from_slice(&digest[..KID]);
-        // A derived key is always 32 bytes; an empty-key cipher can never open anything.
-        // The derived secret is an HMAC-SHA256 output (32 bytes), so this cannot fail.
-        let cipher = Aes256GcmSiv::new_from_slice(&secret)
-            .unwrap_or_else(|_| Aes256GcmSiv::new(&Default::default()));
-        Self { kid, cipher }
-    }
-}
 
 /// What a sealed cookie carries.
 #[derive(Deserialize)]
@@ -146,6 +125,7 @@ mod tests {
     use serde_json::Map;
 
     use super::*;
+    use crate::keys::Key;
 
     fn key(s: &str) -> SealKey {
         SealKey::derive(&Key::from_bytes(s).unwrap())

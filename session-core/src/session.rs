@@ -191,7 +191,7 @@ impl<T: SessionData> Session<T> {
                     .shared
                     .fetch(driver.as_ref(), id, key, exclusive)
                     .await
-                    .map_err(|e| SessionError::store(driver.as_ref(), "load", e))?;
+                    .map_err(|e| SessionError::store(driver.as_ref().name(), "load", e))?;
                 if let Some(stored) = stored.as_mut() {
                     // Loaded once per request: the value moves, no copy.
                     stored.signed = signed.take();
@@ -523,7 +523,7 @@ impl<T: SessionData> Session<T> {
                 driver
                     .delete(key)
                     .await
-                    .map_err(|e| SessionError::store(driver.as_ref(), "delete", e))?;
+                    .map_err(|e| SessionError::store(driver.as_ref().name(), "delete", e))?;
                 inner.pending_deletes.remove(0);
             }
         }
@@ -660,7 +660,7 @@ impl<T: SessionData> Session<T> {
                 driver
                     .delete(&old_key)
                     .await
-                    .map_err(|e| SessionError::store(driver, "delete", e))?;
+                    .map_err(|e| SessionError::store(driver.name(), "delete", e))?;
                 Outcome::Cookie(shared.cookie_for(stored, now)?)
             }
             (Plan::Update, Some(_)) => {

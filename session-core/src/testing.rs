@@ -96,7 +96,7 @@ impl Driver for Recorder {
         .await?;
         let mut map = self.map.lock().unwrap();
         let current = map.get(key).map(|(_, v)| Version::from_u64(*v));
-        crate::driver::check_condition(&options.mode, current.as_ref())?;
+        crate::contract::check_condition(&options.mode, current.as_ref())?;
         let version = 1 + self
             .writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -72,7 +72,6 @@ mod validate;
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
-pub use cache::{CacheLayer, Invalidations, MAX_ENTRY, ReadCache};
 pub use counting::{CallCounts, CountingDriver};
 pub use expiry::ExpiryLayer;
 pub use prefix::PrefixLayer;
@@ -86,6 +85,7 @@ pub use trace::TraceLayer;
 pub use validate::ValidateLayer;
 
 pub use crate::capabilities::LayerOptions;
+pub use crate::read_cache::{CacheLayer, Invalidations, MAX_ENTRY, ReadCache};
 use crate::{Driver, DriverError};
 
 /// What a [`Driver`] method returns under `async_trait`: layers on the hot path implement
@@ -177,7 +177,8 @@ impl Stack {
 /// conformance suite call it on every driver they are given; call it to use a driver directly.
 ///
 /// Defaults that need the `tokio` feature when it is off are logged and left out; expiry
-/// emulation and validation always apply.
+/// emulation, the read cache and validation always apply. To build a stack of your own around
+/// a driver, start from `Stack::from_options(&driver.layer_defaults())`.
 pub fn with_defaults(driver: Arc<dyn Driver>) -> Arc<dyn Driver> {
     if driver.layers().contains(&"validate") {
         return driver;
@@ -191,6 +192,7 @@ pub fn with_defaults(driver: Arc<dyn Driver>) -> Arc<dyn Driver> {
         );
         let mut bare = LayerOptions::new();
         bare.emulate_expiry = defaults.emulate_expiry;
+        bare.read_cache = defaults.read_cache.clone();
         Stack::from_options(&bare).unwrap_or_else(|_| Stack::standard())
     });
     stack.apply(driver)

@@ -1,0 +1,173 @@
+//! The values a driver exchanges: versions, entries, write modes and options, listing pages.
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+
+/// An opaque version of a stored value, returned by `put` and `get`, used for compare-and-swap.
+///
+/// Drivers choose the representation (a counter, an ETag, a random token); callers only compare
+/// versions for equality and hand them back in [`WriteMode::IfVersion`]. Tokens of up to
+/// 23 bytes (every number, most write ids) are held inline, without allocating.
+#[derive(Clone)]
+pub struct Version(Repr);
+
+const INLINE: usize = 23;
+
+#[derive(Clone)]
+enum Repr {
+    /// `len` bytes of UTF-8 at the start of `bytes`.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Shared(Arc<str>),
+}
+
+impl Version {
+    /// A version from the backend's own token (for example an S3 ETag).
+    pub fn new(token: impl AsRef<str>) -> Self {
+        let token = token.as_ref();
+        let mut bytes = [0u8; INLINE];
+        match (bytes.get_mut(..token.len()), u8::try_from(token.len())) {
+            (Some(prefix), Ok(len)) => {
+                prefix.copy_from_slice(token.as_bytes());
+                Self(Repr::Inline { len, bytes })
+            }
+            _ => Self(Repr::Shared(token.into())),
+        }
+    }
+
+    /// A version from a number (for example a row counter), in decimal.
+    pub fn from_u64(n: u64) -> Self {
+        Self::new(itoa::Buffer::new().format(n))
+    }
+
+    /// A version from a number (for example a random write id), as 16 lowercase hex digits.
+    pub fn from_u64_hex(n: u64) -> Self {
+        let mut digits = [0u8; 16];
+        // 8 bytes always fit 16 hex digits.
+        let _ = hex::encode_to_slice(n.to_be_bytes(), &mut digits);
+        Self::new(std::str::from_utf8(&digits).unwrap_or_default())
+    }
+
+    /// The token as a string.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Always valid UTF-8: copied from a `&str` or written as ASCII digits.
+            Repr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Repr::Shared(token) => token,
+        }
+    }
+}
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Version {}
+
+impl std::hash::Hash for Version {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Version({})", self.as_str())
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored value with its version and, where the backend knows it, its expiry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The bytes exactly as written.
+    pub value: Bytes,
+    /// The version the last write returned.
+    pub version: Version,
+    /// When the key expires, if it has a TTL and the backend reports it.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values are session data: print their size, never their content.
+        f.debug_struct("Entry")
+            .field("value_len", &self.value.len())
+            .field("version", &self.version)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// The condition under which a `put` writes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Always write.
+    #[default]
+    Overwrite,
+    /// Write only if the key is absent, else [`DriverError::AlreadyExists`](crate::DriverError::AlreadyExists).
+    CreateOnly,
+    /// Write only if the key is present, else [`DriverError::Conflict`](crate::DriverError::Conflict).
+    UpdateOnly,
+    /// Write only if the stored version equals this one, else [`DriverError::Conflict`](crate::DriverError::Conflict).
+    IfVersion(Version),
+}
+
+/// Options of a `put`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PutOptions {
+    /// Expire the key after this long. `None` stores it without expiry (clearing an old TTL).
+    pub ttl: Option<Duration>,
+    /// The write condition.
+    pub mode: WriteMode,
+}
+
+impl PutOptions {
+    /// Overwrite, no TTL.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the TTL.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Sets an optional TTL.
+    pub fn ttl_opt(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets the write mode.
+    pub fn mode(mut self, mode: WriteMode) -> Self {
+        self.mode = mode;
+        self
+    }
+}
+
+/// One page of a prefix listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Keys on this page (unexpired keys only, in no guaranteed order).
+    pub keys: Vec<String>,
+    /// Pass this to the next `list` call; `None` when this was the last page.
+    pub cursor: Option<String>,
+}
