@@ -32,6 +32,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod config;
+mod error;
 mod writer;
 
 use std::{
@@ -41,16 +43,20 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, params};
-use serde::Deserialize;
-use session_core::driver::{blocking, flexible, from_unix_millis, unix_millis};
+use rusqlite::{Connection, OpenFlags, params};
+use session_core::driver::{blocking, from_unix_millis, unix_millis};
 use session_core::{
-    Capabilities, Clock, Driver, DriverConfig, DriverError, Entry, LayerOptions, ListPage,
-    PutOptions, Registry, SystemClock, TtlSupport, Version, async_trait, bytes::Bytes,
+    Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
+    SystemClock, TtlSupport, Version, async_trait, bytes::Bytes,
 };
 use tokio::sync::oneshot;
 
-use crate::writer::{Op, OpKind, Output, Sql};
+use crate::{
+    config::default_table,
+    writer::{Op, OpKind, Output, Sql},
+};
+pub use config::{DEFAULT_SWEEP_INTERVAL, SqliteConfig, Synchronous, register};
+pub(crate) use error::sql_error;
 
 /// The registry name of this driver.
 pub const NAME: &str = "sqlite";
@@ -59,92 +65,6 @@ pub const MAX_KEY_LEN: usize = 4096;
 /// Largest value accepted, in bytes.
 pub const MAX_VALUE_SIZE: usize = 16 * 1024 * 1024;
 const PAGE: usize = 1000;
-
-/// Registers `sqlite`: `"sqlite:///var/lib/app/sessions.db"`, `"sqlite:data/sessions.db"`,
-/// or `{ driver = "sqlite", path = "...", synchronous = "full" }`.
-pub fn register(registry: &mut Registry) {
-    registry.register(NAME, |config: DriverConfig| async move {
-        let config = SqliteConfig::from_driver_config(&config)?;
-        Ok(Arc::new(config.build()?) as Arc<dyn Driver>)
-    });
-}
-
-/// How commits reach the disk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Synchronous {
-    /// Durable across application crashes; the last commits may be lost on power loss.
-    #[default]
-    Normal,
-    /// Every commit is flushed to disk before it returns.
-    Full,
-}
-
-/// Options of the SQLite driver.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqliteConfig {
-    /// The database file (created if missing). Required.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// The table (default `sessions`).
-    #[serde(default = "default_table")]
-    pub table: String,
-    /// How long a writer waits for another process's write lock (default 5 s).
-    #[serde(default = "default_busy", deserialize_with = "flexible::opt_duration")]
-    pub busy_timeout: Option<Duration>,
-    /// `normal` (default) or `full`.
-    #[serde(default)]
-    pub synchronous: Synchronous,
-    /// Most writes committed in one transaction (default 512).
-    #[serde(default, deserialize_with = "flexible::opt_u64")]
-    pub max_batch: Option<u64>,
-}
-
-fn default_table() -> String {
-    "sessions".into()
-}
-
-fn default_busy() -> Option<Duration> {
-    Some(Duration::from_secs(5))
-}
-
-/// How often a driver opened by config sweeps, unless its `sweep_interval` option (a layer
-/// option, see [`session_core::LayerOptions`]) says otherwise: 10 minutes.
-pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
-
-impl SqliteConfig {
-    /// Reads the config from a registry config: the URL path (if any) is the database file.
-    pub fn from_driver_config(config: &DriverConfig) -> Result<Self, DriverError> {
-        let mut sqlite: Self = config.options()?;
-        if let Some(url) = config.url()? {
-            if url.host_str().is_some_and(|h| !h.is_empty()) {
-                return Err(DriverError::config(
-                    "option `driver`: write sqlite:///absolute/path.db or sqlite:relative/path.db",
-                ));
-            }
-            if !url.path().is_empty() && sqlite.path.is_none() {
-                sqlite.path = Some(PathBuf::from(url.path()));
-            }
-        }
-        Ok(sqlite)
-    }
-
-    /// Opens the database and builds the driver.
-    pub fn build(self) -> Result<SqliteDriver, DriverError> {
-        let path = self
-            .path
-            .ok_or_else(|| DriverError::config("option `path`: the database file is required"))?;
-        let mut builder = SqliteDriver::builder(path)
-            .table(self.table)
-            .synchronous(self.synchronous)
-            .busy_timeout(self.busy_timeout.unwrap_or_default());
-        if let Some(batch) = self.max_batch {
-            builder = builder.max_batch(usize::try_from(batch).unwrap_or(usize::MAX));
-        }
-        builder.sweep_interval(DEFAULT_SWEEP_INTERVAL).build()
-    }
-}
 
 /// Builds a [`SqliteDriver`].
 #[derive(Debug)]
@@ -491,18 +411,4 @@ impl Driver for SqliteDriver {
     async fn sweep(&self) -> Result<u64, DriverError> {
         SqliteDriver::sweep(self).await
     }
-}
-
-/// Maps SQLite errors: busy/locked and I/O may pass on retry, the rest will not.
-pub(crate) fn sql_error(e: &rusqlite::Error) -> DriverError {
-    let retryable = matches!(
-        e.sqlite_error_code(),
-        Some(
-            ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::SystemIoFailure
-                | ErrorCode::DiskFull
-        )
-    );
-    DriverError::unavailable(format!("sqlite: {e}"), retryable, None)
 }
