@@ -173,7 +173,8 @@ pub trait Driver: Send + Sync + 'static {
     /// Removes entries that have expired but are still stored, and answers how many it
     /// removed. Backends that drop expired keys themselves (Redis, Cloudflare KV) answer 0; a
     /// driver that keeps the expiry beside the value implements it. Unsupported by default.
-    /// Run it periodically from one process (for example with `PeriodicTask`, feature `tokio`).
+    /// Run it periodically from one process: the sweep layer does, with a `sweep_interval`
+    /// option or a driver's [`layer_defaults`](Self::layer_defaults).
     async fn sweep(&self) -> Result<u64, DriverError> {
         Err(DriverError::unsupported("sweep"))
     }

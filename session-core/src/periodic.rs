@@ -1,6 +1,5 @@
 //! Tokio helpers for drivers (feature `tokio`): blocking work off the async workers, and a
-//! periodic background task tied to an object's lifetime (what drivers use to sweep expired
-//! entries).
+//! periodic background task tied to an object's lifetime (what the sweep layer runs on).
 
 use std::{future::Future, sync::Weak, time::Duration};
 
