@@ -57,6 +57,97 @@ macro_rules! forward_identity {
     };
 }
 
+/// Every data method forwarded unchanged, handing the inner driver's future on (no future or
+/// allocation of the layer's own): for layers that only add something beside the calls, such
+/// as a background task.
+macro_rules! forward_calls {
+    () => {
+        fn get<'a, 'b, 'c>(
+            &'a self,
+            key: &'b str,
+        ) -> $crate::layers::Call<'c, Option<$crate::Entry>>
+        where
+            'a: 'c,
+            'b: 'c,
+            Self: 'c,
+        {
+            self.inner.get(key)
+        }
+        fn get_latest<'a, 'b, 'c>(
+            &'a self,
+            key: &'b str,
+        ) -> $crate::layers::Call<'c, Option<$crate::Entry>>
+        where
+            'a: 'c,
+            'b: 'c,
+            Self: 'c,
+        {
+            self.inner.get_latest(key)
+        }
+        fn put<'a, 'b, 'c>(
+            &'a self,
+            key: &'b str,
+            value: bytes::Bytes,
+            options: $crate::PutOptions,
+        ) -> $crate::layers::Call<'c, $crate::Version>
+        where
+            'a: 'c,
+            'b: 'c,
+            Self: 'c,
+        {
+            self.inner.put(key, value, options)
+        }
+        fn delete<'a, 'b, 'c>(&'a self, key: &'b str) -> $crate::layers::Call<'c, ()>
+        where
+            'a: 'c,
+            'b: 'c,
+            Self: 'c,
+        {
+            self.inner.delete(key)
+        }
+        fn touch<'a, 'b, 'c>(
+            &'a self,
+            key: &'b str,
+            ttl: std::time::Duration,
+        ) -> $crate::layers::Call<'c, bool>
+        where
+            'a: 'c,
+            'b: 'c,
+            Self: 'c,
+        {
+            self.inner.touch(key, ttl)
+        }
+        fn list<'a, 'b, 'd, 'c>(
+            &'a self,
+            prefix: &'b str,
+            cursor: Option<&'d str>,
+        ) -> $crate::layers::Call<'c, $crate::ListPage>
+        where
+            'a: 'c,
+            'b: 'c,
+            'd: 'c,
+            Self: 'c,
+        {
+            self.inner.list(prefix, cursor)
+        }
+        fn clear<'a, 'b, 'c>(&'a self, prefix: &'b str) -> $crate::layers::Call<'c, u64>
+        where
+            'a: 'c,
+            'b: 'c,
+            Self: 'c,
+        {
+            self.inner.clear(prefix)
+        }
+        fn sweep<'a, 'c>(&'a self) -> $crate::layers::Call<'c, u64>
+        where
+            'a: 'c,
+            Self: 'c,
+        {
+            self.inner.sweep()
+        }
+    };
+}
+
 mod cache;
 mod counting;
 mod expiry;
