@@ -589,12 +589,28 @@ impl<T: SessionData> Session<T> {
     ) -> Result<Outcome, SessionError> {
         let mut changes = changes(l, &self.shared.defaults)?;
         let current = changes.current.take();
+        // Decided once for both backends. A cookie can always "touch": a refresh re-seals it
+        // with the new deadline.
+        let can_touch = match &self.shared.backend {
+            Backend::Store(driver) => driver.capabilities().touch,
+            Backend::Cookie => true,
+        };
+        let plan = Plan::decide(
+            l.stored.is_some(),
+            l.regenerate,
+            !changes.is_empty(),
+            l.stored
+                .as_ref()
+                .and_then(|s| self.shared.refresh_due(s, now)),
+            can_touch,
+            stale_key,
+        );
         let (outcome, merged) = match &self.shared.backend {
             Backend::Store(driver) => {
-                self.commit_to_store(driver.as_ref(), l, changes, stale_key, now)
+                self.commit_to_store(driver.as_ref(), l, plan, changes, now)
                     .await?
             }
-            Backend::Cookie => (self.commit_to_cookie(l, &changes, stale_key, now)?, false),
+            Backend::Cookie => (self.commit_to_cookie(l, plan, &changes, now)?, false),
         };
         if matches!(outcome, Outcome::Vanished) {
             return Ok(outcome);
@@ -628,20 +644,11 @@ impl<T: SessionData> Session<T> {
         &self,
         driver: &dyn Driver,
         l: &mut Loaded<T>,
+        plan: Plan,
         changes: Changes,
-        stale_key: bool,
         now: u64,
     ) -> Result<(Outcome, bool), SessionError> {
         let shared = &*self.shared;
-        let due = l.stored.as_ref().and_then(|s| shared.refresh_due(s, now));
-        let plan = Plan::decide(
-            l.stored.is_some(),
-            l.regenerate,
-            !changes.is_empty(),
-            due,
-            driver.capabilities().touch,
-            stale_key,
-        );
         let outcome = match (plan, l.stored.as_mut()) {
             (Plan::Nothing, _) => Outcome::Nothing,
             (Plan::Create, _) => {
@@ -727,21 +734,11 @@ impl<T: SessionData> Session<T> {
     fn commit_to_cookie(
         &self,
         l: &mut Loaded<T>,
+        plan: Plan,
         changes: &Changes,
-        stale_key: bool,
         now: u64,
     ) -> Result<Outcome, SessionError> {
         let shared = &*self.shared;
-        let due = l.stored.as_ref().and_then(|s| shared.refresh_due(s, now));
-        // A refresh re-seals the cookie with the new deadline: "touch" is always possible.
-        let plan = Plan::decide(
-            l.stored.is_some(),
-            l.regenerate,
-            !changes.is_empty(),
-            due,
-            true,
-            stale_key,
-        );
         // As with a store, the session's state changes only once the write (here: sealing,
         // which fails when too large) succeeded; a failed commit can be retried as it was.
         let next = match (plan, &l.stored) {
