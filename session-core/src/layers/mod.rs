@@ -59,7 +59,8 @@ macro_rules! forward_identity {
 
 /// Every data method forwarded unchanged, handing the inner driver's future on (no future or
 /// allocation of the layer's own): for layers that only add something beside the calls, such
-/// as a background task.
+/// as a background task (the sweep layer, hence only with the `tokio` feature).
+#[cfg(feature = "tokio")]
 macro_rules! forward_calls {
     () => {
         fn get<'a, 'b, 'c>(
