@@ -7,6 +7,7 @@
 mod down;
 mod proxy;
 pub mod redis;
+pub mod sql;
 
 pub use down::DownDriver;
 pub use proxy::{HttpProxy, ProxyMode};

@@ -1,0 +1,156 @@
+//! The statements, each one operation with its condition inside it, and the schema.
+//!
+//! Every expiry is measured by the database's clock (`now()`, the statement's start): a row
+//! is live while `expires_at IS NULL OR expires_at > now()`, whatever the application
+//! servers' clocks say.
+
+/// A plain identifier: letters, digits and `_`, not starting with a digit, at most 48 bytes
+/// (PostgreSQL cuts names at 63 bytes, and the sequence and index names add a suffix).
+pub(crate) fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 48
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+const LIVE: &str = "(expires_at IS NULL OR expires_at > now())";
+/// `$n` microseconds from now, or no expiry when `$n` is null.
+fn deadline(param: u8) -> String {
+    format!("now() + ${param}::int8 * interval '1 microsecond'")
+}
+
+/// The statements for one table.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    /// `"schema"."table"`, for messages and the schema statements.
+    pub(crate) table: String,
+    pub(crate) get: String,
+    pub(crate) overwrite: String,
+    pub(crate) create: String,
+    pub(crate) update: String,
+    pub(crate) compare_and_swap: String,
+    pub(crate) touch: String,
+    pub(crate) delete: String,
+    pub(crate) list_all: String,
+    pub(crate) list_range: String,
+    pub(crate) clear_all: String,
+    pub(crate) clear_range: String,
+    pub(crate) sweep: String,
+    pub(crate) count: String,
+}
+
+impl Statements {
+    /// The statements for `schema.table` (both checked by [`is_identifier`]).
+    pub(crate) fn new(schema: &str, table: &str) -> Self {
+        let t = format!("\"{schema}\".\"{table}\"");
+        let seq = format!("\"{schema}\".\"{table}_version\"");
+        let insert = format!(
+            "INSERT INTO {t} AS s (key, value, version, expires_at) \
+             VALUES ($1, $2, nextval('{seq}'), {}) ON CONFLICT (key) DO UPDATE \
+             SET value = EXCLUDED.value, version = EXCLUDED.version, expires_at = EXCLUDED.expires_at",
+            deadline(3)
+        );
+        let update = format!(
+            "UPDATE {t} SET value = $2, version = nextval('{seq}'), expires_at = {} \
+             WHERE key = $1 AND {LIVE}",
+            deadline(3)
+        );
+        let list = |range: &str| {
+            format!("SELECT key FROM {t} WHERE key > $1 {range} AND {LIVE} ORDER BY key LIMIT $2")
+        };
+        let clear = |range: &str| {
+            format!(
+                "WITH gone AS (DELETE FROM {t} WHERE true {range} RETURNING expires_at) \
+                 SELECT count(*) FROM gone WHERE {LIVE}"
+            )
+        };
+        Self {
+            get: format!(
+                "SELECT value, version, \
+                 ceil(extract(epoch FROM (expires_at - now())) * 1000)::int8 \
+                 FROM {t} WHERE key = $1 AND {LIVE}"
+            ),
+            overwrite: format!("{insert} RETURNING version"),
+            // An expired row counts as absent: the insert replaces it.
+            create: format!("{insert} WHERE s.expires_at <= now() RETURNING version"),
+            compare_and_swap: format!("{update} AND version = $4 RETURNING version"),
+            update: format!("{update} RETURNING version"),
+            touch: format!(
+                "UPDATE {t} SET expires_at = {} WHERE key = $1 AND {LIVE}",
+                deadline(2)
+            ),
+            delete: format!("DELETE FROM {t} WHERE key = $1"),
+            // $1 is the cursor (the last key of the previous page, or the prefix's first key
+            // minus nothing: an empty key sorts first); $3/$4 bound the prefix as a key range.
+            list_all: list(""),
+            list_range: list("AND key >= $3 AND key < $4"),
+            clear_all: clear(""),
+            clear_range: clear("AND key >= $1 AND key < $2"),
+            sweep: format!("DELETE FROM {t} WHERE expires_at <= now()"),
+            count: format!("SELECT count(*) FROM {t} WHERE {LIVE}"),
+            table: t,
+        }
+    }
+
+    /// The statements that create the schema objects, in order (each idempotent).
+    pub(crate) fn schema(&self, schema: &str, table: &str, options: &SchemaOptions) -> Vec<String> {
+        let t = &self.table;
+        let mut out = vec![
+            format!("CREATE SEQUENCE IF NOT EXISTS \"{schema}\".\"{table}_version\" AS int8"),
+            format!(
+                "CREATE {}TABLE IF NOT EXISTS {t} (\
+                 key bytea PRIMARY KEY, \
+                 value bytea NOT NULL, \
+                 version int8 NOT NULL, \
+                 expires_at timestamptz) WITH (fillfactor = {})",
+                if options.unlogged { "UNLOGGED " } else { "" },
+                options.fillfactor
+            ),
+        ];
+        if options.expiry_index {
+            out.push(format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_expires_at\" ON {t} (expires_at) \
+                 WHERE expires_at IS NOT NULL"
+            ));
+        }
+        out
+    }
+}
+
+/// How the table is created.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SchemaOptions {
+    pub(crate) unlogged: bool,
+    pub(crate) expiry_index: bool,
+    pub(crate) fillfactor: u8,
+}
+
+/// The smallest byte string greater than every key that starts with `prefix`, if there is one
+/// (a prefix of UTF-8 always has one: its last byte is below 0xFF).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ranges_and_identifiers() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+        assert!(is_identifier("sessions_2"));
+        for bad in ["", "2x", "a-b", "a\"b", "a b", &"x".repeat(49)] {
+            assert!(!is_identifier(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Certifies the PostgreSQL driver against a real server started by this test binary (each
+//! test on a table of its own).
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU32, Ordering},
+};
+
+use session_core::Driver;
+use session_driver_postgres::{PostgresConfig, PostgresDriver};
+use session_test_support::sql::shared_postgres;
+
+static TABLES: AtomicU32 = AtomicU32::new(0);
+
+session_conformance::conformance_tests!(|| async {
+    let mut config = PostgresConfig::new(shared_postgres().url());
+    config.table = format!(
+        "conformance_{}_{}",
+        std::process::id(),
+        TABLES.fetch_add(1, Ordering::Relaxed)
+    );
+    config.pool_size = Some(8);
+    Ok(Arc::new(PostgresDriver::connect(config).await?) as Arc<dyn Driver>)
+});

@@ -1,0 +1,373 @@
+//! Behaviour specific to the PostgreSQL driver, against real servers started by this test
+//! binary: processes sharing one table, the schema, byte-exact prefixes, errors, and a server
+//! stopped and restarted under load.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use session_core::{Driver, DriverError, ErrorKind, PutOptions, Registry, bytes::Bytes};
+use session_driver_postgres::{PostgresConfig, PostgresDriver};
+use session_test_support::sql::{PostgresServer, shared_postgres};
+
+static TABLES: AtomicU32 = AtomicU32::new(0);
+
+fn fresh_table(what: &str) -> String {
+    format!(
+        "{what}_{}_{}",
+        std::process::id(),
+        TABLES.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn driver_on(url: String, table: &str) -> PostgresDriver {
+    let mut config = PostgresConfig::new(url);
+    config.table = table.to_owned();
+    PostgresDriver::connect(config).await.unwrap()
+}
+
+#[test]
+fn processes_sharing_one_table_never_lose_an_update() {
+    // The children find the server and the table in the location string.
+    let location = match std::env::var("SESSION_CONFORMANCE_CHILD_LOCATION") {
+        Ok(location) => location,
+        Err(_) => format!("{}?table={}", shared_postgres().url(), fresh_table("procs")),
+    };
+    session_conformance::cross_process_check(
+        "processes_sharing_one_table_never_lose_an_update",
+        &location,
+        4,
+        |location| async move {
+            let mut registry = Registry::new();
+            session_driver_postgres::register(&mut registry);
+            registry.open(&location).await
+        },
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drivers_starting_together_create_the_table_once() {
+    let table = fresh_table("race");
+    let url = shared_postgres().url();
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, table) = (url.clone(), table.clone());
+            let mut config = PostgresConfig::new(url);
+            config.table = table;
+            config.schema = "race_schema".into();
+            config.expiry_index = true;
+            tokio::spawn(PostgresDriver::connect(config))
+        })
+        .collect();
+    for start in starts {
+        start.await.unwrap().unwrap();
+    }
+    let columns = shared_postgres().psql(&format!(
+        "SELECT string_agg(column_name || ':' || data_type, ',' ORDER BY ordinal_position) \
+         FROM information_schema.columns WHERE table_schema = 'race_schema' AND table_name = '{table}'"
+    ));
+    assert_eq!(
+        columns.trim(),
+        "key:bytea,value:bytea,version:bigint,expires_at:timestamp with time zone"
+    );
+    let index = shared_postgres().psql(&format!(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'race_schema' AND indexname = '{table}_expires_at'"
+    ));
+    assert_eq!(index.trim(), "1");
+}
+
+#[tokio::test]
+async fn without_auto_migrate_the_table_comes_from_migrate() {
+    let table = fresh_table("manual");
+    let mut config = PostgresConfig::new(shared_postgres().url());
+    config.table = table.clone();
+    config.auto_migrate = false;
+    config.unlogged = true;
+    let driver = PostgresDriver::connect(config).await.unwrap();
+    let missing = driver.get("k").await.unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::Config, "{missing}");
+    driver.migrate().await.unwrap();
+    driver.migrate().await.unwrap();
+    driver
+        .put("k", Bytes::from_static(b"v"), PutOptions::new())
+        .await
+        .unwrap();
+    let persistence = shared_postgres().psql(&format!(
+        "SELECT relpersistence FROM pg_class WHERE relname = '{table}'"
+    ));
+    assert_eq!(persistence.trim(), "u", "an UNLOGGED table");
+}
+
+#[tokio::test]
+async fn like_wildcards_in_keys_match_only_themselves() {
+    let driver = driver_on(shared_postgres().url(), &fresh_table("wild")).await;
+    for key in ["a%", "a_b", "abb", "a%c", "a\\x", "ab"] {
+        driver
+            .put(key, Bytes::from_static(b"v"), PutOptions::new())
+            .await
+            .unwrap();
+    }
+    assert_eq!(driver.list("a%", None).await.unwrap().keys, ["a%", "a%c"]);
+    assert_eq!(driver.list("a_", None).await.unwrap().keys, ["a_b"]);
+    assert_eq!(driver.clear("a%").await.unwrap(), 2);
+    assert_eq!(
+        driver.list("a", None).await.unwrap().keys,
+        ["a\\x", "a_b", "ab", "abb"]
+    );
+}
+
+#[tokio::test]
+async fn versions_are_never_reused_after_a_delete() {
+    let driver = driver_on(shared_postgres().url(), &fresh_table("versions")).await;
+    let first = driver
+        .put("k", Bytes::from_static(b"v"), PutOptions::new())
+        .await
+        .unwrap();
+    driver.delete("k").await.unwrap();
+    let again = driver
+        .put("k", Bytes::from_static(b"v"), PutOptions::new())
+        .await
+        .unwrap();
+    assert_ne!(first, again);
+}
+
+#[tokio::test]
+async fn expiry_follows_the_database_clock_and_sweep_removes_rows() {
+    let table = fresh_table("sweep");
+    let driver = driver_on(shared_postgres().url(), &table).await;
+    driver
+        .put(
+            "short",
+            Bytes::from_static(b"v"),
+            PutOptions::new().ttl(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap();
+    driver
+        .put(
+            "long",
+            Bytes::from_static(b"v"),
+            PutOptions::new().ttl(Duration::from_secs(400 * 24 * 3600)),
+        )
+        .await
+        .unwrap();
+    let long = driver.get("long").await.unwrap().unwrap();
+    let left = long
+        .expires_at
+        .unwrap()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap();
+    assert!(left > Duration::from_secs(399 * 24 * 3600), "{left:?}");
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert!(driver.get("short").await.unwrap().is_none());
+    assert_eq!(driver.sweep().await.unwrap(), 1);
+    let rows = shared_postgres().psql(&format!("SELECT count(*) FROM \"{table}\""));
+    assert_eq!(rows.trim(), "1");
+    assert_eq!(driver.count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn bad_credentials_and_names_are_configuration_errors_without_secrets() {
+    let server = shared_postgres();
+    let wrong = format!(
+        "postgres://sessions:not-the-password-xyz@127.0.0.1:{}/sessions",
+        server.port
+    );
+    let err = PostgresDriver::connect(PostgresConfig::new(wrong))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("not-the-password-xyz"), "{text}");
+
+    let mut bad_table = PostgresConfig::new(server.url());
+    bad_table.table = "x; DROP TABLE y".into();
+    let err = PostgresDriver::connect(bad_table).await.unwrap_err();
+    assert!(err.to_string().contains("option `table`"), "{err}");
+
+    let driver = driver_on(server.url(), &fresh_table("debug")).await;
+    let dbg = format!("{driver:?}");
+    assert!(!dbg.contains(session_test_support::sql::PASSWORD), "{dbg}");
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_fails_within_the_connect_timeout() {
+    let port = session_test_support::free_port();
+    let started = Instant::now();
+    let err = PostgresDriver::connect(PostgresConfig::new(format!(
+        "postgres://u:p@127.0.0.1:{port}/db?connect_timeout=1"
+    )))
+    .await
+    .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// The database stopped and restarted under load: bounded, retryable errors while it is down,
+/// then the same driver works again without a restart of the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_gives_bounded_retryable_errors_then_recovers() {
+    let mut server = PostgresServer::start();
+    let mut config = PostgresConfig::new(server.url());
+    config.operation_timeout = Some(Duration::from_secs(1));
+    config.pool_size = Some(4);
+    let driver: Arc<dyn Driver> = session_core::layers::with_defaults(Arc::new(
+        PostgresDriver::connect(config).await.unwrap(),
+    ));
+    assert!(
+        driver.layers().contains(&"timeout"),
+        "{:?}",
+        driver.layers()
+    );
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ok, failed, slowest) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (driver, stop, ok, failed, slowest) = (
+                driver.clone(),
+                stop.clone(),
+                ok.clone(),
+                failed.clone(),
+                slowest.clone(),
+            );
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("w{w}/{}", i % 50);
+                    let started = Instant::now();
+                    let result = if i.is_multiple_of(2) {
+                        driver
+                            .put(&key, Bytes::from(i.to_string()), PutOptions::new())
+                            .await
+                            .map(|_| ())
+                    } else {
+                        driver.get(&key).await.map(|_| ())
+                    };
+                    let ms = started.elapsed().as_millis() as u64;
+                    slowest.fetch_max(ms, Ordering::Relaxed);
+                    match result {
+                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            assert!(e.is_retryable(), "while the server was down: {e}");
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            0
+                        }
+                    };
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        ok.load(Ordering::Relaxed) > 0,
+        "no operation succeeded before the stop"
+    );
+    let mut server = tokio::task::spawn_blocking(move || {
+        server.kill();
+        std::thread::sleep(Duration::from_secs(2));
+        server
+    })
+    .await
+    .unwrap();
+    assert!(failed.load(Ordering::Relaxed) > 0, "the outage was not noticed");
+    server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    let before = ok.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ok.load(Ordering::Relaxed) < before + 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the driver did not recover after the server came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let slowest = slowest.load(Ordering::Relaxed);
+    println!(
+        "outage: {} operations succeeded, {} failed (retryable), slowest {slowest} ms",
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed)
+    );
+    // Each attempt is bounded by the 1 s operation timeout; the retry layer tries an
+    // idempotent operation three times with backoff.
+    assert!(slowest < 5_000, "an operation took {slowest} ms during the outage");
+    drop(server);
+}
+
+#[tokio::test]
+async fn errors_map_to_kinds() {
+    let driver = driver_on(shared_postgres().url(), &fresh_table("kinds")).await;
+    driver
+        .put(
+            "k",
+            Bytes::from_static(b"v"),
+            PutOptions::new().mode(session_core::WriteMode::CreateOnly),
+        )
+        .await
+        .unwrap();
+    let again = driver
+        .put(
+            "k",
+            Bytes::from_static(b"v"),
+            PutOptions::new().mode(session_core::WriteMode::CreateOnly),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(DriverError::AlreadyExists)),
+        "{again:?}"
+    );
+}
+
+/// TLS (feature `tls`): a server whose certificate a throwaway authority signed is trusted
+/// through `tls_ca_file`, refused without it, and `sslmode=require` really encrypts.
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn tls_verifies_the_server_certificate() {
+    let server = PostgresServer::start_tls();
+    let url = |query: &str| format!("{}?sslmode=require{query}", server.url());
+    let ca = server.ca_file().display().to_string();
+    let mut config = PostgresConfig::from_driver_config(&session_core::DriverConfig::new(url(
+        &format!("&tls_ca_file={ca}"),
+    )))
+    .unwrap();
+    config.table = fresh_table("tls");
+    let driver = PostgresDriver::connect(config).await.unwrap();
+    driver
+        .put("k", Bytes::from_static(b"v"), PutOptions::new())
+        .await
+        .unwrap();
+    let ssl = server.psql(
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE ssl AND application_name = 'session-driver-postgres'",
+    );
+    assert_ne!(ssl.trim(), "0", "the driver's connections use TLS");
+    let untrusted = PostgresDriver::connect(PostgresConfig::new(url(""))).await;
+    assert!(
+        untrusted.is_err(),
+        "a certificate of an unknown authority is refused"
+    );
+}
