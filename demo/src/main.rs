@@ -3,7 +3,9 @@
 //! Options (flags win over the environment):
 //! * `--addr HOST:PORT` / `DEMO_ADDR` (default `127.0.0.1:3000`)
 //! * `--driver CONFIG` / `SESSION_DRIVER` (default `fs` under the data directory; `memory`,
-//!   `fs:///path`, or `cookie` for cookie-only sessions)
+//!   `fs:///path`, `sqlite:///path/sessions.db`, `redis://127.0.0.1:6379`,
+//!   `postgres://user:password@host/db`, `mysql://user:password@host/db`, or `cookie` for
+//!   cookie-only sessions)
 //! * `--data-dir DIR` / `DEMO_DATA_DIR` (default `.demo-data`)
 //! * `SESSION_SECRET`: the signing/sealing secret (32+ bytes). Without it a secret is generated
 //!   once and kept in the data directory, so sessions survive restarts.

@@ -55,7 +55,7 @@ mod tls;
 use std::{fmt, sync::Arc, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use session_core::driver::{from_unix_millis, unix_millis};
+use session_core::driver::{check_identifier, from_unix_millis, prefix_upper_bound, unix_millis};
 use session_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     SystemClock, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes,
@@ -73,7 +73,7 @@ pub use tokio_postgres;
 
 use crate::{
     error::{pg_error, pool_error},
-    sql::{SchemaOptions, Statements, is_identifier, prefix_end},
+    sql::{SchemaOptions, Statements},
 };
 
 /// The registry name of this driver.
@@ -195,14 +195,9 @@ impl PostgresDriverBuilder {
     /// Checks the names, creates the schema objects (unless `auto_migrate` is off) and
     /// returns the driver.
     pub async fn build(self) -> Result<PostgresDriver, DriverError> {
-        for (option, name) in [("schema", &self.schema), ("table", &self.table)] {
-            if !is_identifier(name) {
-                return Err(DriverError::config(format!(
-                    "option `{option}`: {name:?} is not a plain identifier \
-                     (letters, digits and _, at most 48 bytes)"
-                )));
-            }
-        }
+        // PostgreSQL cuts names at 63 bytes; the sequence and index names add a suffix.
+        check_identifier("schema", &self.schema, 48)?;
+        check_identifier("table", &self.table, 48)?;
         let driver = PostgresDriver {
             sql: Statements::new(&self.schema, &self.table),
             pool: self.pool,
@@ -390,7 +385,7 @@ fn micros(ttl: Duration) -> i64 {
 
 fn version_of(row: &tokio_postgres::Row) -> Result<Version, DriverError> {
     let v: i64 = row.try_get(0).map_err(pg_error)?;
-    Ok(Version::new(v.to_string()))
+    Ok(Version::from_u64(v as u64))
 }
 
 #[async_trait]
@@ -417,7 +412,7 @@ impl Driver for PostgresDriver {
         let now = unix_millis(self.clock.now());
         Ok(Some(Entry {
             value: Bytes::from(value),
-            version: Version::new(version.to_string()),
+            version: Version::from_u64(version as u64),
             expires_at: left.map(|ms| from_unix_millis(now.saturating_add(ms.max(0) as u64))),
         }))
     }
@@ -476,7 +471,7 @@ impl Driver for PostgresDriver {
 
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
         let after = cursor.unwrap_or_default().as_bytes();
-        let rows = match prefix_end(prefix.as_bytes()) {
+        let rows = match prefix_upper_bound(prefix.as_bytes()) {
             Some(end) => {
                 self.query(
                     &self.sql.list_range,
@@ -501,7 +496,7 @@ impl Driver for PostgresDriver {
     }
 
     async fn clear(&self, prefix: &str) -> Result<u64, DriverError> {
-        let row = match prefix_end(prefix.as_bytes()) {
+        let row = match prefix_upper_bound(prefix.as_bytes()) {
             Some(end) => {
                 self.query_opt(&self.sql.clear_range, &[&prefix.as_bytes(), &end])
                     .await?

@@ -4,15 +4,6 @@
 //! is live while `expires_at IS NULL OR expires_at > now()`, whatever the application
 //! servers' clocks say.
 
-/// A plain identifier: letters, digits and `_`, not starting with a digit, at most 48 bytes
-/// (PostgreSQL cuts names at 63 bytes, and the sequence and index names add a suffix).
-pub(crate) fn is_identifier(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 48
-        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-}
-
 const LIVE: &str = "(expires_at IS NULL OR expires_at > now())";
 /// `$n` microseconds from now, or no expiry when `$n` is null.
 fn deadline(param: u8) -> String {
@@ -40,7 +31,7 @@ pub(crate) struct Statements {
 }
 
 impl Statements {
-    /// The statements for `schema.table` (both checked by [`is_identifier`]).
+    /// The statements for `schema.table` (both checked by `check_identifier`).
     pub(crate) fn new(schema: &str, table: &str) -> Self {
         let t = format!("\"{schema}\".\"{table}\"");
         let seq = format!("\"{schema}\".\"{table}_version\"");
@@ -123,34 +114,4 @@ pub(crate) struct SchemaOptions {
     pub(crate) unlogged: bool,
     pub(crate) expiry_index: bool,
     pub(crate) fillfactor: u8,
-}
-
-/// The smallest byte string greater than every key that starts with `prefix`, if there is one
-/// (a prefix of UTF-8 always has one: its last byte is below 0xFF).
-pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xFF {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_ranges_and_identifiers() {
-        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
-        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
-        assert_eq!(prefix_end(b"\xff\xff"), None);
-        assert_eq!(prefix_end(b""), None);
-        assert!(is_identifier("sessions_2"));
-        for bad in ["", "2x", "a-b", "a\"b", "a b", &"x".repeat(49)] {
-            assert!(!is_identifier(bad), "{bad}");
-        }
-    }
 }

@@ -286,7 +286,10 @@ async fn a_stopped_server_gives_bounded_retryable_errors_then_recovers() {
     })
     .await
     .unwrap();
-    assert!(failed.load(Ordering::Relaxed) > 0, "the outage was not noticed");
+    assert!(
+        failed.load(Ordering::Relaxed) > 0,
+        "the outage was not noticed"
+    );
     server = tokio::task::spawn_blocking(move || {
         server.restart();
         server
@@ -314,7 +317,10 @@ async fn a_stopped_server_gives_bounded_retryable_errors_then_recovers() {
     );
     // Each attempt is bounded by the 1 s operation timeout; the retry layer tries an
     // idempotent operation three times with backoff.
-    assert!(slowest < 5_000, "an operation took {slowest} ms during the outage");
+    assert!(
+        slowest < 5_000,
+        "an operation took {slowest} ms during the outage"
+    );
     drop(server);
 }
 

@@ -14,6 +14,7 @@ use std::{
 use session_test_support::{
     HttpResponse, Tied, http_exchange,
     redis::{RedisCluster, RedisServer},
+    sql::{shared_mariadb, shared_postgres},
 };
 
 const SECRET: &str = "a test secret that is at least 32 bytes long";
@@ -258,6 +259,33 @@ fn redis_cluster() {
     one_process_each(|| cluster.url());
 }
 
+/// A fresh table of the shared PostgreSQL/MariaDB server per call.
+fn sql_table(url: &str, what: &str) -> String {
+    static TABLES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{url}?table={what}_{n}")
+}
+
+#[test]
+fn postgres() {
+    one_process_each(|| sql_table(&shared_postgres().url(), "one"));
+}
+
+#[test]
+fn postgres_two_processes() {
+    two_processes(&sql_table(&shared_postgres().url(), "two"));
+}
+
+#[test]
+fn mysql() {
+    one_process_each(|| sql_table(&shared_mariadb().url(), "one"));
+}
+
+#[test]
+fn mysql_two_processes() {
+    two_processes(&sql_table(&shared_mariadb().url(), "two"));
+}
+
 #[test]
 fn read_then_write_handlers_never_fail_and_never_go_backwards() {
     // `data` then `set` (the handler style of most session libraries): per-key last writer
@@ -312,6 +340,16 @@ fn exclusive_on_sqlite() {
 }
 
 #[test]
+fn exclusive_on_postgres() {
+    exclusive_is_exact(&sql_table(&shared_postgres().url(), "exclusive"));
+}
+
+#[test]
+fn exclusive_on_mysql() {
+    exclusive_is_exact(&sql_table(&shared_mariadb().url(), "exclusive"));
+}
+
+#[test]
 fn exclusive_on_redis() {
     let redis = RedisServer::start();
     exclusive_is_exact(&redis.url());
@@ -335,6 +373,16 @@ fn sixty_four_clients(config: &str) {
 fn sixty_four_clients_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     sixty_four_clients(&format!("sqlite://{}/sessions.db", dir.path().display()));
+}
+
+#[test]
+fn sixty_four_clients_on_postgres() {
+    sixty_four_clients(&sql_table(&shared_postgres().url(), "sixty_four"));
+}
+
+#[test]
+fn sixty_four_clients_on_mysql() {
+    sixty_four_clients(&sql_table(&shared_mariadb().url(), "sixty_four"));
 }
 
 #[test]

@@ -401,6 +401,54 @@ pub fn unescape_key(escaped: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The smallest byte string greater than every key that starts with `prefix`, for a backend
+/// that lists by key range in byte order (`key >= prefix AND key < bound`, never a pattern):
+/// `None` when every key is under the prefix (an empty prefix). A prefix of UTF-8 always has
+/// one (its last byte is below `0xFF`).
+///
+/// ```
+/// use session_core::driver::prefix_upper_bound;
+///
+/// assert_eq!(prefix_upper_bound(b"session:"), Some(b"session;".to_vec()));
+/// assert_eq!(prefix_upper_bound(b"a\xff"), Some(b"b".to_vec()));
+/// assert_eq!(prefix_upper_bound(b""), None);
+/// ```
+pub fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Checks a table, schema or similar name a driver puts into SQL: letters, digits and `_`,
+/// not starting with a digit, at most `max_len` bytes; otherwise a
+/// [`DriverError::Config`] naming `option`.
+///
+/// ```
+/// use session_core::driver::check_identifier;
+///
+/// assert!(check_identifier("table", "web_sessions", 48).is_ok());
+/// assert!(check_identifier("table", "x; DROP TABLE y", 48).is_err());
+/// ```
+pub fn check_identifier(option: &str, name: &str, max_len: usize) -> Result<(), DriverError> {
+    let plain = !name.is_empty()
+        && name.len() <= max_len
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if plain {
+        Ok(())
+    } else {
+        Err(DriverError::config(format!(
+            "option `{option}`: {name:?} is not a plain identifier \
+             (letters, digits and _, not starting with a digit, at most {max_len} bytes)"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

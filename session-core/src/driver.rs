@@ -19,8 +19,8 @@ pub use crate::{
     clock::{deadline_millis, from_unix_millis, now_millis, unix_millis},
     config::{DriverConfig, DriverFactory, OpenFuture, Registry},
     contract::{
-        Driver, check_condition, check_key, check_put, check_value, effective_ttl, escape_key,
-        unescape_key,
+        Driver, check_condition, check_identifier, check_key, check_put, check_value,
+        effective_ttl, escape_key, prefix_upper_bound, unescape_key,
     },
     entry::{Entry, ListPage, PutOptions, Version, WriteMode},
     error::{BoxError, DriverError, ErrorKind},

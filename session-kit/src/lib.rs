@@ -22,6 +22,8 @@
 //! | `fs` (default) | [`drivers::fs`] | `fs`, `fs:///var/lib/app/sessions`, `fs:data/sessions?durable=true` |
 //! | `sqlite` | `drivers::sqlite` | `sqlite:///var/lib/app/sessions.db`, `sqlite:sessions.db?synchronous=full` |
 //! | `redis` | `drivers::redis` | `redis://127.0.0.1:6379?prefix=app:`, `redis+cluster://10.0.0.1:7000`, `redis+unix:///run/redis.sock` |
+//! | `postgres` (`postgres-tls`) | `drivers::postgres` | `postgres://app:secret@db:5432/app?table=sessions`, `postgresql:///app?host=/run/postgresql` |
+//! | `mysql` (`mysql-tls`) | `drivers::mysql` | `mysql://app:secret@db:3306/app?table=sessions`, `mariadb://...` |
 //! | `s3` | `drivers::s3` | `s3://bucket/sessions/?region=eu-west-1`, `s3://bucket/?endpoint=http://127.0.0.1:9000` |
 //! | `cloudflare-kv` | `drivers::cloudflare_kv` | `cloudflare-kv://ACCOUNT_ID/NAMESPACE_ID?prefix=app:` (token in `CLOUDFLARE_API_TOKEN`) |
 //! | `object-store` | `drivers::object_store` | none: wrap any `object_store::ObjectStore` in code |
@@ -40,8 +42,12 @@ pub mod drivers {
     pub use session_driver_fs as fs;
     #[cfg(feature = "memory")]
     pub use session_driver_memory as memory;
+    #[cfg(feature = "mysql")]
+    pub use session_driver_mysql as mysql;
     #[cfg(feature = "object-store")]
     pub use session_driver_object_store as object_store;
+    #[cfg(feature = "postgres")]
+    pub use session_driver_postgres as postgres;
     #[cfg(feature = "redis")]
     pub use session_driver_redis as redis;
     #[cfg(feature = "s3")]
@@ -63,6 +69,10 @@ pub fn registry() -> Registry {
     session_driver_sqlite::register(&mut registry);
     #[cfg(feature = "redis")]
     session_driver_redis::register(&mut registry);
+    #[cfg(feature = "postgres")]
+    session_driver_postgres::register(&mut registry);
+    #[cfg(feature = "mysql")]
+    session_driver_mysql::register(&mut registry);
     #[cfg(feature = "s3")]
     session_driver_s3::register(&mut registry);
     #[cfg(feature = "cloudflare-kv")]

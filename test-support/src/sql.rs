@@ -425,6 +425,7 @@ pub struct MariaDbServer {
     /// Its port on 127.0.0.1.
     pub port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
     _tmp: tempfile::TempDir,
 }
 
@@ -432,6 +433,20 @@ impl MariaDbServer {
     /// Initialises a data directory and starts the server; answering queries when this
     /// returns.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Like [`start`](Self::start), with TLS on (see [`PostgresServer::start_tls`]).
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The PEM file of the authority that signed a TLS server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let mut args = vec![
@@ -459,10 +474,22 @@ impl MariaDbServer {
             ),
         )
         .unwrap();
+        let extra = if tls {
+            make_certificates(&dir, None);
+            let path = |name: &str| dir.join(name).display().to_string();
+            vec![
+                format!("--ssl-ca={}", path("ca.pem")),
+                format!("--ssl-cert={}", path("server.pem")),
+                format!("--ssl-key={}", path("server.key")),
+            ]
+        } else {
+            Vec::new()
+        };
         let mut server = Self {
             process: None,
             port: free_port(),
             dir,
+            extra,
             _tmp: tmp,
         };
         server.restart();
@@ -487,6 +514,7 @@ impl MariaDbServer {
             "--innodb-buffer-pool-size=64M".into(),
             "--innodb-log-file-size=32M".into(),
         ];
+        args.extend(self.extra.iter().cloned());
         if is_root() {
             args.push("--user=root".into());
         }

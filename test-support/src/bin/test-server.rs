@@ -1,0 +1,44 @@
+//! `test-server postgres|postgres-tls|mariadb|redis`: starts a throwaway server of that kind
+//! on a free loopback port (as the tests do), prints its URL (and for `-tls`, the CA file on a
+//! second line) and runs until killed; the server ends with it. For scripts that certify
+//! drivers through the conformance command line.
+
+use std::io::Write;
+
+use session_test_support::{redis::RedisServer, sql};
+
+fn main() {
+    let kind = std::env::args().nth(1).unwrap_or_default();
+    let mut out = std::io::stdout();
+    // Each server stays alive while this process runs.
+    let _keep: Box<dyn std::any::Any> = match kind.as_str() {
+        "postgres" => {
+            let server = sql::PostgresServer::start();
+            let _ = writeln!(out, "{}", server.url());
+            Box::new(server)
+        }
+        "postgres-tls" => {
+            let server = sql::PostgresServer::start_tls();
+            let _ = writeln!(out, "{}\n{}", server.url(), server.ca_file().display());
+            Box::new(server)
+        }
+        "mariadb" => {
+            let server = sql::MariaDbServer::start();
+            let _ = writeln!(out, "{}", server.url());
+            Box::new(server)
+        }
+        "redis" => {
+            let server = RedisServer::start();
+            let _ = writeln!(out, "{}", server.url());
+            Box::new(server)
+        }
+        other => {
+            eprintln!("usage: test-server postgres|postgres-tls|mariadb|redis (got {other:?})");
+            std::process::exit(2);
+        }
+    };
+    let _ = out.flush();
+    loop {
+        std::thread::park();
+    }
+}
