@@ -23,6 +23,10 @@ SESSIONS = 256
 # the faster peer's.
 BARE_SHARE = 0.85
 REDIS_LEAD = 1.2
+# PostgreSQL and MySQL: ours at this many times tower-sessions' sqlx stores, with a lower p99.
+SQL_LEAD = 1.5
+# The throwaway PostgreSQL and MariaDB servers come from the tests' harness (`test-server`).
+TEST_SERVER = os.path.join(ROOT, "target", "debug", "test-server")
 
 # (app, binary, backend kind, family used for the "best peer" ratio)
 APPS = [
@@ -33,6 +37,8 @@ APPS = [
     ("ours-sqlite", OURS, "db", "sqlite"),
     ("ours-redis", OURS, "redis", "redis"),
     ("ours-redis-lww", OURS, "redis", "redis"),
+    ("ours-postgres", OURS, "postgres", "postgres"),
+    ("ours-mysql", OURS, "mysql", "mysql"),
     # The same session code on actix-web, so the actix-session comparison is framework-matched.
     ("bare-actix", OURS, None, None),
     ("ours-actix-cookie", OURS, None, "cookie"),
@@ -42,6 +48,8 @@ APPS = [
     ("tower-file", PEERS, "dir", "file"),
     ("tower-sqlite", PEERS, "db", "sqlite"),
     ("tower-redis", PEERS, "redis", "redis"),
+    ("tower-postgres", PEERS, "postgres", "postgres"),
+    ("tower-mysql", PEERS, "mysql", "mysql"),
     ("actix-cookie", PEERS, None, "cookie"),
     ("actix-redis", PEERS, "redis", "redis"),
 ]
@@ -178,6 +186,35 @@ class Redis:
         self.proc.wait()
 
 
+class SqlServers:
+    """PostgreSQL and MariaDB servers from the tests' harness (`test-server`: throwaway, on free
+    loopback ports), started on first use; every app run gets a fresh table."""
+
+    def __init__(self):
+        self.procs, self.urls, self.tables = {}, {}, 0
+
+    def backend(self, kind):
+        if kind not in self.urls:
+            name = {"postgres": "postgres", "mysql": "mariadb"}[kind]
+            if not os.path.exists(TEST_SERVER):
+                raise SystemExit(f"{TEST_SERVER} missing: cargo build -p session-test-support --bin test-server (bash benches/run does)")
+            proc = subprocess.Popen([TEST_SERVER, name], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            url = proc.stdout.readline().strip()
+            if not url:
+                raise SystemExit(f"test-server {name} did not start")
+            self.procs[kind], self.urls[kind] = proc, url
+        self.tables += 1
+        return f"{self.urls[kind]}#bench_{self.tables}"
+
+    def stop(self):
+        for proc in self.procs.values():
+            proc.terminate()
+            proc.wait()
+
+
+SQL = SqlServers()
+
+
 def start(app, binary, backend_kind, work, redis):
     port = free_port()
     backend = ""
@@ -188,6 +225,8 @@ def start(app, binary, backend_kind, work, redis):
     elif backend_kind == "redis":
         redis.cli("FLUSHALL")
         backend = redis.url()
+    elif backend_kind in ("postgres", "mysql"):
+        backend = SQL.backend(backend_kind)
     proc = subprocess.Popen([binary, app, f"127.0.0.1:{port}", backend], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
     if "ready" not in line:
@@ -394,6 +433,11 @@ def versions():
             found.setdefault(name, []).append(version)
     out = [f"{n} {', '.join(found[n])}" for n in wanted if n in found]
     out.append(subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split(" sha=")[0].strip())
+    import glob
+    for binary in sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))[-1:] + ["/usr/sbin/mariadbd"]:
+        if os.path.exists(binary):
+            text = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
+            out.append(re.sub(r"\s+", " ", text.replace("/usr/sbin/", "")) + " (throwaway server from test-server: fsync off)")
     out.append(subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0].split(" [")[0])
     return out
 
@@ -480,6 +524,13 @@ def targets(results):
     throughput("SQLite `/count` ≥ 20× tower-sessions' sqlx store", "ours-sqlite", ("tower-sqlite",), "/count", 20, lambda x: f"{x:.1f}×")
     p99 = r("ours-sqlite", "/count", "p99")
     check("SQLite `/count` p99 < 10 ms", f"{p99:.2f} ms", p99 < 10)
+    for app, peer, name in (("ours-postgres", "tower-postgres", "PostgreSQL"), ("ours-mysql", "tower-mysql", "MySQL (MariaDB)")):
+        if app not in results or peer not in results:
+            continue
+        for path in ("/count", "/read"):
+            throughput(f"{name} `{path}` ≥ {SQL_LEAD}× tower-sessions' sqlx store", app, (peer,), path, SQL_LEAD)
+            ours_p99, peer_p99 = r(app, path, "p99"), r(peer, path, "p99")
+            check(f"{name} `{path}`: lower p99 than tower-sessions' sqlx store", f"{ours_p99:.2f} vs {peer_p99:.2f} ms", ours_p99 < peer_p99)
     throughput("fs `/count` ≥ 3× tower-sessions' file store", "ours-fs", ("tower-file",), "/count", 3)
     for app in ("ours-memory", "ours-cookie", "ours-actix-cookie"):
         if app not in results:
@@ -752,6 +803,7 @@ def main():
         timings = in_process([a[0] for a in chosen])
     finally:
         redis.stop()
+        SQL.stop()
         shutil.rmtree(work, ignore_errors=True)
     measured = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"
     label = {True: "cookie", False: "new", "one": "one"}

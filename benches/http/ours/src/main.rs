@@ -1,7 +1,8 @@
 //! `session-http-bench-ours <app> <addr> [backend]`: bare axum (the ceiling) or this project's
 //! axum integration on one driver, with the benchmark handlers; or the same on actix-web.
 //! Apps: bare, ours-memory, ours-redis, ours-redis-lww (last write wins, the peers'
-//! guarantee, instead of merging concurrent commits), ours-sqlite, ours-fs, ours-cookie; bare-actix,
+//! guarantee, instead of merging concurrent commits), ours-sqlite, ours-postgres, ours-mysql
+//! (backend `URL#table`), ours-fs, ours-cookie; bare-actix,
 //! ours-actix-cookie, ours-actix-redis, ours-actix-redis-lww (framework-matched against
 //! actix-session).
 //! `session-http-bench-ours --in-process <app> <requests>`: an app without I/O (bare,
@@ -170,6 +171,11 @@ async fn axum_router(app: &str, backend: String) -> Result<Router, Fail> {
         "ours-redis-lww" => SessionStorage::builder(session_kit::open(&backend).await?)
             .concurrent_writes(session_kit::ConcurrentWrites::LastWriteWins),
         "ours-sqlite" => SessionStorage::builder(session_kit::open(&format!("sqlite:{backend}")).await?),
+        // `URL#table`: a fresh table per run.
+        "ours-postgres" | "ours-mysql" => {
+            let (url, table) = backend.split_once('#').ok_or("backend: URL#table")?;
+            SessionStorage::builder(session_kit::open(&format!("{url}?table={table}")).await?)
+        }
         "ours-fs" => SessionStorage::builder(session_kit::open(&format!("fs:{backend}")).await?),
         other => return Err(format!("unknown app {other}").into()),
     };

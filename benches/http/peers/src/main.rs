@@ -1,6 +1,6 @@
 //! `session-http-bench-peers <app> <addr> [backend-url]`: one peer's server with the benchmark
-//! handlers. Apps: tower-memory, tower-redis, tower-sqlite, tower-file, actix-cookie,
-//! actix-redis. Each is set up the way its crate's documentation shows.
+//! handlers. Apps: tower-memory, tower-redis, tower-sqlite, tower-postgres, tower-mysql,
+//! tower-file, actix-cookie, actix-redis. The SQL stores take `URL#table` (a fresh table per run). Each is set up the way its crate's documentation shows.
 //! `session-http-bench-peers --in-process <app> <requests>`: tower-memory or actix-cookie called
 //! without sockets (see `in_process.rs`).
 //!
@@ -115,6 +115,24 @@ async fn tower_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), 
             use tower_sessions_sqlx_store::{SqliteStore, sqlx::SqlitePool};
             let pool = SqlitePool::connect(&format!("sqlite:{backend}?mode=rwc")).await?;
             let store = SqliteStore::new(pool);
+            store.migrate().await?;
+            tower::router(store)
+        }
+        "tower-postgres" => {
+            use tower_sessions_sqlx_store::{PostgresStore, sqlx::PgPool};
+            let (url, table) = backend.split_once('#').ok_or("backend: URL#table")?;
+            let pool = PgPool::connect(url).await?;
+            let store = PostgresStore::new(pool).with_table_name(table)?;
+            store.migrate().await?;
+            tower::router(store)
+        }
+        "tower-mysql" => {
+            use tower_sessions_sqlx_store::{MySqlStore, sqlx::MySqlPool};
+            let (url, table) = backend.split_once('#').ok_or("backend: URL#table")?;
+            let pool = MySqlPool::connect(url).await?;
+            // Its default schema, `tower_sessions`, is another database: keep to the URL's.
+            let database = url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default();
+            let store = MySqlStore::new(pool).with_schema_name(database)?.with_table_name(table)?;
             store.migrate().await?;
             tower::router(store)
         }
