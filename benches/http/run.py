@@ -38,6 +38,7 @@ APPS = [
     ("ours-redis", OURS, "redis", "redis"),
     ("ours-redis-lww", OURS, "redis", "redis"),
     ("ours-postgres", OURS, "postgres", "postgres"),
+    ("ours-postgres-cached", OURS, "postgres", "postgres"),
     ("ours-mysql", OURS, "mysql", "mysql"),
     # The same session code on actix-web, so the actix-session comparison is framework-matched.
     ("bare-actix", OURS, None, None),
@@ -524,7 +525,9 @@ def targets(results):
     throughput("SQLite `/count` ≥ 20× tower-sessions' sqlx store", "ours-sqlite", ("tower-sqlite",), "/count", 20, lambda x: f"{x:.1f}×")
     p99 = r("ours-sqlite", "/count", "p99")
     check("SQLite `/count` p99 < 10 ms", f"{p99:.2f} ms", p99 < 10)
-    for app, peer, name in (("ours-postgres", "tower-postgres", "PostgreSQL"), ("ours-mysql", "tower-mysql", "MySQL (MariaDB)")):
+    for app, peer, name in (("ours-postgres", "tower-postgres", "PostgreSQL"),
+                            ("ours-postgres-cached", "tower-postgres", "PostgreSQL with `local_cache`"),
+                            ("ours-mysql", "tower-mysql", "MySQL (MariaDB)")):
         if app not in results or peer not in results:
             continue
         for path in ("/count", "/read"):

@@ -34,7 +34,10 @@ pub struct MysqlConfig {
     /// The server URL with connection parameters (taken from the config string). Required.
     #[serde(default)]
     pub url: Option<String>,
-    /// The table (default `sessions`), in the URL's database.
+    /// The database of the table (default: the URL's).
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// The table (default `sessions`).
     #[serde(default = "default_table")]
     pub table: String,
     /// Create the table if missing when the driver starts (default `true`); `false` expects
@@ -59,7 +62,8 @@ pub struct MysqlConfig {
 }
 
 /// The option names of this driver (the rest of a URL's query is the client's).
-pub const OPTION_NAMES: [&str; 6] = [
+pub const OPTION_NAMES: [&str; 7] = [
+    "schema",
     "table",
     "auto_migrate",
     "expiry_index",
@@ -81,6 +85,7 @@ impl fmt::Debug for MysqlConfig {
         // The URL may hold a password.
         f.debug_struct("MysqlConfig")
             .field("url", &self.url.as_deref().map(redact))
+            .field("schema", &self.schema)
             .field("table", &self.table)
             .field("auto_migrate", &self.auto_migrate)
             .field("expiry_index", &self.expiry_index)
@@ -101,6 +106,7 @@ impl MysqlConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: Some(url.into()),
+            schema: None,
             table: default_table(),
             auto_migrate: true,
             expiry_index: false,

@@ -83,6 +83,7 @@ const MAX_TTL_MICROS: i64 = 100 * 366 * 24 * 3600 * 1_000_000;
 pub struct MysqlDriver {
     pool: Pool,
     sql: Statements,
+    schema: Option<String>,
     table: String,
     expiry_index: bool,
     operation_timeout: Duration,
@@ -103,6 +104,7 @@ impl fmt::Debug for MysqlDriver {
 /// [`MysqlDriver::from_pool`] takes the app's.
 pub struct MysqlDriverBuilder {
     pool: Pool,
+    schema: Option<String>,
     table: String,
     auto_migrate: bool,
     expiry_index: bool,
@@ -121,6 +123,12 @@ impl fmt::Debug for MysqlDriverBuilder {
 }
 
 impl MysqlDriverBuilder {
+    /// The database of the table (default: the connection's, from the URL).
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
     /// The table (default `sessions`).
     pub fn table(mut self, table: impl Into<String>) -> Self {
         self.table = table.into();
@@ -164,8 +172,12 @@ impl MysqlDriverBuilder {
     /// the driver.
     pub async fn build(self) -> Result<MysqlDriver, DriverError> {
         check_identifier("table", &self.table, 48)?;
+        if let Some(schema) = &self.schema {
+            check_identifier("schema", schema, 48)?;
+        }
         let driver = MysqlDriver {
-            sql: Statements::new(&self.table),
+            sql: Statements::new(self.schema.as_deref(), &self.table),
+            schema: self.schema,
             pool: self.pool,
             table: self.table,
             expiry_index: self.expiry_index,
@@ -248,8 +260,11 @@ impl MysqlDriver {
             builder = builder.ssl_opts(ssl);
         }
         let pool = Pool::new(builder);
-        let build = Self::from_pool(pool)
-            .table(config.table)
+        let mut build = Self::from_pool(pool).table(config.table);
+        if let Some(schema) = config.schema {
+            build = build.schema(schema);
+        }
+        let build = build
             .auto_migrate(config.auto_migrate)
             .expiry_index(config.expiry_index)
             .operation_timeout(timeout)
@@ -265,6 +280,7 @@ impl MysqlDriver {
     pub fn from_pool(pool: Pool) -> MysqlDriverBuilder {
         MysqlDriverBuilder {
             pool,
+            schema: None,
             table: "sessions".into(),
             auto_migrate: true,
             expiry_index: false,
@@ -278,7 +294,7 @@ impl MysqlDriver {
     /// processes starting together do not race. Idempotent.
     pub async fn migrate(&self) -> Result<(), DriverError> {
         let mut conn = self.conn().await?;
-        let lock = format!("session-driver-mysql:{}", self.table);
+        let lock = format!("session-driver-mysql:{}", self.sql.table);
         let seconds = self.operation_timeout.as_secs().max(1);
         let got: Option<Option<i64>> = conn
             .exec_first("SELECT GET_LOCK(?, ?)", (&lock, seconds))
@@ -308,8 +324,13 @@ impl MysqlDriver {
             let exists: Option<i64> = conn
                 .exec_first(
                     "SELECT COUNT(*) FROM information_schema.statistics \
-                     WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?",
-                    (&self.table, format!("{}_expires_at", self.table)),
+                     WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ? \
+                     AND index_name = ?",
+                    (
+                        self.schema.as_deref(),
+                        &self.table,
+                        format!("{}_expires_at", self.table),
+                    ),
                 )
                 .await
                 .map_err(mysql_error)?;

@@ -36,9 +36,13 @@ pub(crate) struct Statements {
 }
 
 impl Statements {
-    /// The statements for `table` (checked by `check_identifier`).
-    pub(crate) fn new(table: &str) -> Self {
-        let t = format!("`{table}`");
+    /// The statements for `table` in `schema` (a database; the connection's when `None`),
+    /// both checked by `check_identifier`.
+    pub(crate) fn new(schema: Option<&str>, table: &str) -> Self {
+        let t = match schema {
+            Some(schema) => format!("`{schema}`.`{table}`"),
+            None => format!("`{table}`"),
+        };
         let insert = format!(
             "INSERT INTO {t} (`key`, value, version, expires_at) VALUES (?, ?, ?, {DEADLINE}) \
              ON DUPLICATE KEY UPDATE"

@@ -89,6 +89,25 @@ async fn without_auto_migrate_the_table_comes_from_migrate() {
 }
 
 #[tokio::test]
+async fn the_table_may_live_in_another_database() {
+    let table = fresh_table("elsewhere");
+    let config = MysqlConfig::from_driver_config(&session_core::DriverConfig::new(format!(
+        "{}?schema=sessions_other&table={table}",
+        shared_mariadb().url()
+    )))
+    .unwrap();
+    let driver = MysqlDriver::connect(config).await.unwrap();
+    driver
+        .put("k", Bytes::from_static(b"v"), PutOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(driver.get("k").await.unwrap().unwrap().value, "v");
+    // Not in the URL's database.
+    let same_name = driver_on(shared_mariadb().url(), &table).await;
+    assert!(same_name.get("k").await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn like_wildcards_in_keys_match_only_themselves() {
     let driver = driver_on(shared_mariadb().url(), &fresh_table("wild")).await;
     for key in ["a%", "a_b", "abb", "a%c", "a\\x", "ab", "A%"] {

@@ -70,10 +70,15 @@ pub struct PostgresConfig {
     /// (feature `tls`).
     #[serde(default)]
     pub tls_ca_file: Option<String>,
+    /// Bytes of sessions kept in this process, invalidated by the table's notifications
+    /// (default 0: off). Turning it on installs notification triggers on the table, which
+    /// every later write pays for. See the crate documentation.
+    #[serde(default, deserialize_with = "flexible::opt_u64")]
+    pub local_cache: Option<u64>,
 }
 
 /// The option names of this driver (the rest of a URL's query is libpq's).
-pub const OPTION_NAMES: [&str; 9] = [
+pub const OPTION_NAMES: [&str; 10] = [
     "schema",
     "table",
     "auto_migrate",
@@ -83,6 +88,7 @@ pub const OPTION_NAMES: [&str; 9] = [
     "pool_size",
     "operation_timeout",
     "tls_ca_file",
+    "local_cache",
 ];
 
 fn default_schema() -> String {
@@ -111,6 +117,7 @@ impl fmt::Debug for PostgresConfig {
             .field("pool_size", &self.pool_size)
             .field("operation_timeout", &self.operation_timeout)
             .field("tls_ca_file", &self.tls_ca_file)
+            .field("local_cache", &self.local_cache)
             .finish()
     }
 }
@@ -150,6 +157,7 @@ impl PostgresConfig {
             pool_size: None,
             operation_timeout: None,
             tls_ca_file: None,
+            local_cache: None,
         }
     }
 
@@ -187,8 +195,9 @@ impl PostgresConfig {
     }
 
     /// The connection settings: the URL as libpq reads it, with a connect timeout and a
-    /// statement timeout when it sets none.
-    pub(crate) fn connection(&self) -> Result<tokio_postgres::Config, DriverError> {
+    /// statement timeout when it sets none, and this process's writer id (which the table's
+    /// trigger reports, so that the read cache skips its own writes).
+    pub(crate) fn connection(&self, writer: &str) -> Result<tokio_postgres::Config, DriverError> {
         let url = self.url.as_deref().ok_or_else(|| {
             DriverError::config("option `url`: write postgres://user:password@host:port/database")
         })?;
@@ -198,11 +207,13 @@ impl PostgresConfig {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
-        let options = config.get_options().unwrap_or_default().to_owned();
+        let mut options = config.get_options().unwrap_or_default().to_owned();
         if !options.contains("statement_timeout") {
             let ms = self.operation_timeout().as_millis();
-            config.options(format!("{options} -c statement_timeout={ms}").trim());
+            options.push_str(&format!(" -c statement_timeout={ms}"));
         }
+        options.push_str(&format!(" -c {}={writer}", crate::sql::WRITER_SETTING));
+        config.options(options.trim());
         if config.get_application_name().is_none() {
             config.application_name("session-driver-postgres");
         }
@@ -234,9 +245,12 @@ mod tests {
             c.url.as_deref(),
             Some("postgres://app:hunter2@127.0.0.1:5432/app?sslmode=disable&application_name=shop")
         );
-        let pg = c.connection().unwrap();
+        let pg = c.connection("w1").unwrap();
         assert_eq!(pg.get_application_name(), Some("shop"));
-        assert_eq!(pg.get_options(), Some("-c statement_timeout=2000"));
+        assert_eq!(
+            pg.get_options(),
+            Some("-c statement_timeout=2000 -c session_driver.writer=w1")
+        );
         assert_eq!(pg.get_connect_timeout(), Some(&DEFAULT_CONNECT_TIMEOUT));
         let dbg = format!("{c:?}");
         assert!(
@@ -249,7 +263,7 @@ mod tests {
             "postgresql://app:hunter2@db/app?sslmod=require",
         ))
         .unwrap()
-        .connection()
+        .connection("w1")
         .unwrap_err()
         .to_string();
         assert!(

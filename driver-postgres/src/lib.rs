@@ -19,6 +19,8 @@
 //! * **Schema**: the table, its sequence and (optionally) its schema are created when the
 //!   driver starts, under an advisory lock so that servers starting together do not race, or by
 //!   [`PostgresDriver::migrate`] from a deploy step with `auto_migrate=false`.
+//! * **A read cache**, off by default (`local_cache`): session-core's read-cache layer kept
+//!   correct by `LISTEN`/`NOTIFY`, at a cost to every write (see below).
 //!
 //! # Why `tokio-postgres` and `deadpool-postgres`
 //!
@@ -48,6 +50,7 @@
 
 mod config;
 mod error;
+mod listen;
 mod sql;
 #[cfg(feature = "tls")]
 mod tls;
@@ -58,7 +61,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use session_core::driver::{check_identifier, from_unix_millis, prefix_upper_bound, unix_millis};
 use session_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
-    SystemClock, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes,
+    SystemClock, TtlSupport, Version, WriteMode, async_trait,
+    bytes::Bytes,
+    layers::{CacheLayer, ReadCache},
 };
 use tokio_postgres::types::ToSql;
 
@@ -73,6 +78,7 @@ pub use tokio_postgres;
 
 use crate::{
     error::{pg_error, pool_error},
+    listen::{Connector, Listener},
     sql::{SchemaOptions, Statements},
 };
 
@@ -121,6 +127,7 @@ pub struct PostgresDriverBuilder {
     operation_timeout: Duration,
     sweep_interval: Option<Duration>,
     clock: Arc<dyn Clock>,
+    read_cache: Option<CacheLayer>,
 }
 
 impl fmt::Debug for PostgresDriverBuilder {
@@ -211,14 +218,34 @@ impl PostgresDriverBuilder {
                 .with_compare_and_swap()
                 .with_touch()
                 .with_list(),
-            layers: LayerOptions::new()
-                .with_timeout(self.operation_timeout)
-                .with_retries(2)
-                .with_sweep_interval_opt(self.sweep_interval),
+            layers: {
+                let layers = LayerOptions::new()
+                    .with_timeout(self.operation_timeout)
+                    .with_retries(2)
+                    .with_sweep_interval_opt(self.sweep_interval);
+                match self.read_cache {
+                    Some(cache) => layers.with_read_cache(cache),
+                    None => layers,
+                }
+            },
             clock: self.clock,
         };
         if self.auto_migrate {
             driver.migrate().await?;
+        } else if driver.schema_options.notify {
+            // A cache without the notification triggers would never learn of other writers.
+            let client = driver.client().await?;
+            let row = client
+                .query_one(&driver.sql.triggers, &[])
+                .await
+                .map_err(pg_error)?;
+            if row.try_get::<_, i64>(0).map_err(pg_error)? != 2 {
+                return Err(DriverError::config(format!(
+                    "option `local_cache`: {} has no notification triggers; run \
+                     PostgresDriver::migrate with local_cache on (or turn auto_migrate on)",
+                    driver.sql.table
+                )));
+            }
         }
         Ok(driver)
     }
@@ -228,25 +255,23 @@ impl PostgresDriver {
     /// Connects a pool from `config` and builds the driver (creating the table unless
     /// `auto_migrate` is off). Fails within the connect timeout when the server is down.
     pub async fn connect(config: PostgresConfig) -> Result<Self, DriverError> {
-        let connection = config.connection()?;
+        let writer = format!("{:016x}", rand::random::<u64>());
+        let connection = config.connection(&writer)?;
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
         #[cfg(feature = "tls")]
-        let manager = Manager::from_config(
-            connection,
-            tls::connector(config.tls_ca_file.as_deref())?,
-            manager_config,
-        );
+        let connector: Connector = tls::connector(config.tls_ca_file.as_deref())?;
         #[cfg(not(feature = "tls"))]
-        let manager = {
+        let connector: Connector = {
             if config.tls_ca_file.is_some() {
                 return Err(DriverError::config(
                     "option `tls_ca_file`: TLS needs the `tls` feature of session-driver-postgres",
                 ));
             }
-            Manager::from_config(connection, tokio_postgres::NoTls, manager_config)
+            tokio_postgres::NoTls
         };
+        let manager = Manager::from_config(connection.clone(), connector.clone(), manager_config);
         let timeout = config.operation_timeout();
         let size = usize::try_from(config.pool_size.unwrap_or(16).max(1)).unwrap_or(16);
         let pool = Pool::builder(manager)
@@ -268,6 +293,16 @@ impl PostgresDriver {
         if let Some(ff) = config.fillfactor {
             builder = builder.fillfactor(u8::try_from(ff.min(100)).unwrap_or(100));
         }
+        let budget = config.local_cache.unwrap_or(0);
+        if budget > 0 {
+            builder.schema_options.notify = true;
+            let cache = Arc::new(ReadCache::new(
+                usize::try_from(budget).unwrap_or(usize::MAX),
+            ));
+            let channel = Statements::new(&builder.schema, &builder.table).channel;
+            let source = Listener::new(connection, connector, &channel, writer, Arc::clone(&cache));
+            builder.read_cache = Some(CacheLayer::new(cache, Arc::new(source)));
+        }
         let driver = builder.build().await?;
         // Without auto_migrate nothing has connected yet: fail now, not on the first request.
         if !config.auto_migrate {
@@ -286,12 +321,14 @@ impl PostgresDriver {
             auto_migrate: true,
             schema_options: SchemaOptions {
                 unlogged: false,
+                notify: false,
                 expiry_index: false,
                 fillfactor: 90,
             },
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             sweep_interval: None,
             clock: Arc::new(SystemClock),
+            read_cache: None,
         }
     }
 

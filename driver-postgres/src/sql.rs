@@ -28,6 +28,10 @@ pub(crate) struct Statements {
     pub(crate) clear_range: String,
     pub(crate) sweep: String,
     pub(crate) count: String,
+    /// The channel the table's trigger notifies changes on.
+    pub(crate) channel: String,
+    /// How many of the two notification triggers exist.
+    pub(crate) triggers: String,
 }
 
 impl Statements {
@@ -79,6 +83,11 @@ impl Statements {
             clear_range: clear("AND key >= $1 AND key < $2"),
             sweep: format!("DELETE FROM {t} WHERE expires_at <= now()"),
             count: format!("SELECT count(*) FROM {t} WHERE {LIVE}"),
+            channel: channel(schema, table),
+            triggers: format!(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = '{t}'::regclass \
+                 AND tgname IN ('{table}_updated', '{table}_deleted')"
+            ),
             table: t,
         }
     }
@@ -98,6 +107,43 @@ impl Statements {
                 options.fillfactor
             ),
         ];
+        if !options.notify {
+            return self.with_index(out, table, options);
+        }
+        // With the read cache: every update, and every delete of a row live within the last
+        // minute (not the sweep's old rows), is notified with the writer's id and the key, for
+        // the read caches of every process. The triggers are created only when missing.
+        let function = format!("\"{schema}\".\"{table}_notify\"");
+        out.push(format!(
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $f$ \
+             BEGIN PERFORM pg_notify('{}', coalesce(current_setting('{WRITER_SETTING}', true), '') \
+             || ':' || encode(OLD.key, 'hex')); RETURN NULL; END $f$",
+            self.channel
+        ));
+        let trigger = |name: &str, event: &str, when: &str| {
+            format!(
+                "DO $d$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_trigger \
+                 WHERE tgname = '{table}_{name}' AND tgrelid = '{t}'::regclass) THEN \
+                 CREATE TRIGGER \"{table}_{name}\" AFTER {event} ON {t} FOR EACH ROW {when} \
+                 EXECUTE FUNCTION {function}(); END IF; END $d$"
+            )
+        };
+        out.push(trigger("updated", "UPDATE", ""));
+        out.push(trigger(
+            "deleted",
+            "DELETE",
+            "WHEN (OLD.expires_at IS NULL OR OLD.expires_at > now() - interval '1 minute')",
+        ));
+        self.with_index(out, table, options)
+    }
+
+    fn with_index(
+        &self,
+        mut out: Vec<String>,
+        table: &str,
+        options: &SchemaOptions,
+    ) -> Vec<String> {
+        let t = &self.table;
         if options.expiry_index {
             out.push(format!(
                 "CREATE INDEX IF NOT EXISTS \"{table}_expires_at\" ON {t} (expires_at) \
@@ -108,10 +154,27 @@ impl Statements {
     }
 }
 
+/// The session setting that carries a connection's writer id (set at connect, read by the
+/// trigger).
+pub(crate) const WRITER_SETTING: &str = "session_driver.writer";
+
+/// The notification channel of `schema.table`: a stable hash (FNV-1a), so that every process
+/// agrees and the name stays within PostgreSQL's 63 bytes.
+fn channel(schema: &str, table: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in schema.bytes().chain([b'.']).chain(table.bytes()) {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("session_driver_{hash:016x}")
+}
+
 /// How the table is created.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SchemaOptions {
     pub(crate) unlogged: bool,
+    /// The notification triggers of the read cache.
+    pub(crate) notify: bool,
     pub(crate) expiry_index: bool,
     pub(crate) fillfactor: u8,
 }

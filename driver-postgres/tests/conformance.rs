@@ -1,5 +1,6 @@
 //! Certifies the PostgreSQL driver against a real server started by this test binary (each
-//! test on a table of its own).
+//! test on a table of its own), with its read cache on (`scripts/test` certifies the default
+//! configuration, without it, through the conformance command line).
 
 use std::sync::{
     Arc,
@@ -20,5 +21,6 @@ session_conformance::conformance_tests!(|| async {
         TABLES.fetch_add(1, Ordering::Relaxed)
     );
     config.pool_size = Some(8);
+    config.local_cache = Some(1 << 20);
     Ok(Arc::new(PostgresDriver::connect(config).await?) as Arc<dyn Driver>)
 });

@@ -417,8 +417,8 @@ fn mariadb_tool(name: &str) -> PathBuf {
 }
 
 /// A MariaDB server of its own (`mariadb-install-db` in a temporary directory), with user
-/// [`USER`] (password [`PASSWORD`]) owning database [`DATABASE`]; killable and restartable on
-/// its port.
+/// [`USER`] (password [`PASSWORD`]) owning databases [`DATABASE`] and `sessions_other`;
+/// killable and restartable on its port.
 #[derive(Debug)]
 pub struct MariaDbServer {
     process: Option<Tied>,
@@ -454,6 +454,8 @@ impl MariaDbServer {
             format!("--datadir={}", dir.join("data").display()),
             "--auth-root-authentication-method=normal".into(),
             "--skip-test-db".into(),
+            // Servers initialised at the same time must not share temporary files.
+            format!("--tmpdir={}", tmp_dir(&dir)),
         ];
         if is_root() {
             args.push("--user=root".into());
@@ -470,7 +472,10 @@ impl MariaDbServer {
                  CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';\n\
                  CREATE USER IF NOT EXISTS '{USER}'@'localhost' IDENTIFIED BY '{PASSWORD}';\n\
                  GRANT ALL ON {DATABASE}.* TO '{USER}'@'%';\n\
-                 GRANT ALL ON {DATABASE}.* TO '{USER}'@'localhost';\n"
+                 GRANT ALL ON {DATABASE}.* TO '{USER}'@'localhost';\n\
+                 CREATE DATABASE IF NOT EXISTS {DATABASE}_other;\n\
+                 GRANT ALL ON {DATABASE}_other.* TO '{USER}'@'%';\n\
+                 GRANT ALL ON {DATABASE}_other.* TO '{USER}'@'localhost';\n"
             ),
         )
         .unwrap();
@@ -503,6 +508,7 @@ impl MariaDbServer {
             format!("--datadir={}", self.dir.join("data").display()),
             format!("--socket={}", self.dir.join("mysqld.sock").display()),
             format!("--pid-file={}", self.dir.join("mysqld.pid").display()),
+            format!("--tmpdir={}", tmp_dir(&self.dir)),
             format!("--port={}", self.port),
             "--bind-address=127.0.0.1".into(),
             format!("--init-file={}", self.dir.join("init.sql").display()),
@@ -582,6 +588,13 @@ impl Drop for MariaDbServer {
             self.kill();
         }
     }
+}
+
+/// A temporary directory of the server's own, under its directory.
+fn tmp_dir(dir: &Path) -> String {
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    tmp.display().to_string()
 }
 
 /// One MariaDB server shared by every test of this binary (tests keep apart by table).

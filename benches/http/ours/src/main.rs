@@ -1,8 +1,8 @@
 //! `session-http-bench-ours <app> <addr> [backend]`: bare axum (the ceiling) or this project's
 //! axum integration on one driver, with the benchmark handlers; or the same on actix-web.
 //! Apps: bare, ours-memory, ours-redis, ours-redis-lww (last write wins, the peers'
-//! guarantee, instead of merging concurrent commits), ours-sqlite, ours-postgres, ours-mysql
-//! (backend `URL#table`), ours-fs, ours-cookie; bare-actix,
+//! guarantee, instead of merging concurrent commits), ours-sqlite, ours-postgres,
+//! ours-postgres-cached (`local_cache` on), ours-mysql (backend `URL#table`), ours-fs, ours-cookie; bare-actix,
 //! ours-actix-cookie, ours-actix-redis, ours-actix-redis-lww (framework-matched against
 //! actix-session).
 //! `session-http-bench-ours --in-process <app> <requests>`: an app without I/O (bare,
@@ -175,6 +175,11 @@ async fn axum_router(app: &str, backend: String) -> Result<Router, Fail> {
         "ours-postgres" | "ours-mysql" => {
             let (url, table) = backend.split_once('#').ok_or("backend: URL#table")?;
             SessionStorage::builder(session_kit::open(&format!("{url}?table={table}")).await?)
+        }
+        // With the read cache, kept correct by the table's notifications.
+        "ours-postgres-cached" => {
+            let (url, table) = backend.split_once('#').ok_or("backend: URL#table")?;
+            SessionStorage::builder(session_kit::open(&format!("{url}?table={table}&local_cache=16777216")).await?)
         }
         "ours-fs" => SessionStorage::builder(session_kit::open(&format!("fs:{backend}")).await?),
         other => return Err(format!("unknown app {other}").into()),
