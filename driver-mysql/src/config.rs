@@ -120,36 +120,19 @@ impl MysqlConfig {
     /// and the explicit options; the URL keeps the client's parameters (`mariadb://` is read
     /// as `mysql://`).
     pub fn from_driver_config(config: &DriverConfig) -> Result<Self, DriverError> {
-        let Some(mut url) = config.url()? else {
-            let my: Self = config.options()?;
-            if my.url.is_none() {
-                return Err(DriverError::config(
-                    "option `url`: write mysql://user:password@host:port/database",
-                ));
-            }
-            return Ok(my);
-        };
-        let (ours, client): (Vec<_>, Vec<_>) = url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .partition(|(k, _)| OPTION_NAMES.contains(&k.as_str()));
-        let mut options_only = url.clone();
-        options_only.set_query(None);
-        if !ours.is_empty() {
-            options_only.query_pairs_mut().extend_pairs(ours);
+        let (mut my, url): (Self, _) = config.options_beside_url(&OPTION_NAMES)?;
+        if let Some(url) = url {
+            let url = match url.strip_prefix("mariadb:") {
+                Some(rest) => format!("mysql:{rest}"),
+                None => url,
+            };
+            my.url.get_or_insert(url);
         }
-        let mut with_options = DriverConfig::new(options_only.to_string());
-        with_options.options = config.options.clone();
-        let mut my: Self = with_options.options()?;
-        url.set_query(None);
-        if !client.is_empty() {
-            url.query_pairs_mut().extend_pairs(client);
+        if my.url.is_none() {
+            return Err(DriverError::config(
+                "option `url`: write mysql://user:password@host:port/database",
+            ));
         }
-        let mut text = url.to_string();
-        if let Some(rest) = text.strip_prefix("mariadb:") {
-            text = format!("mysql:{rest}");
-        }
-        my.url.get_or_insert(text);
         Ok(my)
     }
 

@@ -219,6 +219,15 @@ impl MysqlDriver {
         let constraints = PoolConstraints::new(0, size)
             .ok_or_else(|| DriverError::config("option `pool_size`: must be at least 1"))?;
         #[cfg(feature = "tls")]
+        if opts.ssl_opts().is_some() || config.tls_ca_file.is_some() {
+            // mysql_async's rustls uses the process's default crypto provider, which rustls
+            // cannot choose when both of its providers are compiled in (a panic on the first
+            // connection): install ring's, unless the app installed one.
+            if rustls::crypto::CryptoProvider::get_default().is_none() {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            }
+        }
+        #[cfg(feature = "tls")]
         let ssl = match &config.tls_ca_file {
             // The CA file implies TLS; other TLS settings come from the URL (`require_ssl`,
             // `verify_ca`, `verify_identity`, `built_in_roots`).

@@ -122,25 +122,10 @@ impl fmt::Debug for PostgresConfig {
     }
 }
 
-/// `url` with any password replaced, and the query's values hidden (a `password=` parameter
-/// is libpq's too).
+/// `url` as [`DriverConfig::redacted`] shows it: no password, no query values (a `password=`
+/// parameter is libpq's too).
 pub(crate) fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("REDACTED"));
-            }
-            let keys: Vec<String> = u.query_pairs().map(|(k, _)| format!("{k}=…")).collect();
-            u.set_query(None);
-            let mut out = u.to_string();
-            if !keys.is_empty() {
-                out.push('?');
-                out.push_str(&keys.join("&"));
-            }
-            out
-        }
-        Err(_) => "<unparseable>".into(),
-    }
+    DriverConfig::new(url).redacted()
 }
 
 impl PostgresConfig {
@@ -164,33 +149,15 @@ impl PostgresConfig {
     /// Reads the config from a registry config: this driver's options from the URL's query
     /// and the explicit options; the URL keeps libpq's parameters.
     pub fn from_driver_config(config: &DriverConfig) -> Result<Self, DriverError> {
-        let Some(mut url) = config.url()? else {
-            let mut pg: Self = config.options()?;
-            if pg.url.is_none() {
-                return Err(DriverError::config(
-                    "option `url`: write postgres://user:password@host:port/database",
-                ));
-            }
-            pg.url = pg.url.map(|u| u.trim().to_owned());
-            return Ok(pg);
-        };
-        let (ours, libpq): (Vec<_>, Vec<_>) = url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .partition(|(k, _)| OPTION_NAMES.contains(&k.as_str()));
-        let mut options_only = url.clone();
-        options_only.set_query(None);
-        if !ours.is_empty() {
-            options_only.query_pairs_mut().extend_pairs(ours);
+        let (mut pg, url): (Self, _) = config.options_beside_url(&OPTION_NAMES)?;
+        if let Some(url) = url {
+            pg.url.get_or_insert(url);
         }
-        let mut with_options = DriverConfig::new(options_only.to_string());
-        with_options.options = config.options.clone();
-        let mut pg: Self = with_options.options()?;
-        url.set_query(None);
-        if !libpq.is_empty() {
-            url.query_pairs_mut().extend_pairs(libpq);
+        if pg.url.is_none() {
+            return Err(DriverError::config(
+                "option `url`: write postgres://user:password@host:port/database",
+            ));
         }
-        pg.url.get_or_insert_with(|| url.to_string());
         Ok(pg)
     }
 

@@ -6,7 +6,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU32, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -223,7 +223,7 @@ async fn a_server_that_is_down_fails_within_the_connect_timeout() {
 /// then the same driver works again without a restart of the app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_server_gives_bounded_retryable_errors_then_recovers() {
-    let mut server = PostgresServer::start();
+    let server = PostgresServer::start();
     let mut config = PostgresConfig::new(server.url());
     config.operation_timeout = Some(Duration::from_secs(1));
     config.pool_size = Some(4);
@@ -236,98 +236,16 @@ async fn a_stopped_server_gives_bounded_retryable_errors_then_recovers() {
         driver.layers()
     );
 
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (ok, failed, slowest) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let workers: Vec<_> = (0..8)
-        .map(|w| {
-            let (driver, stop, ok, failed, slowest) = (
-                driver.clone(),
-                stop.clone(),
-                ok.clone(),
-                failed.clone(),
-                slowest.clone(),
-            );
-            tokio::spawn(async move {
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let key = format!("w{w}/{}", i % 50);
-                    let started = Instant::now();
-                    let result = if i.is_multiple_of(2) {
-                        driver
-                            .put(&key, Bytes::from(i.to_string()), PutOptions::new())
-                            .await
-                            .map(|_| ())
-                    } else {
-                        driver.get(&key).await.map(|_| ())
-                    };
-                    let ms = started.elapsed().as_millis() as u64;
-                    slowest.fetch_max(ms, Ordering::Relaxed);
-                    match result {
-                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
-                        Err(e) => {
-                            assert!(e.is_retryable(), "while the server was down: {e}");
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            0
-                        }
-                    };
-                    i += 1;
-                }
-            })
-        })
-        .collect();
-
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        ok.load(Ordering::Relaxed) > 0,
-        "no operation succeeded before the stop"
-    );
-    let mut server = tokio::task::spawn_blocking(move || {
-        server.kill();
-        std::thread::sleep(Duration::from_secs(2));
-        server
-    })
-    .await
-    .unwrap();
-    assert!(
-        failed.load(Ordering::Relaxed) > 0,
-        "the outage was not noticed"
-    );
-    server = tokio::task::spawn_blocking(move || {
-        server.restart();
-        server
-    })
-    .await
-    .unwrap();
-    let before = ok.load(Ordering::Relaxed);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while ok.load(Ordering::Relaxed) < before + 200 {
-        assert!(
-            Instant::now() < deadline,
-            "the driver did not recover after the server came back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
-    let slowest = slowest.load(Ordering::Relaxed);
-    println!(
-        "outage: {} operations succeeded, {} failed (retryable), slowest {slowest} ms",
-        ok.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed)
-    );
+    let (server, report) = session_test_support::load_through_outage(
+        driver,
+        server,
+        PostgresServer::kill,
+        PostgresServer::restart,
+    )
+    .await;
     // Each attempt is bounded by the 1 s operation timeout; the retry layer tries an
     // idempotent operation three times with backoff.
-    assert!(
-        slowest < 5_000,
-        "an operation took {slowest} ms during the outage"
-    );
+    assert!(report.slowest < Duration::from_secs(5), "{report:?}");
     drop(server);
 }
 

@@ -150,6 +150,51 @@ impl DriverConfig {
         })
     }
 
+    /// For a driver whose URL also carries its client library's own parameters (libpq's
+    /// `sslmode`, ...): the options named in `names` as a typed config (from the URL's query
+    /// and the explicit options, as [`options`](Self::options) reads them), and the URL with
+    /// the other parameters only, for the client (`None` when the config is not a URL).
+    ///
+    /// ```
+    /// use session_core::DriverConfig;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Mine { table: Option<String> }
+    ///
+    /// let config = DriverConfig::new("postgres://db/app?table=web&sslmode=require");
+    /// let (mine, url) = config.options_beside_url::<Mine>(&["table"])?;
+    /// assert_eq!(mine.table.as_deref(), Some("web"));
+    /// assert_eq!(url.as_deref(), Some("postgres://db/app?sslmode=require"));
+    /// # Ok::<(), session_core::DriverError>(())
+    /// ```
+    pub fn options_beside_url<C: DeserializeOwned>(
+        &self,
+        names: &[&str],
+    ) -> Result<(C, Option<String>), DriverError> {
+        let Some(mut url) = self.url()? else {
+            return Ok((self.options()?, None));
+        };
+        let (ours, theirs): (Vec<_>, Vec<_>) = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .partition(|(k, _)| names.contains(&k.as_str()));
+        let mut options_only = url.clone();
+        options_only.set_query(None);
+        if !ours.is_empty() {
+            options_only.query_pairs_mut().extend_pairs(ours);
+        }
+        let options = Self {
+            driver: options_only.to_string(),
+            options: self.options.clone(),
+        }
+        .options()?;
+        url.set_query(None);
+        if !theirs.is_empty() {
+            url.query_pairs_mut().extend_pairs(theirs);
+        }
+        Ok((options, Some(url.to_string())))
+    }
+
     /// The options as a typed config: URL query parameters overlaid by explicit options.
     /// Errors name the offending option. String values from URLs and the environment are
     /// accepted for numbers and booleans by the [`flexible`](crate::driver::flexible) deserialisers.

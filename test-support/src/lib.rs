@@ -5,11 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure here is a test failure
 
 mod down;
+mod outage;
 mod proxy;
 pub mod redis;
 pub mod sql;
 
 pub use down::DownDriver;
+pub use outage::{OutageReport, load_through_outage};
 pub use proxy::{HttpProxy, ProxyMode};
 
 use std::{
