@@ -11,7 +11,7 @@ use axum::{
 };
 use serde::Deserialize;
 use session_axum::{Session, SessionFailure, SessionLayer};
-use session_kit::{CookieOptions, ExpiryPolicy, Keyring, Lifetime, SessionStorage};
+use session_kit::{CookieOptions, ExpiryPolicy, Keyring, Lifetime};
 
 use crate::{
     model::{CATALOG, DEMO_EMAIL, DEMO_PASSWORD, DemoSession},
@@ -24,14 +24,9 @@ type Page = Result<Html<String>, SessionFailure>;
 
 /// The router on the driver named by `driver` (`cookie` for cookie-only sessions).
 pub(crate) async fn router(driver: &str, keyring: Keyring) -> Result<Router, String> {
-    let builder = if driver == "cookie" {
-        SessionStorage::<DemoSession>::cookie_only()
-    } else {
-        let driver = session_kit::open(driver)
-            .await
-            .map_err(|e| format!("session driver: {e}"))?;
-        SessionStorage::<DemoSession>::builder(driver)
-    };
+    let builder = session_kit::storage::<DemoSession>(driver)
+        .await
+        .map_err(|e| format!("session driver: {e}"))?;
     let storage = builder
         .keyring(keyring)
         // Short by default; "remember me" gives a session its own long lifetime.

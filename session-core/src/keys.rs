@@ -134,6 +134,71 @@ impl Keyring {
         keys.try_fold(Self::new(first), |ring, key| Ok(ring.with_previous(key?)))
     }
 
+    /// A keyring from the environment, for key rotation without code: the newest secret in
+    /// `var` (it signs), older ones still accepted in `{var}_1`, `{var}_2`, ... (read until
+    /// the first missing one). To rotate: move the value of `SESSION_SECRET` to
+    /// `SESSION_SECRET_1` (and `_1` to `_2`, ...), put a new secret in `SESSION_SECRET`, and
+    /// deploy; drop the oldest once the sessions it signed have expired. Each secret needs at
+    /// least 32 bytes. Errors name the variable, never its value.
+    pub fn from_env(var: &str) -> Result<Self, SessionError> {
+        Self::from_lookup(var, |name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with the variables read by `lookup` (for tests, or another
+    /// source of configuration).
+    ///
+    /// ```
+    /// use session_core::Keyring;
+    ///
+    /// let env = |name: &str| match name {
+    ///     "SESSION_SECRET" => Some("the newest secret, at least 32 bytes long".to_owned()),
+    ///     "SESSION_SECRET_1" => Some("the previous secret, at least 32 bytes long".to_owned()),
+    ///     _ => None,
+    /// };
+    /// assert_eq!(Keyring::from_lookup("SESSION_SECRET", env)?.len(), 2);
+    /// assert!(Keyring::from_lookup("MISSING", env).is_err());
+    /// # Ok::<(), session_core::SessionError>(())
+    /// ```
+    pub fn from_lookup(
+        var: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SessionError> {
+        let newest = lookup(var).ok_or_else(|| {
+            SessionError::Config(format!(
+                "environment variable {var} is not set: a secret of at least 32 bytes \
+                 (older secrets still accepted in {var}_1, {var}_2, ...)"
+            ))
+        })?;
+        let mut secrets = vec![newest];
+        for n in 1.. {
+            match lookup(&format!("{var}_{n}")) {
+                Some(secret) => secrets.push(secret),
+                None => break,
+            }
+        }
+        secrets
+            .iter()
+            .enumerate()
+            .map(|(n, secret)| {
+                Key::from_bytes(secret.as_bytes()).map_err(|e| {
+                    let name = if n == 0 {
+                        var.to_owned()
+                    } else {
+                        format!("{var}_{n}")
+                    };
+                    SessionError::Config(format!("environment variable {name}: {e}"))
+                })
+            })
+            .try_fold(None::<Self>, |ring, key| {
+                let key = key?;
+                Ok(Some(match ring {
+                    None => Self::new(key),
+                    Some(ring) => ring.with_previous(key),
+                }))
+            })?
+            .ok_or_else(|| SessionError::Config(format!("environment variable {var} is empty")))
+    }
+
     /// A random keyring for local development. Logs a warning: sessions signed with it do not
     /// survive a restart. Never use it in production; load a secret from your configuration.
     pub fn generate_for_development() -> Result<Self, SessionError> {
@@ -219,5 +284,59 @@ impl SealKey {
         let cipher = Aes256GcmSiv::new_from_slice(&secret)
             .unwrap_or_else(|_| Aes256GcmSiv::new(&Default::default()));
         Self { kid, cipher }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn keyrings_from_the_environment_are_newest_first_and_errors_keep_secrets() {
+        const NEW: &str = "the newest secret, 32 bytes at the least";
+        const OLD: &str = "the previous secret, 32 bytes at the least";
+        let ring = Keyring::from_lookup(
+            "S",
+            env(&[
+                ("S", NEW),
+                ("S_1", OLD),
+                ("S_3", "not read: S_2 is missing"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(ring.len(), 2);
+        let signer = Keyring::from_secrets([NEW]).unwrap();
+        assert_eq!(
+            ring.keys()[0].expose_base64(),
+            signer.keys()[0].expose_base64(),
+            "the newest signs"
+        );
+
+        let short = Keyring::from_lookup("S", env(&[("S", NEW), ("S_1", "short-secret-xyz")]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            short.contains("S_1") && !short.contains("short-secret-xyz"),
+            "{short}"
+        );
+        let missing = Keyring::from_lookup("S", env(&[]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            missing.contains("S is not set") && missing.contains("S_1"),
+            "{missing}"
+        );
     }
 }

@@ -18,6 +18,7 @@
 //!
 //! | feature | driver | config string |
 //! |---|---|---|
+//! | (always) | cookie-only sessions, no store ([`storage`] only) | `cookie` |
 //! | `memory` (default) | [`drivers::memory`] | `memory`, `memory:?capacity=100000` |
 //! | `fs` (default) | [`drivers::fs`] | `fs`, `fs:///var/lib/app/sessions`, `fs:data/sessions?durable=true` |
 //! | `sqlite` | `drivers::sqlite` | `sqlite:///var/lib/app/sessions.db`, `sqlite:sessions.db?synchronous=full` |
@@ -27,6 +28,22 @@
 //! | `s3` | `drivers::s3` | `s3://bucket/sessions/?region=eu-west-1`, `s3://bucket/?endpoint=http://127.0.0.1:9000` |
 //! | `cloudflare-kv` | `drivers::cloudflare_kv` | `cloudflare-kv://ACCOUNT_ID/NAMESPACE_ID?prefix=app:` (token in `CLOUDFLARE_API_TOKEN`) |
 //! | `object-store` | `drivers::object_store` | none: wrap any `object_store::ObjectStore` in code |
+//!
+//! One setting picks any storage, cookie-only included, and the secrets come from the
+//! environment ([`Keyring::from_env`]: the newest in `SESSION_SECRET`, older ones still
+//! accepted in `SESSION_SECRET_1`, `SESSION_SECRET_2`, ...):
+//!
+//! ```no_run
+//! use session_kit::{DynamicData, Keyring, SessionStorage};
+//!
+//! # async fn app() -> Result<SessionStorage<DynamicData>, Box<dyn std::error::Error>> {
+//! let config = std::env::var("SESSION_DRIVER").unwrap_or_else(|_| "cookie".into());
+//! let storage = session_kit::storage::<DynamicData>(&config)
+//!     .await?
+//!     .keyring(Keyring::from_env("SESSION_SECRET")?)
+//!     .build()?;
+//! # Ok(storage) }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -84,6 +101,55 @@ pub fn registry() -> Registry {
 /// JSON object such as `{"driver":"fs","base":"/tmp/s"}`).
 pub async fn open(config: &str) -> Result<Arc<dyn Driver>, DriverError> {
     registry().open(config).await
+}
+
+/// The builder of a [`SessionStorage`] on the storage a config string names: any driver
+/// [`open`] knows, or `cookie` for cookie-only sessions (sealed in the cookie, no store), so
+/// that one setting such as `SESSION_DRIVER` picks any kind of storage. Add the keyring (for
+/// example [`Keyring::from_env`]) and the rest of the options, then `build()`.
+///
+/// ```
+/// use session_kit::{DynamicData, Keyring};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// for config in ["cookie", "memory"] {
+///     let storage = session_kit::storage::<DynamicData>(config)
+///         .await?
+///         .keyring(Keyring::from_secrets(["a secret of at least 32 bytes, for the doc"])?)
+///         .build()?;
+///     let session = storage.get_session(None);
+///     assert!(session.is_new().await?);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub async fn storage<T: SessionData + Default>(
+    config: &str,
+) -> Result<SessionStorageBuilder<T>, DriverError> {
+    if is_cookie_only(config) {
+        return Ok(SessionStorage::cookie_only());
+    }
+    Ok(SessionStorage::builder(open(config).await?))
+}
+
+/// [`storage`] for a serde config (`{ driver = "cookie" }` for cookie-only sessions).
+pub async fn storage_config<T: SessionData + Default>(
+    config: DriverConfig,
+) -> Result<SessionStorageBuilder<T>, DriverError> {
+    if is_cookie_only(&config.driver) {
+        if !config.options.is_empty() {
+            return Err(DriverError::config(
+                "cookie-only sessions take no driver options (set cookie options on the builder)",
+            ));
+        }
+        return Ok(SessionStorage::cookie_only());
+    }
+    Ok(SessionStorage::builder(open_config(config).await?))
+}
+
+/// `cookie` (or `cookie:`) names cookie-only sessions.
+fn is_cookie_only(config: &str) -> bool {
+    matches!(config.trim(), "cookie" | "cookie:")
 }
 
 /// Opens the driver a serde config names (for example a `[session]` table of your TOML).
