@@ -303,7 +303,10 @@ impl MysqlDriver {
     /// processes starting together do not race. Idempotent.
     pub async fn migrate(&self) -> Result<(), DriverError> {
         let mut conn = self.conn().await?;
-        let lock = format!("session-driver-mysql:{}", self.sql.table);
+        // MySQL limits lock names to 64 characters; two long names sharing a lock only
+        // serialize their migrations.
+        let mut lock = format!("session-driver-mysql:{}", self.sql.table);
+        lock.truncate(64);
         let seconds = self.operation_timeout.as_secs().max(1);
         let got: Option<Option<i64>> = conn
             .exec_first("SELECT GET_LOCK(?, ?)", (&lock, seconds))

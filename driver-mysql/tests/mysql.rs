@@ -265,6 +265,17 @@ async fn a_stopped_server_gives_bounded_retryable_errors_then_recovers() {
 }
 
 #[tokio::test]
+async fn the_longest_names_migrate() {
+    // 48-byte names: the schema lock's name is cut to MySQL's 64 characters.
+    let table = format!("t{}", "x".repeat(47));
+    let mut config = MysqlConfig::new(shared_mariadb().url());
+    config.table = table;
+    config.schema = Some("sessions_other".into());
+    let driver = MysqlDriver::connect(config).await.unwrap();
+    driver.migrate().await.unwrap();
+}
+
+#[tokio::test]
 async fn create_only_refuses_a_live_key() {
     let driver = driver_on(shared_mariadb().url(), &fresh_table("kinds")).await;
     let create = || {

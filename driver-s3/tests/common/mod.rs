@@ -13,5 +13,8 @@ pub(crate) fn config() -> S3Config {
     config.region = Some("us-east-1".into());
     config.access_key_id = Some("test".into());
     config.secret_access_key = Some("test".into());
+    // moto is a Python emulator: on a loaded 2-core CI machine one page of a large listing
+    // took longer than the default 10 s / 3 attempts once. Production keeps the default.
+    config.operation_timeout = Some(std::time::Duration::from_secs(30));
     config
 }
