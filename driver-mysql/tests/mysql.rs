@@ -4,26 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU32, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use session_core::{Driver, DriverError, ErrorKind, PutOptions, Registry, WriteMode, bytes::Bytes};
 use session_driver_mysql::{MysqlConfig, MysqlDriver};
-use session_test_support::sql::{MariaDbServer, shared_mariadb};
-
-static TABLES: AtomicU32 = AtomicU32::new(0);
-
-fn fresh_table(what: &str) -> String {
-    format!(
-        "{what}_{}_{}",
-        std::process::id(),
-        TABLES.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use session_test_support::sql::{MariaDbServer, fresh_table, shared_mariadb};
 
 async fn driver_on(url: String, table: &str) -> MysqlDriver {
     let mut config = MysqlConfig::new(url);

@@ -299,7 +299,7 @@ impl PostgresDriver {
             let cache = Arc::new(ReadCache::new(
                 usize::try_from(budget).unwrap_or(usize::MAX),
             ));
-            let channel = Statements::new(&builder.schema, &builder.table).channel;
+            let channel = sql::channel(&builder.schema, &builder.table);
             let source = Listener::new(connection, connector, &channel, writer, Arc::clone(&cache));
             builder.read_cache = Some(CacheLayer::new(cache, Arc::new(source)));
         }

@@ -160,7 +160,7 @@ pub(crate) const WRITER_SETTING: &str = "session_driver.writer";
 
 /// The notification channel of `schema.table`: a stable hash (FNV-1a), so that every process
 /// agrees and the name stays within PostgreSQL's 63 bytes.
-fn channel(schema: &str, table: &str) -> String {
+pub(crate) fn channel(schema: &str, table: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in schema.bytes().chain([b'.']).chain(table.bytes()) {
         hash ^= u64::from(b);

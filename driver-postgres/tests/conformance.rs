@@ -2,24 +2,15 @@
 //! test on a table of its own), with its read cache on (`scripts/test` certifies the default
 //! configuration, without it, through the conformance command line).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU32, Ordering},
-};
+use std::sync::Arc;
 
 use session_core::Driver;
 use session_driver_postgres::{PostgresConfig, PostgresDriver};
-use session_test_support::sql::shared_postgres;
-
-static TABLES: AtomicU32 = AtomicU32::new(0);
+use session_test_support::sql::{fresh_table, shared_postgres};
 
 session_conformance::conformance_tests!(|| async {
     let mut config = PostgresConfig::new(shared_postgres().url());
-    config.table = format!(
-        "conformance_{}_{}",
-        std::process::id(),
-        TABLES.fetch_add(1, Ordering::Relaxed)
-    );
+    config.table = fresh_table("conformance");
     config.pool_size = Some(8);
     config.local_cache = Some(1 << 20);
     Ok(Arc::new(PostgresDriver::connect(config).await?) as Arc<dyn Driver>)

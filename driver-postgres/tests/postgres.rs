@@ -4,26 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU32, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use session_core::{Driver, DriverError, ErrorKind, PutOptions, Registry, bytes::Bytes};
 use session_driver_postgres::{PostgresConfig, PostgresDriver};
-use session_test_support::sql::{PostgresServer, shared_postgres};
-
-static TABLES: AtomicU32 = AtomicU32::new(0);
-
-fn fresh_table(what: &str) -> String {
-    format!(
-        "{what}_{}_{}",
-        std::process::id(),
-        TABLES.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use session_test_support::sql::{PostgresServer, fresh_table, shared_postgres};
 
 async fn driver_on(url: String, table: &str) -> PostgresDriver {
     let mut config = PostgresConfig::new(url);

@@ -394,6 +394,14 @@ impl Drop for PostgresServer {
     }
 }
 
+/// A table name no other test of this run uses: `{what}_{process}_{n}` (tests share one
+/// server per binary, and binaries run one after another on fresh servers).
+pub fn fresh_table(what: &str) -> String {
+    static TABLES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{what}_{}_{n}", std::process::id())
+}
+
 /// One PostgreSQL server shared by every test of this binary (tests keep apart by table).
 pub fn shared_postgres() -> &'static PostgresServer {
     static SERVER: OnceLock<PostgresServer> = OnceLock::new();

@@ -1,11 +1,10 @@
-//! `test-server postgres|postgres-tls|mariadb|redis`: starts a throwaway server of that kind
-//! on a free loopback port (as the tests do), prints its URL (and for `-tls`, the CA file on a
-//! second line) and runs until killed; the server ends with it. For scripts that certify
-//! drivers through the conformance command line.
+//! `test-server postgres|mariadb`: starts a throwaway server of that kind on a free loopback
+//! port (as the tests do), prints its URL and runs until killed; the server ends with it. For
+//! `scripts/test` (certification through the conformance command line) and the HTTP benchmark.
 
 use std::io::Write;
 
-use session_test_support::{redis::RedisServer, sql};
+use session_test_support::sql;
 
 fn main() {
     let kind = std::env::args().nth(1).unwrap_or_default();
@@ -17,23 +16,13 @@ fn main() {
             let _ = writeln!(out, "{}", server.url());
             Box::new(server)
         }
-        "postgres-tls" => {
-            let server = sql::PostgresServer::start_tls();
-            let _ = writeln!(out, "{}\n{}", server.url(), server.ca_file().display());
-            Box::new(server)
-        }
         "mariadb" => {
             let server = sql::MariaDbServer::start();
             let _ = writeln!(out, "{}", server.url());
             Box::new(server)
         }
-        "redis" => {
-            let server = RedisServer::start();
-            let _ = writeln!(out, "{}", server.url());
-            Box::new(server)
-        }
         other => {
-            eprintln!("usage: test-server postgres|postgres-tls|mariadb|redis (got {other:?})");
+            eprintln!("usage: test-server postgres|mariadb (got {other:?})");
             std::process::exit(2);
         }
     };

@@ -171,15 +171,11 @@ async fn axum_router(app: &str, backend: String) -> Result<Router, Fail> {
         "ours-redis-lww" => SessionStorage::builder(session_kit::open(&backend).await?)
             .concurrent_writes(session_kit::ConcurrentWrites::LastWriteWins),
         "ours-sqlite" => SessionStorage::builder(session_kit::open(&format!("sqlite:{backend}")).await?),
-        // `URL#table`: a fresh table per run.
-        "ours-postgres" | "ours-mysql" => {
+        // `URL#table`: a fresh table per run; `-cached` with the PostgreSQL read cache.
+        "ours-postgres" | "ours-postgres-cached" | "ours-mysql" => {
             let (url, table) = backend.split_once('#').ok_or("backend: URL#table")?;
-            SessionStorage::builder(session_kit::open(&format!("{url}?table={table}")).await?)
-        }
-        // With the read cache, kept correct by the table's notifications.
-        "ours-postgres-cached" => {
-            let (url, table) = backend.split_once('#').ok_or("backend: URL#table")?;
-            SessionStorage::builder(session_kit::open(&format!("{url}?table={table}&local_cache=16777216")).await?)
+            let cache = if app.ends_with("-cached") { "&local_cache=16777216" } else { "" };
+            SessionStorage::builder(session_kit::open(&format!("{url}?table={table}{cache}")).await?)
         }
         "ours-fs" => SessionStorage::builder(session_kit::open(&format!("fs:{backend}")).await?),
         other => return Err(format!("unknown app {other}").into()),
