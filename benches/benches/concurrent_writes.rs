@@ -10,11 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use session_core::{Driver, DynamicData, Keyring, SessionStorage};
-use session_driver_fs::FsDriver;
-use session_driver_memory::MemoryDriver;
-use session_driver_redis::{RedisConfig, RedisDriver};
-use session_driver_sqlite::SqliteDriver;
+use session_kit_core::{Driver, DynamicData, Keyring, SessionStorage};
+use session_kit_fs::FsDriver;
+use session_kit_memory::MemoryDriver;
+use session_kit_redis::{RedisConfig, RedisDriver};
+use session_kit_sqlite::SqliteDriver;
 use session_test_support::redis_server;
 
 const WRITERS: usize = 32;

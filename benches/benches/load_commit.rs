@@ -22,11 +22,11 @@ use std::{
 };
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use session_core::{Driver, DynamicData, Keyring, SessionError, SessionStorage};
-use session_driver_fs::FsDriver;
-use session_driver_memory::MemoryDriver;
-use session_driver_redis::{RedisConfig, RedisDriver};
-use session_driver_sqlite::SqliteDriver;
+use session_kit_core::{Driver, DynamicData, Keyring, SessionError, SessionStorage};
+use session_kit_fs::FsDriver;
+use session_kit_memory::MemoryDriver;
+use session_kit_redis::{RedisConfig, RedisDriver};
+use session_kit_sqlite::SqliteDriver;
 use session_test_support::redis_server;
 
 /// The namespace of the sessions `new` creates, emptied between samples.
@@ -46,7 +46,7 @@ fn storage(driver: Arc<dyn Driver>, namespace: &str) -> SessionStorage<DynamicDa
         .unwrap()
 }
 
-fn pair(set: &session_core::SetCookie) -> String {
+fn pair(set: &session_kit_core::SetCookie) -> String {
     set.as_str().split(';').next().unwrap().to_owned()
 }
 
@@ -58,7 +58,7 @@ fn bench_driver(
 ) {
     let fresh = storage(Arc::clone(&driver), NEW_NAMESPACE);
     // See the module documentation: the file system is the one backend left to fill up.
-    let empty_between_samples = driver.name() != session_driver_fs::NAME;
+    let empty_between_samples = driver.name() != session_kit_fs::NAME;
     let storage = storage(driver, "session:");
     let mut group = c.benchmark_group(format!("load_commit/{name}"));
     group.throughput(Throughput::Elements(1));

@@ -10,9 +10,9 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, body::Body, routing::get};
 use http::Request;
 use serde::{Deserialize, Serialize};
-use session_axum::{Session, SessionFailure, SessionLayer};
-use session_core::{CookieOptions, ExpiryPolicy, Keyring, SessionStorage};
-use session_driver_memory::MemoryDriver;
+use session_kit_axum::{Session, SessionFailure, SessionLayer};
+use session_kit_core::{CookieOptions, ExpiryPolicy, Keyring, SessionStorage};
+use session_kit_memory::MemoryDriver;
 use tower::ServiceExt;
 
 #[derive(Clone, Default, Serialize, Deserialize)]

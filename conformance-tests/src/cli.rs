@@ -1,9 +1,9 @@
-//! The `session-conformance` command line, over any [`Registry`]: certify a driver by config
+//! The `session-kit-conformance` command line, over any [`Registry`]: certify a driver by config
 //! string, print the report, write it as JSON, exit 0 only when every applicable check passed.
 //!
 //! ```text
-//! session-conformance --driver <config-string> [--json <report.json>] [--slow] [--check <name>]...
-//! session-conformance --list
+//! session-kit-conformance --driver <config-string> [--json <report.json>] [--slow] [--check <name>]...
+//! session-kit-conformance --list
 //! ```
 //!
 //! A third-party driver crate gets the same command by registering its driver and calling
@@ -11,12 +11,12 @@
 
 use std::{collections::BTreeSet, path::PathBuf, process::ExitCode};
 
-use session_core::Registry;
+use session_kit_core::Registry;
 
 use crate::{Options, checks, run_checks};
 
-const USAGE: &str = "usage: session-conformance --driver <config-string> [--json <report.json>] [--slow] [--check <name>]...\n\
-                     \x20      session-conformance --list\n\
+const USAGE: &str = "usage: session-kit-conformance --driver <config-string> [--json <report.json>] [--slow] [--check <name>]...\n\
+                     \x20      session-kit-conformance --list\n\
                      \n\
                      \x20 --driver <config>  a registered driver name or URL (\"memory\", \"fs:///tmp/s\", ...)\n\
                      \x20 --json <path>      also write the report as JSON\n\
@@ -25,7 +25,7 @@ const USAGE: &str = "usage: session-conformance --driver <config-string> [--json
                      \x20 --list             print every check and what it asserts";
 
 /// Runs the command with the process's arguments. Call it from your `main`:
-/// `session_conformance::cli::main(registry)`.
+/// `session_kit_conformance::cli::main(registry)`.
 pub fn main(registry: Registry) -> ExitCode {
     run(&registry, std::env::args().skip(1))
 }

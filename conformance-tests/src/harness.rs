@@ -5,7 +5,7 @@
 use std::{future::Future, process::ExitCode, sync::Arc};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use session_core::{Capabilities, Driver, DriverError};
+use session_kit_core::{Capabilities, Driver, DriverError};
 
 use crate::{Options, Outcome, checks, run_check};
 
@@ -20,13 +20,13 @@ use crate::{Options, Outcome, checks, run_check};
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use session_core::Driver;
-/// # use session_driver_memory::MemoryDriver as MyDriver;
+/// use session_kit_core::Driver;
+/// # use session_kit_memory::MemoryDriver as MyDriver;
 ///
 /// fn main() -> std::process::ExitCode {
-///     session_conformance::test_main(
+///     session_kit_conformance::test_main(
 ///         || async { Ok(Arc::new(MyDriver::new()) as Arc<dyn Driver>) },
-///         session_conformance::Options::default(),
+///         session_kit_conformance::Options::default(),
 ///     )
 /// }
 /// ```

@@ -3,13 +3,13 @@
 //! Every check is an assertion about a [`Driver`], run in a fresh random namespace so runs
 //! can share a backend and run in parallel. Checks that need a capability run only when the
 //! driver declares it, and are reported as skipped, with the reason, otherwise. What each
-//! operation must do is written down in [`session_core::Driver`]'s documentation; the checks
+//! operation must do is written down in [`session_kit_core::Driver`]'s documentation; the checks
 //! hold drivers to it, including the cases a real backend gets wrong (keys that expire early,
 //! conditional writes that drop the TTL, versions reused after a delete, normalised keys,
 //! `LIKE` wildcards in prefixes, touch that cannot shorten, ...). The suite's own tests prove
 //! each check against a driver with exactly that defect.
 //!
-//! This crate depends on `session-core` only (plus Tokio and a test harness): a driver
+//! This crate depends on `session-kit-core` only (plus Tokio and a test harness): a driver
 //! crate's dev-dependency on it pulls none of the built-in drivers.
 //!
 //! # Certify your driver in `cargo test`
@@ -29,10 +29,10 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use session_core::Driver;
-//! # use session_driver_memory::MemoryDriver as MyDriver;
+//! use session_kit_core::Driver;
+//! # use session_kit_memory::MemoryDriver as MyDriver;
 //!
-//! session_conformance::conformance_tests!(|| async {
+//! session_kit_conformance::conformance_tests!(|| async {
 //!     Ok(Arc::new(MyDriver::new()) as Arc<dyn Driver>)
 //! });
 //! ```
@@ -43,8 +43,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use session_conformance::{Options, run_all};
-//! use session_driver_memory::MemoryDriver;
+//! use session_kit_conformance::{Options, run_all};
+//! use session_kit_memory::MemoryDriver;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let report = run_all(Arc::new(MemoryDriver::new()), &Options::default()).await;
@@ -54,21 +54,21 @@
 //!
 //! # The command line, for your driver too
 //!
-//! [`cli::main`] is the `session-conformance` command over any [`Registry`](session_core::Registry):
+//! [`cli::main`] is the `session-kit-conformance` command over any [`Registry`](session_kit_core::Registry):
 //! register your driver and call it from a binary or an example of your crate,
 //!
 //! ```no_run
-//! # mod my_driver { pub fn register(_: &mut session_core::Registry) {} }
+//! # mod my_driver { pub fn register(_: &mut session_kit_core::Registry) {} }
 //! fn main() -> std::process::ExitCode {
-//!     let mut registry = session_core::Registry::new();
+//!     let mut registry = session_kit_core::Registry::new();
 //!     my_driver::register(&mut registry);
-//!     session_conformance::cli::main(registry)
+//!     session_kit_conformance::cli::main(registry)
 //! }
 //! ```
 //!
 //! then `cargo run --example certify -- --driver "mine://..." --json report.json` certifies it
 //! by config string and exits 0 only when every applicable check passed. The built-in drivers
-//! have the same command in the `session-conformance-cli` crate.
+//! have the same command in the `session-kit-conformance-cli` crate.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -88,7 +88,7 @@ use std::{
 pub use harness::test_main;
 pub use processes::{cas_increment, cross_process_check};
 pub use report::{CheckResult, Outcome, Report};
-use session_core::{Capabilities, Driver};
+use session_kit_core::{Capabilities, Driver};
 
 /// How the suite runs.
 #[derive(Debug, Clone)]
@@ -178,11 +178,11 @@ fn namespace() -> String {
     ns
 }
 
-/// The driver as users get it: in the standard [layers](session_core::layers) (validation and
+/// The driver as users get it: in the standard [layers](session_kit_core::layers) (validation and
 /// tracing) and those it asks for ([`Driver::layer_defaults`]), unless it already is (opened
 /// through a registry, or layered in code).
 pub fn as_used(driver: Arc<dyn Driver>) -> Arc<dyn Driver> {
-    session_core::layers::with_defaults(driver)
+    session_kit_core::layers::with_defaults(driver)
 }
 
 /// Runs one check in a fresh namespace, against the driver [as users get it](as_used).
@@ -292,7 +292,7 @@ macro_rules! conformance_tests {
         #[test]
         fn conformance_tests_need_harness_false() {
             ::std::panic!(
-                "session_conformance::conformance_tests! needs its own test harness: add \
+                "session_kit_conformance::conformance_tests! needs its own test harness: add \
                  `[[test]] name = \"<this file's name>\" harness = false` to Cargo.toml"
             );
         }

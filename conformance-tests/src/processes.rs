@@ -3,7 +3,7 @@
 
 use std::{future::Future, process::Command, sync::Arc};
 
-use session_core::{Driver, DriverError, PutOptions, WriteMode, bytes::Bytes};
+use session_kit_core::{Driver, DriverError, PutOptions, WriteMode, bytes::Bytes};
 
 const CHILD_ENV: &str = "SESSION_CONFORMANCE_CHILD_LOCATION";
 const INCREMENTS: u64 = 40;

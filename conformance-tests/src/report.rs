@@ -3,7 +3,7 @@
 use std::{fmt::Write, time::Duration};
 
 use serde::Serialize;
-use session_core::Capabilities;
+use session_kit_core::Capabilities;
 
 /// How one check ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,7 +59,7 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 pub struct Report {
     /// The driver's name.
     pub driver: String,
-    /// The layers the driver ran in, outermost first (see `session_core::layers`).
+    /// The layers the driver ran in, outermost first (see `session_kit_core::layers`).
     pub layers: Vec<&'static str>,
     /// What the driver declares through its layers: what the checks hold it to.
     pub capabilities: Capabilities,

@@ -9,9 +9,9 @@ mod model;
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use model::{Flaw, Model};
-use session_conformance::{Options, Outcome, cli, run_all, run_checks};
-use session_core::{Driver, Registry};
-use session_driver_memory::MemoryDriver;
+use session_kit_conformance::{Options, Outcome, cli, run_all, run_checks};
+use session_kit_core::{Driver, Registry};
+use session_kit_memory::MemoryDriver;
 
 /// Runs `checks` against a driver with `flaw` and returns those that did not fail.
 async fn not_caught(flaw: Flaw, checks: &[&str]) -> Vec<String> {
@@ -195,7 +195,7 @@ async fn the_report_lists_every_check_with_text_and_json() {
     let (passed, failed, skipped) = report.counts();
     assert_eq!(
         passed + failed + skipped,
-        session_conformance::check_names().len()
+        session_kit_conformance::check_names().len()
     );
     assert!(
         text.lines()
@@ -206,7 +206,7 @@ async fn the_report_lists_every_check_with_text_and_json() {
     assert_eq!(json["capabilities"]["compare_and_swap"], true);
     assert_eq!(
         json["results"].as_array().unwrap().len(),
-        session_conformance::check_names().len()
+        session_kit_conformance::check_names().len()
     );
     // A driver without the capability sees the check skipped, with the reason.
     let skipped_reason = json["results"]
@@ -257,7 +257,7 @@ fn the_command_line_certifies_a_driver_from_any_registry() {
     assert_eq!(report["driver"], "model");
     assert_eq!(
         report["results"].as_array().unwrap().len(),
-        session_conformance::check_names().len()
+        session_kit_conformance::check_names().len()
     );
     // One check, against a flawed driver: the exit code says it failed.
     assert_eq!(

@@ -10,7 +10,7 @@ use axum::{
     routing::{get, post},
 };
 use serde::Deserialize;
-use session_axum::{Session, SessionFailure, SessionLayer};
+use session_kit_axum::{Session, SessionFailure, SessionLayer};
 use session_kit::{CookieOptions, ExpiryPolicy, Keyring, Lifetime};
 
 use crate::{

@@ -4,9 +4,9 @@
 //! asks for `Send` futures, so the store and each call are wrapped in `worker::send`'s
 //! wrappers, which are sound on the single-threaded `wasm32-unknown-unknown` target.
 //!
-//! [`Driver`]: session_core::Driver
+//! [`Driver`]: session_kit_core::Driver
 
-use session_core::{DriverError, async_trait, bytes::Bytes};
+use session_kit_core::{DriverError, async_trait, bytes::Bytes};
 use worker::{
     KvError, KvStore,
     send::{SendFuture, SendWrapper},

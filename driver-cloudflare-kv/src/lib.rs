@@ -12,14 +12,14 @@
 //! # What KV can and cannot do, as declared in the capabilities
 //!
 //! * **TTL**: sent as `expiration_ttl`. KV's minimum is 60 seconds: shorter TTLs are rounded up
-//!   to it ([`BelowMinTtl::RoundUp`](session_core::BelowMinTtl)). The exact expiry is also kept
+//!   to it ([`BelowMinTtl::RoundUp`](session_kit_core::BelowMinTtl)). The exact expiry is also kept
 //!   in a [`ValueHeader`] before the value (expiry in Unix
 //!   milliseconds and a random write id that serves as the version), and enforced on every read.
 //! * **No create-only, no compare-and-swap, no touch**: KV has no conditional writes. Sessions
 //!   on KV are last-write-wins between concurrent requests, and the conformance suite skips
 //!   those checks with that reason.
 //! * **Eventual consistency**: a write may take up to 60 seconds to be seen in other locations.
-//! * **Keys** are escaped with [`session_core::driver::escape_key`] (KV keys are at most 512 bytes and
+//! * **Keys** are escaped with [`session_kit_core::driver::escape_key`] (KV keys are at most 512 bytes and
 //!   travel in URL paths), so a key may be `170 - prefix length` bytes long.
 #![doc = include_str!("../docs.md")]
 #![forbid(unsafe_code)]
@@ -32,10 +32,10 @@ mod rest;
 
 use std::{sync::Arc, time::Duration};
 
-use session_core::driver::{
+use session_kit_core::driver::{
     ValueHeader, deadline_millis, escape_key, from_unix_millis, unescape_key, unix_millis,
 };
-use session_core::{
+use session_kit_core::{
     BelowMinTtl, Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage,
     PutOptions, SystemClock, TtlSupport, Version, async_trait, bytes::Bytes,
 };

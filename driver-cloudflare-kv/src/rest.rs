@@ -4,8 +4,8 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use session_core::driver::flexible;
-use session_core::{
+use session_kit_core::driver::flexible;
+use session_kit_core::{
     Driver, DriverConfig, DriverError, LayerOptions, Registry, async_trait, bytes::Bytes,
 };
 
@@ -444,7 +444,7 @@ mod tests {
         let body =
             br#"{"success":false,"errors":[{"code":10000,"message":"Authentication error"}]}"#;
         let e = api_error("get", StatusCode::FORBIDDEN, body);
-        assert_eq!(e.kind(), session_core::ErrorKind::Config);
+        assert_eq!(e.kind(), session_kit_core::ErrorKind::Config);
         assert!(e.to_string().contains("10000"), "{e}");
         assert!(api_error("get", StatusCode::SERVICE_UNAVAILABLE, b"").is_retryable());
         assert!(!api_error("put", StatusCode::BAD_REQUEST, b"").is_retryable());

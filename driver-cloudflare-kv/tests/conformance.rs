@@ -9,10 +9,10 @@ mod common;
 
 use std::sync::Arc;
 
-use session_core::Driver;
-use session_driver_cloudflare_kv::CloudflareKvDriver;
+use session_kit_core::Driver;
+use session_kit_cloudflare_kv::CloudflareKvDriver;
 
-session_conformance::conformance_tests!(|| async {
+session_kit_conformance::conformance_tests!(|| async {
     let driver = CloudflareKvDriver::connect(common::miniflare_rest().config()).await?;
     Ok(Arc::new(driver) as Arc<dyn Driver>)
 });

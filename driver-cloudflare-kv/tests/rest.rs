@@ -9,8 +9,8 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use session_core::{Driver, ErrorKind, PutOptions, Registry, bytes::Bytes, layers::Stack};
-use session_driver_cloudflare_kv::{CloudflareKvDriver, MIN_TTL};
+use session_kit_core::{Driver, ErrorKind, PutOptions, Registry, bytes::Bytes, layers::Stack};
+use session_kit_cloudflare_kv::{CloudflareKvDriver, MIN_TTL};
 use session_test_support::{HttpProxy, ProxyMode, free_port, http_exchange};
 
 fn now_secs() -> u64 {
@@ -170,7 +170,7 @@ async fn outages_are_retried_then_retryable() {
 async fn selectable_by_config_string() {
     let mf = common::miniflare_rest();
     let mut registry = Registry::new();
-    session_driver_cloudflare_kv::register(&mut registry);
+    session_kit_cloudflare_kv::register(&mut registry);
     let url = format!(
         "cloudflare-kv://{}/{}?api_token={}&base_url={}&prefix=app:",
         common::ACCOUNT,

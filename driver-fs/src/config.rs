@@ -3,8 +3,8 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use serde::Deserialize;
-use session_core::driver::flexible;
-use session_core::{Driver, DriverConfig, DriverError, Registry};
+use session_kit_core::driver::flexible;
+use session_kit_core::{Driver, DriverConfig, DriverError, Registry};
 
 use crate::{FsDriver, NAME};
 
@@ -30,7 +30,7 @@ pub struct FsConfig {
 }
 
 /// How often a driver opened by config sweeps, unless its `sweep_interval` option (a layer
-/// option, see [`session_core::LayerOptions`]) says otherwise: 10 minutes.
+/// option, see [`session_kit_core::LayerOptions`]) says otherwise: 10 minutes.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 fn default_base() -> PathBuf {

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use session_core::DriverError;
+use session_kit_core::DriverError;
 
 /// Maps I/O errors: resource exhaustion and interruptions may pass, the rest will not.
 pub(crate) fn io_error(e: io::Error) -> DriverError {

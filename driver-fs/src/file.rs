@@ -33,8 +33,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use session_core::driver::ValueHeader;
-use session_core::{DriverError, bytes::Bytes};
+use session_kit_core::driver::ValueHeader;
+use session_kit_core::{DriverError, bytes::Bytes};
 use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"SESSFS02";

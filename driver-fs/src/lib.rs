@@ -14,7 +14,7 @@
 //!   and compare-and-swap hold between tasks and between processes sharing the directory.
 //! * **Expiry**: stored with the record, enforced on every read; `touch` writes the same
 //!   record with the new deadline. [`FsDriver::sweep`] deletes expired files (and temporary files
-//!   left by a crash); [`FsDriverBuilder::sweep_interval`] asks session-core's sweep layer to
+//!   left by a crash); [`FsDriverBuilder::sweep_interval`] asks session-kit-core's sweep layer to
 //!   run it in the background (a driver opened by config string sweeps every 10 minutes unless
 //!   its `sweep_interval` option says otherwise).
 //! * **Durability**: by default a write is atomic but not flushed: after a power loss the last
@@ -23,15 +23,15 @@
 //!   README).
 //!
 //! ```
-//! use session_core::{Driver, PutOptions, bytes::Bytes};
-//! use session_driver_fs::FsDriver;
+//! use session_kit_core::{Driver, PutOptions, bytes::Bytes};
+//! use session_kit_fs::FsDriver;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let dir = tempfile::tempdir().unwrap();
 //! let driver = FsDriver::builder(dir.path()).build()?;
 //! driver.put("../../etc/passwd", Bytes::from_static(b"harmless"), PutOptions::new()).await?;
 //! assert_eq!(driver.get("../../etc/passwd").await?.unwrap().value, "harmless");
-//! # Ok::<(), session_core::DriverError>(())
+//! # Ok::<(), session_kit_core::DriverError>(())
 //! # }).unwrap();
 //! ```
 #![doc = include_str!("../docs.md")]
@@ -50,8 +50,8 @@ use std::{
     time::Duration,
 };
 
-use session_core::driver::blocking;
-use session_core::{
+use session_kit_core::driver::blocking;
+use session_kit_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     SystemClock, TtlSupport, Version, async_trait, bytes::Bytes,
 };
@@ -96,7 +96,7 @@ impl FsDriverBuilder {
     }
 
     /// The clock deadlines are set and checked by (the system clock by default). Share a
-    /// [`ManualClock`](session_core::ManualClock) with the session storage to test expiry
+    /// [`ManualClock`](session_kit_core::ManualClock) with the session storage to test expiry
     /// without sleeping.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;

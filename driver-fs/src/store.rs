@@ -9,10 +9,10 @@ use std::{
     time::Duration,
 };
 
-use session_core::driver::{
+use session_kit_core::driver::{
     ValueHeader, check_condition, deadline_millis, from_unix_millis, unix_millis,
 };
-use session_core::{Clock, DriverError, Entry, ListPage, Version, WriteMode};
+use session_kit_core::{Clock, DriverError, Entry, ListPage, Version, WriteMode};
 use sha2::{Digest, Sha256};
 
 use crate::{PAGE, SHARDS, STALE_TEMP, SweepStats, error::io_error, file};

@@ -10,10 +10,10 @@ use std::{
     time::Duration,
 };
 
-use session_core::{
+use session_kit_core::{
     Driver, DriverConfig, DriverError, PutOptions, Registry, WriteMode, bytes::Bytes,
 };
-use session_driver_fs::{FsConfig, FsDriver};
+use session_kit_fs::{FsConfig, FsDriver};
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -42,7 +42,7 @@ async fn hostile_keys_create_nothing_outside_the_base() {
         "C:\\windows\\system32".into(),
         ".lock".into(),
         ".tmp-0000".into(),
-        "k".repeat(session_driver_fs::MAX_KEY_LEN),
+        "k".repeat(session_kit_fs::MAX_KEY_LEN),
     ];
     for (i, key) in keys.iter().enumerate() {
         d.put(key, Bytes::from(format!("{i}")), PutOptions::new())
@@ -201,7 +201,7 @@ async fn futures_total(tasks: Vec<tokio::task::JoinHandle<usize>>) -> usize {
 #[test]
 fn create_only_and_cas_hold_across_processes() {
     let dir = tempfile::tempdir().unwrap();
-    session_conformance::cross_process_check(
+    session_kit_conformance::cross_process_check(
         "create_only_and_cas_hold_across_processes",
         &dir.path().display().to_string(),
         4,
@@ -257,7 +257,7 @@ async fn sweep_reclaims_expired_files_and_stale_temporaries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_sweeper_runs_and_stops_with_the_driver() {
     let dir = tempfile::tempdir().unwrap();
-    let d = session_core::layers::with_defaults(Arc::new(
+    let d = session_kit_core::layers::with_defaults(Arc::new(
         FsDriver::builder(dir.path())
             .sweep_interval(Duration::from_millis(50))
             .build()
@@ -382,7 +382,7 @@ async fn two_instances_on_one_directory_share_data_and_conditions() {
 async fn selectable_by_config_string() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = Registry::new();
-    session_driver_fs::register(&mut registry);
+    session_kit_fs::register(&mut registry);
     let url = format!(
         "fs://{}?durable=true&sweep_interval=0",
         dir.path().display()
@@ -429,7 +429,7 @@ async fn selectable_by_config_string() {
 
 #[tokio::test]
 async fn an_injected_clock_sets_and_checks_expiry() {
-    use session_core::{Clock, ManualClock, driver::unix_millis};
+    use session_kit_core::{Clock, ManualClock, driver::unix_millis};
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::starting_now());
     let d = FsDriver::builder(dir.path())

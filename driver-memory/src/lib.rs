@@ -12,8 +12,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use session_core::{Driver, PutOptions, WriteMode, bytes::Bytes};
-//! use session_driver_memory::MemoryDriver;
+//! use session_kit_core::{Driver, PutOptions, WriteMode, bytes::Bytes};
+//! use session_kit_memory::MemoryDriver;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let driver = MemoryDriver::builder().capacity(100_000).build();
@@ -21,7 +21,7 @@
 //! let stale = WriteMode::IfVersion(v1.clone());
 //! driver.put("k", Bytes::from_static(b"two"), PutOptions::new().mode(stale.clone())).await?;
 //! assert!(driver.put("k", Bytes::from_static(b"three"), PutOptions::new().mode(stale)).await.is_err());
-//! # Ok::<(), session_core::DriverError>(())
+//! # Ok::<(), session_kit_core::DriverError>(())
 //! # }).unwrap();
 //! ```
 #![doc = include_str!("../docs.md")]
@@ -40,10 +40,10 @@ use std::{
 
 use hashbrown::HashTable;
 use serde::Deserialize;
-use session_core::driver::{
+use session_kit_core::driver::{
     check_condition, deadline_millis, flexible, from_unix_millis, unix_millis,
 };
-use session_core::{
+use session_kit_core::{
     Capabilities, Clock, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
     SystemClock, TtlSupport, Version, async_trait, bytes::Bytes,
 };
@@ -96,7 +96,7 @@ impl MemoryDriverBuilder {
     }
 
     /// The clock TTLs are measured with (the system clock by default). Share a
-    /// [`ManualClock`](session_core::ManualClock) with the session storage to test expiry
+    /// [`ManualClock`](session_kit_core::ManualClock) with the session storage to test expiry
     /// without sleeping.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);

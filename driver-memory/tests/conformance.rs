@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use session_core::Driver;
-use session_driver_memory::MemoryDriver;
+use session_kit_core::Driver;
+use session_kit_memory::MemoryDriver;
 
-session_conformance::conformance_tests!(|| async {
+session_kit_conformance::conformance_tests!(|| async {
     Ok(Arc::new(MemoryDriver::new()) as Arc<dyn Driver>)
 });

@@ -1,7 +1,7 @@
 //! MySQL and MariaDB errors as the core's kinds, without credentials.
 
 use mysql_async::{DriverError as ClientError, Error};
-use session_core::DriverError;
+use session_kit_core::DriverError;
 
 /// Server error codes another attempt may get past: deadlock (1213), lock wait timeout
 /// (1205), too many connections (1040, 1203), server shutting down (1053), statement time

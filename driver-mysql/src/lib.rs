@@ -29,10 +29,10 @@
 //! fixed statements.
 //!
 //! ```no_run
-//! use session_core::{Driver, PutOptions, bytes::Bytes};
-//! use session_driver_mysql::{MysqlConfig, MysqlDriver};
+//! use session_kit_core::{Driver, PutOptions, bytes::Bytes};
+//! use session_kit_mysql::{MysqlConfig, MysqlDriver};
 //!
-//! # async fn run() -> Result<(), session_core::DriverError> {
+//! # async fn run() -> Result<(), session_kit_core::DriverError> {
 //! let driver = MysqlDriver::connect(MysqlConfig::new("mysql://app:secret@127.0.0.1:3306/app")).await?;
 //! driver.put("k", Bytes::from_static(b"v"), PutOptions::new()).await?;
 //! assert_eq!(driver.get("k").await?.unwrap().value, "v");
@@ -51,8 +51,8 @@ use std::{fmt, sync::Arc, time::Duration};
 use mysql_async::{
     Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, Value, prelude::Queryable,
 };
-use session_core::driver::{check_identifier, from_unix_millis, prefix_upper_bound, unix_millis};
-use session_core::{
+use session_kit_core::driver::{check_identifier, from_unix_millis, prefix_upper_bound, unix_millis};
+use session_kit_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     SystemClock, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes,
 };
@@ -243,7 +243,7 @@ impl MysqlDriver {
         if config.tls_ca_file.is_some() || opts.ssl_opts().is_some() {
             return Err(DriverError::config(
                 "option `tls_ca_file`/`require_ssl`: TLS needs the `tls` feature of \
-                 session-driver-mysql",
+                 session-kit-mysql",
             ));
         }
         #[allow(unused_mut)]
@@ -305,7 +305,7 @@ impl MysqlDriver {
         let mut conn = self.conn().await?;
         // MySQL limits lock names to 64 characters; two long names sharing a lock only
         // serialize their migrations.
-        let mut lock = format!("session-driver-mysql:{}", self.sql.table);
+        let mut lock = format!("session-kit-mysql:{}", self.sql.table);
         lock.truncate(64);
         let seconds = self.operation_timeout.as_secs().max(1);
         let got: Option<Option<i64>> = conn

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use session_core::Driver;
-use session_driver_mysql::{MysqlConfig, MysqlDriver};
+use session_kit_core::Driver;
+use session_kit_mysql::{MysqlConfig, MysqlDriver};
 use session_test_support::sql::{fresh_table, shared_mariadb};
 
-session_conformance::conformance_tests!(|| async {
+session_kit_conformance::conformance_tests!(|| async {
     let mut config = MysqlConfig::new(shared_mariadb().url());
     config.table = fresh_table("conformance");
     config.pool_size = Some(8);

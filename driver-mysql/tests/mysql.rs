@@ -8,8 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use session_core::{Driver, DriverError, ErrorKind, PutOptions, Registry, WriteMode, bytes::Bytes};
-use session_driver_mysql::{MysqlConfig, MysqlDriver};
+use session_kit_core::{Driver, DriverError, ErrorKind, PutOptions, Registry, WriteMode, bytes::Bytes};
+use session_kit_mysql::{MysqlConfig, MysqlDriver};
 use session_test_support::sql::{MariaDbServer, fresh_table, shared_mariadb};
 
 async fn driver_on(url: String, table: &str) -> MysqlDriver {
@@ -24,13 +24,13 @@ fn processes_sharing_one_table_never_lose_an_update() {
         Ok(location) => location,
         Err(_) => format!("{}?table={}", shared_mariadb().url(), fresh_table("procs")),
     };
-    session_conformance::cross_process_check(
+    session_kit_conformance::cross_process_check(
         "processes_sharing_one_table_never_lose_an_update",
         &location,
         4,
         |location| async move {
             let mut registry = Registry::new();
-            session_driver_mysql::register(&mut registry);
+            session_kit_mysql::register(&mut registry);
             registry.open(&location).await
         },
     );
@@ -78,7 +78,7 @@ async fn without_auto_migrate_the_table_comes_from_migrate() {
 #[tokio::test]
 async fn the_table_may_live_in_another_database() {
     let table = fresh_table("elsewhere");
-    let config = MysqlConfig::from_driver_config(&session_core::DriverConfig::new(format!(
+    let config = MysqlConfig::from_driver_config(&session_kit_core::DriverConfig::new(format!(
         "{}?schema=sessions_other&table={table}",
         shared_mariadb().url()
     )))
@@ -237,7 +237,7 @@ async fn a_stopped_server_gives_bounded_retryable_errors_then_recovers() {
     config.operation_timeout = Some(Duration::from_secs(1));
     config.pool_size = Some(4);
     let driver: Arc<dyn Driver> =
-        session_core::layers::with_defaults(Arc::new(MysqlDriver::connect(config).await.unwrap()));
+        session_kit_core::layers::with_defaults(Arc::new(MysqlDriver::connect(config).await.unwrap()));
     let (server, report) = session_test_support::load_through_outage(
         driver,
         server,
@@ -281,11 +281,11 @@ async fn create_only_refuses_a_live_key() {
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn tls_verifies_the_server_certificate() {
-    use session_driver_mysql::mysql_async::prelude::Queryable;
+    use session_kit_mysql::mysql_async::prelude::Queryable;
 
     let server = MariaDbServer::start_tls();
     let ca = server.ca_file().display().to_string();
-    let mut config = MysqlConfig::from_driver_config(&session_core::DriverConfig::new(format!(
+    let mut config = MysqlConfig::from_driver_config(&session_kit_core::DriverConfig::new(format!(
         "{}?require_ssl=true&tls_ca_file={ca}",
         server.url()
     )))
@@ -297,18 +297,18 @@ async fn tls_verifies_the_server_certificate() {
         .await
         .unwrap();
     // The same settings, asked directly: the session's cipher is not empty.
-    let opts = session_driver_mysql::mysql_async::OptsBuilder::from_opts(
-        session_driver_mysql::mysql_async::Opts::from_url(&format!(
+    let opts = session_kit_mysql::mysql_async::OptsBuilder::from_opts(
+        session_kit_mysql::mysql_async::Opts::from_url(&format!(
             "{}?require_ssl=true",
             server.url()
         ))
         .unwrap(),
     )
     .ssl_opts(
-        session_driver_mysql::mysql_async::SslOpts::default()
+        session_kit_mysql::mysql_async::SslOpts::default()
             .with_root_certs(vec![std::path::PathBuf::from(&ca).into()]),
     );
-    let mut conn = session_driver_mysql::mysql_async::Conn::new(opts)
+    let mut conn = session_kit_mysql::mysql_async::Conn::new(opts)
         .await
         .unwrap();
     let cipher: Option<(String, String)> = conn

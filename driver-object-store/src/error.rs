@@ -1,6 +1,6 @@
 //! object_store's errors as the core's kinds.
 
-use session_core::DriverError;
+use session_kit_core::DriverError;
 
 /// Maps an object_store error to the core's kinds. The message names the operation and the
 /// error class; the store's own text (which may name paths) stays in the source.

@@ -2,9 +2,9 @@
 //! Storage, local files, memory, or your own implementation.
 //!
 //! The driver maps the [`Driver`] contract to object_store calls and nothing more; expiry,
-//! sweeping and timeouts come from session-core's [layers](session_core::layers), which
-//! [`SessionStorage`](session_core::SessionStorage), the registry and the conformance suite
-//! put around it (call [`with_defaults`](session_core::layers::with_defaults) to use the
+//! sweeping and timeouts come from session-kit-core's [layers](session_kit_core::layers), which
+//! [`SessionStorage`](session_kit_core::SessionStorage), the registry and the conformance suite
+//! put around it (call [`with_defaults`](session_kit_core::layers::with_defaults) to use the
 //! driver directly).
 //!
 //! * **Conditional writes** map to object_store's put modes: create-only is
@@ -13,8 +13,8 @@
 //!   and the in-memory store support both; `LocalFileSystem` supports create only); a store
 //!   that answers `NotImplemented` gives [`DriverError::Unsupported`], never a silent overwrite.
 //! * **Object layout**: `<prefix>/<escaped key>`, keys escaped with
-//!   [`session_core::driver::escape_key`] so that any key is one plain path segment. The body is what
-//!   the [`ExpiryLayer`](session_core::layers::ExpiryLayer) stores: a
+//!   [`session_kit_core::driver::escape_key`] so that any key is one plain path segment. The body is what
+//!   the [`ExpiryLayer`](session_kit_core::layers::ExpiryLayer) stores: a
 //!   [`ValueHeader`] (expiry in Unix milliseconds and a random write
 //!   id, so every write has a new ETag even for equal bytes) followed by the value. Attributes
 //!   and metadata are not used: not every store keeps them.
@@ -30,7 +30,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use object_store::memory::InMemory;
-//! use session_driver_object_store::ObjectStoreDriver;
+//! use session_kit_object_store::ObjectStoreDriver;
 //!
 //! let driver = ObjectStoreDriver::builder(Arc::new(InMemory::new()))
 //!     .prefix("sessions")
@@ -50,8 +50,8 @@ use object_store::{
     ObjectStore, PutMode, PutPayload, UpdateVersion,
     path::{Path, PathPart},
 };
-use session_core::driver::{ValueHeader, escape_key, unescape_key};
-use session_core::{
+use session_kit_core::driver::{ValueHeader, escape_key, unescape_key};
+use session_kit_core::{
     Capabilities, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions, Version,
     WriteMode, async_trait, bytes::Bytes,
 };

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use object_store::memory::InMemory;
-use session_core::Driver;
-use session_driver_object_store::ObjectStoreDriver;
+use session_kit_core::Driver;
+use session_kit_object_store::ObjectStoreDriver;
 
-session_conformance::conformance_tests!(|| async {
+session_kit_conformance::conformance_tests!(|| async {
     let driver = ObjectStoreDriver::builder(Arc::new(InMemory::new())).build();
     Ok(Arc::new(driver) as Arc<dyn Driver>)
 });

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
-use session_core::Driver;
-use session_driver_object_store::ObjectStoreDriver;
+use session_kit_core::Driver;
+use session_kit_object_store::ObjectStoreDriver;
 use session_test_support::moto;
 
-session_conformance::conformance_tests!(|| async {
+session_kit_conformance::conformance_tests!(|| async {
     let moto = moto();
     let store = AmazonS3Builder::new()
         .with_bucket_name(moto.bucket())

@@ -2,7 +2,7 @@
 //! can make HOT (in place, no new index entries) and how long a write load takes, for the
 //! table without the index (the default) and with it, at fill factors 90 and 100.
 //!
-//! `cargo run --release -p session-driver-postgres --example hot_updates` (starts its own
+//! `cargo run --release -p session-kit-postgres --example hot_updates` (starts its own
 //! throwaway server; needs PostgreSQL's binaries, see `scripts/test`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,8 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use session_core::{Driver, PutOptions, bytes::Bytes};
-use session_driver_postgres::{PostgresConfig, PostgresDriver};
+use session_kit_core::{Driver, PutOptions, bytes::Bytes};
+use session_kit_postgres::{PostgresConfig, PostgresDriver};
 use session_test_support::sql::PostgresServer;
 
 const KEYS: usize = 2_000;

@@ -3,8 +3,8 @@
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 use serde::Deserialize;
-use session_core::driver::flexible;
-use session_core::{Driver, DriverConfig, DriverError, Registry};
+use session_kit_core::driver::flexible;
+use session_kit_core::{Driver, DriverConfig, DriverError, Registry};
 
 use crate::{PostgresDriver, SCHEMES};
 
@@ -182,7 +182,7 @@ impl PostgresConfig {
         options.push_str(&format!(" -c {}={writer}", crate::sql::WRITER_SETTING));
         config.options(options.trim());
         if config.get_application_name().is_none() {
-            config.application_name("session-driver-postgres");
+            config.application_name("session-kit-postgres");
         }
         Ok(config)
     }

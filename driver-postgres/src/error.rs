@@ -1,7 +1,7 @@
 //! PostgreSQL errors as the core's kinds, without credentials.
 
 use deadpool_postgres::PoolError;
-use session_core::DriverError;
+use session_kit_core::DriverError;
 use tokio_postgres::error::SqlState;
 
 /// Maps a statement's error: what another attempt may fix (a dropped connection, a

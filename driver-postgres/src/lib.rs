@@ -19,7 +19,7 @@
 //! * **Schema**: the table, its sequence and (optionally) its schema are created when the
 //!   driver starts, under an advisory lock so that servers starting together do not race, or by
 //!   [`PostgresDriver::migrate`] from a deploy step with `auto_migrate=false`.
-//! * **A read cache**, off by default (`local_cache`): session-core's read-cache layer kept
+//! * **A read cache**, off by default (`local_cache`): session-kit-core's read-cache layer kept
 //!   correct by `LISTEN`/`NOTIFY`, at a cost to every write (see below).
 //!
 //! # Why `tokio-postgres` and `deadpool-postgres`
@@ -32,10 +32,10 @@
 //! (and its compile-time machinery) for eleven fixed statements.
 //!
 //! ```no_run
-//! use session_core::{Driver, PutOptions, bytes::Bytes};
-//! use session_driver_postgres::{PostgresConfig, PostgresDriver};
+//! use session_kit_core::{Driver, PutOptions, bytes::Bytes};
+//! use session_kit_postgres::{PostgresConfig, PostgresDriver};
 //!
-//! # async fn run() -> Result<(), session_core::DriverError> {
+//! # async fn run() -> Result<(), session_kit_core::DriverError> {
 //! let driver = PostgresDriver::connect(PostgresConfig::new(
 //!     "postgres://app:secret@127.0.0.1:5432/app?sslmode=disable",
 //! ))
@@ -58,8 +58,8 @@ mod tls;
 use std::{fmt, sync::Arc, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use session_core::driver::{check_identifier, from_unix_millis, prefix_upper_bound, unix_millis};
-use session_core::{
+use session_kit_core::driver::{check_identifier, from_unix_millis, prefix_upper_bound, unix_millis};
+use session_kit_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     SystemClock, TtlSupport, Version, WriteMode, async_trait,
     bytes::Bytes,
@@ -266,7 +266,7 @@ impl PostgresDriver {
         let connector: Connector = {
             if config.tls_ca_file.is_some() {
                 return Err(DriverError::config(
-                    "option `tls_ca_file`: TLS needs the `tls` feature of session-driver-postgres",
+                    "option `tls_ca_file`: TLS needs the `tls` feature of session-kit-postgres",
                 ));
             }
             tokio_postgres::NoTls
@@ -338,7 +338,7 @@ impl PostgresDriver {
     pub async fn migrate(&self) -> Result<(), DriverError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        let lock_name = format!("session-driver-postgres:{}", self.sql.table);
+        let lock_name = format!("session-kit-postgres:{}", self.sql.table);
         tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_name])
             .await
             .map_err(pg_error)?;

@@ -10,7 +10,7 @@ use std::{
     },
 };
 
-use session_core::{
+use session_kit_core::{
     DriverError, async_trait,
     layers::{Invalidations, ReadCache},
 };

@@ -1,6 +1,6 @@
 //! TLS to the server with rustls (feature `tls`).
 
-use session_core::DriverError;
+use session_kit_core::DriverError;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// A connector trusting the public web roots and, if given, the authorities in `ca_file`.

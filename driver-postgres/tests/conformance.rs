@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use session_core::Driver;
-use session_driver_postgres::{PostgresConfig, PostgresDriver};
+use session_kit_core::Driver;
+use session_kit_postgres::{PostgresConfig, PostgresDriver};
 use session_test_support::sql::{fresh_table, shared_postgres};
 
-session_conformance::conformance_tests!(|| async {
+session_kit_conformance::conformance_tests!(|| async {
     let mut config = PostgresConfig::new(shared_postgres().url());
     config.table = fresh_table("conformance");
     config.pool_size = Some(8);

@@ -8,8 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use session_core::{Driver, DriverError, ErrorKind, PutOptions, Registry, bytes::Bytes};
-use session_driver_postgres::{PostgresConfig, PostgresDriver};
+use session_kit_core::{Driver, DriverError, ErrorKind, PutOptions, Registry, bytes::Bytes};
+use session_kit_postgres::{PostgresConfig, PostgresDriver};
 use session_test_support::sql::{PostgresServer, fresh_table, shared_postgres};
 
 async fn driver_on(url: String, table: &str) -> PostgresDriver {
@@ -25,13 +25,13 @@ fn processes_sharing_one_table_never_lose_an_update() {
         Ok(location) => location,
         Err(_) => format!("{}?table={}", shared_postgres().url(), fresh_table("procs")),
     };
-    session_conformance::cross_process_check(
+    session_kit_conformance::cross_process_check(
         "processes_sharing_one_table_never_lose_an_update",
         &location,
         4,
         |location| async move {
             let mut registry = Registry::new();
-            session_driver_postgres::register(&mut registry);
+            session_kit_postgres::register(&mut registry);
             registry.open(&location).await
         },
     );
@@ -214,7 +214,7 @@ async fn a_stopped_server_gives_bounded_retryable_errors_then_recovers() {
     let mut config = PostgresConfig::new(server.url());
     config.operation_timeout = Some(Duration::from_secs(1));
     config.pool_size = Some(4);
-    let driver: Arc<dyn Driver> = session_core::layers::with_defaults(Arc::new(
+    let driver: Arc<dyn Driver> = session_kit_core::layers::with_defaults(Arc::new(
         PostgresDriver::connect(config).await.unwrap(),
     ));
     assert!(
@@ -243,7 +243,7 @@ async fn errors_map_to_kinds() {
         .put(
             "k",
             Bytes::from_static(b"v"),
-            PutOptions::new().mode(session_core::WriteMode::CreateOnly),
+            PutOptions::new().mode(session_kit_core::WriteMode::CreateOnly),
         )
         .await
         .unwrap();
@@ -251,7 +251,7 @@ async fn errors_map_to_kinds() {
         .put(
             "k",
             Bytes::from_static(b"v"),
-            PutOptions::new().mode(session_core::WriteMode::CreateOnly),
+            PutOptions::new().mode(session_kit_core::WriteMode::CreateOnly),
         )
         .await;
     assert!(
@@ -268,7 +268,7 @@ async fn tls_verifies_the_server_certificate() {
     let server = PostgresServer::start_tls();
     let url = |query: &str| format!("{}?sslmode=require{query}", server.url());
     let ca = server.ca_file().display().to_string();
-    let mut config = PostgresConfig::from_driver_config(&session_core::DriverConfig::new(url(
+    let mut config = PostgresConfig::from_driver_config(&session_kit_core::DriverConfig::new(url(
         &format!("&tls_ca_file={ca}"),
     )))
     .unwrap();
@@ -280,7 +280,7 @@ async fn tls_verifies_the_server_certificate() {
         .unwrap();
     let ssl = server.psql(
         "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
-         WHERE ssl AND application_name = 'session-driver-postgres'",
+         WHERE ssl AND application_name = 'session-kit-postgres'",
     );
     assert_ne!(ssl.trim(), "0", "the driver's connections use TLS");
     let untrusted = PostgresDriver::connect(PostgresConfig::new(url(""))).await;
@@ -300,7 +300,7 @@ async fn the_read_cache_follows_other_processes_writes() {
         let mut config = PostgresConfig::new(shared_postgres().url());
         config.table = table.clone();
         config.local_cache = Some(1 << 20);
-        session_core::layers::with_defaults(Arc::new(
+        session_kit_core::layers::with_defaults(Arc::new(
             PostgresDriver::connect(config).await.unwrap(),
         ))
     };

@@ -4,12 +4,12 @@
 //! ```sh
 //! redis-server --port 6390 --save '' --enable-debug-command yes &
 //! redis-cli -p 6390 DEBUG POPULATE 1000000 session:k 10   # a million keys, quickly
-//! cargo run --release -p session-driver-redis --example list_memory -- redis://127.0.0.1:6390 k
+//! cargo run --release -p session-kit-redis --example list_memory -- redis://127.0.0.1:6390 k
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use session_core::Driver;
-use session_driver_redis::{RedisConfig, RedisDriver};
+use session_kit_core::Driver;
+use session_kit_redis::{RedisConfig, RedisDriver};
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

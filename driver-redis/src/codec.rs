@@ -1,7 +1,7 @@
 //! How a value is stored: a 16-byte header (version, expiry) and the bytes.
 
-use session_core::driver::from_unix_millis;
-use session_core::{DriverError, Entry, Version, bytes::Bytes};
+use session_kit_core::driver::from_unix_millis;
+use session_kit_core::{DriverError, Entry, Version, bytes::Bytes};
 
 pub(crate) const HEADER: usize = 16;
 /// The last byte of the version in a stored value (`GETRANGE` bounds are inclusive).

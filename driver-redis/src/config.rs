@@ -3,8 +3,8 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use serde::Deserialize;
-use session_core::driver::flexible;
-use session_core::{Driver, DriverConfig, DriverError, Registry};
+use session_kit_core::driver::flexible;
+use session_kit_core::{Driver, DriverConfig, DriverError, Registry};
 
 use crate::{RedisDriver, SCHEMES};
 

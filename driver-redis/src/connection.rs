@@ -7,7 +7,7 @@ use redis::{
     Client, ErrorKind as RedisErrorKind, ProtocolVersion, PushInfo, PushKind, RedisError, Value,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
-use session_core::{
+use session_kit_core::{
     DriverError, async_trait,
     layers::{Invalidations, ReadCache},
 };
@@ -86,7 +86,7 @@ pub(crate) async fn connect_cluster(
     _: Duration,
 ) -> Result<Connection, DriverError> {
     Err(DriverError::config(
-        "option `cluster`: needs the `cluster` feature of session-driver-redis",
+        "option `cluster`: needs the `cluster` feature of session-kit-redis",
     ))
 }
 

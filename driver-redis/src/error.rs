@@ -1,7 +1,7 @@
 //! Redis errors mapped to the core's kinds.
 
 use redis::{ErrorKind as RedisErrorKind, RedisError};
-use session_core::DriverError;
+use session_kit_core::DriverError;
 
 /// Maps Redis errors to the core's kinds: connection trouble and cluster reconfiguration are
 /// retryable; authentication and configuration are not.

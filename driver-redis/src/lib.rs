@@ -8,7 +8,7 @@
 //!   (`EVALSHA`, never `WATCH`/`MULTI` across round trips). Touch rewrites only the 8 expiry
 //!   bytes (`SETRANGE`) and the TTL (`PEXPIRE`).
 //! * **Local cache, invalidated by Redis** (on by default, `local_cache` bytes, 0 = off): the
-//!   cache is session-core's read-cache layer ([`CacheLayer`], which the driver asks for in
+//!   cache is session-kit-core's read-cache layer ([`CacheLayer`], which the driver asks for in
 //!   its layer defaults); this driver is its invalidation source. The connection speaks RESP3
 //!   and asks Redis to report changes to the keys it reads (`CLIENT TRACKING ON NOLOOP`). Sessions this driver read or updated are answered
 //!   locally until another client changes them, so a session read is usually no round trip
@@ -29,7 +29,7 @@
 //! * **Native TTL** in milliseconds; Redis deletes expired keys itself.
 //! * **Connections**: a multiplexed, auto-reconnecting connection (`ConnectionManager`), or a
 //!   cluster connection for Redis Cluster (`redis+cluster://host:port`, any node as seed).
-//!   Every operation is bounded by `command_timeout` (session-core's timeout layer, which the
+//!   Every operation is bounded by `command_timeout` (session-kit-core's timeout layer, which the
 //!   driver asks for; the connection's response timeout is the same and resets a stuck
 //!   connection): while Redis is down, calls fail fast with a retryable error, and the same
 //!   driver recovers when Redis comes back.
@@ -49,8 +49,8 @@ mod error;
 use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
 
 use redis::{Client, Cmd, ErrorKind as RedisErrorKind, Script, Value};
-use session_core::driver::{deadline_millis, unix_millis};
-use session_core::{
+use session_kit_core::driver::{deadline_millis, unix_millis};
+use session_kit_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     SystemClock, TtlSupport, Version, WriteMode, async_trait,
     bytes::Bytes,
@@ -86,7 +86,7 @@ pub struct RedisDriver {
     touch: Script,
     /// The read cache, when on (single server, RESP3): the driver reads back what it writes
     /// so that Redis keeps tracking the key, and invalidates a key whose read-back shows
-    /// another writer. The cache itself is session-core's read-cache layer.
+    /// another writer. The cache itself is session-kit-core's read-cache layer.
     cache: Option<Arc<ReadCache>>,
 }
 
@@ -138,7 +138,7 @@ impl RedisDriver {
         let url = url.replacen("redis+unix://", "unix://", 1);
         if url.starts_with("rediss://") && !cfg!(feature = "tls") {
             return Err(DriverError::config(
-                "option `url`: rediss:// needs the `tls` feature of session-driver-redis",
+                "option `url`: rediss:// needs the `tls` feature of session-kit-redis",
             ));
         }
         let connect_timeout = config.connect_timeout.unwrap_or(Duration::from_secs(2));

@@ -5,10 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use session_core::Driver;
-use session_driver_redis::{RedisConfig, RedisDriver};
+use session_kit_core::Driver;
+use session_kit_redis::{RedisConfig, RedisDriver};
 
-session_conformance::conformance_tests!(|| async {
+session_kit_conformance::conformance_tests!(|| async {
     let mut config = RedisConfig::new(common::shared_cluster().url());
     config.cluster = true;
     Ok(Arc::new(RedisDriver::connect(config).await?) as Arc<dyn Driver>)

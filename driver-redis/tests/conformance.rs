@@ -4,10 +4,10 @@ mod common;
 
 use std::sync::Arc;
 
-use session_core::Driver;
-use session_driver_redis::{RedisConfig, RedisDriver};
+use session_kit_core::Driver;
+use session_kit_redis::{RedisConfig, RedisDriver};
 
-session_conformance::conformance_tests!(|| async {
+session_kit_conformance::conformance_tests!(|| async {
     let driver = RedisDriver::connect(RedisConfig::new(common::shared().url())).await?;
     Ok(Arc::new(driver) as Arc<dyn Driver>)
 });

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use session_core::{Driver, DriverError, PutOptions, bytes::Bytes};
-use session_driver_redis::{RedisConfig, RedisDriver};
+use session_kit_core::{Driver, DriverError, PutOptions, bytes::Bytes};
+use session_kit_redis::{RedisConfig, RedisDriver};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_gives_fast_retryable_errors_and_the_driver_recovers() {
@@ -15,7 +15,7 @@ async fn a_killed_server_gives_fast_retryable_errors_and_the_driver_recovers() {
     config.command_timeout = Some(Duration::from_millis(500));
     config.connect_timeout = Some(Duration::from_millis(500));
     // As users get it: in the layers it asks for (the timeout layer bounds each call).
-    let driver = session_core::layers::with_defaults(std::sync::Arc::new(
+    let driver = session_kit_core::layers::with_defaults(std::sync::Arc::new(
         RedisDriver::connect(config).await.unwrap(),
     ));
     assert!(
@@ -83,8 +83,8 @@ async fn a_killed_server_gives_fast_retryable_errors_and_the_driver_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_string_timeouts_and_retries_hold_while_the_server_is_down() {
     let mut server = common::RedisServer::start();
-    let mut registry = session_core::Registry::new();
-    session_driver_redis::register(&mut registry);
+    let mut registry = session_kit_core::Registry::new();
+    session_kit_redis::register(&mut registry);
     let url = format!(
         "{}?command_timeout=5s&timeout=300ms&retries=2",
         server.url()
@@ -110,7 +110,7 @@ async fn config_string_timeouts_and_retries_hold_while_the_server_is_down() {
     // Three attempts of at most 300 ms each, plus backoff; never the 5 s command timeout.
     assert!(elapsed < Duration::from_secs(2), "a read took {elapsed:?}");
     let started = Instant::now();
-    let create = PutOptions::new().mode(session_core::WriteMode::CreateOnly);
+    let create = PutOptions::new().mode(session_kit_core::WriteMode::CreateOnly);
     let put = driver.put("new", Bytes::from_static(b"x"), create).await;
     assert!(
         put.as_ref().is_err_and(DriverError::is_retryable),
@@ -171,8 +171,8 @@ async fn prefixes_isolate_apps_and_values_stay_binary() {
 #[tokio::test]
 async fn selectable_by_config_string() {
     let server = common::shared();
-    let mut registry = session_core::Registry::new();
-    session_driver_redis::register(&mut registry);
+    let mut registry = session_kit_core::Registry::new();
+    session_kit_redis::register(&mut registry);
     let d = registry
         .open(&format!("{}?prefix=cfg:", server.url()))
         .await

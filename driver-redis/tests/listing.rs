@@ -6,8 +6,8 @@ mod common;
 
 use std::collections::HashSet;
 
-use session_core::{Driver, PutOptions, bytes::Bytes};
-use session_driver_redis::{RedisConfig, RedisDriver};
+use session_kit_core::{Driver, PutOptions, bytes::Bytes};
+use session_kit_redis::{RedisConfig, RedisDriver};
 
 const KEYS: usize = 2500;
 

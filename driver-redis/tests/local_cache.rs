@@ -10,14 +10,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use session_core::{Driver, DriverError, PutOptions, Version, WriteMode, bytes::Bytes};
-use session_driver_redis::{RedisConfig, RedisDriver};
+use session_kit_core::{Driver, DriverError, PutOptions, Version, WriteMode, bytes::Bytes};
+use session_kit_redis::{RedisConfig, RedisDriver};
 
 use common::RedisServer;
 
 /// A driver as users get it: in its layers, the read cache among them.
 async fn connect(config: RedisConfig) -> Arc<dyn Driver> {
-    session_core::layers::with_defaults(Arc::new(RedisDriver::connect(config).await.unwrap()))
+    session_kit_core::layers::with_defaults(Arc::new(RedisDriver::connect(config).await.unwrap()))
 }
 
 async fn driver(server: &RedisServer, prefix: &str) -> Arc<dyn Driver> {

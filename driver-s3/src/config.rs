@@ -4,8 +4,8 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use serde::Deserialize;
-use session_core::driver::flexible;
-use session_core::{Driver, DriverConfig, DriverError, Registry};
+use session_kit_core::driver::flexible;
+use session_kit_core::{Driver, DriverConfig, DriverError, Registry};
 
 use crate::{S3Driver, SCHEMES};
 
@@ -65,7 +65,7 @@ pub struct S3Config {
     #[serde(default, deserialize_with = "flexible::opt_u64")]
     pub max_attempts: Option<u64>,
     /// Sweep expired objects this often in the background (default off: run one sweeper per
-    /// deployment, or rely on a lifecycle rule). The driver asks for session-core's sweep
+    /// deployment, or rely on a lifecycle rule). The driver asks for session-kit-core's sweep
     /// layer; in a config string, `sweep_interval` is that layer's option.
     #[serde(default, deserialize_with = "flexible::opt_duration")]
     pub sweep_interval: Option<Duration>,
@@ -256,7 +256,7 @@ mod tests {
         assert_eq!(resolved.region, "us-west-2");
 
         let e = Resolved::new(&S3Config::new("b"), |_| None).err().unwrap();
-        assert_eq!(e.kind(), session_core::ErrorKind::Config);
+        assert_eq!(e.kind(), session_kit_core::ErrorKind::Config);
         assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
         let empty = |_: &str| Some(String::new());
         assert!(

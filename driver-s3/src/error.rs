@@ -1,7 +1,7 @@
 //! S3 errors mapped to the core's kinds.
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use session_core::DriverError;
+use session_kit_core::DriverError;
 
 /// The HTTP status of a service error, if the server answered.
 pub(crate) fn status<E, R: HttpStatus>(e: &SdkError<E, R>) -> Option<u16> {

@@ -10,16 +10,16 @@
 //!   version of its own (no ABA in compare-and-swap).
 //! * **Expiry**: S3 has no per-object TTL. The expiry is kept with the object (metadata
 //!   `x-amz-meta-session-expires-at`, Unix milliseconds) and enforced on every read and listing;
-//!   [`S3Driver::sweep`] (in the background with option `sweep_interval`, session-core's
+//!   [`S3Driver::sweep`] (in the background with option `sweep_interval`, session-kit-core's
 //!   sweep layer) deletes expired objects through `ListObjectsV2` pages. Keep a bucket
 //!   lifecycle rule as a backstop, see below. A compare-and-swap with a version read while the
 //!   entry was alive fails once the entry has expired (the version carries the expiry).
-//! * **Keys** are escaped with [`session_core::driver::escape_key`] (`[A-Za-z0-9_:-]` and `=XX`), so
+//! * **Keys** are escaped with [`session_kit_core::driver::escape_key`] (`[A-Za-z0-9_:-]` and `=XX`), so
 //!   any key is a plain object name under the configured prefix and a prefix listing is a
 //!   `ListObjectsV2` prefix. An S3 object name is at most 1024 bytes, so a key may be
 //!   `(1024 - prefix length) / 3` bytes long.
 //! * **Bounded**: every call has a connect timeout (the SDK's) and a per-attempt timeout
-//!   (`operation_timeout` split over `max_attempts`, session-core's timeout layer); reads,
+//!   (`operation_timeout` split over `max_attempts`, session-kit-core's timeout layer); reads,
 //!   overwrites, deletes and listings are tried at most `max_attempts` times with jittered
 //!   backoff after throttling, 5xx and I/O errors (the retry layer; the SDK's own retries are
 //!   off, so a conditional write is never sent twice). Errors map to the core's kinds: 412/409
@@ -29,8 +29,8 @@
 //! Every option, its default and its environment fallback: see Configuration below.
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), session_core::DriverError> {
-//! use session_driver_s3::{S3Config, S3Driver};
+//! # async fn example() -> Result<(), session_kit_core::DriverError> {
+//! use session_kit_s3::{S3Config, S3Driver};
 //!
 //! let mut config = S3Config::new("my-bucket");
 //! config.prefix = "sessions/".into();
@@ -69,10 +69,10 @@ use aws_sdk_s3::{
     primitives::ByteStream,
 };
 use futures::{StreamExt, TryStreamExt};
-use session_core::driver::{
+use session_kit_core::driver::{
     deadline_millis, escape_key, from_unix_millis, unescape_key, unix_millis,
 };
-use session_core::{
+use session_kit_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     SystemClock, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes,
 };
@@ -166,7 +166,7 @@ impl S3Driver {
                 secret,
                 token,
                 None,
-                "session-driver-s3",
+                "session-kit-s3",
             ))
             .timeout_config(timeouts)
             .retry_config(RetryConfig::disabled())
@@ -209,7 +209,7 @@ impl S3Driver {
     }
 
     /// Sets and checks expiry by `clock` (the system clock by default). Share a
-    /// [`ManualClock`](session_core::ManualClock) with the session storage to test expiry
+    /// [`ManualClock`](session_kit_core::ManualClock) with the session storage to test expiry
     /// without sleeping.
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
         let inner = Arc::new(Inner {

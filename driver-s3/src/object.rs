@@ -1,7 +1,7 @@
 //! An entry as an S3 object: a random nonce before the value in the body, the expiry in the
 //! metadata, and a version made of the ETag and the expiry.
 
-use session_core::{DriverError, Version};
+use session_kit_core::{DriverError, Version};
 
 use crate::{EXPIRES_AT, NONCE};
 

@@ -4,10 +4,10 @@ mod common;
 
 use std::sync::Arc;
 
-use session_core::Driver;
-use session_driver_s3::S3Driver;
+use session_kit_core::Driver;
+use session_kit_s3::S3Driver;
 
-session_conformance::conformance_tests!(|| async {
+session_kit_conformance::conformance_tests!(|| async {
     let mut config = common::config();
     config.prefix = "sessions/".into();
     Ok(Arc::new(S3Driver::connect(config).await?) as Arc<dyn Driver>)

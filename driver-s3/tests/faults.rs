@@ -10,11 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use session_conformance::{Options, run_all};
-use session_core::{
+use session_kit_conformance::{Options, run_all};
+use session_kit_core::{
     Driver, DriverConfig, ErrorKind, PutOptions, Registry, WriteMode, bytes::Bytes,
 };
-use session_driver_s3::{S3Config, S3Driver};
+use session_kit_s3::{S3Config, S3Driver};
 use session_test_support::{HttpProxy, ProxyMode, free_port};
 
 /// A driver that reaches moto through a proxy the test controls.
@@ -50,7 +50,7 @@ async fn a_server_that_ignores_conditions_fails_certification() {
 async fn server_errors_are_retried_then_retryable() {
     let (driver, proxy) = proxied(3).await;
     // Retries are the retry layer's, which the driver asks for.
-    let driver = session_core::layers::with_defaults(Arc::new(driver));
+    let driver = session_kit_core::layers::with_defaults(Arc::new(driver));
     driver
         .put("k", Bytes::from_static(b"v"), PutOptions::new())
         .await
@@ -89,7 +89,7 @@ async fn server_errors_are_retried_then_retryable() {
         .put(
             "k",
             Bytes::from_static(b"w"),
-            PutOptions::new().mode(WriteMode::IfVersion(session_core::Version::new("\"x\""))),
+            PutOptions::new().mode(WriteMode::IfVersion(session_kit_core::Version::new("\"x\""))),
         )
         .await
         .unwrap_err();
@@ -191,7 +191,7 @@ async fn selectable_by_config_string() {
     let moto = common::moto();
     let bucket = moto.bucket();
     let mut registry = Registry::new();
-    session_driver_s3::register(&mut registry);
+    session_kit_s3::register(&mut registry);
     let url = format!(
         "s3://{bucket}/app/sessions/?endpoint={}&region=eu-west-1&access_key_id=test&secret_access_key=s3cr3t-value",
         moto.endpoint()

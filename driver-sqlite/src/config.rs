@@ -3,8 +3,8 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use serde::Deserialize;
-use session_core::driver::flexible;
-use session_core::{Driver, DriverConfig, DriverError, Registry};
+use session_kit_core::driver::flexible;
+use session_kit_core::{Driver, DriverConfig, DriverError, Registry};
 
 use crate::{NAME, SqliteDriver};
 
@@ -58,7 +58,7 @@ fn default_busy() -> Option<Duration> {
 }
 
 /// How often a driver opened by config sweeps, unless its `sweep_interval` option (a layer
-/// option, see [`session_core::LayerOptions`]) says otherwise: 10 minutes.
+/// option, see [`session_kit_core::LayerOptions`]) says otherwise: 10 minutes.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 impl SqliteConfig {

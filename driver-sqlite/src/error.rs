@@ -1,7 +1,7 @@
 //! SQLite errors as the core's kinds.
 
 use rusqlite::ErrorCode;
-use session_core::DriverError;
+use session_kit_core::DriverError;
 
 /// Maps SQLite errors: busy/locked and I/O may pass on retry, the rest will not.
 pub(crate) fn sql_error(e: &rusqlite::Error) -> DriverError {

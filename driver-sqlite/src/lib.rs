@@ -17,15 +17,15 @@
 //!   transactions. `synchronous = "full"` makes every commit durable against power loss too.
 //!
 //! ```
-//! use session_core::{Driver, PutOptions, bytes::Bytes};
-//! use session_driver_sqlite::SqliteDriver;
+//! use session_kit_core::{Driver, PutOptions, bytes::Bytes};
+//! use session_kit_sqlite::SqliteDriver;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let dir = tempfile::tempdir().unwrap();
 //! let driver = SqliteDriver::builder(dir.path().join("sessions.db")).build()?;
 //! driver.put("k", Bytes::from_static(b"v"), PutOptions::new()).await?;
 //! assert_eq!(driver.get("k").await?.unwrap().value, "v");
-//! # Ok::<(), session_core::DriverError>(())
+//! # Ok::<(), session_kit_core::DriverError>(())
 //! # }).unwrap();
 //! ```
 #![doc = include_str!("../docs.md")]
@@ -44,8 +44,8 @@ use std::{
 };
 
 use rusqlite::{Connection, OpenFlags, params};
-use session_core::driver::{blocking, from_unix_millis, unix_millis};
-use session_core::{
+use session_kit_core::driver::{blocking, from_unix_millis, unix_millis};
+use session_kit_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     SystemClock, TtlSupport, Version, async_trait, bytes::Bytes,
 };
@@ -80,7 +80,7 @@ pub struct SqliteDriverBuilder {
 
 impl SqliteDriverBuilder {
     /// The clock deadlines are set and checked by (the system clock by default). Share a
-    /// [`ManualClock`](session_core::ManualClock) with the session storage to test expiry
+    /// [`ManualClock`](session_kit_core::ManualClock) with the session storage to test expiry
     /// without sleeping.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;

@@ -4,9 +4,9 @@
 use std::{sync::mpsc, time::Duration};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use session_core::Clock;
-use session_core::driver::{deadline_millis, unix_millis};
-use session_core::{DriverError, Version, WriteMode, bytes::Bytes};
+use session_kit_core::Clock;
+use session_kit_core::driver::{deadline_millis, unix_millis};
+use session_kit_core::{DriverError, Version, WriteMode, bytes::Bytes};
 use tokio::sync::oneshot;
 
 use crate::sql_error;

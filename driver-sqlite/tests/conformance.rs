@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use session_core::Driver;
-use session_driver_sqlite::SqliteDriver;
+use session_kit_core::Driver;
+use session_kit_sqlite::SqliteDriver;
 
-session_conformance::conformance_tests!(|| async {
+session_kit_conformance::conformance_tests!(|| async {
     // Kept on purpose: the file must outlive the driver, and the OS temp dir is cleaned.
     let dir = tempfile::tempdir()
-        .map_err(|e| session_core::DriverError::config(e.to_string()))?
+        .map_err(|e| session_kit_core::DriverError::config(e.to_string()))?
         .keep();
     Ok(Arc::new(SqliteDriver::builder(dir.join("sessions.db")).build()?) as Arc<dyn Driver>)
 });

@@ -3,13 +3,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use session_core::{Driver, PutOptions, Registry, bytes::Bytes};
-use session_driver_sqlite::SqliteDriver;
+use session_kit_core::{Driver, PutOptions, Registry, bytes::Bytes};
+use session_kit_sqlite::SqliteDriver;
 
 #[test]
 fn processes_sharing_one_database_never_lose_an_update() {
     let dir = tempfile::tempdir().unwrap();
-    session_conformance::cross_process_check(
+    session_kit_conformance::cross_process_check(
         "processes_sharing_one_database_never_lose_an_update",
         &dir.path().join("shared.db").display().to_string(),
         4,
@@ -80,7 +80,7 @@ async fn sweep_deletes_expired_rows_and_the_sweeper_runs() {
     assert_eq!(d.sweep().await.unwrap(), 0);
     assert!(d.get("lives").await.unwrap().is_some());
 
-    let d = session_core::layers::with_defaults(std::sync::Arc::new(
+    let d = session_kit_core::layers::with_defaults(std::sync::Arc::new(
         SqliteDriver::builder(dir.path().join("db2"))
             .sweep_interval(Duration::from_millis(30))
             .build()
@@ -115,7 +115,7 @@ fn rusqlite_count(db: &std::path::Path) -> i64 {
 async fn selectable_by_config_string() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = Registry::new();
-    session_driver_sqlite::register(&mut registry);
+    session_kit_sqlite::register(&mut registry);
     let url = format!(
         "sqlite://{}/s.db?synchronous=full&table=my_sessions&sweep_interval=0",
         dir.path().display()
@@ -161,7 +161,7 @@ async fn selectable_by_config_string() {
 
 #[tokio::test]
 async fn an_injected_clock_sets_and_checks_expiry() {
-    use session_core::ManualClock;
+    use session_kit_core::ManualClock;
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::starting_now());
     let d = SqliteDriver::builder(dir.path().join("clock.db"))

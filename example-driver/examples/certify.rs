@@ -1,4 +1,4 @@
-//! The certification command for this driver: the `session-conformance` command line with
+//! The certification command for this driver: the `session-kit-conformance` command line with
 //! this crate's driver registered.
 //!
 //! `cargo run -p session-example-driver --example certify -- --driver btree --json report.json`
@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let mut registry = session_core::Registry::new();
+    let mut registry = session_kit_core::Registry::new();
     session_example_driver::register(&mut registry);
-    session_conformance::cli::main(registry)
+    session_kit_conformance::cli::main(registry)
 }

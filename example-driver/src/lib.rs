@@ -1,5 +1,5 @@
-//! A session driver written the way a third-party crate writes one: only `session-core`'s
-//! public API, certified by `session-conformance` from its own tests and command line.
+//! A session driver written the way a third-party crate writes one: only `session-kit-core`'s
+//! public API, certified by `session-kit-conformance` from its own tests and command line.
 //!
 //! The store is an ordered map behind a mutex, so the file reads as a template: each
 //! operation shows what the [`Driver`] contract asks of it (an expired entry is absent for
@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use session_core::{Driver, PutOptions, Registry, bytes::Bytes};
+//! use session_kit_core::{Driver, PutOptions, Registry, bytes::Bytes};
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let mut registry = Registry::new();
@@ -23,7 +23,7 @@
 //! let driver = registry.open("btree://?page_size=10").await?;
 //! driver.put("k", Bytes::from_static(b"v"), PutOptions::new()).await?;
 //! assert_eq!(driver.get("k").await?.map(|e| e.value), Some(Bytes::from_static(b"v")));
-//! # Ok::<(), session_core::DriverError>(())
+//! # Ok::<(), session_kit_core::DriverError>(())
 //! # }).unwrap();
 //! ```
 #![forbid(unsafe_code)]
@@ -37,8 +37,8 @@ use std::{
 };
 
 use serde::Deserialize;
-use session_core::driver::{check_condition, deadline_millis, from_unix_millis, now_millis};
-use session_core::{
+use session_kit_core::driver::{check_condition, deadline_millis, from_unix_millis, now_millis};
+use session_kit_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
     TtlSupport, Version, async_trait, bytes::Bytes,
 };
@@ -52,7 +52,7 @@ pub fn register(registry: &mut Registry) {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Options {
-            #[serde(default, deserialize_with = "session_core::driver::flexible::opt_u64")]
+            #[serde(default, deserialize_with = "session_kit_core::driver::flexible::opt_u64")]
             page_size: Option<u64>,
         }
         let options: Options = config.options()?;

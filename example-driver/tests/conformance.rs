@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use session_core::Driver;
+use session_kit_core::Driver;
 use session_example_driver::BTreeDriver;
 
-session_conformance::conformance_tests!(|| async {
+session_kit_conformance::conformance_tests!(|| async {
     Ok(Arc::new(BTreeDriver::new()) as Arc<dyn Driver>)
 });

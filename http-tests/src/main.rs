@@ -144,7 +144,7 @@ mod with_axum {
         extract::Path,
         routing::{get, post},
     };
-    use session_axum::{Session, SessionFailure, SessionLayer};
+    use session_kit_axum::{Session, SessionFailure, SessionLayer};
 
     use super::*;
 
@@ -199,7 +199,7 @@ mod with_axum {
 
 mod with_actix {
     use actix_web::{App, HttpResponse, HttpServer, web};
-    use session_actix::{Session, SessionFailure, SessionMiddleware};
+    use session_kit_actix::{Session, SessionFailure, SessionMiddleware};
 
     use super::*;
 

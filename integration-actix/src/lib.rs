@@ -1,19 +1,19 @@
 //! Sessions for actix-web: the same [`SessionStorage`] as every other integration, behind a
 //! middleware and an extractor.
 //!
-//! [`SessionMiddleware`] reads the session cookie (no I/O), puts a [`session_core::Session`]
+//! [`SessionMiddleware`] reads the session cookie (no I/O), puts a [`session_kit_core::Session`]
 //! in the request extensions, runs the handler, then commits: `Set-Cookie` only when something
 //! changed or the cookie must be refreshed. Handlers take the [`Session`] extractor. A handler
-//! may also save early with [`session_core::Session::save`]: the middleware still sends the
+//! may also save early with [`session_kit_core::Session::save`]: the middleware still sends the
 //! cookie. Failures that retrying may fix are answered `503` with `Retry-After`.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use actix_web::{App, web};
 //! use serde::{Deserialize, Serialize};
-//! use session_actix::{Session, SessionFailure, SessionMiddleware};
-//! use session_core::{Keyring, SessionStorage};
-//! use session_driver_memory::MemoryDriver;
+//! use session_kit_actix::{Session, SessionFailure, SessionMiddleware};
+//! use session_kit_core::{Keyring, SessionStorage};
+//! use session_kit_memory::MemoryDriver;
 //!
 //! #[derive(Clone, Default, Serialize, Deserialize)]
 //! struct Visits { count: u64 }
@@ -23,7 +23,7 @@
 //!     Ok(format!("visit {n}"))
 //! }
 //!
-//! # fn main() -> Result<(), session_core::SessionError> {
+//! # fn main() -> Result<(), session_kit_core::SessionError> {
 //! let storage = SessionStorage::<Visits>::builder(Arc::new(MemoryDriver::new()))
 //!     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
 //!     .build()?;
@@ -46,7 +46,7 @@ use actix_web::{
         header::{self, HeaderValue},
     },
 };
-use session_core::{DynamicData, SessionData, SessionError, SessionStorage};
+use session_kit_core::{DynamicData, SessionData, SessionError, SessionStorage};
 
 type ErrorHandler = Arc<dyn Fn(&SessionError) -> HttpResponse + Send + Sync>;
 
@@ -220,8 +220,8 @@ where
 }
 
 /// The session of the current request, as an actix-web extractor. Derefs to
-/// [`session_core::Session`], so every session method is available.
-pub struct Session<T = DynamicData>(session_core::Session<T>);
+/// [`session_kit_core::Session`], so every session method is available.
+pub struct Session<T = DynamicData>(session_kit_core::Session<T>);
 
 impl<T> Clone for Session<T> {
     fn clone(&self) -> Self {
@@ -236,7 +236,7 @@ impl<T> fmt::Debug for Session<T> {
 }
 
 impl<T> Deref for Session<T> {
-    type Target = session_core::Session<T>;
+    type Target = session_kit_core::Session<T>;
     fn deref(&self) -> &Self::Target {
         &self.0
     }
@@ -244,7 +244,7 @@ impl<T> Deref for Session<T> {
 
 impl<T> Session<T> {
     /// The core session.
-    pub fn into_inner(self) -> session_core::Session<T> {
+    pub fn into_inner(self) -> session_kit_core::Session<T> {
         self.0
     }
 }
@@ -257,7 +257,7 @@ impl<T: SessionData> FromRequest for Session<T> {
         std::future::ready(
             request
                 .extensions()
-                .get::<session_core::Session<T>>()
+                .get::<session_kit_core::Session<T>>()
                 .cloned()
                 .map(Session)
                 .ok_or(SessionFailure(Failure::MissingMiddleware(

@@ -11,10 +11,10 @@ use actix_web::{
     test, web,
 };
 use serde::{Deserialize, Serialize};
-use session_actix::{Session, SessionFailure, SessionMiddleware};
-use session_core::layers::{CallCounts, CountingDriver};
-use session_core::{CookieOptions, Driver, Keyring, SessionStorage};
-use session_driver_memory::MemoryDriver;
+use session_kit_actix::{Session, SessionFailure, SessionMiddleware};
+use session_kit_core::layers::{CallCounts, CountingDriver};
+use session_kit_core::{CookieOptions, Driver, Keyring, SessionStorage};
+use session_kit_memory::MemoryDriver;
 use tokio::sync::Barrier;
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -379,7 +379,7 @@ async fn store_failures_are_a_plain_500_by_default_and_customisable() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("s");
     let fs: Arc<dyn Driver> =
-        Arc::new(session_driver_fs::FsDriver::builder(&base).build().unwrap());
+        Arc::new(session_kit_fs::FsDriver::builder(&base).build().unwrap());
     let app_default = test::init_service(app(SessionMiddleware::new(storage(fs.clone())))).await;
     let app_custom = test::init_service(app(SessionMiddleware::new(storage(fs)).on_error(|e| {
         HttpResponse::ServiceUnavailable()
@@ -496,13 +496,13 @@ async fn retryable_failures_are_503_with_retry_after() {
 #[actix_web::test]
 async fn a_throttled_store_s_retry_after_reaches_the_503() {
     use std::time::Duration;
-    let throttled = session_core::SessionError::Driver {
+    let throttled = session_kit_core::SessionError::Driver {
         driver: "cloudflare-kv".into(),
         operation: "load",
-        source: session_core::DriverError::transient("throttled", std::io::Error::other("429"))
+        source: session_kit_core::DriverError::transient("throttled", std::io::Error::other("429"))
             .with_retry_after(Duration::from_secs(9)),
     };
-    let response = session_actix::error_response(&throttled);
+    let response = session_kit_actix::error_response(&throttled);
     assert_eq!(
         response.status(),
         actix_web::http::StatusCode::SERVICE_UNAVAILABLE

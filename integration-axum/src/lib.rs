@@ -1,10 +1,10 @@
 //! Sessions for axum and any `http` 1.x tower service.
 //!
 //! [`SessionLayer`] reads the session cookie of each request (no I/O), puts a
-//! [`session_core::Session`] in the request extensions, runs the inner service, then commits:
+//! [`session_kit_core::Session`] in the request extensions, runs the inner service, then commits:
 //! `Set-Cookie` is added only when something changed or the cookie must be refreshed, and a
 //! route that never touches the session costs no store call. A handler may also save early
-//! with [`session_core::Session::save`] (before streaming a body, say): the layer still sends
+//! with [`session_kit_core::Session::save`] (before streaming a body, say): the layer still sends
 //! the cookie. Failures that retrying may fix are answered `503` with `Retry-After`. Handlers take the [`Session`]
 //! extractor and return [`SessionFailure`] (or their own error) from session calls.
 //!
@@ -12,9 +12,9 @@
 //! use std::sync::Arc;
 //! use axum::{Router, routing::get};
 //! use serde::{Deserialize, Serialize};
-//! use session_axum::{Session, SessionFailure, SessionLayer};
-//! use session_core::{Keyring, SessionStorage};
-//! use session_driver_memory::MemoryDriver;
+//! use session_kit_axum::{Session, SessionFailure, SessionLayer};
+//! use session_kit_core::{Keyring, SessionStorage};
+//! use session_kit_memory::MemoryDriver;
 //!
 //! #[derive(Clone, Default, Serialize, Deserialize)]
 //! struct Visits { count: u64 }
@@ -24,7 +24,7 @@
 //!     Ok(format!("visit {n}"))
 //! }
 //!
-//! # fn main() -> Result<(), session_core::SessionError> {
+//! # fn main() -> Result<(), session_kit_core::SessionError> {
 //! let storage = SessionStorage::<Visits>::builder(Arc::new(MemoryDriver::new()))
 //!     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
 //!     .build()?;
@@ -52,7 +52,7 @@ use axum_core::{
     response::{IntoResponse, Response},
 };
 use http::{HeaderValue, Request, StatusCode, header, request::Parts};
-use session_core::{DynamicData, SessionData, SessionError, SessionStorage};
+use session_kit_core::{DynamicData, SessionData, SessionError, SessionStorage};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -233,10 +233,10 @@ where
 }
 
 /// The session of the current request, as an axum extractor. Derefs to
-/// [`session_core::Session`], so every session method is available.
+/// [`session_kit_core::Session`], so every session method is available.
 ///
 /// Extraction fails (a logged 500) only when no [`SessionLayer`] for `T` wraps the route.
-pub struct Session<T = DynamicData>(session_core::Session<T>);
+pub struct Session<T = DynamicData>(session_kit_core::Session<T>);
 
 impl<T> Clone for Session<T> {
     fn clone(&self) -> Self {
@@ -251,7 +251,7 @@ impl<T> fmt::Debug for Session<T> {
 }
 
 impl<T> Deref for Session<T> {
-    type Target = session_core::Session<T>;
+    type Target = session_kit_core::Session<T>;
     fn deref(&self) -> &Self::Target {
         &self.0
     }
@@ -259,7 +259,7 @@ impl<T> Deref for Session<T> {
 
 impl<T> Session<T> {
     /// The core session.
-    pub fn into_inner(self) -> session_core::Session<T> {
+    pub fn into_inner(self) -> session_kit_core::Session<T> {
         self.0
     }
 }
@@ -270,7 +270,7 @@ impl<S: Send + Sync, T: SessionData> FromRequestParts<S> for Session<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<session_core::Session<T>>()
+            .get::<session_kit_core::Session<T>>()
             .cloned()
             .map(Session)
             .ok_or(SessionFailure(Failure::MissingLayer(
@@ -285,7 +285,7 @@ impl<S: Send + Sync, T: SessionData> OptionalFromRequestParts<S> for Session<T> 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts
             .extensions
-            .get::<session_core::Session<T>>()
+            .get::<session_kit_core::Session<T>>()
             .cloned()
             .map(Session))
     }

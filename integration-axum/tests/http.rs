@@ -12,10 +12,10 @@ use axum::{
 };
 use http::{Request, StatusCode, header};
 use serde::{Deserialize, Serialize};
-use session_axum::{Session, SessionFailure, SessionLayer};
-use session_core::layers::{CallCounts, CountingDriver};
-use session_core::{CookieOptions, Driver, Keyring, SessionStorage};
-use session_driver_memory::MemoryDriver;
+use session_kit_axum::{Session, SessionFailure, SessionLayer};
+use session_kit_core::layers::{CallCounts, CountingDriver};
+use session_kit_core::{CookieOptions, Driver, Keyring, SessionStorage};
+use session_kit_memory::MemoryDriver;
 use tokio::sync::Barrier;
 use tower::ServiceExt;
 
@@ -114,7 +114,7 @@ struct App {
     counts: Arc<CountingDriver<MemoryDriver>>,
 }
 
-fn storage<T: session_core::SessionData + Default>(
+fn storage<T: session_kit_core::SessionData + Default>(
     driver: Arc<dyn Driver>,
     name: &str,
 ) -> SessionStorage<T> {
@@ -414,7 +414,7 @@ async fn two_named_sessions_in_one_request() {
 async fn broken_store_app(custom: bool) -> (Router, String, std::path::PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("s");
-    let fs = Arc::new(session_driver_fs::FsDriver::builder(&base).build().unwrap());
+    let fs = Arc::new(session_kit_fs::FsDriver::builder(&base).build().unwrap());
     let mut layer = SessionLayer::new(storage::<Auth>(fs, "sid"));
     if custom {
         layer = layer.on_error(|e| {
@@ -618,16 +618,16 @@ async fn retryable_failures_are_503_with_retry_after() {
 #[test]
 fn a_throttled_store_s_retry_after_reaches_the_503() {
     use std::time::Duration;
-    let throttled = session_core::SessionError::Driver {
+    let throttled = session_kit_core::SessionError::Driver {
         driver: "cloudflare-kv".into(),
         operation: "load",
-        source: session_core::DriverError::transient("throttled", std::io::Error::other("429"))
+        source: session_kit_core::DriverError::transient("throttled", std::io::Error::other("429"))
             .with_retry_after(Duration::from_millis(4500)),
     };
-    let response = session_axum::error_response(&throttled);
+    let response = session_kit_axum::error_response(&throttled);
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()[header::RETRY_AFTER], "5", "rounded up");
-    let contention = session_core::SessionError::Contention { attempts: 3 };
-    let response = session_axum::error_response(&contention);
+    let contention = session_kit_core::SessionError::Contention { attempts: 3 };
+    let response = session_kit_axum::error_response(&contention);
     assert_eq!(response.headers()[header::RETRY_AFTER], "1");
 }

@@ -14,7 +14,7 @@ use crate::flexible;
 ///
 /// ```
 /// use std::time::Duration;
-/// use session_core::{Capabilities, Consistency, TtlSupport};
+/// use session_kit_core::{Capabilities, Consistency, TtlSupport};
 ///
 /// let caps = Capabilities::new(512, 1 << 20)
 ///     .with_ttl(TtlSupport::exact(Duration::from_millis(1)))

@@ -42,7 +42,7 @@ fn now() -> SystemTime {
 ///
 /// ```
 /// use std::time::Duration;
-/// use session_core::{Clock, ManualClock};
+/// use session_kit_core::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::starting_now();
 /// let t0 = clock.now();
@@ -95,8 +95,8 @@ pub fn now_millis() -> u64 {
 ///
 /// ```
 /// use std::time::Duration;
-/// assert_eq!(session_core::driver::deadline_millis(1_000, Duration::from_secs(2)), 3_000);
-/// assert_eq!(session_core::driver::deadline_millis(u64::MAX - 1, Duration::MAX), u64::MAX);
+/// assert_eq!(session_kit_core::driver::deadline_millis(1_000, Duration::from_secs(2)), 3_000);
+/// assert_eq!(session_kit_core::driver::deadline_millis(u64::MAX - 1, Duration::MAX), u64::MAX);
 /// ```
 pub fn deadline_millis(now: u64, ttl: Duration) -> u64 {
     // Rounded up: a key never expires before its TTL.

@@ -16,7 +16,7 @@ use crate::{Driver, DriverError, LayerOptions, layers::Stack};
 /// options. Other fields are driver options, so it deserialises from TOML, JSON or YAML:
 ///
 /// ```
-/// use session_core::DriverConfig;
+/// use session_kit_core::DriverConfig;
 ///
 /// let from_string = DriverConfig::parse("fs:///var/lib/app/sessions?durable=true")?;
 /// assert_eq!(from_string.name(), "fs");
@@ -25,7 +25,7 @@ use crate::{Driver, DriverError, LayerOptions, layers::Stack};
 ///     serde_json::from_str(r#"{ "driver": "fs", "base": "/var/lib/app/sessions" }"#).unwrap();
 /// assert_eq!(from_json.name(), "fs");
 /// assert_eq!(from_json.options["base"], "/var/lib/app/sessions");
-/// # Ok::<(), session_core::DriverError>(())
+/// # Ok::<(), session_kit_core::DriverError>(())
 /// ```
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct DriverConfig {
@@ -156,7 +156,7 @@ impl DriverConfig {
     /// the other parameters only, for the client (`None` when the config is not a URL).
     ///
     /// ```
-    /// use session_core::DriverConfig;
+    /// use session_kit_core::DriverConfig;
     ///
     /// #[derive(serde::Deserialize)]
     /// struct Mine { table: Option<String> }
@@ -165,7 +165,7 @@ impl DriverConfig {
     /// let (mine, url) = config.options_beside_url::<Mine>(&["table"])?;
     /// assert_eq!(mine.table.as_deref(), Some("web"));
     /// assert_eq!(url.as_deref(), Some("postgres://db/app?sslmode=require"));
-    /// # Ok::<(), session_core::DriverError>(())
+    /// # Ok::<(), session_kit_core::DriverError>(())
     /// ```
     pub fn options_beside_url<C: DeserializeOwned>(
         &self,
@@ -249,11 +249,11 @@ where
 ///
 /// ```
 /// use std::sync::Arc;
-/// use session_core::{Driver, DriverConfig, DriverError, Registry};
+/// use session_kit_core::{Driver, DriverConfig, DriverError, Registry};
 ///
 /// # async fn example() -> Result<(), DriverError> {
 /// let mut registry = Registry::new();
-/// session_driver_memory::register(&mut registry);
+/// session_kit_memory::register(&mut registry);
 /// let driver: Arc<dyn Driver> = registry.open("memory").await?;
 ///
 /// let unknown = registry.open("nosuch://x").await.err().unwrap();

@@ -30,7 +30,7 @@ use crate::{
 ///
 /// # Writing a driver: the contract
 ///
-/// The `session-conformance` crate checks every rule below against a running driver (and its
+/// The `session-kit-conformance` crate checks every rule below against a running driver (and its
 /// own tests prove each check against a driver that breaks exactly that rule): run it from
 /// your crate's tests and its command line.
 ///
@@ -349,7 +349,7 @@ fn is_plain_key_byte(b: u8) -> bool {
 /// form a path segment such as `..`. At most three bytes per key byte; [`unescape_key`] inverts it.
 ///
 /// ```
-/// use session_core::driver::{escape_key, unescape_key};
+/// use session_kit_core::driver::{escape_key, unescape_key};
 ///
 /// assert_eq!(escape_key("session:ab/../c"), "session:ab=2F=2E=2E=2Fc");
 /// assert_eq!(unescape_key("session:ab=2F=2E=2E=2Fc").as_deref(), Some("session:ab/../c"));
@@ -407,7 +407,7 @@ pub fn unescape_key(escaped: &str) -> Option<String> {
 /// one (its last byte is below `0xFF`).
 ///
 /// ```
-/// use session_core::driver::prefix_upper_bound;
+/// use session_kit_core::driver::prefix_upper_bound;
 ///
 /// assert_eq!(prefix_upper_bound(b"session:"), Some(b"session;".to_vec()));
 /// assert_eq!(prefix_upper_bound(b"a\xff"), Some(b"b".to_vec()));
@@ -429,7 +429,7 @@ pub fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
 /// [`DriverError::Config`] naming `option`.
 ///
 /// ```
-/// use session_core::driver::check_identifier;
+/// use session_kit_core::driver::check_identifier;
 ///
 /// assert!(check_identifier("table", "web_sessions", 48).is_ok());
 /// assert!(check_identifier("table", "x; DROP TABLE y", 48).is_err());

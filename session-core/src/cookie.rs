@@ -17,7 +17,7 @@ const MAX_COOKIE_VALUE: usize = 4096;
 /// Lax (not Strict) keeps the session across top-level navigations such as OAuth redirects.
 ///
 /// ```
-/// use session_core::{CookieOptions, SameSite};
+/// use session_kit_core::{CookieOptions, SameSite};
 ///
 /// let options = CookieOptions::new().name("__Host-sid").same_site(SameSite::Strict);
 /// assert_eq!(options.cookie_name(), "__Host-sid");

@@ -5,7 +5,7 @@
 //! re-exports.
 //!
 //! ```
-//! use session_core::driver::{
+//! use session_kit_core::driver::{
 //!     Capabilities, Driver, DriverError, Entry, PutOptions, Version, async_trait, bytes::Bytes,
 //!     check_condition, escape_key,
 //! };

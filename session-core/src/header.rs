@@ -13,7 +13,7 @@ use crate::{DriverError, Version};
 /// backend has none.
 ///
 /// ```
-/// use session_core::driver::{ValueHeader, bytes::Bytes};
+/// use session_kit_core::driver::{ValueHeader, bytes::Bytes};
 ///
 /// let header = ValueHeader::new(Some(1_700_000_000_000));
 /// let stored = Bytes::from(header.wrap(b"data"));

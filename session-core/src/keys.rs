@@ -68,7 +68,7 @@ impl Key {
     /// A sub-key for one purpose, so one secret can sign cookies and seal them independently.
     pub(crate) fn derive(&self, purpose: &[u8]) -> Zeroizing<Vec<u8>> {
         let mut mac = mac_for(&self.secret);
-        mac.update(b"session-core key derivation v1\0");
+        mac.update(b"session-kit-core key derivation v1\0");
         mac.update(purpose);
         Zeroizing::new(mac.finalize().into_bytes().to_vec())
     }
@@ -87,13 +87,13 @@ impl fmt::Debug for Key {
 /// next commit that sends a cookie.
 ///
 /// ```
-/// use session_core::{Key, Keyring};
+/// use session_kit_core::{Key, Keyring};
 ///
 /// let old = Key::from_bytes("an old secret that is at least 32 bytes")?;
 /// let new = Key::from_bytes("the new secret, also at least 32 bytes")?;
 /// let keyring = Keyring::new(new).with_previous(old);
 /// assert_eq!(keyring.len(), 2);
-/// # Ok::<(), session_core::SessionError>(())
+/// # Ok::<(), session_kit_core::SessionError>(())
 /// ```
 #[derive(Clone)]
 pub struct Keyring {
@@ -148,7 +148,7 @@ impl Keyring {
     /// source of configuration).
     ///
     /// ```
-    /// use session_core::Keyring;
+    /// use session_kit_core::Keyring;
     ///
     /// let env = |name: &str| match name {
     ///     "SESSION_SECRET" => Some("the newest secret, at least 32 bytes long".to_owned()),
@@ -157,7 +157,7 @@ impl Keyring {
     /// };
     /// assert_eq!(Keyring::from_lookup("SESSION_SECRET", env)?.len(), 2);
     /// assert!(Keyring::from_lookup("MISSING", env).is_err());
-    /// # Ok::<(), session_core::SessionError>(())
+    /// # Ok::<(), session_kit_core::SessionError>(())
     /// ```
     pub fn from_lookup(
         var: &str,

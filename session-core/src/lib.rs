@@ -2,7 +2,7 @@
 //!
 //! * [`Driver`]: a tiny async key-value contract (get with version and expiry, conditional
 //!   put with TTL, delete, touch, list) with [`Capabilities`] declared as data. Drivers live in
-//!   their own crates (`session-driver-memory`, `session-driver-fs`, ...) and are chosen by
+//!   their own crates (`session-kit-memory`, `session-kit-fs`, ...) and are chosen by
 //!   name through a [`Registry`].
 //! * [`SessionStorage`]: Remix-style `get_session(cookie header)` → [`Session`] →
 //!   `commit_session` → `Set-Cookie`, and `destroy_session`. Framework middleware is a thin
@@ -30,15 +30,15 @@
 //! byte-exact, versions never reused, conditions atomic with the write, an expired entry absent
 //! for every operation, which clock sets expiry, what `clear` counts), argument and condition
 //! helpers, key escaping, the value header, time helpers and registration. Certify a driver
-//! with the `session-conformance` crate. [`layers`] holds what every driver gets written once.
+//! with the `session-kit-conformance` crate. [`layers`] holds what every driver gets written once.
 //!
 //! # Example
 //!
 //! ```
 //! use std::sync::Arc;
 //! use serde::{Deserialize, Serialize};
-//! use session_core::{CookieOptions, Keyring, SessionStorage};
-//! use session_driver_memory::MemoryDriver;
+//! use session_kit_core::{CookieOptions, Keyring, SessionStorage};
+//! use session_kit_memory::MemoryDriver;
 //!
 //! #[derive(Clone, Default, Serialize, Deserialize)]
 //! struct Visit {
@@ -63,7 +63,7 @@
 //! assert_eq!(session.read(|v| v.count).await?, 1);
 //! // Read-only: nothing to send.
 //! assert!(storage.commit_session(&session).await?.is_none());
-//! # Ok::<(), session_core::SessionError>(())
+//! # Ok::<(), session_kit_core::SessionError>(())
 //! # }).unwrap();
 //! ```
 #![forbid(unsafe_code)]

@@ -28,8 +28,8 @@ pub type DynamicData = Map<String, Value>;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use session_core::{ConcurrentWrites, Keyring, SessionStorage};
-/// use session_driver_memory::MemoryDriver;
+/// use session_kit_core::{ConcurrentWrites, Keyring, SessionStorage};
+/// use session_kit_memory::MemoryDriver;
 ///
 /// #[derive(Default, serde::Serialize, serde::Deserialize)]
 /// struct Cart { items: Vec<String> }
@@ -40,7 +40,7 @@ pub type DynamicData = Map<String, Value>;
 ///     // changes to the same session may be overwritten.
 ///     .concurrent_writes(ConcurrentWrites::LastWriteWins)
 ///     .build()?;
-/// # Ok::<(), session_core::SessionError>(())
+/// # Ok::<(), session_kit_core::SessionError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

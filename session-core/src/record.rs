@@ -45,7 +45,7 @@ impl Lifetime {
 ///
 /// ```
 /// use std::time::Duration;
-/// use session_core::ExpiryPolicy;
+/// use session_kit_core::ExpiryPolicy;
 ///
 /// let policy = ExpiryPolicy::new()
 ///     .idle_timeout(Some(Duration::from_secs(30 * 60)))

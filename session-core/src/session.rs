@@ -274,11 +274,11 @@ impl<T: SessionData> Session<T> {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use session_core::{Keyring, SessionStorage};
+    /// # use session_kit_core::{Keyring, SessionStorage};
     /// # #[derive(Default, serde::Serialize, serde::Deserialize)]
     /// # struct Cart { visits: u64, items: Vec<String> }
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// # let storage = SessionStorage::<Cart>::builder(Arc::new(session_driver_memory::MemoryDriver::new()))
+    /// # let storage = SessionStorage::<Cart>::builder(Arc::new(session_kit_memory::MemoryDriver::new()))
     /// #     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
     /// #     .build()?;
     /// # let session = storage.get_session(None);
@@ -286,7 +286,7 @@ impl<T: SessionData> Session<T> {
     /// session.update(move |cart| cart.items.push(item.clone())).await?;
     /// let seen = session.update(|cart| { cart.visits += 1; cart.visits }).await?;
     /// assert_eq!(seen, 1);
-    /// # Ok::<(), session_core::SessionError>(())
+    /// # Ok::<(), session_kit_core::SessionError>(())
     /// # }).unwrap();
     /// ```
     pub async fn update<R, F>(&self, f: F) -> Result<R, SessionError>

@@ -139,12 +139,12 @@ impl<T: SessionData> SessionStorage<T> {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use session_core::{Keyring, SessionStorage};
-    /// # let storage = SessionStorage::<session_core::DynamicData>::builder(Arc::new(session_driver_memory::MemoryDriver::new()))
+    /// # use session_kit_core::{Keyring, SessionStorage};
+    /// # let storage = SessionStorage::<session_kit_core::DynamicData>::builder(Arc::new(session_kit_memory::MemoryDriver::new()))
     /// #     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
     /// #     .build()?;
     /// let session = storage.get_session_from_raw([&b"lang=fran\xe7ais; theme=dark"[..]]);
-    /// # Ok::<(), session_core::SessionError>(())
+    /// # Ok::<(), session_kit_core::SessionError>(())
     /// ```
     pub fn get_session_from_raw<'h>(
         &self,

@@ -5,11 +5,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use session_core::bytes::Bytes;
-use session_driver_memory::MemoryDriver;
+use session_kit_core::bytes::Bytes;
+use session_kit_memory::MemoryDriver;
 use tokio::sync::Semaphore;
 
-use session_core::{
+use session_kit_core::{
     Capabilities, Driver, DriverError, DynamicData, Entry, Keyring, ListPage, PutOptions,
     SessionStorage, Version, async_trait,
 };

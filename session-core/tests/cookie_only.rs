@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use session_core::{
+use session_kit_core::{
     ExpiryPolicy, Key, Keyring, Lifetime, ManualClock, SessionError, SessionStorage, SetCookie,
 };
 

@@ -4,13 +4,13 @@
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use session_core::layers::{CallCounts, CountingDriver};
-use session_core::{
+use session_kit_core::layers::{CallCounts, CountingDriver};
+use session_kit_core::{
     ConcurrentWrites, CookieOptions, Driver, DynamicData, ExpiryPolicy, Key, Keyring, Lifetime,
     ManualClock, SessionError, SessionStorage, SetCookie,
 };
-use session_driver_fs::FsDriver;
-use session_driver_memory::MemoryDriver;
+use session_kit_fs::FsDriver;
+use session_kit_memory::MemoryDriver;
 
 const MIN: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -1230,7 +1230,7 @@ fn store_options_are_refused_for_cookie_only_sessions() {
 async fn a_driver_built_in_code_is_validated_by_the_storage() {
     let h = harness();
     let s = h.storage.get_session(None);
-    let huge = "x".repeat(session_driver_memory::MAX_VALUE_SIZE + 1);
+    let huge = "x".repeat(session_kit_memory::MAX_VALUE_SIZE + 1);
     s.update(move |d| d.user = Some(huge.clone()))
         .await
         .unwrap();
@@ -1239,7 +1239,7 @@ async fn a_driver_built_in_code_is_validated_by_the_storage() {
         matches!(
             err,
             SessionError::Driver {
-                source: session_core::DriverError::ValueTooLarge { .. },
+                source: session_kit_core::DriverError::ValueTooLarge { .. },
                 ..
             }
         ),

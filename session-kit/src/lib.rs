@@ -1,6 +1,6 @@
 //! Web sessions with pluggable storage drivers: the crate to add.
 //!
-//! Re-exports everything from [`session_core`] and, by cargo feature, the built-in drivers
+//! Re-exports everything from [`session_kit_core`] and, by cargo feature, the built-in drivers
 //! (`memory` and `fs` by default), all registered in [`registry()`] so an app picks its driver
 //! by name in its configuration:
 //!
@@ -49,28 +49,28 @@
 
 use std::sync::Arc;
 
-pub use session_core::*;
+pub use session_kit_core::*;
 
 /// The built-in drivers compiled in.
 pub mod drivers {
     #[cfg(feature = "cloudflare-kv")]
-    pub use session_driver_cloudflare_kv as cloudflare_kv;
+    pub use session_kit_cloudflare_kv as cloudflare_kv;
     #[cfg(feature = "fs")]
-    pub use session_driver_fs as fs;
+    pub use session_kit_fs as fs;
     #[cfg(feature = "memory")]
-    pub use session_driver_memory as memory;
+    pub use session_kit_memory as memory;
     #[cfg(feature = "mysql")]
-    pub use session_driver_mysql as mysql;
+    pub use session_kit_mysql as mysql;
     #[cfg(feature = "object-store")]
-    pub use session_driver_object_store as object_store;
+    pub use session_kit_object_store as object_store;
     #[cfg(feature = "postgres")]
-    pub use session_driver_postgres as postgres;
+    pub use session_kit_postgres as postgres;
     #[cfg(feature = "redis")]
-    pub use session_driver_redis as redis;
+    pub use session_kit_redis as redis;
     #[cfg(feature = "s3")]
-    pub use session_driver_s3 as s3;
+    pub use session_kit_s3 as s3;
     #[cfg(feature = "sqlite")]
-    pub use session_driver_sqlite as sqlite;
+    pub use session_kit_sqlite as sqlite;
 }
 
 /// A registry holding every built-in driver enabled by features. Add your own with
@@ -79,21 +79,21 @@ pub fn registry() -> Registry {
     #[allow(unused_mut)]
     let mut registry = Registry::new();
     #[cfg(feature = "memory")]
-    session_driver_memory::register(&mut registry);
+    session_kit_memory::register(&mut registry);
     #[cfg(feature = "fs")]
-    session_driver_fs::register(&mut registry);
+    session_kit_fs::register(&mut registry);
     #[cfg(feature = "sqlite")]
-    session_driver_sqlite::register(&mut registry);
+    session_kit_sqlite::register(&mut registry);
     #[cfg(feature = "redis")]
-    session_driver_redis::register(&mut registry);
+    session_kit_redis::register(&mut registry);
     #[cfg(feature = "postgres")]
-    session_driver_postgres::register(&mut registry);
+    session_kit_postgres::register(&mut registry);
     #[cfg(feature = "mysql")]
-    session_driver_mysql::register(&mut registry);
+    session_kit_mysql::register(&mut registry);
     #[cfg(feature = "s3")]
-    session_driver_s3::register(&mut registry);
+    session_kit_s3::register(&mut registry);
     #[cfg(feature = "cloudflare-kv")]
-    session_driver_cloudflare_kv::register(&mut registry);
+    session_kit_cloudflare_kv::register(&mut registry);
     registry
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use session_core::{
+use session_kit_core::{
     Capabilities, Driver, DriverError, Entry, PutOptions, Version, async_trait, bytes::Bytes,
 };
 

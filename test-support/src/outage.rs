@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use session_core::{Driver, PutOptions, bytes::Bytes};
+use session_kit_core::{Driver, PutOptions, bytes::Bytes};
 
 /// What [`load_through_outage`] measured.
 #[derive(Debug, Clone, Copy)]

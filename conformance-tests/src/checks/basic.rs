@@ -1,4 +1,4 @@
-use session_core::Version;
+use session_kit_core::Version;
 
 use super::{R, delete, ensure, get, list_all, put};
 use crate::Ctx;
@@ -111,7 +111,7 @@ pub(crate) async fn deletes_are_final(ctx: &Ctx) -> R {
 pub(crate) async fn versions_are_never_reused(ctx: &Ctx) -> R {
     use std::collections::HashSet;
 
-    use session_core::{ErrorKind, PutOptions, WriteMode};
+    use session_kit_core::{ErrorKind, PutOptions, WriteMode};
 
     let caps = ctx.caps().clone();
     let key = ctx.key("versioned");

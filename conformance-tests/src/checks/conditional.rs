@@ -1,6 +1,6 @@
 use std::{collections::HashSet, sync::Arc};
 
-use session_core::{DriverError, ErrorKind, PutOptions, WriteMode};
+use session_kit_core::{DriverError, ErrorKind, PutOptions, WriteMode};
 
 use super::{R, bytes, ensure, expect_kind, get, list_all, put, put_many};
 use crate::Ctx;

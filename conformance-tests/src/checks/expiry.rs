@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::{BoxFuture, FutureExt, join_all};
-use session_core::{BelowMinTtl, ErrorKind, PutOptions, Version, WriteMode};
+use session_kit_core::{BelowMinTtl, ErrorKind, PutOptions, Version, WriteMode};
 
 use super::{
     R, TtlPlan, bytes, ensure, expect_kind, get, list_all, put, put_with, random_bytes, ttl_plan,

@@ -1,4 +1,4 @@
-use session_core::{ErrorKind, PutOptions};
+use session_kit_core::{ErrorKind, PutOptions};
 
 use super::{R, bytes, delete, ensure, expect_kind, get, put, random_printable};
 use crate::Ctx;

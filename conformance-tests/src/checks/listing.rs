@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use session_core::ErrorKind;
+use session_kit_core::ErrorKind;
 
 use super::{R, ensure, expect_kind, get, list_all, put, put_many};
 use crate::Ctx;

@@ -11,7 +11,7 @@ mod values;
 use std::time::Duration;
 
 use futures::StreamExt;
-use session_core::{Capabilities, DriverError, ErrorKind, PutOptions, Version, bytes::Bytes};
+use session_kit_core::{Capabilities, DriverError, ErrorKind, PutOptions, Version, bytes::Bytes};
 
 use crate::{Check, Ctx, Options};
 

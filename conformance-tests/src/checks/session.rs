@@ -3,7 +3,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use session_core::{
+use session_kit_core::{
     DynamicData, ExpiryPolicy, Keyring, ManualClock, SessionStorage, SessionStorageBuilder,
     SetCookie,
 };
@@ -60,7 +60,7 @@ fn cookie(set: &SetCookie) -> String {
         .to_owned()
 }
 
-fn e(context: &'static str) -> impl Fn(session_core::SessionError) -> String {
+fn e(context: &'static str) -> impl Fn(session_kit_core::SessionError) -> String {
     move |err| format!("{context}: {err}")
 }
 

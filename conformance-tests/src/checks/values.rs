@@ -3,7 +3,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use session_core::{ErrorKind, PutOptions};
+use session_kit_core::{ErrorKind, PutOptions};
 
 use super::{R, bytes, ensure, expect_kind, get, list_all, put, random_bytes};
 use crate::Ctx;

@@ -10,8 +10,8 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use session_core::driver::{check_condition, check_key, check_put};
-use session_core::{
+use session_kit_core::driver::{check_condition, check_key, check_put};
+use session_kit_core::{
     Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, TtlSupport, Version, WriteMode,
     async_trait, bytes::Bytes,
 };

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use session_driver_cloudflare_kv::CloudflareKvConfig;
+use session_kit_cloudflare_kv::CloudflareKvConfig;
 use session_test_support::{Tied, miniflare};
 
 pub(crate) const ACCOUNT: &str = "0123456789abcdef";

@@ -1,7 +1,7 @@
 //! Driver configs for buckets on the moto server this test binary starts.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use session_driver_s3::S3Config;
+use session_kit_s3::S3Config;
 
 pub(crate) use session_test_support::moto;
 

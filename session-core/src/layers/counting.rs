@@ -15,8 +15,8 @@ use crate::{Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Vers
 ///
 /// ```
 /// use std::sync::Arc;
-/// use session_core::{Driver, layers::CountingDriver};
-/// use session_driver_memory::MemoryDriver;
+/// use session_kit_core::{Driver, layers::CountingDriver};
+/// use session_kit_memory::MemoryDriver;
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let driver = Arc::new(CountingDriver::new(MemoryDriver::new()));

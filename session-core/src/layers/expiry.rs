@@ -41,8 +41,8 @@ const READ_CONCURRENCY: usize = 16;
 ///
 /// ```
 /// use std::{sync::Arc, time::Duration};
-/// use session_core::{Driver, PutOptions, bytes::Bytes, layers::{ExpiryLayer, Layer}};
-/// use session_driver_memory::MemoryDriver;
+/// use session_kit_core::{Driver, PutOptions, bytes::Bytes, layers::{ExpiryLayer, Layer}};
+/// use session_kit_memory::MemoryDriver;
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// // Any driver: the layer never hands it a TTL.
@@ -55,7 +55,7 @@ const READ_CONCURRENCY: usize = 16;
 /// assert!(driver.get("k").await?.is_none());
 /// assert!(plain.get("k").await?.is_some(), "stored until swept");
 /// assert_eq!(driver.sweep().await?, 1);
-/// # Ok::<(), session_core::DriverError>(())
+/// # Ok::<(), session_kit_core::DriverError>(())
 /// # }).unwrap();
 /// ```
 #[derive(Debug, Clone)]

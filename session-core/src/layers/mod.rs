@@ -24,8 +24,8 @@
 //!
 //! ```
 //! use std::{sync::Arc, time::Duration};
-//! use session_core::{Driver, layers::{PrefixLayer, Stack}};
-//! use session_driver_memory::MemoryDriver;
+//! use session_kit_core::{Driver, layers::{PrefixLayer, Stack}};
+//! use session_kit_memory::MemoryDriver;
 //!
 //! let driver = Stack::standard()
 //!     .layer(PrefixLayer::new("app-a/"))
@@ -232,7 +232,7 @@ impl Stack {
         #[cfg(not(feature = "tokio"))]
         if options.timeout.is_some() || options.retries.is_some() || sweep.is_some() {
             return Err(DriverError::config(
-                "the `timeout`, `retries` and `sweep_interval` options need session-core's \
+                "the `timeout`, `retries` and `sweep_interval` options need session-kit-core's \
                  `tokio` feature",
             ));
         }

@@ -15,8 +15,8 @@ use crate::{Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Vers
 ///
 /// ```
 /// use std::sync::Arc;
-/// use session_core::{Driver, PutOptions, bytes::Bytes, layers::{Layer, PrefixLayer}};
-/// use session_driver_memory::MemoryDriver;
+/// use session_kit_core::{Driver, PutOptions, bytes::Bytes, layers::{Layer, PrefixLayer}};
+/// use session_kit_memory::MemoryDriver;
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let shared = Arc::new(MemoryDriver::new());
@@ -24,7 +24,7 @@ use crate::{Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Vers
 /// app.put("k", Bytes::from_static(b"v"), PutOptions::new()).await?;
 /// assert!(shared.get("app-a/k").await?.is_some());
 /// assert_eq!(app.list("", None).await?.keys, ["k"]);
-/// # Ok::<(), session_core::DriverError>(())
+/// # Ok::<(), session_kit_core::DriverError>(())
 /// # }).unwrap();
 /// ```
 #[derive(Debug, Clone)]

@@ -22,8 +22,8 @@ use crate::{
 ///
 /// ```
 /// use std::sync::Arc;
-/// use session_core::{Driver, ErrorKind, layers::{Layer, ValidateLayer}};
-/// use session_driver_memory::MemoryDriver;
+/// use session_kit_core::{Driver, ErrorKind, layers::{Layer, ValidateLayer}};
+/// use session_kit_memory::MemoryDriver;
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let driver = ValidateLayer.layer(Arc::new(MemoryDriver::new()));

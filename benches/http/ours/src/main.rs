@@ -18,7 +18,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, routing::get};
 use serde::{Deserialize, Serialize};
-use session_axum::{Session, SessionFailure, SessionLayer};
+use session_kit_axum::{Session, SessionFailure, SessionLayer};
 use session_kit::{CookieOptions, ExpiryPolicy, Keyring, SessionStorage};
 
 type Fail = Box<dyn std::error::Error + Send + Sync>;
@@ -70,17 +70,17 @@ fn storage(builder: session_kit::SessionStorageBuilder<Counter>) -> Result<Sessi
         .build()?)
 }
 
-async fn actix_count(session: session_actix::Session<Counter>) -> Result<String, session_actix::SessionFailure> {
+async fn actix_count(session: session_kit_actix::Session<Counter>) -> Result<String, session_kit_actix::SessionFailure> {
     let n = session.read(|c| c.count).await? + 1;
     session.update(move |c| c.count = n).await?;
     Ok(n.to_string())
 }
 
-async fn actix_incr(session: session_actix::Session<Counter>) -> Result<String, session_actix::SessionFailure> {
+async fn actix_incr(session: session_kit_actix::Session<Counter>) -> Result<String, session_kit_actix::SessionFailure> {
     Ok(session.update(|c| { c.count += 1; c.count }).await?.to_string())
 }
 
-async fn actix_read(session: session_actix::Session<Counter>) -> Result<String, session_actix::SessionFailure> {
+async fn actix_read(session: session_kit_actix::Session<Counter>) -> Result<String, session_kit_actix::SessionFailure> {
     Ok(session.read(|c| c.count).await?.to_string())
 }
 
@@ -98,7 +98,7 @@ macro_rules! bare_actix_app {
 macro_rules! actix_app {
     ($storage:expr) => {
         actix_web::App::new()
-            .wrap(session_actix::SessionMiddleware::new($storage))
+            .wrap(session_kit_actix::SessionMiddleware::new($storage))
             .route("/count", actix_web::web::get().to(actix_count))
             .route("/incr", actix_web::web::get().to(actix_incr))
             .route("/read", actix_web::web::get().to(actix_read))
