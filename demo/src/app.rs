@@ -10,8 +10,8 @@ use axum::{
     routing::{get, post},
 };
 use serde::Deserialize;
-use session_kit_axum::{Session, SessionFailure, SessionLayer};
 use session_kit::{CookieOptions, ExpiryPolicy, Keyring, Lifetime};
+use session_kit_axum::{Session, SessionFailure, SessionLayer};
 
 use crate::{
     model::{CATALOG, DEMO_EMAIL, DEMO_PASSWORD, DemoSession},

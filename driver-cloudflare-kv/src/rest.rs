@@ -255,10 +255,10 @@ impl RestApi {
                         })
                     }
                     Ok(body) => Ok((status, body)),
-                    Err(e) => Err(transport_error(what, &e)),
+                    Err(e) => Err(transport_error(what, e)),
                 }
             }
-            Err(e) => Err(transport_error(what, &e)),
+            Err(e) => Err(transport_error(what, e)),
         }
     }
 
@@ -397,7 +397,9 @@ fn api_error(what: &str, status: StatusCode, body: &[u8]) -> DriverError {
     }
 }
 
-fn transport_error(what: &str, e: &reqwest::Error) -> DriverError {
+/// A request that got no answer, with the client's error as the cause (without the URL, which
+/// names the account and namespace).
+fn transport_error(what: &str, e: reqwest::Error) -> DriverError {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -405,7 +407,11 @@ fn transport_error(what: &str, e: &reqwest::Error) -> DriverError {
     } else {
         "request failed"
     };
-    DriverError::unavailable(format!("cloudflare kv {what}: {kind}"), true, None)
+    DriverError::unavailable(
+        format!("cloudflare kv {what}: {kind}"),
+        true,
+        Some(Box::new(e.without_url())),
+    )
 }
 
 #[cfg(test)]

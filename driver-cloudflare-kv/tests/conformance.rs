@@ -9,8 +9,8 @@ mod common;
 
 use std::sync::Arc;
 
-use session_kit_core::Driver;
 use session_kit_cloudflare_kv::CloudflareKvDriver;
+use session_kit_core::Driver;
 
 session_kit_conformance::conformance_tests!(|| async {
     let driver = CloudflareKvDriver::connect(common::miniflare_rest().config()).await?;

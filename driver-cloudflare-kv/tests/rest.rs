@@ -9,8 +9,8 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use session_kit_core::{Driver, ErrorKind, PutOptions, Registry, bytes::Bytes, layers::Stack};
 use session_kit_cloudflare_kv::{CloudflareKvDriver, MIN_TTL};
+use session_kit_core::{Driver, ErrorKind, PutOptions, Registry, bytes::Bytes, layers::Stack};
 use session_test_support::{HttpProxy, ProxyMode, free_port, http_exchange};
 
 fn now_secs() -> u64 {

@@ -51,7 +51,9 @@ use std::{fmt, sync::Arc, time::Duration};
 use mysql_async::{
     Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, Value, prelude::Queryable,
 };
-use session_kit_core::driver::{check_identifier, from_unix_millis, prefix_upper_bound, unix_millis};
+use session_kit_core::driver::{
+    check_identifier, from_unix_millis, prefix_upper_bound, unix_millis,
+};
 use session_kit_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     SystemClock, TtlSupport, Version, WriteMode, async_trait, bytes::Bytes,

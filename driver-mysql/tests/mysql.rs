@@ -8,7 +8,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use session_kit_core::{Driver, DriverError, ErrorKind, PutOptions, Registry, WriteMode, bytes::Bytes};
+use session_kit_core::{
+    Driver, DriverError, ErrorKind, PutOptions, Registry, WriteMode, bytes::Bytes,
+};
 use session_kit_mysql::{MysqlConfig, MysqlDriver};
 use session_test_support::sql::{MariaDbServer, fresh_table, shared_mariadb};
 
@@ -236,8 +238,9 @@ async fn a_stopped_server_gives_bounded_retryable_errors_then_recovers() {
     let mut config = MysqlConfig::new(server.url());
     config.operation_timeout = Some(Duration::from_secs(1));
     config.pool_size = Some(4);
-    let driver: Arc<dyn Driver> =
-        session_kit_core::layers::with_defaults(Arc::new(MysqlDriver::connect(config).await.unwrap()));
+    let driver: Arc<dyn Driver> = session_kit_core::layers::with_defaults(Arc::new(
+        MysqlDriver::connect(config).await.unwrap(),
+    ));
     let (server, report) = session_test_support::load_through_outage(
         driver,
         server,
@@ -285,10 +288,9 @@ async fn tls_verifies_the_server_certificate() {
 
     let server = MariaDbServer::start_tls();
     let ca = server.ca_file().display().to_string();
-    let mut config = MysqlConfig::from_driver_config(&session_kit_core::DriverConfig::new(format!(
-        "{}?require_ssl=true&tls_ca_file={ca}",
-        server.url()
-    )))
+    let mut config = MysqlConfig::from_driver_config(&session_kit_core::DriverConfig::new(
+        format!("{}?require_ssl=true&tls_ca_file={ca}", server.url()),
+    ))
     .unwrap();
     config.table = fresh_table("tls");
     let driver = MysqlDriver::connect(config).await.unwrap();

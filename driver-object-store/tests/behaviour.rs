@@ -7,7 +7,9 @@ use std::{sync::Arc, time::Duration};
 use futures::StreamExt;
 use object_store::{ObjectStore, aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory};
 use session_kit_conformance::{Options, Outcome, run_all};
-use session_kit_core::{Driver, ErrorKind, PutOptions, WriteMode, bytes::Bytes, layers::with_defaults};
+use session_kit_core::{
+    Driver, ErrorKind, PutOptions, WriteMode, bytes::Bytes, layers::with_defaults,
+};
 use session_kit_object_store::{ConditionalWrites, ObjectStoreDriver};
 use session_test_support::{HttpProxy, ProxyMode, moto};
 

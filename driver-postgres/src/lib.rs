@@ -58,7 +58,9 @@ mod tls;
 use std::{fmt, sync::Arc, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use session_kit_core::driver::{check_identifier, from_unix_millis, prefix_upper_bound, unix_millis};
+use session_kit_core::driver::{
+    check_identifier, from_unix_millis, prefix_upper_bound, unix_millis,
+};
 use session_kit_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     SystemClock, TtlSupport, Version, WriteMode, async_trait,

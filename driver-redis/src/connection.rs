@@ -86,7 +86,7 @@ pub(crate) async fn connect_cluster(
     _: Duration,
 ) -> Result<Connection, DriverError> {
     Err(DriverError::config(
-        "option `cluster`: needs the `cluster` feature of session-kit-redis",
+        "option `cluster`: needs the `cluster` feature of session-kit-redis (`redis-cluster` of session-kit)",
     ))
 }
 

@@ -138,7 +138,7 @@ impl RedisDriver {
         let url = url.replacen("redis+unix://", "unix://", 1);
         if url.starts_with("rediss://") && !cfg!(feature = "tls") {
             return Err(DriverError::config(
-                "option `url`: rediss:// needs the `tls` feature of session-kit-redis",
+                "option `url`: rediss:// needs the `tls` feature of session-kit-redis (`redis-tls` of session-kit)",
             ));
         }
         let connect_timeout = config.connect_timeout.unwrap_or(Duration::from_secs(2));

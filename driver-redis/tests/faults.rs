@@ -188,3 +188,23 @@ async fn selectable_by_config_string() {
         .unwrap();
     assert!(err.to_string().contains("colour"), "{err}");
 }
+
+/// A server that refuses a write says why, in Redis's words, without the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_says_why_without_the_value() {
+    let server = common::RedisServer::start();
+    let driver = RedisDriver::connect(RedisConfig::new(server.url()))
+        .await
+        .unwrap();
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    let secret = "a value that must never reach a log line";
+    let err = driver
+        .put("k", Bytes::from(secret), PutOptions::new())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("OOM") && text.contains("maxmemory"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+    assert!(matches!(err, DriverError::Unavailable { .. }), "{err:?}");
+}

@@ -19,10 +19,11 @@ impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
 }
 
 /// Maps an SDK error to the core's kinds, with the operation, status and S3 error code only
-/// (never a request, which may carry values, nor a signature).
+/// (never a request, which may carry values, nor a signature). When no answer came, the SDK's
+/// error is kept as the cause (`connection refused`, a DNS failure: what an operator needs).
 pub(crate) fn s3_error<
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: HttpStatus,
+    R: HttpStatus + std::fmt::Debug + Send + Sync + 'static,
 >(
     operation: &str,
     e: SdkError<E, R>,
@@ -38,7 +39,8 @@ pub(crate) fn s3_error<
             DriverError::config(message)
         }
         (Some(404), _) => DriverError::config(message),
-        (Some(429 | 500..=599), _) | (None, _) => DriverError::unavailable(message, true, None),
+        (Some(429 | 500..=599), _) => DriverError::unavailable(message, true, None),
+        (None, _) => DriverError::unavailable(message, true, Some(Box::new(e))),
         (Some(_), _) => DriverError::permanent(message, None),
     }
 }

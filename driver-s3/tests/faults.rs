@@ -89,7 +89,9 @@ async fn server_errors_are_retried_then_retryable() {
         .put(
             "k",
             Bytes::from_static(b"w"),
-            PutOptions::new().mode(WriteMode::IfVersion(session_kit_core::Version::new("\"x\""))),
+            PutOptions::new().mode(WriteMode::IfVersion(session_kit_core::Version::new(
+                "\"x\"",
+            ))),
         )
         .await
         .unwrap_err();
@@ -107,6 +109,14 @@ async fn an_unreachable_server_fails_fast_and_retryable() {
     let started = Instant::now();
     let e = S3Driver::connect(config).await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
+    // The cause is kept for the logs: what the connection attempt met.
+    let mut chain = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        chain.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    assert!(chain.to_lowercase().contains("refused"), "{chain}");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",

@@ -52,7 +52,10 @@ pub fn register(registry: &mut Registry) {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Options {
-            #[serde(default, deserialize_with = "session_kit_core::driver::flexible::opt_u64")]
+            #[serde(
+                default,
+                deserialize_with = "session_kit_core::driver::flexible::opt_u64"
+            )]
             page_size: Option<u64>,
         }
         let options: Options = config.options()?;

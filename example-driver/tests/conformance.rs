@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use session_kit_core::Driver;
 use session_example_driver::BTreeDriver;
+use session_kit_core::Driver;
 
 session_kit_conformance::conformance_tests!(|| async {
     Ok(Arc::new(BTreeDriver::new()) as Arc<dyn Driver>)

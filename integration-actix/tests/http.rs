@@ -378,8 +378,7 @@ async fn two_concurrent_requests_on_one_session_both_keep_their_change() {
 async fn store_failures_are_a_plain_500_by_default_and_customisable() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("s");
-    let fs: Arc<dyn Driver> =
-        Arc::new(session_kit_fs::FsDriver::builder(&base).build().unwrap());
+    let fs: Arc<dyn Driver> = Arc::new(session_kit_fs::FsDriver::builder(&base).build().unwrap());
     let app_default = test::init_service(app(SessionMiddleware::new(storage(fs.clone())))).await;
     let app_custom = test::init_service(app(SessionMiddleware::new(storage(fs)).on_error(|e| {
         HttpResponse::ServiceUnavailable()
