@@ -21,6 +21,31 @@
 //! * **Eventual consistency**: a write may take up to 60 seconds to be seen in other locations.
 //! * **Keys** are escaped with [`session_kit_core::driver::escape_key`] (KV keys are at most 512 bytes and
 //!   travel in URL paths), so a key may be `170 - prefix length` bytes long.
+//!
+//! From a Rust server, apps usually name the namespace in a config string through session-kit
+//! (feature `cloudflare-kv`): `session_kit::storage("cloudflare-kv://ACCOUNT_ID/NAMESPACE_ID")`
+//! with the token in `CLOUDFLARE_API_TOKEN`. Built in code:
+//!
+//! ```no_run
+//! # #[cfg(feature = "rest")]
+//! # async fn app() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//!
+//! use session_kit_cloudflare_kv::{CloudflareKvConfig, CloudflareKvDriver};
+//! use session_kit_core::{DynamicData, Keyring, SessionStorage};
+//!
+//! let mut config = CloudflareKvConfig::new("ACCOUNT_ID", "NAMESPACE_ID");
+//! config.api_token = Some(std::env::var("CLOUDFLARE_API_TOKEN")?);
+//! config.prefix = "app:".into();
+//! let driver = CloudflareKvDriver::connect(config).await?;
+//! let storage = SessionStorage::<DynamicData>::builder(Arc::new(driver))
+//!     .keyring(Keyring::from_env("SESSION_SECRET")?)
+//!     .build()?; // with the retry layer the driver asks for
+//! # Ok(()) }
+//! ```
+//!
+//! Inside a Worker, session-kit's guide has a complete example
+//! ([Cloudflare Workers](https://docs.rs/session-kit/latest/session_kit/guide/cloudflare_workers/index.html)).
 #![doc = include_str!("../docs.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -37,6 +37,26 @@
 //!   holds about 1000 keys and the cursor says where to go on, so memory stays bounded at any
 //!   keyspace size. As with `SCAN` itself, a key can come twice if Redis resizes its table
 //!   during a listing.
+//!
+//! Apps usually name it in a config string through session-kit (feature `redis`):
+//! `session_kit::storage("redis://127.0.0.1:6379?prefix=app:")`. Built in code:
+//!
+//! ```no_run
+//! use std::{sync::Arc, time::Duration};
+//!
+//! use session_kit_core::{DynamicData, Keyring, SessionStorage};
+//! use session_kit_redis::{RedisConfig, RedisDriver};
+//!
+//! # async fn app() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = RedisConfig::new("redis://127.0.0.1:6379");
+//! config.prefix = "app:".into(); // several apps can share one Redis
+//! config.command_timeout = Some(Duration::from_millis(500));
+//! let driver = RedisDriver::connect(config).await?; // fails fast if Redis cannot be reached
+//! let storage = SessionStorage::<DynamicData>::builder(Arc::new(driver))
+//!     .keyring(Keyring::from_env("SESSION_SECRET")?)
+//!     .build()?; // in the layers the driver asks for: its timeout and read cache
+//! # Ok(()) }
+//! ```
 #![doc = include_str!("../docs.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -8,12 +8,10 @@
 //! cookie. Failures that retrying may fix are answered `503` with `Retry-After`.
 //!
 //! ```
-//! use std::sync::Arc;
 //! use actix_web::{App, web};
 //! use serde::{Deserialize, Serialize};
 //! use session_kit_actix::{Session, SessionFailure, SessionMiddleware};
-//! use session_kit_core::{Keyring, SessionStorage};
-//! use session_kit_memory::MemoryDriver;
+//! use session_kit::{Keyring, SessionStorage};
 //!
 //! #[derive(Clone, Default, Serialize, Deserialize)]
 //! struct Visits { count: u64 }
@@ -23,8 +21,10 @@
 //!     Ok(format!("visit {n}"))
 //! }
 //!
-//! # fn main() -> Result<(), session_kit_core::SessionError> {
-//! let storage = SessionStorage::<Visits>::builder(Arc::new(MemoryDriver::new()))
+//! # async fn app() -> Result<(), Box<dyn std::error::Error>> {
+//! // Any config string: "fs:///var/lib/app/sessions", "redis://...", "cookie", ...
+//! let storage: SessionStorage<Visits> = session_kit::storage("memory")
+//!     .await?
 //!     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
 //!     .build()?;
 //! let app = App::new()
@@ -32,6 +32,9 @@
 //!     .route("/", web::get().to(count));
 //! # Ok(()) }
 //! ```
+//!
+//! session-kit's guide runs requests through this middleware step by step, with logins, flash
+//! messages and error handling: [actix-web](https://docs.rs/session-kit/latest/session_kit/guide/actix/index.html).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -9,12 +9,10 @@
 //! extractor and return [`SessionFailure`] (or their own error) from session calls.
 //!
 //! ```
-//! use std::sync::Arc;
 //! use axum::{Router, routing::get};
 //! use serde::{Deserialize, Serialize};
 //! use session_kit_axum::{Session, SessionFailure, SessionLayer};
-//! use session_kit_core::{Keyring, SessionStorage};
-//! use session_kit_memory::MemoryDriver;
+//! use session_kit::{Keyring, SessionStorage};
 //!
 //! #[derive(Clone, Default, Serialize, Deserialize)]
 //! struct Visits { count: u64 }
@@ -24,8 +22,10 @@
 //!     Ok(format!("visit {n}"))
 //! }
 //!
-//! # fn main() -> Result<(), session_kit_core::SessionError> {
-//! let storage = SessionStorage::<Visits>::builder(Arc::new(MemoryDriver::new()))
+//! # async fn app() -> Result<(), Box<dyn std::error::Error>> {
+//! // Any config string: "fs:///var/lib/app/sessions", "redis://...", "cookie", ...
+//! let storage: SessionStorage<Visits> = session_kit::storage("memory")
+//!     .await?
 //!     .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"])?)
 //!     .build()?;
 //! let app: Router = Router::new().route("/", get(count)).layer(SessionLayer::new(storage));
@@ -34,6 +34,9 @@
 //!
 //! Several sessions per request: add one layer per storage. Extractors find a session by its
 //! data type, so give each storage its own type (a long-lived `Prefs` beside the login `Auth`).
+//!
+//! session-kit's guide runs requests through this layer step by step, with logins, flash
+//! messages and error handling: [axum](https://docs.rs/session-kit/latest/session_kit/guide/axum/index.html).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

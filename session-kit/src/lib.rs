@@ -1,8 +1,63 @@
-//! Web sessions with pluggable storage drivers: the crate to add.
+//! Web sessions for Rust apps, over pluggable storage drivers.
 //!
-//! Re-exports everything from [`session_kit_core`] and, by cargo feature, the built-in drivers
-//! (`memory` and `fs` by default), all registered in [`registry()`] so an app picks its driver
-//! by name in its configuration:
+//! A cookie identifies a visitor; their session data (a user id, a cart, flash messages) lives
+//! in a store behind it, or sealed inside the cookie. `session-kit` is the one crate to add: it
+//! re-exports everything from [`session_kit_core`] (the [`Session`] API, [`SessionStorage`],
+//! cookies and keys, the [`Driver`] trait) and, by cargo feature, the built-in drivers, all
+//! selectable by a config string. The framework integrations are `session-kit-axum` and
+//! `session-kit-actix`.
+//!
+//! **New here? Start with the [guide]**: [getting started](guide::getting_started) builds an
+//! axum app with sessions in Redis and a configuration file, step by step.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use serde::{Deserialize, Serialize};
+//! use session_kit::{Keyring, SessionStorage};
+//! use session_kit_axum::{Session, SessionFailure, SessionLayer};
+//!
+//! #[derive(Clone, Default, Serialize, Deserialize)]
+//! struct Visits {
+//!     count: u64,
+//! }
+//!
+//! async fn count(session: Session<Visits>) -> Result<String, SessionFailure> {
+//!     // Concurrent requests of one visitor all keep their increment.
+//!     let n = session.update(|v| { v.count += 1; v.count }).await?;
+//!     Ok(format!("visit {n}"))
+//! }
+//!
+//! # async fn app() -> Result<Router, Box<dyn std::error::Error>> {
+//! // "memory", "fs:///var/lib/app/sessions", "redis://...", "postgres://...", "cookie", ...
+//! let config = std::env::var("SESSION_DRIVER").unwrap_or_else(|_| "memory".into());
+//! let storage: SessionStorage<Visits> = session_kit::storage(&config)
+//!     .await?
+//!     .keyring(Keyring::from_env("SESSION_SECRET")?) // newest secret; older in SESSION_SECRET_1, ...
+//!     .build()?;
+//! let app = Router::new().route("/", get(count)).layer(SessionLayer::new(storage));
+//! # Ok(app) }
+//! ```
+//!
+//! # Drivers and features
+//!
+//! | feature | driver | config string |
+//! |---|---|---|
+//! | (always) | cookie-only sessions, no store ([`storage`] only) | `cookie` |
+//! | `memory` (default) | [`drivers::memory`] | `memory`, `memory:?capacity=100000` |
+//! | `fs` (default) | [`drivers::fs`] | `fs`, `fs:///var/lib/app/sessions`, `fs:data/sessions?durable=true` |
+//! | `sqlite` | `drivers::sqlite` | `sqlite:///var/lib/app/sessions.db`, `sqlite:sessions.db?synchronous=full` |
+//! | `redis` (`redis-cluster`, `redis-tls`) | `drivers::redis` | `redis://127.0.0.1:6379?prefix=app:`, `redis+unix:///run/redis.sock`; `redis+cluster://10.0.0.1:7000`; `rediss://...` |
+//! | `postgres` (`postgres-tls`) | `drivers::postgres` | `postgres://app:secret@db:5432/app?table=sessions`, `postgresql:///app?host=/run/postgresql` |
+//! | `mysql` (`mysql-tls`) | `drivers::mysql` | `mysql://app:secret@db:3306/app?table=sessions`, `mariadb://...` |
+//! | `s3` | `drivers::s3` | `s3://bucket/sessions/?region=eu-west-1`, `s3://bucket/?endpoint=http://127.0.0.1:9000` |
+//! | `cloudflare-kv` | `drivers::cloudflare_kv` | `cloudflare-kv://ACCOUNT_ID/NAMESPACE_ID?prefix=app:` (token in `CLOUDFLARE_API_TOKEN`) |
+//! | `object-store` | `drivers::object_store` | none: wrap any `object_store::ObjectStore` in code |
+//! | `all-drivers` | every driver above, Redis Cluster included | |
+//!
+//! [Choosing a driver](guide::choosing_a_driver) compares them; each driver's page lists every
+//! option and its default. An unknown name is an error that lists the drivers compiled in:
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -15,41 +70,14 @@
 //! # Ok::<(), session_kit::DriverError>(())
 //! # }).unwrap();
 //! ```
-//!
-//! | feature | driver | config string |
-//! |---|---|---|
-//! | (always) | cookie-only sessions, no store ([`storage`] only) | `cookie` |
-//! | `memory` (default) | [`drivers::memory`] | `memory`, `memory:?capacity=100000` |
-//! | `fs` (default) | [`drivers::fs`] | `fs`, `fs:///var/lib/app/sessions`, `fs:data/sessions?durable=true` |
-//! | `sqlite` | `drivers::sqlite` | `sqlite:///var/lib/app/sessions.db`, `sqlite:sessions.db?synchronous=full` |
-//! | `redis` | `drivers::redis` | `redis://127.0.0.1:6379?prefix=app:`, `redis+cluster://10.0.0.1:7000`, `redis+unix:///run/redis.sock` |
-//! | `postgres` (`postgres-tls`) | `drivers::postgres` | `postgres://app:secret@db:5432/app?table=sessions`, `postgresql:///app?host=/run/postgresql` |
-//! | `mysql` (`mysql-tls`) | `drivers::mysql` | `mysql://app:secret@db:3306/app?table=sessions`, `mariadb://...` |
-//! | `s3` | `drivers::s3` | `s3://bucket/sessions/?region=eu-west-1`, `s3://bucket/?endpoint=http://127.0.0.1:9000` |
-//! | `cloudflare-kv` | `drivers::cloudflare_kv` | `cloudflare-kv://ACCOUNT_ID/NAMESPACE_ID?prefix=app:` (token in `CLOUDFLARE_API_TOKEN`) |
-//! | `object-store` | `drivers::object_store` | none: wrap any `object_store::ObjectStore` in code |
-//!
-//! One setting picks any storage, cookie-only included, and the secrets come from the
-//! environment ([`Keyring::from_env`]: the newest in `SESSION_SECRET`, older ones still
-//! accepted in `SESSION_SECRET_1`, `SESSION_SECRET_2`, ...):
-//!
-//! ```no_run
-//! use session_kit::{DynamicData, Keyring, SessionStorage};
-//!
-//! # async fn app() -> Result<SessionStorage<DynamicData>, Box<dyn std::error::Error>> {
-//! let config = std::env::var("SESSION_DRIVER").unwrap_or_else(|_| "cookie".into());
-//! let storage = session_kit::storage::<DynamicData>(&config)
-//!     .await?
-//!     .keyring(Keyring::from_env("SESSION_SECRET")?)
-//!     .build()?;
-//! # Ok(storage) }
-//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::sync::Arc;
 
 pub use session_kit_core::*;
+
+pub mod guide;
 
 /// The built-in drivers compiled in.
 pub mod drivers {
