@@ -1,6 +1,6 @@
 //! The driver's options: from a config string, serde or code.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
 
 use serde::Deserialize;
 use session_kit_core::driver::flexible;
@@ -53,6 +53,11 @@ pub struct RedisConfig {
         deserialize_with = "flexible::opt_u64"
     )]
     pub local_cache: Option<u64>,
+    /// With `rediss://` (feature `tls`): a PEM file of the authorities to trust for the
+    /// server's certificate, instead of the Web PKI roots (a private CA, a managed Redis's
+    /// bundle).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 pub(crate) fn default_local_cache() -> Option<u64> {
@@ -77,6 +82,7 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("local_cache", &self.local_cache)
+            .field("tls_ca_file", &self.tls_ca_file)
             .finish()
     }
 }
@@ -103,6 +109,7 @@ impl RedisConfig {
             connect_timeout: default_connect(),
             command_timeout: default_command(),
             local_cache: default_local_cache(),
+            tls_ca_file: None,
         }
     }
 

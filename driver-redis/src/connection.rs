@@ -1,7 +1,7 @@
 //! Connecting to one server (with the read cache's invalidation channel) or to a cluster,
 //! and Redis client tracking as the read cache's invalidation source.
 
-use std::{sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use redis::{
     Client, ErrorKind as RedisErrorKind, ProtocolVersion, PushInfo, PushKind, RedisError, Value,
@@ -12,9 +12,7 @@ use session_kit_core::{
     layers::{Invalidations, ReadCache},
 };
 
-#[cfg(feature = "cluster")]
-use crate::error::KindName;
-use crate::error::redis_error;
+use crate::error::{KindName, redis_error};
 
 #[derive(Clone)]
 pub(crate) enum Connection {
@@ -60,16 +58,77 @@ impl Invalidations for Tracking {
     }
 }
 
+/// The client of one server at `url`; with `ca_file`, trusting that authority for a
+/// `rediss://` server's certificate.
+pub(crate) fn client(url: &str, ca_file: Option<&Path>) -> Result<Client, DriverError> {
+    let client = match ca_file {
+        None => Client::open(url),
+        #[cfg(feature = "tls")]
+        Some(ca_file) => Client::build_with_tls(url, tls_certificates(url, ca_file)?),
+        #[cfg(not(feature = "tls"))]
+        Some(_) => return Err(needs_tls()),
+    };
+    client.map_err(|e| DriverError::config(format!("option `url`: {}", e.kind_name())))
+}
+
+/// Before a `rediss://` connection: redis's rustls uses the process's default crypto provider,
+/// which rustls cannot choose when both of its providers are compiled in (as soon as another
+/// dependency brings aws-lc-rs: a panic on the first connection). Installs ring's, unless the
+/// app installed one.
+#[cfg(feature = "tls")]
+pub(crate) fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// The authorities in `ca_file`, for a `rediss://` URL.
+#[cfg(feature = "tls")]
+fn tls_certificates(url: &str, ca_file: &Path) -> Result<redis::TlsCertificates, DriverError> {
+    if !url.starts_with("rediss://") {
+        return Err(DriverError::config(
+            "option `tls_ca_file`: only for a rediss:// URL",
+        ));
+    }
+    let pem = std::fs::read(ca_file).map_err(|e| {
+        DriverError::config(format!(
+            "option `tls_ca_file`: cannot read {}: {e}",
+            ca_file.display()
+        ))
+    })?;
+    Ok(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    })
+}
+
+/// Without the `tls` feature, a CA file is a configuration error.
+#[cfg(not(feature = "tls"))]
+fn needs_tls() -> DriverError {
+    DriverError::config(
+        "option `tls_ca_file`: needs the `tls` feature of session-kit-redis (`redis-tls` of session-kit)",
+    )
+}
+
 #[cfg(feature = "cluster")]
 pub(crate) async fn connect_cluster(
     url: &str,
+    ca_file: Option<&Path>,
     connect_timeout: Duration,
     timeout: Duration,
 ) -> Result<Connection, DriverError> {
-    let client = redis::cluster::ClusterClient::builder(vec![url])
+    let builder = redis::cluster::ClusterClient::builder(vec![url])
         .connection_timeout(connect_timeout)
         .response_timeout(timeout)
-        .retries(1)
+        .retries(1);
+    let builder = match ca_file {
+        None => builder,
+        #[cfg(feature = "tls")]
+        Some(ca_file) => builder.certs(tls_certificates(url, ca_file)?),
+        #[cfg(not(feature = "tls"))]
+        Some(_) => return Err(needs_tls()),
+    };
+    let client = builder
         .build()
         .map_err(|e| DriverError::config(format!("option `url`: {}", e.kind_name())))?;
     let connection = tokio::time::timeout(connect_timeout, client.get_async_connection())
@@ -82,6 +141,7 @@ pub(crate) async fn connect_cluster(
 #[cfg(not(feature = "cluster"))]
 pub(crate) async fn connect_cluster(
     _: &str,
+    _: Option<&Path>,
     _: Duration,
     _: Duration,
 ) -> Result<Connection, DriverError> {

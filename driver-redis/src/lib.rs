@@ -68,7 +68,7 @@ mod error;
 
 use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
 
-use redis::{Client, Cmd, ErrorKind as RedisErrorKind, Script, Value};
+use redis::{Cmd, ErrorKind as RedisErrorKind, Script, Value};
 use session_kit_core::driver::{deadline_millis, unix_millis};
 use session_kit_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
@@ -79,7 +79,7 @@ use session_kit_core::{
 
 use crate::{
     codec::{HEADER_VERSION_END, decode, encode, version_token},
-    connection::{Connection, Tracking, connect_cluster, connect_single},
+    connection::{Connection, Tracking, client, connect_cluster, connect_single},
     error::{KindName, redis_error},
 };
 pub use config::{DEFAULT_LOCAL_CACHE, RedisConfig, register};
@@ -161,15 +161,24 @@ impl RedisDriver {
                 "option `url`: rediss:// needs the `tls` feature of session-kit-redis (`redis-tls` of session-kit)",
             ));
         }
+        #[cfg(feature = "tls")]
+        if url.starts_with("rediss://") {
+            connection::ensure_crypto_provider();
+        }
         let connect_timeout = config.connect_timeout.unwrap_or(Duration::from_secs(2));
         let timeout = config.command_timeout.unwrap_or(Duration::from_secs(1));
         let budget = usize::try_from(config.local_cache.unwrap_or(0)).unwrap_or(usize::MAX);
         let mut cache = (!config.cluster && budget > 0).then(|| Arc::new(ReadCache::new(budget)));
         let connection = if config.cluster {
-            connect_cluster(&url, connect_timeout, timeout).await?
+            connect_cluster(
+                &url,
+                config.tls_ca_file.as_deref(),
+                connect_timeout,
+                timeout,
+            )
+            .await?
         } else {
-            let client = Client::open(url.as_str())
-                .map_err(|e| DriverError::config(format!("option `url`: {}", e.kind_name())))?;
+            let client = client(&url, config.tls_ca_file.as_deref())?;
             let sink = cache.clone().map(|c| (c, config.prefix.clone()));
             match connect_single(&client, connect_timeout, timeout, sink).await {
                 Ok(manager) => manager,

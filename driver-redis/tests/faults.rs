@@ -208,3 +208,48 @@ async fn a_refused_write_says_why_without_the_value() {
     assert!(!text.contains(secret), "{text}");
     assert!(matches!(err, DriverError::Unavailable { .. }), "{err:?}");
 }
+
+/// TLS (feature `tls`, on in the workspace's test run through http-tests' `redis-tls`): a
+/// server whose certificate a throwaway authority signed is trusted through `tls_ca_file`
+/// (from a config string too), refused without it (the Web PKI roots do not know that
+/// authority), and its TLS port does not answer plain Redis.
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verifies_the_server_certificate() {
+    let server = common::RedisServer::start_tls();
+    let ca = server.ca_file().display().to_string();
+
+    let mut registry = session_kit_core::Registry::new();
+    session_kit_redis::register(&mut registry);
+    let driver = registry
+        .open(&format!(
+            "{}?tls_ca_file={ca}&prefix=tls:",
+            server.tls_url()
+        ))
+        .await
+        .unwrap();
+    driver
+        .put("k", Bytes::from_static(b"over tls"), PutOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(driver.get("k").await.unwrap().unwrap().value, "over tls");
+    assert!(server.cli(&["GET", "tls:k"]).contains("over tls"));
+
+    let mut quick = RedisConfig::new(server.tls_url());
+    quick.connect_timeout = Some(Duration::from_secs(2));
+    let untrusted = RedisDriver::connect(quick).await;
+    assert!(
+        untrusted.is_err(),
+        "a certificate of an unknown authority is refused"
+    );
+
+    let plain = server.tls_url().replacen("rediss://", "redis://", 1);
+    let mut plain = RedisConfig::new(plain);
+    plain.connect_timeout = Some(Duration::from_secs(2));
+    assert!(RedisDriver::connect(plain).await.is_err());
+
+    let mut wrong = RedisConfig::new(server.url());
+    wrong.tls_ca_file = Some(server.ca_file());
+    let err = RedisDriver::connect(wrong).await.unwrap_err();
+    assert!(err.to_string().contains("rediss://"), "{err}");
+}

@@ -66,6 +66,49 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A server that also speaks TLS on a second port ([`tls_url`](Self::tls_url)), with a
+    /// certificate for `127.0.0.1` and `localhost` from a throwaway authority
+    /// ([`ca_file`](Self::ca_file), made with the `openssl` command); the plain port stays
+    /// for `redis-cli`.
+    pub fn start_tls() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        crate::sql::make_certificates(&dir, None);
+        let path = |name: &str| dir.join(name).display().to_string();
+        let tls_port = free_port();
+        let extra = vec![
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            path("server.pem"),
+            "--tls-key-file".into(),
+            path("server.key"),
+            "--tls-ca-cert-file".into(),
+            path("ca.pem"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        let mut server = Self::start_in(free_port(), &dir, extra);
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT` of a server from [`start_tls`](Self::start_tls).
+    pub fn tls_url(&self) -> String {
+        let port = self
+            .extra
+            .iter()
+            .position(|a| a == "--tls-port")
+            .and_then(|i| self.extra.get(i + 1))
+            .expect("a server started with start_tls");
+        format!("rediss://127.0.0.1:{port}")
+    }
+
+    /// The authority that signed a [`start_tls`](Self::start_tls) server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
     /// Runs `redis-cli` against this server and returns what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(cli_binary())

@@ -300,9 +300,9 @@ impl PostgresServer {
 }
 
 /// A throwaway authority (`ca.pem`) and a server certificate for `127.0.0.1` and `localhost`
-/// (`server.pem`, `server.key`, readable by `user`) in `dir`; the server arguments that use
-/// them.
-fn make_certificates(dir: &Path, user: Option<&str>) -> Vec<String> {
+/// (`server.pem`, `server.key`, readable by `user`) in `dir`; PostgreSQL's server arguments
+/// that use them (other servers name the files themselves).
+pub(crate) fn make_certificates(dir: &Path, user: Option<&str>) -> Vec<String> {
     require_binary(
         Path::new("openssl"),
         "install OpenSSL's command: sudo apt-get install -y openssl",
