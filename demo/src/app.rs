@@ -9,6 +9,7 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
 };
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use session_kit::{CookieOptions, ExpiryPolicy, Keyring, Lifetime};
 use session_kit_axum::{Session, SessionFailure, SessionLayer};
@@ -22,8 +23,13 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 type Page = Result<Html<String>, SessionFailure>;
 
-/// The router on the driver named by `driver` (`cookie` for cookie-only sessions).
-pub(crate) async fn router(driver: &str, keyring: Keyring) -> Result<Router, String> {
+/// The router on the driver named by `driver` (`cookie` for cookie-only sessions), with the
+/// session layer's metrics on `GET /metrics` (Prometheus's text format).
+pub(crate) async fn router(
+    driver: &str,
+    keyring: Keyring,
+    metrics: PrometheusHandle,
+) -> Result<Router, String> {
     let builder = session_kit::storage::<DemoSession>(driver)
         .await
         .map_err(|e| format!("session driver: {e}"))?;
@@ -54,7 +60,9 @@ pub(crate) async fn router(driver: &str, keyring: Keyring) -> Result<Router, Str
         .route("/cart/add", post(cart_add))
         .route("/cart/remove", post(cart_remove))
         .route("/logout", post(logout))
-        .layer(SessionLayer::new(storage)))
+        .layer(SessionLayer::new(storage))
+        // Outside the session layer: a scrape is not a visit.
+        .route("/metrics", get(move || async move { metrics.render() })))
 }
 
 async fn home(session: Session<DemoSession>) -> Page {

@@ -107,7 +107,13 @@ async fn run() -> Result<(), String> {
         .driver
         .clone()
         .unwrap_or_else(|| format!("fs:{}", options.data_dir.join("sessions").display()));
-    let router = app::router(&driver, keyring).await?;
+    // The session layer reports through the `metrics` facade; this recorder keeps the values
+    // for `GET /metrics` (Prometheus scrapes it).
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("metrics recorder: {e}"))?;
+    session_kit::metrics::describe();
+    let router = app::router(&driver, keyring, metrics).await?;
     let listener = tokio::net::TcpListener::bind(&options.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;

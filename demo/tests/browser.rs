@@ -275,6 +275,21 @@ async fn the_demo_works_in_a_real_browser() {
     c.goto(&demo.url("/dashboard")).await.unwrap();
     assert_eq!(url(&c).await, "/login", "the dashboard is closed again");
 
+    // What the visits since the restart above did, as Prometheus scrapes it.
+    c.goto(&demo.url("/metrics")).await.unwrap();
+    let metrics = text(&c, "body").await;
+    for line in [
+        "session_commits_total{outcome=\"create\"}",
+        "session_commits_total{outcome=\"update\"}",
+        "session_commits_total{outcome=\"destroy\"}",
+        "session_loads_total{outcome=\"found\"}",
+    ] {
+        assert!(
+            metrics.contains(line),
+            "{line} missing from /metrics:\n{metrics}"
+        );
+    }
+
     c.close().await.unwrap();
     demo.process.stop();
 }

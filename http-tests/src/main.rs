@@ -9,11 +9,13 @@
 //! * `POST /cart/{item}`: pushes `item` to a list kept in one field;
 //! * `POST /count`: reads the count, then writes it back plus one (`data` then `set`: the
 //!   handler style of most session libraries, per-key last writer wins);
-//! * `GET /state`: the session data as JSON.
+//! * `GET /state`: the session data as JSON;
+//! * `GET /metrics`: the session layer's metrics in Prometheus's text format.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use session_kit::{ConcurrentWrites, CookieOptions, Keyring, SessionError, SessionStorage};
 
@@ -71,10 +73,19 @@ async fn storage(options: &Options) -> Result<SessionStorage<Visit>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The process's metrics recorder, rendered by `GET /metrics`.
+fn prometheus() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("metrics recorder: {e}"))?;
+    session_kit::metrics::describe();
+    Ok(handle)
+}
+
 fn main() -> ExitCode {
     let result = options().and_then(|options| match options.framework.as_str() {
-        "axum" => with_axum::run(options),
-        "actix" => with_actix::run(options),
+        "axum" => with_axum::run(options, prometheus()?),
+        "actix" => with_actix::run(options, prometheus()?),
         other => Err(format!("unknown framework {other:?}: axum or actix")),
     });
     match result {
@@ -148,7 +159,7 @@ mod with_axum {
 
     use super::*;
 
-    pub(crate) fn run(options: Options) -> Result<(), String> {
+    pub(crate) fn run(options: Options, metrics: PrometheusHandle) -> Result<(), String> {
         let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
         runtime.block_on(async {
             let storage = storage(&options).await?;
@@ -186,7 +197,8 @@ mod with_axum {
                             .map_err(SessionFailure::from)
                     }),
                 )
-                .layer(SessionLayer::new(storage));
+                .layer(SessionLayer::new(storage))
+                .route("/metrics", get(move || async move { metrics.render() }));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(|e| e.to_string())?;
@@ -223,11 +235,19 @@ mod with_actix {
         Ok(HttpResponse::Ok().json(routes::state(&s).await?))
     }
 
-    pub(crate) fn run(options: Options) -> Result<(), String> {
+    pub(crate) fn run(options: Options, metrics: PrometheusHandle) -> Result<(), String> {
         actix_web::rt::System::new().block_on(async {
             let storage = storage(&options).await?;
             let server = HttpServer::new(move || {
+                let metrics = metrics.clone();
                 App::new()
+                    .route(
+                        "/metrics",
+                        web::get().to(move || {
+                            let text = metrics.render();
+                            async move { text }
+                        }),
+                    )
                     .wrap(SessionMiddleware::new(storage.clone()))
                     .route("/incr", web::post().to(incr))
                     .route("/incr-exact", web::post().to(incr_exact))

@@ -4,80 +4,16 @@
 //! and every response must be a success.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    collections::BTreeSet,
-    io::{BufRead, BufReader},
-    path::Path,
-    thread,
-};
+mod common;
 
+use std::{collections::BTreeSet, thread};
+
+use common::{new_session, post, server, server_with};
 use session_test_support::{
-    HttpResponse, Tied, http_exchange,
+    http_exchange,
     redis::{RedisCluster, RedisServer},
     sql::{MariaDbServer, PostgresServer, fresh_table, shared_mariadb, shared_postgres},
 };
-
-const SECRET: &str = "a test secret that is at least 32 bytes long";
-
-/// One `contention-server` process.
-struct Server {
-    _process: Tied,
-    port: u16,
-}
-
-fn server(framework: &str, driver: &str) -> Server {
-    server_with(framework, driver, "merge")
-}
-
-fn server_with(framework: &str, driver: &str, concurrent_writes: &str) -> Server {
-    let args: Vec<String> = [
-        "--framework",
-        framework,
-        "--driver",
-        driver,
-        "--secret",
-        SECRET,
-        "--concurrent-writes",
-        concurrent_writes,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut process = Tied::spawn(
-        Path::new(env!("CARGO_BIN_EXE_contention-server")),
-        &args,
-        &[],
-    );
-    let stdout = process.take_stdout().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("listening ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| {
-            panic!("contention-server ({framework}, {driver}) did not start: {line:?}")
-        });
-    Server {
-        _process: process,
-        port,
-    }
-}
-
-fn post(port: u16, path: &str, cookie: &str) -> HttpResponse {
-    http_exchange(port, "POST", path, &[("Cookie", cookie)], b"")
-}
-
-/// A new session, through `port`: its `name=value` cookie.
-fn new_session(port: u16) -> String {
-    let r = http_exchange(port, "POST", "/cart/first", &[], b"");
-    assert_eq!(r.status, 200, "{}", r.body);
-    let set = r.header_values("set-cookie");
-    set.first()
-        .and_then(|c| c.split(';').next())
-        .expect("a new session sets its cookie")
-        .to_owned()
-}
 
 /// The session's data as JSON, through `port`.
 fn state(port: u16, cookie: &str) -> serde_json::Value {

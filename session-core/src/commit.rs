@@ -413,6 +413,7 @@ impl<T: SessionData> Shared<T> {
                     match self.fetch(driver, &base.id, base.key.clone(), true).await {
                         Ok(Some(fresh)) => {
                             tracing::debug!(id = ?base.id, attempt, "concurrent session write from elsewhere; re-applying");
+                            crate::metrics::conflict_merged();
                             reloaded = Some(fresh);
                         }
                         Ok(None) => {

@@ -86,6 +86,7 @@ mod id;
 mod intent;
 mod keys;
 pub mod layers;
+pub mod metrics;
 mod model;
 #[cfg(feature = "tokio")]
 mod periodic;

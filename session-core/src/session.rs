@@ -17,6 +17,7 @@ use crate::{
     cookie::Incoming,
     exclusive::Hold,
     intent::{Base, Intent, Op, diff, to_map},
+    metrics,
     model::{Changes, SessionData, Stored},
     sealed::open,
 };
@@ -149,7 +150,10 @@ impl<T: SessionData> Session<T> {
     ) -> Result<R, SessionError> {
         let mut inner = self.lock().await;
         if inner.loaded.is_none() {
-            let loaded = self.load(&mut inner).await?;
+            let loaded = self
+                .load(&mut inner)
+                .await
+                .inspect_err(|e| metrics::error("load", e))?;
             inner.loaded = Some(loaded);
         }
         match inner.loaded.as_mut() {
@@ -219,14 +223,22 @@ impl<T: SessionData> Session<T> {
                     }
                 }
             }
-            (_, Incoming::Absent) => return self.fresh(),
+            (_, Incoming::Absent) => {
+                metrics::load("new");
+                return self.fresh();
+            }
             _ => None,
         };
         let Some(stored) = stored else {
             // Forged, unknown, expired or destroyed: never adopt the client's id.
+            metrics::load(match inner.incoming {
+                Incoming::Valid { .. } => "not_found",
+                _ => "invalid",
+            });
             inner.clear_cookie = true;
             return self.fresh();
         };
+        metrics::load("found");
         match self.shared.build_data(&stored.record.data) {
             Ok(data) => {
                 let mut l = loaded(Some(stored), data);
@@ -505,7 +517,10 @@ impl<T: SessionData> Session<T> {
     /// on the session, if any, ends here.
     async fn commit_inner(&self, keep: bool) -> Result<Commit, SessionError> {
         let mut guard = self.lock().await;
-        let result = self.commit_locked(&mut guard, keep).await;
+        let result = self
+            .commit_locked(&mut guard, keep)
+            .await
+            .inspect_err(|e| metrics::error("commit", e));
         if !keep && let Some(hold) = guard.exclusive.take() {
             self.shared.release(hold).await;
         }
@@ -518,6 +533,7 @@ impl<T: SessionData> Session<T> {
         keep: bool,
     ) -> Result<Commit, SessionError> {
         let shared = &*self.shared;
+        let destroyed = !inner.pending_deletes.is_empty();
         if let Backend::Store(driver) = &shared.backend {
             while let Some(key) = inner.pending_deletes.first() {
                 driver
@@ -535,9 +551,15 @@ impl<T: SessionData> Session<T> {
                 ..
             }
         );
+        if destroyed {
+            metrics::commit("destroy");
+        }
         let outcome = match inner.loaded.as_mut() {
             None => Outcome::Nothing,
-            Some(loaded) => self.commit_loaded(loaded, stale_key, now).await?,
+            Some(loaded) => {
+                self.commit_loaded(loaded, stale_key, destroyed, now)
+                    .await?
+            }
         };
         let vanished = matches!(outcome, Outcome::Vanished);
         let cookie = match outcome {
@@ -581,10 +603,13 @@ impl<T: SessionData> Session<T> {
         Ok(Commit { cookie, vanished })
     }
 
+    /// Commits the loaded session (`destroyed`: its record was deleted by this commit, which
+    /// the commit metric counts as such rather than as a commit of the fresh session left).
     async fn commit_loaded(
         &self,
         l: &mut Loaded<T>,
         stale_key: bool,
+        destroyed: bool,
         now: u64,
     ) -> Result<Outcome, SessionError> {
         let mut changes = changes(l, &self.shared.defaults)?;
@@ -612,6 +637,12 @@ impl<T: SessionData> Session<T> {
             }
             Backend::Cookie => (self.commit_to_cookie(l, plan, &changes, now)?, false),
         };
+        if !(destroyed && plan == Plan::Nothing) {
+            metrics::commit(match outcome {
+                Outcome::Vanished => "vanished",
+                _ => plan.label(),
+            });
+        }
         if matches!(outcome, Outcome::Vanished) {
             return Ok(outcome);
         }
@@ -795,6 +826,20 @@ enum Plan {
     Touch(u64),
     /// The cookie signed again with the newest key; nothing written.
     Resign,
+}
+
+impl Plan {
+    /// The plan's name in the commit metric.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Nothing => "nothing",
+            Self::Create => "create",
+            Self::Regenerate => "regenerate",
+            Self::Update => "update",
+            Self::Touch(_) => "touch",
+            Self::Resign => "resign",
+        }
+    }
 }
 
 impl Plan {

@@ -9,6 +9,7 @@
 //! | [Choosing a driver](choosing_a_driver) | latency, durability, several servers, expiry and concurrency, per driver |
 //! | [Configuration](configuration) | naming the storage (every config string and option), and the storage builder |
 //! | [Deployment](behind_a_proxy) | behind a TLS-terminating proxy, several servers, local development over plain HTTP |
+//! | [Observability](observability) | logs and traces through `tracing`, metrics through the `metrics` facade, a Prometheus endpoint |
 //! | [Key rotation](key_rotation) | secrets from the environment, rotating without logging anyone out |
 //! | [Cloudflare Workers](cloudflare_workers) | sessions in Workers KV from a Rust Worker |
 //! | [Writing a driver](writing_a_driver) | the `Driver` trait, layers, and certifying with the conformance suite |
@@ -46,6 +47,10 @@ pub mod configuration {
 
 pub mod behind_a_proxy {
     #![doc = include_str!("../guide/behind_a_proxy.md")]
+}
+
+pub mod observability {
+    #![doc = include_str!("../guide/observability.md")]
 }
 
 pub mod key_rotation {

@@ -55,6 +55,7 @@
 //! | `cloudflare-kv` | `drivers::cloudflare_kv` | `cloudflare-kv://ACCOUNT_ID/NAMESPACE_ID?prefix=app:` (token in `CLOUDFLARE_API_TOKEN`) |
 //! | `object-store` | `drivers::object_store` | none: wrap any `object_store::ObjectStore` in code |
 //! | `all-drivers` | every driver above, Redis Cluster included | |
+//! | `metrics` | counters and latencies through the `metrics` facade ([`metrics`], [observability](guide::observability)) | |
 //!
 //! [Choosing a driver](guide::choosing_a_driver) compares them; each driver's page lists every
 //! option and its default. An unknown name is an error that lists the drivers compiled in:

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::Layer;
 use crate::{
-    Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Version, WriteMode,
+    Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Version, WriteMode, metrics,
     read_cache::{CacheLayer, Lookup, Ticket},
 };
 
@@ -92,10 +92,20 @@ impl Driver for Cached {
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         let cache = &self.layer.cache;
         let ticket = match cache.lookup(key.as_bytes(), self.layer.clock.now()) {
-            Lookup::Hit(entry) => return Ok(Some(entry)),
-            Lookup::Miss(ticket) => Some(ticket),
-            Lookup::Off(None) => None,
+            Lookup::Hit(entry) => {
+                metrics::cache_lookup(self.inner.name(), "hit");
+                return Ok(Some(entry));
+            }
+            Lookup::Miss(ticket) => {
+                metrics::cache_lookup(self.inner.name(), "miss");
+                Some(ticket)
+            }
+            Lookup::Off(None) => {
+                metrics::cache_lookup(self.inner.name(), "off");
+                None
+            }
             Lookup::Off(Some(epoch)) => {
+                metrics::cache_lookup(self.inner.name(), "off");
                 self.enable(epoch).await;
                 cache.ticket(key.as_bytes())
             }

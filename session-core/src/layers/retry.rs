@@ -88,6 +88,7 @@ impl Retried {
                     let wait = window
                         .mul_f64(rand::random::<f64>())
                         .max(e.retry_after().unwrap_or_default());
+                    crate::metrics::store_retry(self.inner.name(), operation);
                     tracing::debug!(
                         driver = self.inner.name(),
                         operation,

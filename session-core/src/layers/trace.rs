@@ -7,14 +7,16 @@ use bytes::Bytes;
 use tracing::Instrument;
 
 use super::{Call, Layer};
-use crate::{Capabilities, Driver, Entry, ListPage, PutOptions, Version};
+use crate::{Capabilities, Driver, Entry, ListPage, PutOptions, Version, metrics};
 
 /// Runs every operation in a `session.driver` span (debug level) with the driver's name and the
 /// operation, and ends it with an event that gives the outcome (`ok`, or the error kind and
-/// whether it is retryable) and the latency in microseconds. Keys, values and versions are
-/// never recorded: keys are derived from session ids.
+/// whether it is retryable) and the latency in microseconds. With the `metrics` feature it
+/// also counts the operation and records its latency ([`crate::metrics`]). Keys, values and
+/// versions are never recorded: keys are derived from session ids.
 ///
-/// When no subscriber listens at debug level, it costs a check per operation.
+/// When no subscriber listens at debug level and the `metrics` feature is off, it costs a
+/// check per operation.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TraceLayer;
 
@@ -36,13 +38,20 @@ impl Traced {
         call: Call<'c, T>,
     ) -> Call<'c, T> {
         let span = tracing::debug_span!("session.driver", driver = self.inner.name(), operation);
-        if span.is_disabled() {
+        if span.is_disabled() && !metrics::enabled() {
             return call;
         }
         Box::pin(async move {
             let started = Started::now();
             let result = call.instrument(span.clone()).await;
-            let latency_us = started.elapsed().as_micros() as u64;
+            let elapsed = started.elapsed();
+            metrics::store_operation(
+                self.inner.name(),
+                operation,
+                result.as_ref().map(|_| ()),
+                elapsed.as_secs_f64(),
+            );
+            let latency_us = elapsed.as_micros() as u64;
             span.in_scope(|| match &result {
                 Ok(_) => tracing::debug!(outcome = "ok", latency_us),
                 Err(e) => tracing::debug!(
