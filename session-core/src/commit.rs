@@ -35,6 +35,16 @@ pub(crate) enum Backend {
     Cookie,
 }
 
+impl Backend {
+    /// The driver's name, or `cookie`: the `storage` field of the session spans.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Self::Store(driver) => driver.name(),
+            Self::Cookie => "cookie",
+        }
+    }
+}
+
 /// Storage-wide state shared by every session of one storage.
 pub(crate) struct Shared<T> {
     pub(crate) backend: Backend,

@@ -1,10 +1,20 @@
-//! A driver that records its calls, for the layers' own tests.
+//! A driver that records its calls, and a subscriber that records spans and events, for the
+//! crate's own tests.
 #![allow(clippy::unwrap_used)]
 
 use std::{
     collections::{BTreeMap, VecDeque},
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
+};
+
+use tracing::{
+    Event, Metadata, Subscriber,
+    field::{Field, Visit},
+    span::{Attributes, Id, Record},
 };
 
 use async_trait::async_trait;
@@ -124,4 +134,40 @@ impl Driver for Recorder {
             .collect();
         Ok(ListPage { keys, cursor: None })
     }
+}
+
+/// Collects spans' and events' fields as `name=value` lines.
+#[derive(Default)]
+pub(crate) struct Collect {
+    pub(crate) lines: Mutex<Vec<String>>,
+    next: AtomicU64,
+}
+
+struct Line(String);
+
+impl Visit for Line {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+}
+
+impl Subscriber for &'static Collect {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut line = Line(format!("span {}", span.metadata().name()));
+        span.record(&mut line);
+        self.lines.lock().unwrap().push(line.0);
+        Id::from_u64(self.next.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut line = Line("event".into());
+        event.record(&mut line);
+        self.lines.lock().unwrap().push(line.0);
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
 }

@@ -179,55 +179,11 @@ impl Driver for Traced {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    };
-
-    use tracing::{
-        Event, Metadata, Subscriber,
-        field::{Field, Visit},
-        span::{Attributes, Id, Record},
-    };
-
     use super::*;
-    use crate::{DriverError, testing::Recorder};
-
-    /// Collects spans' and events' fields as `name=value` lines.
-    #[derive(Default)]
-    struct Collect {
-        lines: Mutex<Vec<String>>,
-        next: AtomicU64,
-    }
-
-    struct Line(String);
-
-    impl Visit for Line {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            self.0.push_str(&format!(" {}={value:?}", field.name()));
-        }
-    }
-
-    impl Subscriber for &'static Collect {
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, span: &Attributes<'_>) -> Id {
-            let mut line = Line(format!("span {}", span.metadata().name()));
-            span.record(&mut line);
-            self.lines.lock().unwrap().push(line.0);
-            Id::from_u64(self.next.fetch_add(1, Ordering::Relaxed) + 1)
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn event(&self, event: &Event<'_>) {
-            let mut line = Line("event".into());
-            event.record(&mut line);
-            self.lines.lock().unwrap().push(line.0);
-        }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
-    }
+    use crate::{
+        DriverError,
+        testing::{Collect, Recorder},
+    };
 
     #[tokio::test]
     async fn each_operation_is_a_span_ending_with_its_outcome_and_never_the_key() {
