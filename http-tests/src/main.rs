@@ -1,6 +1,6 @@
 //! The server the concurrency tests drive over HTTP:
 //! `contention-server --framework axum|actix --driver CONFIG --secret SECRET
-//! [--concurrent-writes merge|last-write-wins|exclusive]`.
+//! [--concurrent-writes merge|last-write-wins|exclusive] [--header-transport bearer|NAME]`.
 //!
 //! It prints `listening PORT` once it accepts connections on 127.0.0.1. Routes, each changing
 //! one session the way apps do:
@@ -17,7 +17,9 @@ use std::process::ExitCode;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
-use session_kit::{ConcurrentWrites, CookieOptions, Keyring, SessionError, SessionStorage};
+use session_kit::{
+    ConcurrentWrites, CookieOptions, HeaderTransport, Keyring, SessionError, SessionStorage,
+};
 
 /// The session of every route.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -31,6 +33,7 @@ struct Options {
     driver: String,
     secret: String,
     concurrent_writes: ConcurrentWrites,
+    header_transport: Option<HeaderTransport>,
 }
 
 fn options() -> Result<Options, String> {
@@ -39,6 +42,7 @@ fn options() -> Result<Options, String> {
         driver: "memory".into(),
         secret: "a test secret that is at least 32 bytes long".into(),
         concurrent_writes: ConcurrentWrites::Merge,
+        header_transport: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -55,6 +59,12 @@ fn options() -> Result<Options, String> {
                     other => return Err(format!("unknown --concurrent-writes {other:?}")),
                 }
             }
+            "--header-transport" => {
+                options.header_transport = Some(match value.as_str() {
+                    "bearer" => HeaderTransport::bearer(),
+                    name => HeaderTransport::header(name).map_err(|e| e.to_string())?,
+                })
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -65,12 +75,16 @@ async fn storage(options: &Options) -> Result<SessionStorage<Visit>, String> {
     let driver = session_kit::open(&options.driver)
         .await
         .map_err(|e| format!("--driver {}: {e}", options.driver))?;
-    SessionStorage::<Visit>::builder(driver)
+    let builder = SessionStorage::<Visit>::builder(driver)
         .keyring(Keyring::from_secrets([options.secret.as_str()]).map_err(|e| e.to_string())?)
         .cookie(CookieOptions::new().insecure_for_local_development())
-        .concurrent_writes(options.concurrent_writes)
-        .build()
-        .map_err(|e| e.to_string())
+        .concurrent_writes(options.concurrent_writes);
+    match &options.header_transport {
+        Some(transport) => builder.header_transport(transport.clone()),
+        None => builder,
+    }
+    .build()
+    .map_err(|e| e.to_string())
 }
 
 /// The process's metrics recorder, rendered by `GET /metrics`.

@@ -46,7 +46,7 @@ use actix_web::{
     dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
     http::{
         StatusCode,
-        header::{self, HeaderValue},
+        header::{self, HeaderName, HeaderValue},
     },
 };
 use session_kit_core::{DynamicData, SessionData, SessionError, SessionStorage};
@@ -181,36 +181,52 @@ where
         let service = Rc::clone(&self.service);
         let middleware = self.middleware.clone();
         Box::pin(async move {
-            // actix-web has its own header types: hand the core the Cookie headers' bytes.
-            let session = middleware.storage.get_session_from_raw(
+            // actix-web has its own header types: hand the core the token, or the Cookie
+            // headers' bytes.
+            let storage = &middleware.storage;
+            let token = storage.header_transport().and_then(|transport| {
                 request
                     .headers()
-                    .get_all(header::COOKIE)
-                    .map(HeaderValue::as_bytes),
-            );
+                    .get_all(transport.request_header().as_str())
+                    .find_map(|v| transport.token_in(v.as_bytes()))
+            });
+            let session = match token {
+                Some(token) => storage.get_session_from_token(Some(token)),
+                None => storage.get_session_from_raw(
+                    request
+                        .headers()
+                        .get_all(header::COOKIE)
+                        .map(HeaderValue::as_bytes),
+                ),
+            };
             request.extensions_mut().insert(session.clone());
             let mut response = service.call(request).await?;
-            let set_cookie = middleware
-                .storage
-                .commit_session(&session)
-                .await
-                .and_then(|c| {
-                    c.map(|c| {
-                        HeaderValue::from_str(c.as_str()).map_err(|_| {
-                            SessionError::InvalidCookie("not a valid header value".into())
-                        })
-                    })
-                    .transpose()
-                });
-            match set_cookie {
-                Ok(Some(value)) => {
-                    response
-                        .response_mut()
-                        .headers_mut()
-                        .append(header::SET_COOKIE, value);
+            // `Set-Cookie`, or the header transport's token for a session that came in it.
+            let committed =
+                middleware
+                    .storage
+                    .commit_response(&session)
+                    .await
+                    .and_then(|headers| {
+                        headers
+                            .iter()
+                            .map(|(name, value)| {
+                                let name = HeaderName::from_bytes(name.as_bytes());
+                                let value = HeaderValue::from_str(value);
+                                name.ok().zip(value.ok()).ok_or_else(|| {
+                                    SessionError::InvalidCookie("not a valid header".into())
+                                })
+                            })
+                            .collect::<Result<Vec<_>, _>>()
+                    });
+            match committed {
+                Ok(headers) => {
+                    let target = response.response_mut().headers_mut();
+                    for (name, value) in headers {
+                        target.append(name, value);
+                    }
                     Ok(response.map_into_left_body())
                 }
-                Ok(None) => Ok(response.map_into_left_body()),
                 Err(error) => {
                     log_failure(&error, "commit");
                     let (request, _) = response.into_parts();

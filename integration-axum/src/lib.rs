@@ -215,20 +215,15 @@ where
             let session = layer.storage.get_session_from_headers(request.headers());
             request.extensions_mut().insert(session.clone());
             let mut response = inner.call(request).await?;
-            let set_cookie = layer
+            // `Set-Cookie`, or the header transport's token for a session that came in it.
+            let committed = layer
                 .storage
-                .commit_session(&session)
+                .commit_response(&session)
                 .await
-                .and_then(|cookie| cookie.map(|c| c.to_header_value()).transpose());
-            match set_cookie {
-                Ok(Some(value)) => {
-                    response.headers_mut().append(header::SET_COOKIE, value);
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    log_failure(&error, "commit");
-                    return Ok((layer.on_error)(&error).map(ResBody::from));
-                }
+                .and_then(|headers| headers.append_to(response.headers_mut()));
+            if let Err(error) = committed {
+                log_failure(&error, "commit");
+                return Ok((layer.on_error)(&error).map(ResBody::from));
             }
             Ok(response)
         })

@@ -16,8 +16,8 @@ use serde::de::value::MapDeserializer;
 use serde_json::{Map, Value};
 
 use crate::{
-    Clock, CookieOptions, Driver, DriverError, ExpiryPolicy, Keyring, Lifetime, PutOptions,
-    SessionError, SessionId, SetCookie, Version, WriteMode,
+    Clock, CookieOptions, Driver, DriverError, ExpiryPolicy, HeaderTransport, Keyring, Lifetime,
+    PutOptions, SessionError, SessionId, SetCookie, Version, WriteMode,
     clock::{from_unix_millis, unix_millis},
     combine::{SlotRef, Slots, Turn},
     cookie::{MAX_SET_COOKIE, sign},
@@ -49,6 +49,8 @@ impl Backend {
 pub(crate) struct Shared<T> {
     pub(crate) backend: Backend,
     pub(crate) cookie: CookieOptions,
+    /// Tokens in a request header too (API clients), if configured.
+    pub(crate) header: Option<HeaderTransport>,
     pub(crate) keyring: Keyring,
     pub(crate) expiry: ExpiryPolicy,
     pub(crate) namespace: String,

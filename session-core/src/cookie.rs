@@ -9,7 +9,7 @@ use cookie::{Cookie, time};
 use crate::{Keyring, SessionError, SessionId};
 
 /// Longest cookie value we look at; anything longer is ignored without parsing.
-const MAX_COOKIE_VALUE: usize = 4096;
+pub(crate) const MAX_COOKIE_VALUE: usize = 4096;
 
 /// How the session cookie is written.
 ///
@@ -212,6 +212,14 @@ impl SetCookie {
     /// Whether this cookie deletes the session cookie (`Max-Age=0`).
     pub fn is_removal(&self) -> bool {
         self.0.contains("Max-Age=0")
+    }
+
+    /// The cookie's value alone: the session token a header transport carries
+    /// ([`HeaderTransport`](crate::HeaderTransport)); `None` for a removal.
+    pub fn token(&self) -> Option<&str> {
+        let pair = self.0.split(';').next()?;
+        let (_, value) = pair.split_once('=')?;
+        (!value.is_empty() && !self.is_removal()).then_some(value)
     }
 }
 

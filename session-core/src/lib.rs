@@ -98,6 +98,7 @@ mod session;
 mod storage;
 #[cfg(test)]
 mod testing;
+mod transport;
 
 pub use capabilities::{BelowMinTtl, Capabilities, Consistency, LayerOptions, TtlSupport};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -112,6 +113,7 @@ pub use model::{ConcurrentWrites, DynamicData, SessionData};
 pub use record::{ExpiryPolicy, Lifetime};
 pub use session::Session;
 pub use storage::{SessionStorage, SessionStorageBuilder};
+pub use transport::{HeaderTransport, ResponseHeaders};
 
 // Driver-author items, public under `driver`, by short path inside the crate.
 pub(crate) use clock::{deadline_millis, from_unix_millis, unix_millis};

@@ -21,6 +21,7 @@ use crate::{
     metrics,
     model::{Changes, SessionData, Stored},
     sealed::open,
+    transport::Via,
 };
 
 /// One request's session. Cheap to clone (clones share state), `Send + Sync`.
@@ -57,6 +58,8 @@ use crate::{
 pub struct Session<T = DynamicData> {
     shared: Arc<Shared<T>>,
     inner: Arc<Mutex<Inner<T>>>,
+    /// How the request carried its session: the response answers the same way.
+    via: Via,
 }
 
 impl<T> Clone for Session<T> {
@@ -64,6 +67,7 @@ impl<T> Clone for Session<T> {
         Self {
             shared: Arc::clone(&self.shared),
             inner: Arc::clone(&self.inner),
+            via: self.via.clone(),
         }
     }
 }
@@ -116,9 +120,10 @@ struct Loaded<T> {
 }
 
 impl<T: SessionData> Session<T> {
-    pub(crate) fn new(shared: Arc<Shared<T>>, incoming: Incoming) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<T>>, incoming: Incoming, via: Via) -> Self {
         Self {
             shared,
+            via,
             inner: Arc::new(Mutex::new(Inner {
                 incoming,
                 loaded: None,
@@ -132,6 +137,10 @@ impl<T: SessionData> Session<T> {
 
     pub(crate) fn shared(&self) -> &Arc<Shared<T>> {
         &self.shared
+    }
+
+    pub(crate) fn via(&self) -> &Via {
+        &self.via
     }
 
     /// The session's state. Uncontended (the usual case: one task per request) the lock is

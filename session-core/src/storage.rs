@@ -11,11 +11,13 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    Clock, CookieOptions, Driver, ExpiryPolicy, Keyring, SessionError, SetCookie, SystemClock,
+    Clock, CookieOptions, Driver, ExpiryPolicy, HeaderTransport, Keyring, ResponseHeaders,
+    SessionError, SetCookie, SystemClock,
     commit::{Backend, Shared},
     cookie::{Incoming, verify},
     model::{ConcurrentWrites, DynamicData, SessionData},
     session::Session,
+    transport::Via,
 };
 
 /// Creates sessions from requests and commits them through a [`Driver`].
@@ -55,6 +57,7 @@ pub struct SessionStorageBuilder<T> {
     backend: Backend,
     defaults: T,
     cookie: CookieOptions,
+    header: Option<HeaderTransport>,
     keyring: Option<Keyring>,
     expiry: ExpiryPolicy,
     namespace: String,
@@ -102,6 +105,7 @@ impl<T: SessionData> SessionStorage<T> {
             backend,
             defaults,
             cookie: CookieOptions::default(),
+            header: None,
             keyring: None,
             expiry: ExpiryPolicy::default(),
             namespace: "session:".into(),
@@ -119,15 +123,45 @@ impl<T: SessionData> SessionStorage<T> {
     ///
     /// A missing, malformed, forged or wrongly signed cookie gives a new, empty session.
     pub fn get_session(&self, cookie_header: Option<&str>) -> Session<T> {
-        Session::new(
-            Arc::clone(&self.shared),
-            self.incoming(cookie_header.into_iter()),
-        )
+        self.session(self.incoming(cookie_header.into_iter()))
     }
 
-    /// [`get_session`](Self::get_session) from all `Cookie` headers of an `http` request.
+    /// The session of a request from the session token of a header transport (see
+    /// [`HeaderTransport`]; `None` when the request carried none). Does no I/O; an invalid
+    /// token gives a new, empty session, as an invalid cookie does.
+    pub fn get_session_from_token(&self, token: Option<&str>) -> Session<T> {
+        match token {
+            Some(token) => Session::new(
+                Arc::clone(&self.shared),
+                self.incoming_token(token),
+                Via::Header(token.into()),
+            ),
+            None => self.session(Incoming::Absent),
+        }
+    }
+
+    /// [`get_session`](Self::get_session) from an `http` request's headers: the header
+    /// transport's token when the storage has one and the request carries it, otherwise
+    /// every `Cookie` header.
     pub fn get_session_from_headers(&self, headers: &http::HeaderMap) -> Session<T> {
+        if let Some(token) = self.shared.header.as_ref().and_then(|t| t.token(headers)) {
+            return self.get_session_from_token(Some(token));
+        }
         self.get_session_from_values(headers.get_all(http::header::COOKIE).iter())
+    }
+
+    /// The header transport, if the storage accepts tokens in a request header.
+    pub fn header_transport(&self) -> Option<&HeaderTransport> {
+        self.shared.header.as_ref()
+    }
+
+    /// A session of a request whose cookies said `incoming`.
+    fn session(&self, incoming: Incoming) -> Session<T> {
+        let via = match incoming {
+            Incoming::Absent => Via::Nothing,
+            _ => Via::Cookie,
+        };
+        Session::new(Arc::clone(&self.shared), incoming, via)
     }
 
     /// [`get_session`](Self::get_session) from the raw bytes of every `Cookie` header of a
@@ -157,7 +191,7 @@ impl<T: SessionData> SessionStorage<T> {
                 // Only other cookies can be affected: ours is ASCII or unusable anyway.
                 Err(_) => String::from_utf8_lossy(bytes),
             });
-        Session::new(Arc::clone(&self.shared), self.incoming(headers))
+        self.session(self.incoming(headers))
     }
 
     /// [`get_session_from_raw`](Self::get_session_from_raw) over `http` header values: those
@@ -170,7 +204,7 @@ impl<T: SessionData> SessionStorage<T> {
             Ok(text) => std::borrow::Cow::Borrowed(text),
             Err(_) => String::from_utf8_lossy(value.as_bytes()),
         });
-        Session::new(Arc::clone(&self.shared), self.incoming(headers))
+        self.session(self.incoming(headers))
     }
 
     /// Saves what changed and returns the `Set-Cookie` value to send, or `None` when the
@@ -181,6 +215,22 @@ impl<T: SessionData> SessionStorage<T> {
     ) -> Result<Option<SetCookie>, SessionError> {
         self.check_owner(session)?;
         session.commit().await
+    }
+
+    /// [`commit_session`](Self::commit_session), as the response headers that carry its
+    /// outcome: `Set-Cookie` for a session that came in a cookie, the token header for one
+    /// that came through the [`HeaderTransport`], both for a request that carried neither
+    /// (when the storage has a header transport). The framework integrations use this.
+    pub async fn commit_response(
+        &self,
+        session: &Session<T>,
+    ) -> Result<ResponseHeaders, SessionError> {
+        let set_cookie = self.commit_session(session).await?;
+        Ok(ResponseHeaders::new(
+            session.via(),
+            self.shared.header.as_ref(),
+            set_cookie,
+        ))
     }
 
     /// Destroys the session now (its record is deleted) and returns the `Set-Cookie` value
@@ -262,12 +312,38 @@ impl<T: SessionData> SessionStorage<T> {
             Incoming::Absent
         }
     }
+
+    /// What a header transport's token says: the same value a cookie would hold.
+    fn incoming_token(&self, token: &str) -> Incoming {
+        let shared = &self.shared;
+        if let Backend::Cookie = shared.backend {
+            return Incoming::Sealed(vec![token.to_owned()]);
+        }
+        match verify(&shared.keyring, shared.cookie.cookie_name(), token) {
+            Some((id, key_index)) => Incoming::Valid {
+                id,
+                stale_key: key_index > 0,
+                signed: (key_index == 0).then(|| token.to_owned()),
+            },
+            None => {
+                tracing::debug!("ignoring a session token that does not verify");
+                Incoming::Invalid
+            }
+        }
+    }
 }
 
 impl<T: SessionData> SessionStorageBuilder<T> {
     /// Cookie name and attributes.
     pub fn cookie(mut self, cookie: CookieOptions) -> Self {
         self.cookie = cookie;
+        self
+    }
+
+    /// Also accept the session token in a request header, for API and mobile clients (see
+    /// [`HeaderTransport`]); cookies keep working.
+    pub fn header_transport(mut self, transport: HeaderTransport) -> Self {
+        self.header = Some(transport);
         self
     }
 
@@ -406,6 +482,7 @@ impl<T: SessionData> SessionStorageBuilder<T> {
             shared: Arc::new(Shared {
                 backend: self.backend,
                 cookie: self.cookie,
+                header: self.header,
                 keyring,
                 expiry: self.expiry,
                 namespace: self.namespace,

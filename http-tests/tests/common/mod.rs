@@ -21,6 +21,15 @@ pub(crate) fn server(framework: &str, driver: &str) -> Server {
 }
 
 pub(crate) fn server_with(framework: &str, driver: &str, concurrent_writes: &str) -> Server {
+    server_args(
+        framework,
+        driver,
+        &["--concurrent-writes", concurrent_writes],
+    )
+}
+
+/// A server with extra arguments (`--header-transport bearer`, ...).
+pub(crate) fn server_args(framework: &str, driver: &str, extra: &[&str]) -> Server {
     let args: Vec<String> = [
         "--framework",
         framework,
@@ -28,10 +37,9 @@ pub(crate) fn server_with(framework: &str, driver: &str, concurrent_writes: &str
         driver,
         "--secret",
         SECRET,
-        "--concurrent-writes",
-        concurrent_writes,
     ]
     .iter()
+    .chain(extra)
     .map(|s| s.to_string())
     .collect();
     let mut process = Tied::spawn(
