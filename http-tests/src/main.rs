@@ -10,7 +10,13 @@
 //! * `POST /count`: reads the count, then writes it back plus one (`data` then `set`: the
 //!   handler style of most session libraries, per-key last writer wins);
 //! * `GET /state`: the session data as JSON;
+//! * `GET /csrf`: a request-forgery token of the session; `POST /csrf/form` (form field
+//!   `csrf_token`) and `POST /csrf/fetch` (header `x-csrf-token`): `/incr` once the token is
+//!   checked;
 //! * `GET /metrics`: the session layer's metrics in Prometheus's text format.
+//!
+//! Every route is behind the origin check (`CsrfLayer`, `CsrfMiddleware`): state-changing
+//! requests a browser marks as cross-site are refused with 403.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -161,15 +167,36 @@ mod routes {
     pub(crate) async fn state(s: &session_kit::Session<Visit>) -> Result<Visit, SessionError> {
         s.data().await
     }
+
+    /// A request-forgery token (stores a new session).
+    pub(crate) async fn csrf(s: &session_kit::Session<Visit>) -> Result<String, SessionError> {
+        s.csrf_token().await
+    }
+
+    /// `/incr`, once `token` is checked.
+    pub(crate) async fn guarded_incr(
+        s: &session_kit::Session<Visit>,
+        token: Option<&str>,
+    ) -> Result<String, SessionError> {
+        s.require_csrf(token).await?;
+        incr(s).await
+    }
+
+    /// The form of `POST /csrf/form`.
+    #[derive(serde::Deserialize)]
+    pub(crate) struct TokenForm {
+        pub(crate) csrf_token: Option<String>,
+    }
 }
 
 mod with_axum {
     use axum::{
-        Json, Router,
+        Form, Json, Router,
         extract::Path,
+        http::HeaderMap,
         routing::{get, post},
     };
-    use session_kit_axum::{Session, SessionFailure, SessionLayer};
+    use session_kit_axum::{CsrfLayer, Session, SessionFailure, SessionLayer};
 
     use super::*;
 
@@ -211,8 +238,34 @@ mod with_axum {
                             .map_err(SessionFailure::from)
                     }),
                 )
+                .route(
+                    "/csrf",
+                    get(|s: Session<Visit>| async move {
+                        routes::csrf(&s).await.map_err(SessionFailure::from)
+                    }),
+                )
+                .route(
+                    "/csrf/form",
+                    post(
+                        |s: Session<Visit>, Form(form): Form<routes::TokenForm>| async move {
+                            routes::guarded_incr(&s, form.csrf_token.as_deref())
+                                .await
+                                .map_err(SessionFailure::from)
+                        },
+                    ),
+                )
+                .route(
+                    "/csrf/fetch",
+                    post(|s: Session<Visit>, headers: HeaderMap| async move {
+                        let token = session_kit::csrf_header(&headers);
+                        routes::guarded_incr(&s, token)
+                            .await
+                            .map_err(SessionFailure::from)
+                    }),
+                )
                 .layer(SessionLayer::new(storage))
-                .route("/metrics", get(move || async move { metrics.render() }));
+                .route("/metrics", get(move || async move { metrics.render() }))
+                .layer(CsrfLayer::new());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(|e| e.to_string())?;
@@ -224,8 +277,8 @@ mod with_axum {
 }
 
 mod with_actix {
-    use actix_web::{App, HttpResponse, HttpServer, web};
-    use session_kit_actix::{Session, SessionFailure, SessionMiddleware};
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    use session_kit_actix::{CsrfMiddleware, Session, SessionFailure, SessionMiddleware};
 
     use super::*;
 
@@ -249,6 +302,25 @@ mod with_actix {
         Ok(HttpResponse::Ok().json(routes::state(&s).await?))
     }
 
+    async fn csrf(s: Session<Visit>) -> Result<String, SessionFailure> {
+        Ok(routes::csrf(&s).await?)
+    }
+
+    async fn csrf_form(
+        s: Session<Visit>,
+        form: web::Form<routes::TokenForm>,
+    ) -> Result<String, SessionFailure> {
+        Ok(routes::guarded_incr(&s, form.csrf_token.as_deref()).await?)
+    }
+
+    async fn csrf_fetch(s: Session<Visit>, request: HttpRequest) -> Result<String, SessionFailure> {
+        let token = request
+            .headers()
+            .get(session_kit::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok());
+        Ok(routes::guarded_incr(&s, token).await?)
+    }
+
     pub(crate) fn run(options: Options, metrics: PrometheusHandle) -> Result<(), String> {
         actix_web::rt::System::new().block_on(async {
             let storage = storage(&options).await?;
@@ -263,6 +335,10 @@ mod with_actix {
                         }),
                     )
                     .wrap(SessionMiddleware::new(storage.clone()))
+                    .wrap(CsrfMiddleware::new())
+                    .route("/csrf", web::get().to(csrf))
+                    .route("/csrf/form", web::post().to(csrf_form))
+                    .route("/csrf/fetch", web::post().to(csrf_fetch))
                     .route("/incr", web::post().to(incr))
                     .route("/incr-exact", web::post().to(incr_exact))
                     .route("/cart/{item}", web::post().to(cart))

@@ -71,12 +71,16 @@ pub fn unavailable_response() -> HttpResponse {
         .body("Service Unavailable")
 }
 
-/// The default answer to `error`: [`unavailable_response`] when it is retryable, else
+/// The default answer to `error`: [`forbidden_response`] for a request refused as a forgery
+/// ([`SessionError::RequestForgery`]), [`unavailable_response`] when it is retryable, else
 /// [`internal_error_response`].
 ///
 /// The `503`'s `Retry-After` is the backend's own when it gave one (a throttled store),
 /// else one second.
 pub fn error_response(error: &SessionError) -> HttpResponse {
+    if let SessionError::RequestForgery(_) = error {
+        return forbidden_response();
+    }
     if error.is_retryable() {
         let mut response = unavailable_response();
         if let Some(wait) = error.retry_after() {
@@ -91,7 +95,19 @@ pub fn error_response(error: &SessionError) -> HttpResponse {
     }
 }
 
+/// A plain-text 403: the answer to a request refused as a cross-site forgery.
+pub fn forbidden_response() -> HttpResponse {
+    HttpResponse::Forbidden()
+        .content_type("text/plain; charset=utf-8")
+        .body("Forbidden")
+}
+
 fn log_failure(error: &SessionError, during: &str) {
+    if let SessionError::RequestForgery(why) = error {
+        // The client's doing, not the server's: no error-level alarm.
+        tracing::warn!(reason = why, "request refused as a possible forgery");
+        return;
+    }
     tracing::error!(error = %error.report(), retryable = error.is_retryable(), "session {during} failed");
 }
 
@@ -351,5 +367,94 @@ impl ResponseError for SessionFailure {
                 internal_error_response()
             }
         }
+    }
+}
+
+/// Refuses state-changing requests (`POST`, `PUT`, `PATCH`, `DELETE`, ...) that a browser
+/// says come from another site, with `403 Forbidden`, before any handler runs: the
+/// `Sec-Fetch-Site` / `Origin` check of [`session_kit_core::origin_allows`]. It needs no
+/// session, so it covers login forms (no session yet) too; pair it with the session-bound
+/// token ([`session_kit_core::Session::require_csrf`]) in handlers of logged-in users.
+///
+/// ```
+/// use actix_web::{App, web};
+/// use session_kit_actix::CsrfMiddleware;
+///
+/// let app = App::new()
+///     .wrap(CsrfMiddleware::new().trust_origin("https://admin.example.com"))
+///     .route("/login", web::post().to(|| async { "ok" }));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CsrfMiddleware {
+    trusted: Arc<Vec<String>>,
+}
+
+impl CsrfMiddleware {
+    /// Same-origin requests only (and non-browser clients, which send no `Origin`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also accepts requests from `origin` (`scheme://host[:port]`).
+    pub fn trust_origin(mut self, origin: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.trusted).push(origin.into());
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for CsrfMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = CsrfService<S>;
+    type InitError = ();
+    type Future = std::future::Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        std::future::ready(Ok(CsrfService {
+            service: Rc::new(service),
+            trusted: Arc::clone(&self.trusted),
+        }))
+    }
+}
+
+/// The service [`CsrfMiddleware`] wraps around the app.
+pub struct CsrfService<S> {
+    service: Rc<S>,
+    trusted: Arc<Vec<String>>,
+}
+
+impl<S, B> Service<ServiceRequest> for CsrfService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let headers = request.headers();
+        let value = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
+        let allowed = session_kit_core::origin_allows(
+            request.method().as_str(),
+            value("sec-fetch-site"),
+            value("origin"),
+            value("host"),
+            &self.trusted,
+        );
+        if !allowed {
+            tracing::warn!(method = %request.method(), "cross-site request refused");
+            let (request, _) = request.into_parts();
+            let refused = ServiceResponse::new(request, forbidden_response());
+            return Box::pin(async move { Ok(refused.map_into_right_body()) });
+        }
+        let service = Rc::clone(&self.service);
+        Box::pin(async move { Ok(service.call(request).await?.map_into_left_body()) })
     }
 }

@@ -101,12 +101,16 @@ pub fn unavailable_response() -> http::Response<String> {
     response
 }
 
-/// The default answer to `error`: [`unavailable_response`] when it is retryable, else
+/// The default answer to `error`: [`forbidden_response`] for a request refused as a forgery
+/// ([`SessionError::RequestForgery`]), [`unavailable_response`] when it is retryable, else
 /// [`internal_error_response`].
 ///
 /// The `503`'s `Retry-After` is the backend's own when it gave one (a throttled store),
 /// else one second.
 pub fn error_response(error: &SessionError) -> http::Response<String> {
+    if let SessionError::RequestForgery(_) = error {
+        return forbidden_response();
+    }
     if error.is_retryable() {
         let mut response = unavailable_response();
         if let Some(wait) = error.retry_after() {
@@ -121,6 +125,11 @@ pub fn error_response(error: &SessionError) -> http::Response<String> {
     }
 }
 
+/// A plain-text 403: the answer to a request refused as a cross-site forgery.
+pub fn forbidden_response() -> http::Response<String> {
+    plain(StatusCode::FORBIDDEN, "Forbidden")
+}
+
 fn plain(status: StatusCode, text: &str) -> http::Response<String> {
     let mut response = http::Response::new(text.to_owned());
     *response.status_mut() = status;
@@ -132,6 +141,11 @@ fn plain(status: StatusCode, text: &str) -> http::Response<String> {
 }
 
 fn log_failure(error: &SessionError, during: &str) {
+    if let SessionError::RequestForgery(why) = error {
+        // The client's doing, not the server's: no error-level alarm.
+        tracing::warn!(reason = why, "request refused as a possible forgery");
+        return;
+    }
     tracing::error!(error = %error.report(), retryable = error.is_retryable(), "session {during} failed");
 }
 
@@ -347,5 +361,88 @@ impl IntoResponse for SessionFailure {
             }
         };
         response.map(Into::into)
+    }
+}
+
+/// Refuses state-changing requests (`POST`, `PUT`, `PATCH`, `DELETE`, ...) that a browser
+/// says come from another site, with `403 Forbidden`, before any handler runs: the
+/// `Sec-Fetch-Site` / `Origin` check of [`session_kit_core::origin_allows`]. It needs no
+/// session, so it covers login forms (no session yet) too; pair it with the session-bound
+/// token ([`session_kit_core::Session::require_csrf`]) in handlers of logged-in users.
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use session_kit_axum::CsrfLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/login", post(|| async { "ok" }))
+///     .layer(CsrfLayer::new().trust_origin("https://admin.example.com"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CsrfLayer {
+    trusted: Arc<Vec<String>>,
+}
+
+impl CsrfLayer {
+    /// Same-origin requests only (and non-browser clients, which send no `Origin`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also accepts requests from `origin` (`scheme://host[:port]`, for example a sibling
+    /// subdomain that posts to this app).
+    pub fn trust_origin(mut self, origin: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.trusted).push(origin.into());
+        self
+    }
+}
+
+impl<S> Layer<S> for CsrfLayer {
+    type Service = CsrfService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CsrfService {
+            inner,
+            trusted: Arc::clone(&self.trusted),
+        }
+    }
+}
+
+/// The service of [`CsrfLayer`].
+#[derive(Debug, Clone)]
+pub struct CsrfService<S> {
+    inner: S,
+    trusted: Arc<Vec<String>>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CsrfService<S>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    ResBody: From<String> + Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let headers = request.headers();
+        let value = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
+        let allowed = session_kit_core::origin_allows(
+            request.method().as_str(),
+            value("sec-fetch-site"),
+            value("origin"),
+            value("host"),
+            &self.trusted,
+        );
+        if !allowed {
+            tracing::warn!(method = %request.method(), "cross-site request refused");
+            return Box::pin(async { Ok(forbidden_response().map(ResBody::from)) });
+        }
+        Box::pin(self.inner.call(request))
     }
 }

@@ -266,6 +266,11 @@ pub enum SessionError {
     /// value that was never stored.
     #[error("the session was destroyed by a concurrent request before this change was saved")]
     Vanished,
+    /// A state-changing request without a valid request-forgery token of its session
+    /// ([`Session::require_csrf`](crate::Session::require_csrf)), or from another site. The
+    /// integrations answer `403 Forbidden`.
+    #[error("request refused: {0}")]
+    RequestForgery(&'static str),
     /// With [`ConcurrentWrites::Exclusive`](crate::ConcurrentWrites::Exclusive): other
     /// requests held the session for longer than this request could wait.
     #[error("the session stayed busy with other requests for {waited:?}")]
@@ -391,6 +396,7 @@ impl SessionError {
             Self::Vanished => Self::Vanished,
             Self::Internal(m) => Self::Internal(m),
             Self::Busy { waited } => Self::Busy { waited: *waited },
+            Self::RequestForgery(why) => Self::RequestForgery(why),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! | `session_loads_total` | counter | `outcome`: `found`, `new` (no cookie), `not_found` (a valid cookie whose record is gone: expired, destroyed or unknown), `invalid` (a cookie that does not verify or open) | sessions loaded (once per request that uses its session) |
 //! | `session_commits_total` | counter | `outcome`: `nothing`, `create`, `regenerate`, `update`, `touch`, `resign`, `destroy`, `vanished` (destroyed by a concurrent request meanwhile) | commits of sessions the request used, by what they wrote (a request that never touched its session is not counted) |
 //! | `session_conflicts_merged_total` | counter | | compare-and-swap writes that met another process's change and were merged (the operations run again on the newer record) |
-//! | `session_errors_total` | counter | `during`: `load`, `commit`; `kind`: `store_unavailable`, `store_config`, `store_other`, `contention`, `busy`, `cookie_too_large`, `serialize`, `other` | errors returned to the app |
+//! | `session_errors_total` | counter | `during`: `load`, `commit`; `kind`: `store_unavailable`, `store_config`, `store_other`, `contention`, `busy`, `cookie_too_large`, `request_forgery`, `serialize`, `other` | errors returned to the app |
 //! | `session_store_operations_total` | counter | `driver`, `operation` (`get`, `put`, `delete`, `touch`, ...), `outcome` (`ok` or the driver error kind: `conflict`, `unavailable`, ...) | driver operations, as the app's storage calls them (retries inside are counted apart) |
 //! | `session_store_operation_duration_seconds` | histogram | `driver`, `operation` | their latency |
 //! | `session_store_retries_total` | counter | `driver`, `operation` | attempts made again by the retry layer |
@@ -175,6 +175,7 @@ fn session_error_kind(error: &SessionError) -> &'static str {
         SessionError::Contention { .. } => "contention",
         SessionError::Busy { .. } => "busy",
         SessionError::CookieTooLarge { .. } => "cookie_too_large",
+        SessionError::RequestForgery(_) => "request_forgery",
         SessionError::Serialize(_) | SessionError::Deserialize { .. } => "serialize",
         _ => "other",
     }

@@ -504,6 +504,34 @@ impl<T: SessionData> Session<T> {
         }
     }
 
+    /// The id a request-forgery token is bound to: the session's id once this request has
+    /// committed. `issue`: for a token being issued, a new session is marked to be stored
+    /// (the token must verify on the next request) and a pending regenerate's id is drawn
+    /// now. For a check, `None` while the session is not stored.
+    pub(crate) async fn csrf_id(&self, issue: bool) -> Result<Option<SessionId>, SessionError> {
+        let (id, new) = self
+            .with_loaded(|l| {
+                if !issue {
+                    return Ok((l.stored.as_ref().map(|s| s.id.clone()), false));
+                }
+                let new = l.stored.is_none();
+                if (new || l.regenerate) && l.new_id.is_none() {
+                    l.new_id = Some(SessionId::generate()?);
+                }
+                let id = match (&l.new_id, &l.stored) {
+                    (Some(id), _) if new || l.regenerate => Some(id.clone()),
+                    (_, Some(stored)) => Some(stored.id.clone()),
+                    _ => None,
+                };
+                Ok((id, new))
+            })
+            .await?;
+        if new {
+            self.renew().await?;
+        }
+        Ok(id)
+    }
+
     /// The session's id (a new one is drawn for a new session). This is a bearer secret:
     /// log its `Debug` form, which shows only a hash.
     pub async fn id(&self) -> Result<SessionId, SessionError> {
