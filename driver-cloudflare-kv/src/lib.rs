@@ -58,7 +58,7 @@ mod rest;
 use std::{sync::Arc, time::Duration};
 
 use session_kit_core::driver::{
-    ValueHeader, deadline_millis, escape_key, from_unix_millis, unescape_key, unix_millis,
+    ValueHeader, deadline_after, escape_key, from_unix_millis, unescape_key, unix_millis,
 };
 use session_kit_core::{
     BelowMinTtl, Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage,
@@ -226,7 +226,7 @@ impl<T: Transport> Driver for KvDriver<T> {
     ) -> Result<Version, DriverError> {
         let ttl = options.ttl;
         let now = self.now();
-        let expires_at = ttl.map(|ttl| deadline_millis(now, ttl));
+        let expires_at = ttl.map(|ttl| deadline_after(self.clock.now(), ttl));
         let header = ValueHeader::new(expires_at);
         // KV counts whole seconds: round up, so KV never deletes before our own expiry.
         let ttl_secs = expires_at.map(|at| (at - now).div_ceil(1000));

@@ -10,7 +10,7 @@ use std::{
 };
 
 use session_kit_core::driver::{
-    ValueHeader, check_condition, deadline_millis, from_unix_millis, unix_millis,
+    ValueHeader, check_condition, deadline_after, from_unix_millis, unix_millis,
 };
 use session_kit_core::{Clock, DriverError, Entry, ListPage, Version, WriteMode};
 use sha2::{Digest, Sha256};
@@ -135,7 +135,7 @@ impl Inner {
             if opened.is_corrupt() {
                 file::corrupt(&loc.path);
             }
-            let header = ValueHeader::new(ttl.map(|t| deadline_millis(now, t)));
+            let header = ValueHeader::new(ttl.map(|t| deadline_after(self.clock.now(), t)));
             opened
                 .write(&loc.dir, &loc.path, key, &header, value, self.durable)
                 .map_err(io_error)?;
@@ -161,7 +161,7 @@ impl Inner {
             };
             // The same version and value with the new expiry, in the other slot.
             let header = ValueHeader {
-                expires_at: Some(deadline_millis(now, ttl)),
+                expires_at: Some(deadline_after(self.clock.now(), ttl)),
                 ..header
             };
             let value = value.to_vec();

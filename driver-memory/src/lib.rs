@@ -41,7 +41,7 @@ use std::{
 use hashbrown::HashTable;
 use serde::Deserialize;
 use session_kit_core::driver::{
-    check_condition, deadline_millis, flexible, from_unix_millis, unix_millis,
+    check_condition, deadline_after, flexible, from_unix_millis, unix_millis,
 };
 use session_kit_core::{
     Capabilities, Clock, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
@@ -269,8 +269,8 @@ impl MemoryDriver {
         unix_millis(self.clock.now())
     }
 
-    fn deadline(&self, now: u64, ttl: Option<Duration>) -> Option<u64> {
-        ttl.map(|t| deadline_millis(now, t))
+    fn deadline(&self, ttl: Option<Duration>) -> Option<u64> {
+        ttl.map(|t| deadline_after(self.clock.now(), t))
     }
 
     /// The hash of `key`, which picks its shard and its place in the shard's table.
@@ -332,7 +332,7 @@ impl Driver for MemoryDriver {
     ) -> Result<Version, DriverError> {
         let ttl = options.ttl;
         let now = self.now();
-        let deadline = self.deadline(now, ttl);
+        let deadline = self.deadline(ttl);
         let hash = self.hash(key);
         let mut guard = self.shard(hash);
         let shard = &mut *guard;
@@ -379,7 +379,7 @@ impl Driver for MemoryDriver {
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
         let ttl = Some(ttl);
         let now = self.now();
-        let deadline = self.deadline(now, ttl);
+        let deadline = self.deadline(ttl);
         let hash = self.hash(key);
         let mut guard = self.shard(hash);
         let shard = &mut *guard;

@@ -69,7 +69,7 @@ mod error;
 use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
 
 use redis::{Cmd, ErrorKind as RedisErrorKind, Script, Value};
-use session_kit_core::driver::{deadline_millis, unix_millis};
+use session_kit_core::driver::deadline_after;
 use session_kit_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
     SystemClock, TtlSupport, Version, WriteMode, async_trait,
@@ -228,10 +228,6 @@ impl RedisDriver {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
-    }
-
-    fn now(&self) -> u64 {
-        unix_millis(self.clock.now())
     }
 
     fn is_cluster(&self) -> bool {
@@ -397,7 +393,7 @@ impl Driver for RedisDriver {
     ) -> Result<Version, DriverError> {
         let ttl = options.ttl;
         let version: u64 = rand::random();
-        let expires_at = ttl.map(|t| deadline_millis(self.now(), t));
+        let expires_at = ttl.map(|t| deadline_after(self.clock.now(), t));
         let blob = encode(version, expires_at, &value);
         let full_key = self.key(key);
         // With the read cache, a write other than create-only (whose record the cache does not
@@ -469,7 +465,7 @@ impl Driver for RedisDriver {
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
-        let expires_at = deadline_millis(self.now(), ttl);
+        let expires_at = deadline_after(self.clock.now(), ttl);
         let ttl_arg = millis(ttl).to_string();
         let key = self.key(key);
         let done = self

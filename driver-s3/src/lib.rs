@@ -70,7 +70,7 @@ use aws_sdk_s3::{
 };
 use futures::{StreamExt, TryStreamExt};
 use session_kit_core::driver::{
-    deadline_millis, escape_key, from_unix_millis, unescape_key, unix_millis,
+    deadline_after, escape_key, from_unix_millis, unescape_key, unix_millis,
 };
 use session_kit_core::{
     Capabilities, Clock, Driver, DriverError, Entry, LayerOptions, ListPage, PutOptions,
@@ -421,7 +421,7 @@ impl Driver for S3Driver {
         options: PutOptions,
     ) -> Result<Version, DriverError> {
         let ttl = options.ttl;
-        let expires_at = ttl.map(|ttl| deadline_millis(self.inner.now(), ttl));
+        let expires_at = ttl.map(|ttl| deadline_after(self.inner.clock.now(), ttl));
         let inner = &self.inner;
         let object = inner.object(key);
         match &options.mode {

@@ -1,11 +1,14 @@
 //! The writer thread: owns the one write connection of this process and commits every write
 //! waiting in its queue in one transaction.
 
-use std::{sync::mpsc, time::Duration};
+use std::{
+    sync::mpsc,
+    time::{Duration, SystemTime},
+};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use session_kit_core::Clock;
-use session_kit_core::driver::{deadline_millis, unix_millis};
+use session_kit_core::driver::{deadline_after, unix_millis};
 use session_kit_core::{DriverError, Version, WriteMode, bytes::Bytes};
 use tokio::sync::oneshot;
 
@@ -84,10 +87,11 @@ fn commit(
     clock: &dyn Clock,
 ) -> rusqlite::Result<Vec<Result<Output, DriverError>>> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let now = unix_millis(clock.now());
+    let at = clock.now();
+    let now = unix_millis(at);
     let applied: rusqlite::Result<Vec<_>> = batch
         .iter()
-        .map(|op| apply(conn, sql, &op.kind, now))
+        .map(|op| apply(conn, sql, &op.kind, now, at))
         .collect();
     match applied {
         Ok(results) => {
@@ -104,8 +108,9 @@ fn commit(
     }
 }
 
-fn deadline(now: u64, ttl: Option<Duration>) -> Option<i64> {
-    ttl.map(|t| i64::try_from(deadline_millis(now, t)).unwrap_or(i64::MAX))
+/// The deadline `ttl` after the transaction's clock read `at` (rounded up: never early).
+fn deadline(at: SystemTime, ttl: Option<Duration>) -> Option<i64> {
+    ttl.map(|t| i64::try_from(deadline_after(at, t)).unwrap_or(i64::MAX))
 }
 
 fn apply(
@@ -113,6 +118,7 @@ fn apply(
     sql: &Sql,
     op: &OpKind,
     now: u64,
+    at: SystemTime,
 ) -> rusqlite::Result<Result<Output, DriverError>> {
     let now = i64::try_from(now).unwrap_or(i64::MAX);
     Ok(match op {
@@ -123,7 +129,7 @@ fn apply(
             ttl,
         } => {
             let version: i64 = rand::random();
-            let expires = deadline(now as u64, *ttl);
+            let expires = deadline(at, *ttl);
             let changed = match mode {
                 WriteMode::Overwrite => conn.prepare_cached(&sql.upsert)?.execute(params![
                     key,
@@ -165,7 +171,7 @@ fn apply(
         OpKind::Touch { key, ttl } => {
             let changed = conn.prepare_cached(&sql.touch)?.execute(params![
                 key,
-                deadline(now as u64, Some(*ttl)),
+                deadline(at, Some(*ttl)),
                 now
             ])?;
             Ok(Output::Touched(changed > 0))

@@ -37,7 +37,7 @@ use std::{
 };
 
 use serde::Deserialize;
-use session_kit_core::driver::{check_condition, deadline_millis, from_unix_millis, now_millis};
+use session_kit_core::driver::{check_condition, deadline_after, from_unix_millis, now_millis};
 use session_kit_core::{
     Capabilities, Driver, DriverConfig, DriverError, Entry, ListPage, PutOptions, Registry,
     TtlSupport, Version, async_trait, bytes::Bytes,
@@ -177,7 +177,7 @@ impl Driver for BTreeDriver {
         let stored = Stored {
             value,
             version,
-            expires_at: ttl.map(|ttl| deadline_millis(now, ttl)),
+            expires_at: ttl.map(|ttl| deadline_after(std::time::SystemTime::now(), ttl)),
         };
         state.entries.insert(key.to_owned(), stored);
         Ok(Version::from_u64(version))
@@ -195,7 +195,7 @@ impl Driver for BTreeDriver {
         match state.entries.get_mut(key).filter(|s| s.live(now)) {
             // Shorter or longer: touch sets the expiry, it does not only extend it.
             Some(stored) => {
-                stored.expires_at = Some(deadline_millis(now, ttl));
+                stored.expires_at = Some(deadline_after(std::time::SystemTime::now(), ttl));
                 Ok(true)
             }
             None => Ok(false),

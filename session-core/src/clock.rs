@@ -104,6 +104,24 @@ pub fn deadline_millis(now: u64, ttl: Duration) -> u64 {
     now.saturating_add(u64::try_from(millis).unwrap_or(u64::MAX))
 }
 
+/// The deadline `ttl` after the instant `now`, in Unix milliseconds, with both rounded up:
+/// checked against the clock floored to milliseconds ([`unix_millis`]), an entry written at
+/// `now` is never gone before `ttl` has passed. (With [`deadline_millis`] on a floored clock
+/// read, it could be gone up to a millisecond early.)
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use session_kit_core::driver::deadline_after;
+/// let at = UNIX_EPOCH + Duration::from_micros(1_000_900); // 1000.9 ms
+/// assert_eq!(deadline_after(at, Duration::from_millis(450)), 1_451);
+/// assert_eq!(deadline_after(UNIX_EPOCH + Duration::from_millis(1_000), Duration::from_millis(450)), 1_450);
+/// ```
+pub fn deadline_after(now: SystemTime, ttl: Duration) -> u64 {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let millis = u64::try_from(since.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    deadline_millis(millis, ttl)
+}
+
 /// The time `ms` milliseconds after the Unix epoch.
 pub fn from_unix_millis(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)

@@ -16,7 +16,7 @@
 pub use crate::periodic::{PeriodicTask, blocking};
 pub use crate::{
     capabilities::{BelowMinTtl, Capabilities, Consistency, LayerOptions, TtlSupport},
-    clock::{deadline_millis, from_unix_millis, now_millis, unix_millis},
+    clock::{deadline_after, deadline_millis, from_unix_millis, now_millis, unix_millis},
     config::{DriverConfig, DriverFactory, OpenFuture, Registry},
     contract::{
         Driver, check_condition, check_identifier, check_key, check_put, check_value,

@@ -118,7 +118,7 @@ pub use storage::{SessionStorage, SessionStorageBuilder};
 pub use transport::{HeaderTransport, ResponseHeaders};
 
 // Driver-author items, public under `driver`, by short path inside the crate.
-pub(crate) use clock::{deadline_millis, from_unix_millis, unix_millis};
+pub(crate) use clock::{deadline_after, from_unix_millis, unix_millis};
 pub(crate) use contract::{check_key, check_put};
 pub(crate) use header::ValueHeader;
 #[cfg(feature = "tokio")]

@@ -10,7 +10,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use super::Layer;
 use crate::{
     Capabilities, Clock, Driver, DriverError, Entry, ListPage, PutOptions, SystemClock, TtlSupport,
-    ValueHeader, Version, WriteMode, deadline_millis, from_unix_millis, unix_millis,
+    ValueHeader, Version, WriteMode, deadline_after, from_unix_millis, unix_millis,
 };
 
 /// Reads of headers in flight at once while a listing, clear or sweep filters by expiry.
@@ -282,7 +282,7 @@ impl Driver for Expiring {
         value: Bytes,
         options: PutOptions,
     ) -> Result<Version, DriverError> {
-        let expires_at = options.ttl.map(|ttl| deadline_millis(self.now(), ttl));
+        let expires_at = options.ttl.map(|ttl| deadline_after(self.clock.now(), ttl));
         let body = Bytes::from(ValueHeader::new(expires_at).wrap(&value));
         match options.mode {
             WriteMode::Overwrite => {
@@ -390,6 +390,35 @@ mod tests {
         assert_eq!(caps.max_value_size, 1000 - ValueHeader::LEN);
         assert!(driver.native_capabilities().ttl.is_none());
         assert_eq!(driver.layers(), ["expiry"]);
+    }
+
+    /// A write at a clock read with a fraction of a millisecond: the deadline counts from the
+    /// end of that millisecond, so the entry is never gone before its TTL (an S3 conformance
+    /// run once saw an entry gone 449.3 ms into a 450 ms TTL).
+    #[tokio::test]
+    async fn a_deadline_is_never_early_on_a_clock_read_between_milliseconds() {
+        use std::time::SystemTime;
+
+        #[derive(Debug)]
+        struct At(std::sync::Mutex<SystemTime>);
+        impl Clock for At {
+            fn now(&self) -> SystemTime {
+                *self.0.lock().unwrap()
+            }
+        }
+        let start = std::time::UNIX_EPOCH + Duration::from_micros(1_000_900);
+        let clock = Arc::new(At(std::sync::Mutex::new(start)));
+        let driver = ExpiryLayer::with_clock(clock.clone()).layer(Arc::new(Recorder::new(full())));
+        let ttl = PutOptions::new().ttl(Duration::from_millis(450));
+        driver.put("k", value(), ttl).await.unwrap();
+        // 1450.5 ms: 449.6 ms after the write, the clock floored to 1450.
+        *clock.0.lock().unwrap() = start + Duration::from_micros(449_600);
+        assert!(
+            driver.get("k").await.unwrap().is_some(),
+            "gone before its TTL"
+        );
+        *clock.0.lock().unwrap() = start + Duration::from_millis(451);
+        assert!(driver.get("k").await.unwrap().is_none());
     }
 
     #[tokio::test]
