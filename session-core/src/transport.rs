@@ -61,7 +61,7 @@ impl HeaderTransport {
     }
 
     /// Answers with tokens in `name` instead.
-    pub fn response_header(mut self, name: &str) -> Result<Self, SessionError> {
+    pub fn with_response_header(mut self, name: &str) -> Result<Self, SessionError> {
         self.response = header_name(name)?;
         Ok(self)
     }
@@ -72,7 +72,7 @@ impl HeaderTransport {
     }
 
     /// The response header written.
-    pub fn response_header_name(&self) -> &HeaderName {
+    pub fn response_header(&self) -> &HeaderName {
         &self.response
     }
 
