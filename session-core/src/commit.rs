@@ -51,6 +51,8 @@ pub(crate) struct Shared<T> {
     pub(crate) cookie: CookieOptions,
     /// Tokens in a request header too (API clients), if configured.
     pub(crate) header: Option<HeaderTransport>,
+    /// Per-user "not before" stamps: a bound session created earlier is refused.
+    pub(crate) not_before: Option<NotBefore>,
     pub(crate) keyring: Keyring,
     pub(crate) expiry: ExpiryPolicy,
     pub(crate) namespace: String,
@@ -67,6 +69,10 @@ pub(crate) struct Shared<T> {
     pub(crate) write_seq: AtomicU64,
     pub(crate) _data: PhantomData<fn() -> T>,
 }
+
+/// The app's lookup of a user's "not before" stamp (see
+/// `SessionStorageBuilder::user_not_before`).
+pub(crate) type NotBefore = Arc<dyn Fn(&str) -> Option<std::time::SystemTime> + Send + Sync>;
 
 /// Fails every commit of a batch that has no outcome yet with `error`: the first keeps it
 /// (with its cause), the others get a copy.
@@ -202,6 +208,9 @@ impl<T: SessionData> Shared<T> {
         if let Some(lifetime) = changes.lifetime {
             record.lifetime = lifetime;
         }
+        if let Some(user) = &changes.user {
+            record.user = (**user).clone();
+        }
     }
 
     /// Restarts the idle timeout from `now`, and the absolute one too when `restart`.
@@ -227,11 +236,12 @@ impl<T: SessionData> Shared<T> {
                 .absolute_timeout
                 .map(|d| after(now, d)),
             lifetime: None,
+            user: None,
         }
     }
 
     /// The TTL to hand a driver with native expiry.
-    fn ttl(driver: &dyn Driver, expires_at: Option<u64>, now: u64) -> Option<Duration> {
+    pub(crate) fn ttl(driver: &dyn Driver, expires_at: Option<u64>, now: u64) -> Option<Duration> {
         driver.capabilities().ttl?;
         expires_at.map(|t| Duration::from_millis(t.saturating_sub(now).max(1)))
     }

@@ -100,6 +100,7 @@ mod storage;
 #[cfg(test)]
 mod testing;
 mod transport;
+mod users;
 
 pub use capabilities::{BelowMinTtl, Capabilities, Consistency, LayerOptions, TtlSupport};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -116,6 +117,7 @@ pub use record::{ExpiryPolicy, Lifetime};
 pub use session::Session;
 pub use storage::{SessionStorage, SessionStorageBuilder};
 pub use transport::{HeaderTransport, ResponseHeaders};
+pub use users::UserSession;
 
 // Driver-author items, public under `driver`, by short path inside the crate.
 pub(crate) use clock::{deadline_after, from_unix_millis, unix_millis};

@@ -4,7 +4,7 @@
 //!
 //! | metric | type | labels | what |
 //! |---|---|---|---|
-//! | `session_loads_total` | counter | `outcome`: `found`, `new` (no cookie), `not_found` (a valid cookie whose record is gone: expired, destroyed or unknown), `invalid` (a cookie that does not verify or open) | sessions loaded (once per request that uses its session) |
+//! | `session_loads_total` | counter | `outcome`: `found`, `new` (no cookie), `not_found` (a valid cookie whose record is gone: expired, destroyed or unknown), `revoked` (refused by the user's not-before stamp), `invalid` (a cookie that does not verify or open) | sessions loaded (once per request that uses its session) |
 //! | `session_commits_total` | counter | `outcome`: `nothing`, `create`, `regenerate`, `update`, `touch`, `resign`, `destroy`, `vanished` (destroyed by a concurrent request meanwhile) | commits of sessions the request used, by what they wrote (a request that never touched its session is not counted) |
 //! | `session_conflicts_merged_total` | counter | | compare-and-swap writes that met another process's change and were merged (the operations run again on the newer record) |
 //! | `session_errors_total` | counter | `during`: `load`, `commit`; `kind`: `store_unavailable`, `store_config`, `store_other`, `contention`, `busy`, `cookie_too_large`, `request_forgery`, `serialize`, `other` | errors returned to the app |

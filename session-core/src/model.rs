@@ -5,7 +5,10 @@
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
-use crate::{Lifetime, SessionError, SessionId, Version, record::Record};
+use crate::{
+    Lifetime, SessionError, SessionId, Version,
+    record::{Record, UserBinding},
+};
 
 /// Data a session can hold: any serde type that serialises as a map (a struct or a map).
 ///
@@ -112,6 +115,8 @@ pub(crate) struct Changes {
     pub(crate) flash_set: Map<String, Value>,
     pub(crate) lifetime: Option<Option<Lifetime>>,
     pub(crate) renew: bool,
+    /// A new user binding (`Some(None)`: unbound); boxed, as most commits have none.
+    pub(crate) user: Option<Box<Option<UserBinding>>>,
     /// The whole data as serialised for the diff, reused as the next snapshot.
     pub(crate) current: Option<Map<String, Value>>,
 }
@@ -123,6 +128,7 @@ impl Changes {
             && self.flash_set.is_empty()
             && self.lifetime.is_none()
             && !self.renew
+            && self.user.is_none()
     }
 }
 

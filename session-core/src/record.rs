@@ -155,6 +155,19 @@ pub(crate) struct Record {
         skip_serializing_if = "Option::is_none"
     )]
     pub lifetime: Option<Lifetime>,
+    /// The user the session is bound to, if any (see `Session::bind_user`).
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserBinding>,
+}
+
+/// The user a session is bound to, and the app's labels for the session (a device name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct UserBinding {
+    /// The app's user id.
+    pub id: String,
+    /// Labels the app chose, shown when listing the user's sessions.
+    #[serde(rename = "l", default, skip_serializing_if = "Map::is_empty")]
+    pub labels: Map<String, Value>,
 }
 
 impl Record {
@@ -168,6 +181,7 @@ impl Record {
             idle_deadline: None,
             absolute_deadline: None,
             lifetime: None,
+            user: None,
         }
     }
 
@@ -228,6 +242,7 @@ mod tests {
             idle_deadline: Some(2),
             absolute_deadline: None,
             lifetime: Some(Lifetime::new(Some(Duration::from_secs(1)), None)),
+            user: None,
         };
         let bytes = r.encode().unwrap();
         assert_eq!(Record::decode(&bytes).unwrap(), r);

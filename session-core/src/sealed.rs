@@ -142,6 +142,7 @@ mod tests {
             idle_deadline: Some(2),
             absolute_deadline: Some(3),
             lifetime: None,
+            user: None,
         }
     }
 

@@ -20,8 +20,10 @@ use crate::{
     intent::{Base, Intent, Op, diff, to_map},
     metrics,
     model::{Changes, SessionData, Stored},
+    record::UserBinding,
     sealed::open,
     transport::Via,
+    users,
 };
 
 /// One request's session. Cheap to clone (clones share state), `Send + Sync`.
@@ -117,6 +119,8 @@ struct Loaded<T> {
     regenerate: bool,
     /// The id a new (or regenerated) session will be stored under.
     new_id: Option<SessionId>,
+    /// A new user binding for this session (`Some(None)`: unbound).
+    user: Option<Option<UserBinding>>,
 }
 
 impl<T: SessionData> Session<T> {
@@ -161,11 +165,13 @@ impl<T: SessionData> Session<T> {
         let mut inner = self.lock().await;
         if inner.loaded.is_none() {
             let span = tracing::debug_span!("session.load", storage = self.shared.backend.name());
-            let loaded = self
-                .load(&mut inner)
-                .instrument(span)
-                .await
-                .inspect_err(|e| metrics::error("load", e))?;
+            // Unwrapped when nobody listens: no span bookkeeping on the hot path.
+            let loaded = if span.is_disabled() {
+                self.load(&mut inner).await
+            } else {
+                self.load(&mut inner).instrument(span).await
+            }
+            .inspect_err(|e| metrics::error("load", e))?;
             inner.loaded = Some(loaded);
         }
         match inner.loaded.as_mut() {
@@ -250,6 +256,15 @@ impl<T: SessionData> Session<T> {
             inner.clear_cookie = true;
             return self.fresh();
         };
+        if let (Some(not_before), Some(user)) = (&self.shared.not_before, &stored.record.user)
+            && not_before(&user.id)
+                .is_some_and(|t| crate::clock::unix_millis(t) > stored.record.created_at)
+        {
+            // Created before the user's "log out everywhere": refused like an expired one.
+            metrics::load("revoked");
+            inner.clear_cookie = true;
+            return self.fresh();
+        }
         metrics::load("found");
         match self.shared.build_data(&stored.record.data) {
             Ok(data) => {
@@ -459,6 +474,19 @@ impl<T: SessionData> Session<T> {
             (_, None, Incoming::Valid { id, .. }) => Some(id.storage_key(&self.shared.namespace)),
             _ => None,
         };
+        // A bound session's index entry goes with it (unloaded, it is cleaned up when the
+        // user's sessions are next listed).
+        if let (
+            Some(key),
+            Some(Loaded {
+                stored: Some(s), ..
+            }),
+        ) = (&key, &inner.loaded)
+            && let Some(user) = &s.record.user
+        {
+            let entry = users::index_key(&self.shared.namespace, &user.id, key);
+            inner.pending_deletes.push(entry);
+        }
         inner.pending_deletes.extend(key);
         inner.clear_cookie |= !matches!(inner.incoming, Incoming::Absent)
             || inner.loaded.as_ref().is_some_and(|l| l.stored.is_some())
@@ -502,6 +530,69 @@ impl<T: SessionData> Session<T> {
             None => Ok(false),
             Some(l) => Ok(l.regenerate || !changes(l, &self.shared.defaults)?.is_empty()),
         }
+    }
+
+    /// Binds the session to `user` (your user id), typically right after `regenerate` on
+    /// login. The binding is kept by `regenerate` and lets you list the user's sessions and
+    /// revoke them ([`SessionStorage::user_sessions`](crate::SessionStorage::user_sessions),
+    /// [`revoke_user`](crate::SessionStorage::revoke_user)); with a store that can list, the
+    /// commit also writes a small index entry (one more `put` per login). Binding another
+    /// user drops the labels.
+    pub async fn bind_user(&self, user: impl Into<String>) -> Result<(), SessionError> {
+        let user = user.into();
+        self.change(|l| {
+            let labels = match current_user(l) {
+                Some(binding) if binding.id == user => binding.labels,
+                _ => Map::new(),
+            };
+            l.user = Some(Some(UserBinding { id: user, labels }));
+            Ok(())
+        })
+        .await
+    }
+
+    /// A label of the bound session, shown when listing the user's sessions (a device
+    /// name, the login's IP address). [`SessionError::Config`] when no user is bound.
+    pub async fn set_user_label(
+        &self,
+        key: &str,
+        value: impl Serialize,
+    ) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(SessionError::Serialize)?;
+        self.change(|l| {
+            let mut binding = current_user(l).ok_or_else(|| {
+                SessionError::Config("set_user_label needs a user bound first (bind_user)".into())
+            })?;
+            binding.labels.insert(key.to_owned(), value);
+            l.user = Some(Some(binding));
+            Ok(())
+        })
+        .await
+    }
+
+    /// The user the session is bound to.
+    pub async fn user(&self) -> Result<Option<String>, SessionError> {
+        self.with_loaded(|l| Ok(current_user(l).map(|b| b.id)))
+            .await
+    }
+
+    /// Ends the binding (the session stays; it is no longer listed for the user).
+    pub async fn unbind_user(&self) -> Result<(), SessionError> {
+        self.change(|l| {
+            if current_user(l).is_some() {
+                l.user = Some(None);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The session's public handle: the hex SHA-256 of its id (what its storage key ends
+    /// with), as [`UserSession::id_hash`](crate::UserSession::id_hash) shows it. `None` for a
+    /// session that is not stored yet.
+    pub async fn id_hash(&self) -> Result<Option<String>, SessionError> {
+        self.with_loaded(|l| Ok(l.stored.as_ref().map(|s| s.id.storage_key(""))))
+            .await
     }
 
     /// The id a request-forgery token is bound to: the session's id once this request has
@@ -558,11 +649,12 @@ impl<T: SessionData> Session<T> {
     async fn commit_inner(&self, keep: bool) -> Result<Commit, SessionError> {
         let mut guard = self.lock().await;
         let span = tracing::debug_span!("session.commit", storage = self.shared.backend.name());
-        let result = self
-            .commit_locked(&mut guard, keep)
-            .instrument(span)
-            .await
-            .inspect_err(|e| metrics::error("commit", e));
+        let result = if span.is_disabled() {
+            self.commit_locked(&mut guard, keep).await
+        } else {
+            self.commit_locked(&mut guard, keep).instrument(span).await
+        }
+        .inspect_err(|e| metrics::error("commit", e));
         if !keep && let Some(hold) = guard.exclusive.take() {
             self.shared.release(hold).await;
         }
@@ -656,6 +748,12 @@ impl<T: SessionData> Session<T> {
     ) -> Result<Outcome, SessionError> {
         let mut changes = changes(l, &self.shared.defaults)?;
         let current = changes.current.take();
+        // For the user index: what the session was, and whether this commit binds it.
+        let before = l.stored.as_ref().map(|s| {
+            let user = s.record.user.as_ref().map(|b| b.id.clone());
+            (s.key.clone(), user)
+        });
+        let bound_now = changes.user.is_some();
         // Decided once for both backends. A cookie can always "touch": a refresh re-seals it
         // with the new deadline.
         let can_touch = match &self.shared.backend {
@@ -688,6 +786,19 @@ impl<T: SessionData> Session<T> {
         if matches!(outcome, Outcome::Vanished) {
             return Ok(outcome);
         }
+        if let (Backend::Store(driver), Some(stored)) = (&self.shared.backend, &l.stored)
+            && (before.is_none() || bound_now || matches!(plan, Plan::Regenerate))
+        {
+            users::follow(
+                &self.shared,
+                driver.as_ref(),
+                before,
+                bound_now,
+                stored,
+                now,
+            )
+            .await?;
+        }
         // Everything is saved: the stored record is the new base. Only a merge with a
         // concurrent change makes the data differ from what this request already holds.
         if let Some(stored) = &l.stored {
@@ -708,6 +819,7 @@ impl<T: SessionData> Session<T> {
         l.flash_set.clear();
         l.reflash = false;
         l.lifetime = None;
+        l.user = None;
         l.renew = false;
         l.regenerate = false;
         Ok(outcome)
@@ -914,6 +1026,14 @@ fn id_for(new_id: &Option<SessionId>) -> Result<SessionId, SessionError> {
     }
 }
 
+/// The binding the session has now: this request's change, else the stored one.
+fn current_user<T>(l: &Loaded<T>) -> Option<UserBinding> {
+    match &l.user {
+        Some(binding) => binding.clone(),
+        None => l.stored.as_ref().and_then(|s| s.record.user.clone()),
+    }
+}
+
 fn loaded<T>(stored: Option<Stored>, data: T) -> Loaded<T> {
     Loaded {
         flash_in: stored
@@ -934,6 +1054,7 @@ fn loaded<T>(stored: Option<Stored>, data: T) -> Loaded<T> {
         renew: false,
         regenerate: false,
         new_id: None,
+        user: None,
     }
 }
 
@@ -980,6 +1101,7 @@ fn changes<T: SessionData>(
         flash_set: l.flash_set.clone(),
         lifetime: l.lifetime,
         renew: l.renew,
+        user: l.user.clone().map(Box::new),
         current: whole,
     })
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::{
     Clock, CookieOptions, Driver, ExpiryPolicy, HeaderTransport, Keyring, ResponseHeaders,
     SessionError, SetCookie, SystemClock,
-    commit::{Backend, Shared},
+    commit::{Backend, NotBefore, Shared},
     cookie::{Incoming, verify},
     model::{ConcurrentWrites, DynamicData, SessionData},
     session::Session,
@@ -58,6 +58,7 @@ pub struct SessionStorageBuilder<T> {
     defaults: T,
     cookie: CookieOptions,
     header: Option<HeaderTransport>,
+    not_before: Option<NotBefore>,
     keyring: Option<Keyring>,
     expiry: ExpiryPolicy,
     namespace: String,
@@ -106,6 +107,7 @@ impl<T: SessionData> SessionStorage<T> {
             defaults,
             cookie: CookieOptions::default(),
             header: None,
+            not_before: None,
             keyring: None,
             expiry: ExpiryPolicy::default(),
             namespace: "session:".into(),
@@ -340,6 +342,20 @@ impl<T: SessionData> SessionStorageBuilder<T> {
         self
     }
 
+    /// A per-user "not before" stamp, for cookie-only sessions (which cannot be revoked one by
+    /// one) or as a second line on any storage: a session bound to a user
+    /// ([`Session::bind_user`](crate::Session::bind_user)) and created before
+    /// `not_before(user)` is refused like an expired one. Keep the stamp with your users (set
+    /// it to now on "log out everywhere" or a password change); the lookup runs on every load
+    /// of a bound session, so keep it cheap (a cache).
+    pub fn user_not_before(
+        mut self,
+        not_before: impl Fn(&str) -> Option<std::time::SystemTime> + Send + Sync + 'static,
+    ) -> Self {
+        self.not_before = Some(Arc::new(not_before));
+        self
+    }
+
     /// Also accept the session token in a request header, for API and mobile clients (see
     /// [`HeaderTransport`]); cookies keep working.
     pub fn header_transport(mut self, transport: HeaderTransport) -> Self {
@@ -483,6 +499,7 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                 backend: self.backend,
                 cookie: self.cookie,
                 header: self.header,
+                not_before: self.not_before,
                 keyring,
                 expiry: self.expiry,
                 namespace: self.namespace,
