@@ -13,6 +13,9 @@
 //! * `GET /csrf`: a request-forgery token of the session; `POST /csrf/form` (form field
 //!   `csrf_token`) and `POST /csrf/fetch` (header `x-csrf-token`): `/incr` once the token is
 //!   checked;
+//! * `POST /login/{user}`: a new id bound to `user`, labelled with the `x-device` header;
+//!   `GET /devices`: the user's sessions as JSON; `POST /logout-everywhere`,
+//!   `POST /logout-others`: revoke all, or all but this one (answer: how many);
 //! * `GET /metrics`: the session layer's metrics in Prometheus's text format.
 //!
 //! Every route is behind the origin check (`CsrfLayer`, `CsrfMiddleware`): state-changing
@@ -182,6 +185,60 @@ mod routes {
         incr(s).await
     }
 
+    /// Login as `user` from `device`.
+    pub(crate) async fn login(
+        s: &session_kit::Session<Visit>,
+        user: String,
+        device: Option<String>,
+    ) -> Result<String, SessionError> {
+        s.regenerate().await?;
+        s.bind_user(user.clone()).await?;
+        s.set_user_label("device", device.unwrap_or_default())
+            .await?;
+        Ok(user)
+    }
+
+    /// The bound user's sessions, as JSON text.
+    pub(crate) async fn devices(
+        storage: &SessionStorage<Visit>,
+        s: &session_kit::Session<Visit>,
+    ) -> Result<String, SessionError> {
+        let Some(user) = s.user().await? else {
+            return Ok("[]".into());
+        };
+        let current = s.id_hash().await?;
+        let listed: Vec<serde_json::Value> = storage
+            .user_sessions(&user)
+            .await?
+            .into_iter()
+            .map(|d| {
+                serde_json::json!({
+                    "id_hash": d.id_hash,
+                    "current": Some(&d.id_hash) == current.as_ref(),
+                    "labels": d.labels,
+                })
+            })
+            .collect();
+        Ok(serde_json::Value::from(listed).to_string())
+    }
+
+    /// Revokes the user's sessions (`others`: all but this one).
+    pub(crate) async fn logout_all(
+        storage: &SessionStorage<Visit>,
+        s: &session_kit::Session<Visit>,
+        others: bool,
+    ) -> Result<String, SessionError> {
+        let Some(user) = s.user().await? else {
+            return Ok("0".into());
+        };
+        let revoked = if others {
+            storage.revoke_user_except(&user, s).await?
+        } else {
+            storage.revoke_user(&user).await?
+        };
+        Ok(revoked.to_string())
+    }
+
     /// The form of `POST /csrf/form`.
     #[derive(serde::Deserialize)]
     pub(crate) struct TokenForm {
@@ -263,6 +320,44 @@ mod with_axum {
                             .map_err(SessionFailure::from)
                     }),
                 )
+                .route(
+                    "/login/{user}",
+                    post(
+                        |s: Session<Visit>, Path(user): Path<String>, headers: HeaderMap| async move {
+                            let device = headers
+                                .get("x-device")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned);
+                            routes::login(&s, user, device)
+                                .await
+                                .map_err(SessionFailure::from)
+                        },
+                    ),
+                )
+                .route("/devices", {
+                    let storage = storage.clone();
+                    get(|s: Session<Visit>| async move {
+                        routes::devices(&storage, &s)
+                            .await
+                            .map_err(SessionFailure::from)
+                    })
+                })
+                .route("/logout-everywhere", {
+                    let storage = storage.clone();
+                    post(|s: Session<Visit>| async move {
+                        routes::logout_all(&storage, &s, false)
+                            .await
+                            .map_err(SessionFailure::from)
+                    })
+                })
+                .route("/logout-others", {
+                    let storage = storage.clone();
+                    post(|s: Session<Visit>| async move {
+                        routes::logout_all(&storage, &s, true)
+                            .await
+                            .map_err(SessionFailure::from)
+                    })
+                })
                 .layer(SessionLayer::new(storage))
                 .route("/metrics", get(move || async move { metrics.render() }))
                 .layer(CsrfLayer::new());
@@ -302,6 +397,40 @@ mod with_actix {
         Ok(HttpResponse::Ok().json(routes::state(&s).await?))
     }
 
+    async fn login(
+        s: Session<Visit>,
+        user: web::Path<String>,
+        request: HttpRequest,
+    ) -> Result<String, SessionFailure> {
+        let device = request
+            .headers()
+            .get("x-device")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(routes::login(&s, user.into_inner(), device).await?)
+    }
+
+    async fn devices(
+        s: Session<Visit>,
+        storage: web::Data<SessionStorage<Visit>>,
+    ) -> Result<String, SessionFailure> {
+        Ok(routes::devices(&storage, &s).await?)
+    }
+
+    async fn logout_everywhere(
+        s: Session<Visit>,
+        storage: web::Data<SessionStorage<Visit>>,
+    ) -> Result<String, SessionFailure> {
+        Ok(routes::logout_all(&storage, &s, false).await?)
+    }
+
+    async fn logout_others(
+        s: Session<Visit>,
+        storage: web::Data<SessionStorage<Visit>>,
+    ) -> Result<String, SessionFailure> {
+        Ok(routes::logout_all(&storage, &s, true).await?)
+    }
+
     async fn csrf(s: Session<Visit>) -> Result<String, SessionFailure> {
         Ok(routes::csrf(&s).await?)
     }
@@ -336,6 +465,11 @@ mod with_actix {
                     )
                     .wrap(SessionMiddleware::new(storage.clone()))
                     .wrap(CsrfMiddleware::new())
+                    .app_data(web::Data::new(storage.clone()))
+                    .route("/login/{user}", web::post().to(login))
+                    .route("/devices", web::get().to(devices))
+                    .route("/logout-everywhere", web::post().to(logout_everywhere))
+                    .route("/logout-others", web::post().to(logout_others))
                     .route("/csrf", web::get().to(csrf))
                     .route("/csrf/form", web::post().to(csrf_form))
                     .route("/csrf/fetch", web::post().to(csrf_fetch))

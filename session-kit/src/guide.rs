@@ -5,6 +5,7 @@
 //! | [Getting started](getting_started) | an axum app with sessions in Redis, configured by a file, step by step |
 //! | [The model](model) | cookies, ids, records and drivers; one request through the sans-IO API; the session's calls; expiry; errors |
 //! | [axum], [actix-web](actix) | the framework integrations, with runnable examples |
+//! | [Sessions per user](users) | binding sessions to users, a devices page, "log out everywhere", not-before stamps for cookie-only sessions |
 //! | [Request forgery](csrf) | the origin check layer and the session-bound token, for axum and actix-web |
 //! | [API clients](api_clients) | the session token in `Authorization: Bearer` or a header of your choosing, beside cookies |
 //! | [Concurrent requests](concurrency) | what each handler style gets when requests of one session overlap, per kind of storage |
@@ -33,6 +34,10 @@ pub mod axum {
 
 pub mod actix {
     #![doc = include_str!("../guide/actix.md")]
+}
+
+pub mod users {
+    #![doc = include_str!("../guide/users.md")]
 }
 
 pub mod csrf {

@@ -1,0 +1,149 @@
+//! "Log out everywhere" over real HTTP, against axum and actix-web servers
+//! (`contention-server`) on memory, fs, SQLite and Redis: devices that log in as one user are
+//! listed with their labels; "log out my other devices" and "log out everywhere" end them for
+//! every later request, including while one of them is hammering the server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    thread,
+};
+
+use common::server;
+use session_test_support::{HttpResponse, http_exchange, redis::RedisServer};
+
+fn send(port: u16, method: &str, path: &str, cookie: &str, extra: &[(&str, &str)]) -> HttpResponse {
+    let mut headers = vec![("Cookie", cookie)];
+    headers.extend_from_slice(extra);
+    http_exchange(port, method, path, &headers, b"")
+}
+
+/// Logs in as `user` from `device`: the session cookie.
+fn login(port: u16, user: &str, device: &str) -> String {
+    let r = http_exchange(
+        port,
+        "POST",
+        &format!("/login/{user}"),
+        &[("x-device", device)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.header_values("set-cookie")[0]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn devices(port: u16, cookie: &str) -> Vec<serde_json::Value> {
+    let r = send(port, "GET", "/devices", cookie, &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_str(&r.body).unwrap()
+}
+
+/// The session's visit count (0 for a fresh session: the cookie no longer names one).
+fn visits(port: u16, cookie: &str) -> u64 {
+    let r = send(port, "GET", "/state", cookie, &[]);
+    let state: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    state["visits"].as_u64().unwrap()
+}
+
+fn log_out_everywhere(framework: &str, driver: &str) {
+    let server = server(framework, driver);
+    let port = server.port;
+    let context = format!("{framework} on {driver}");
+    // Users of their own per framework: both frameworks' servers share the store.
+    let (ada, grace) = (format!("ada-{framework}"), format!("grace-{framework}"));
+
+    let laptop = login(port, &ada, "laptop");
+    let phone = login(port, &ada, "phone");
+    let tablet = login(port, &ada, "tablet");
+    let _grace = login(port, &grace, "desktop");
+    for cookie in [&laptop, &phone, &tablet] {
+        assert_eq!(send(port, "POST", "/incr", cookie, &[]).status, 200);
+    }
+    let listed = devices(port, &laptop);
+    let names: Vec<&str> = listed
+        .iter()
+        .map(|d| d["labels"]["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["laptop", "phone", "tablet"], "{context}");
+    assert_eq!(
+        listed.iter().filter(|d| d["current"] == true).count(),
+        1,
+        "{context}"
+    );
+
+    // "Log out my other devices" from the laptop, while the phone keeps sending requests.
+    let stop = AtomicBool::new(false);
+    thread::scope(|scope| {
+        let hammer = scope.spawn(|| {
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let r = send(port, "POST", "/incr", &phone, &[]);
+                assert_eq!(r.status, 200, "{context}: {}", r.body);
+                sent += 1;
+            }
+            sent
+        });
+        // Let the phone's requests run, then revoke in the middle of them.
+        while visits(port, &phone) < 5 {}
+        let r = send(port, "POST", "/logout-others", &laptop, &[]);
+        assert_eq!((r.status, r.body.as_str()), (200, "2"), "{context}");
+        stop.store(true, Ordering::Relaxed);
+        assert!(hammer.join().unwrap() > 0);
+    });
+    // Every later request of the phone and the tablet meets a fresh session: no request in
+    // flight brought the phone's back.
+    assert_eq!(
+        visits(port, &phone),
+        0,
+        "{context}: the phone's session is gone"
+    );
+    assert_eq!(
+        visits(port, &tablet),
+        0,
+        "{context}: the tablet's session is gone"
+    );
+    assert_eq!(visits(port, &laptop), 1, "{context}: the laptop stays");
+    assert_eq!(devices(port, &laptop).len(), 1, "{context}");
+
+    // "Log out everywhere".
+    let r = send(port, "POST", "/logout-everywhere", &laptop, &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "1"), "{context}");
+    assert_eq!(visits(port, &laptop), 0, "{context}");
+    // Another user's sessions are untouched.
+    let grace = login(port, &grace, "phone");
+    assert_eq!(devices(port, &grace).len(), 2, "{context}");
+}
+
+fn each_framework(driver: &str) {
+    for framework in ["axum", "actix"] {
+        log_out_everywhere(framework, driver);
+    }
+}
+
+#[test]
+fn memory() {
+    each_framework("memory");
+}
+
+#[test]
+fn fs() {
+    let dir = tempfile::tempdir().unwrap();
+    each_framework(&format!("fs://{}", dir.path().display()));
+}
+
+#[test]
+fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    each_framework(&format!("sqlite://{}/sessions.db", dir.path().display()));
+}
+
+#[test]
+fn redis() {
+    let redis = RedisServer::start();
+    each_framework(&redis.url());
+}
