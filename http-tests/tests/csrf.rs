@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::server;
-use session_test_support::{HttpResponse, http_exchange, redis::RedisServer};
+use common::{on_store, server};
+use session_test_support::{HttpResponse, http_exchange};
 
 fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
     http_exchange(port, method, path, headers, body.as_bytes())
@@ -105,31 +105,22 @@ fn forgery_is_refused(framework: &str, driver: &str) {
     assert_eq!(state["visits"], 2, "{context}");
 }
 
-fn each_framework(driver: &str) {
-    for framework in ["axum", "actix"] {
-        forgery_is_refused(framework, driver);
-    }
-}
-
 #[test]
 fn memory() {
-    each_framework("memory");
+    on_store("memory", forgery_is_refused);
 }
 
 #[test]
 fn fs() {
-    let dir = tempfile::tempdir().unwrap();
-    each_framework(&format!("fs://{}", dir.path().display()));
+    on_store("fs", forgery_is_refused);
 }
 
 #[test]
 fn sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    each_framework(&format!("sqlite://{}/sessions.db", dir.path().display()));
+    on_store("sqlite", forgery_is_refused);
 }
 
 #[test]
 fn redis() {
-    let redis = RedisServer::start();
-    each_framework(&redis.url());
+    on_store("redis", forgery_is_refused);
 }

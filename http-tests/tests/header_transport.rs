@@ -9,8 +9,8 @@ mod common;
 
 use std::thread;
 
-use common::server_args;
-use session_test_support::{http_exchange, redis::RedisServer};
+use common::{on_store, server_args};
+use session_test_support::http_exchange;
 
 fn api_clients_share_one_session(framework: &str, driver: &str) {
     let server = server_args(framework, driver, &["--header-transport", "bearer"]);
@@ -73,31 +73,22 @@ fn api_clients_share_one_session(framework: &str, driver: &str) {
     assert_eq!(r.header_values("session-token").len(), 1);
 }
 
-fn each_framework(driver: &str) {
-    for framework in ["axum", "actix"] {
-        api_clients_share_one_session(framework, driver);
-    }
-}
-
 #[test]
 fn memory() {
-    each_framework("memory");
+    on_store("memory", api_clients_share_one_session);
 }
 
 #[test]
 fn fs() {
-    let dir = tempfile::tempdir().unwrap();
-    each_framework(&format!("fs://{}", dir.path().display()));
+    on_store("fs", api_clients_share_one_session);
 }
 
 #[test]
 fn sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    each_framework(&format!("sqlite://{}/sessions.db", dir.path().display()));
+    on_store("sqlite", api_clients_share_one_session);
 }
 
 #[test]
 fn redis() {
-    let redis = RedisServer::start();
-    each_framework(&redis.url());
+    on_store("redis", api_clients_share_one_session);
 }

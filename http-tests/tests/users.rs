@@ -11,8 +11,8 @@ use std::{
     thread,
 };
 
-use common::server;
-use session_test_support::{HttpResponse, http_exchange, redis::RedisServer};
+use common::{on_store, server};
+use session_test_support::{HttpResponse, http_exchange};
 
 fn send(port: u16, method: &str, path: &str, cookie: &str, extra: &[(&str, &str)]) -> HttpResponse {
     let mut headers = vec![("Cookie", cookie)];
@@ -119,31 +119,22 @@ fn log_out_everywhere(framework: &str, driver: &str) {
     assert_eq!(devices(port, &grace).len(), 2, "{context}");
 }
 
-fn each_framework(driver: &str) {
-    for framework in ["axum", "actix"] {
-        log_out_everywhere(framework, driver);
-    }
-}
-
 #[test]
 fn memory() {
-    each_framework("memory");
+    on_store("memory", log_out_everywhere);
 }
 
 #[test]
 fn fs() {
-    let dir = tempfile::tempdir().unwrap();
-    each_framework(&format!("fs://{}", dir.path().display()));
+    on_store("fs", log_out_everywhere);
 }
 
 #[test]
 fn sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    each_framework(&format!("sqlite://{}/sessions.db", dir.path().display()));
+    on_store("sqlite", log_out_everywhere);
 }
 
 #[test]
 fn redis() {
-    let redis = RedisServer::start();
-    each_framework(&redis.url());
+    on_store("redis", log_out_everywhere);
 }

@@ -70,55 +70,58 @@ fn storage(driver: Arc<MemoryDriver>) -> SessionStorage<DynamicData> {
         .unwrap()
 }
 
-fn cookie(set_cookie: &str) -> String {
-    set_cookie.split(';').next().unwrap().to_owned()
-}
-
-#[test]
-fn loads_commits_merges_errors_and_store_operations_are_counted() {
+/// What `run` reports, recorded on this thread (a current-thread runtime keeps every task on
+/// it).
+fn recorded(run: impl std::future::Future<Output = ()>) -> Snapshot {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let driver = Arc::new(MemoryDriver::new());
-            let (a, b) = (storage(driver.clone()), storage(driver.clone()));
+    metrics::with_local_recorder(&recorder, || runtime.block_on(run));
+    snapshotter.snapshot().into_vec()
+}
 
-            // A new visitor's first write.
-            let s = a.get_session(None);
-            s.insert("n", 1).await.unwrap();
-            let c = cookie(a.commit_session(&s).await.unwrap().unwrap().as_str());
+fn cookie(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
 
-            // Two app servers load the same session; b commits first, so a's compare-and-swap
-            // meets b's change and merges it.
-            let on_a = a.get_session(Some(&c));
-            let on_b = b.get_session(Some(&c));
-            on_a.update(|d| d.insert("a".into(), 1.into()))
-                .await
-                .unwrap();
-            on_b.update(|d| d.insert("b".into(), 1.into()))
-                .await
-                .unwrap();
-            b.commit_session(&on_b).await.unwrap();
-            a.commit_session(&on_a).await.unwrap();
+#[test]
+fn loads_commits_merges_errors_and_store_operations_are_counted() {
+    let snapshot = recorded(async {
+        let driver = Arc::new(MemoryDriver::new());
+        let (a, b) = (storage(driver.clone()), storage(driver.clone()));
 
-            // A forged cookie, and a signed one whose record is gone.
-            let forged = a.get_session(Some("session=AAAA.BBBB"));
-            assert!(forged.is_new().await.unwrap());
-            a.destroy_session(&a.get_session(Some(&c))).await.unwrap();
-            assert!(a.get_session(Some(&c)).is_new().await.unwrap());
+        // A new visitor's first write.
+        let s = a.get_session(None);
+        s.insert("n", 1).await.unwrap();
+        let c = cookie(a.commit_session(&s).await.unwrap().unwrap().as_str());
 
-            // A session used but not changed: a commit that writes nothing.
-            let idle = a.get_session(None);
-            idle.is_new().await.unwrap();
-            a.commit_session(&idle).await.unwrap();
-        })
+        // Two app servers load the same session; b commits first, so a's compare-and-swap
+        // meets b's change and merges it.
+        let on_a = a.get_session(Some(&c));
+        let on_b = b.get_session(Some(&c));
+        on_a.update(|d| d.insert("a".into(), 1.into()))
+            .await
+            .unwrap();
+        on_b.update(|d| d.insert("b".into(), 1.into()))
+            .await
+            .unwrap();
+        b.commit_session(&on_b).await.unwrap();
+        a.commit_session(&on_a).await.unwrap();
+
+        // A forged cookie, and a signed one whose record is gone.
+        let forged = a.get_session(Some("session=AAAA.BBBB"));
+        assert!(forged.is_new().await.unwrap());
+        a.destroy_session(&a.get_session(Some(&c))).await.unwrap();
+        assert!(a.get_session(Some(&c)).is_new().await.unwrap());
+
+        // A session used but not changed: a commit that writes nothing.
+        let idle = a.get_session(None);
+        idle.is_new().await.unwrap();
+        a.commit_session(&idle).await.unwrap();
     });
-
-    let snapshot = snapshotter.snapshot().into_vec();
     let c = |name, labels: &[(&str, &str)]| counter(&snapshot, name, labels);
     assert_eq!(c(names::LOADS, &[("outcome", "new")]), 2);
     assert_eq!(
@@ -173,25 +176,16 @@ fn loads_commits_merges_errors_and_store_operations_are_counted() {
 
 #[test]
 fn errors_are_counted_by_kind() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            // A cookie-only session grown past what a browser keeps.
-            let storage = SessionStorage::<DynamicData>::cookie_only()
-                .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"]).unwrap())
-                .build()
-                .unwrap();
-            let s = storage.get_session(None);
-            s.insert("big", "x".repeat(5000)).await.unwrap();
-            assert!(storage.commit_session(&s).await.is_err());
-        })
+    let snapshot = recorded(async {
+        // A cookie-only session grown past what a browser keeps.
+        let storage = SessionStorage::<DynamicData>::cookie_only()
+            .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"]).unwrap())
+            .build()
+            .unwrap();
+        let s = storage.get_session(None);
+        s.insert("big", "x".repeat(5000)).await.unwrap();
+        assert!(storage.commit_session(&s).await.is_err());
     });
-    let snapshot = snapshotter.snapshot().into_vec();
     assert_eq!(
         counter(
             &snapshot,

@@ -6,7 +6,7 @@ use std::{
     path::Path,
 };
 
-use session_test_support::{HttpResponse, Tied, http_exchange};
+use session_test_support::{HttpResponse, Tied, http_exchange, redis::RedisServer};
 
 pub(crate) const SECRET: &str = "a test secret that is at least 32 bytes long";
 
@@ -76,4 +76,22 @@ pub(crate) fn new_session(port: u16) -> String {
         .and_then(|c| c.split(';').next())
         .expect("a new session sets its cookie")
         .to_owned()
+}
+
+/// Runs `check(framework, driver)` under axum and under actix-web, on a store of `kind`
+/// (`memory`, `fs`, `sqlite` or `redis`) that lives for the call; both frameworks' servers
+/// share it.
+pub(crate) fn on_store(kind: &str, check: impl Fn(&str, &str)) {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = (kind == "redis").then(RedisServer::start);
+    let driver = match (kind, &redis) {
+        ("memory", _) => "memory".to_owned(),
+        ("fs", _) => format!("fs://{}", dir.path().display()),
+        ("sqlite", _) => format!("sqlite://{}/sessions.db", dir.path().display()),
+        (_, Some(redis)) => redis.url(),
+        (other, None) => panic!("no store kind {other:?}"),
+    };
+    for framework in ["axum", "actix"] {
+        check(framework, &driver);
+    }
 }
