@@ -440,12 +440,9 @@ where
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
         let headers = request.headers();
-        let value = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
-        let allowed = session_kit_core::origin_allows(
+        let allowed = session_kit_core::origin_allows_request(
             request.method().as_str(),
-            value("sec-fetch-site"),
-            value("origin"),
-            value("host"),
+            |name| headers.get(name).map(HeaderValue::as_bytes),
             &self.trusted,
         );
         if !allowed {

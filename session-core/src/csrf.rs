@@ -101,6 +101,22 @@ pub fn csrf_header(headers: &http::HeaderMap) -> Option<&str> {
     headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())
 }
 
+/// [`origin_allows`] on a request's headers, looked up by lowercase name through `header`
+/// (for any framework's header types).
+pub fn origin_allows_request<'h>(
+    method: &str,
+    header: impl Fn(&str) -> Option<&'h [u8]>,
+    trusted: &[String],
+) -> bool {
+    origin_allows(
+        method,
+        header("sec-fetch-site"),
+        header("origin"),
+        header("host"),
+        trusted,
+    )
+}
+
 /// Whether a request may change state as far as its origin tells: always for safe methods
 /// (`GET`, `HEAD`, `OPTIONS`, `TRACE`); otherwise when the browser says it comes from this
 /// site (`Sec-Fetch-Site: same-origin`, or `none` for a user's own navigation), when its

@@ -107,7 +107,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DriverConfig, Registry};
 pub use contract::Driver;
 pub use cookie::{CookieOptions, SameSite, SetCookie};
-pub use csrf::{CSRF_FIELD, CSRF_HEADER, csrf_header, csrf_input, origin_allows};
+pub use csrf::{
+    CSRF_FIELD, CSRF_HEADER, csrf_header, csrf_input, origin_allows, origin_allows_request,
+};
 pub use entry::{Entry, ListPage, PutOptions, Version, WriteMode};
 pub use error::{BoxError, DriverError, ErrorKind, Report, SessionError};
 pub use id::SessionId;
