@@ -516,3 +516,53 @@ impl<T: SessionData> SessionStorageBuilder<T> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use crate::{
+        Capabilities, DynamicData, Keyring, SessionStorage,
+        testing::{Collect, Recorder},
+    };
+
+    /// Loads and commits run in `session.load` / `session.commit` spans naming the storage,
+    /// around the driver's own spans; no id, key or value appears in any field.
+    #[tokio::test]
+    async fn loads_and_commits_are_spans_without_ids() {
+        let collect: &'static Collect = Box::leak(Box::default());
+        let _guard = tracing::subscriber::set_default(collect);
+        let caps = Capabilities::new(200, 1 << 20)
+            .with_create_only()
+            .with_compare_and_swap()
+            .with_update_only();
+        let storage = SessionStorage::<DynamicData>::builder(Arc::new(Recorder::new(caps)))
+            .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"]).unwrap())
+            .build()
+            .unwrap();
+        let session = storage.get_session(None);
+        session.insert("card", "4111 1111 1111 1111").await.unwrap();
+        let cookie = storage.commit_session(&session).await.unwrap().unwrap();
+        let value = cookie.as_str().split(';').next().unwrap().to_owned();
+        let again = storage.get_session(Some(&value));
+        assert!(!again.is_new().await.unwrap());
+        let lines = collect.lines.lock().unwrap().clone();
+        let spans: Vec<&String> = lines.iter().filter(|l| l.starts_with("span")).collect();
+        assert_eq!(
+            spans,
+            [
+                r#"span session.load storage="recorder""#,
+                r#"span session.commit storage="recorder""#,
+                r#"span session.driver driver="recorder" operation="put""#,
+                r#"span session.load storage="recorder""#,
+                r#"span session.driver driver="recorder" operation="get""#,
+            ],
+            "{lines:#?}"
+        );
+        let all = lines.concat();
+        let id = value.split_once('=').unwrap().1.split_once('.').unwrap().0;
+        assert!(!all.contains(id) && !all.contains("4111"), "{lines:#?}");
+    }
+}

@@ -6,6 +6,7 @@
 //! | [The model](model) | cookies, ids, records and drivers; one request through the sans-IO API; the session's calls; expiry; errors |
 //! | [axum], [actix-web](actix) | the framework integrations, with runnable examples |
 //! | [Sessions per user](users) | binding sessions to users, a devices page, "log out everywhere", not-before stamps for cookie-only sessions |
+//! | [Operations](operations) | `session-admin`: list, inspect, revoke, sweep, count and migrate sessions from the command line |
 //! | [Request forgery](csrf) | the origin check layer and the session-bound token, for axum and actix-web |
 //! | [API clients](api_clients) | the session token in `Authorization: Bearer` or a header of your choosing, beside cookies |
 //! | [Concurrent requests](concurrency) | what each handler style gets when requests of one session overlap, per kind of storage |
@@ -38,6 +39,10 @@ pub mod actix {
 
 pub mod users {
     #![doc = include_str!("../guide/users.md")]
+}
+
+pub mod operations {
+    #![doc = include_str!("../guide/operations.md")]
 }
 
 pub mod csrf {
