@@ -33,7 +33,11 @@ where
             cookies.extend(send("/count", None, true).await?);
         }
         if cookies.len() < SESSIONS {
-            return Err(format!("/count set {} cookies for {SESSIONS} requests", cookies.len()).into());
+            return Err(format!(
+                "/count set {} cookies for {SESSIONS} requests",
+                cookies.len()
+            )
+            .into());
         }
     }
     let mut out = Vec::new();
@@ -58,8 +62,8 @@ where
 
 /// [`measure`] over an axum router, on the current (single) thread.
 pub async fn measure_axum(router: axum::Router, bare: bool, n: usize) -> Result<(), Fail> {
-    use axum::body::Body;
     use ::tower::ServiceExt;
+    use axum::body::Body;
     measure(
         |path, cookie, want_cookie| {
             let router = router.clone();

@@ -124,7 +124,8 @@ pub(crate) fn store_operation(
     let _ = (driver, operation, outcome, seconds);
 }
 
-/// An operation the retry layer makes again.
+/// An operation the retry layer (which needs the `tokio` feature) makes again.
+#[cfg(feature = "tokio")]
 #[inline]
 pub(crate) fn store_retry(driver: &str, operation: &'static str) {
     #[cfg(feature = "metrics")]

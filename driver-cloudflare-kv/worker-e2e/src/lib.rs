@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use session_kit_core::{CookieOptions, Keyring, SessionStorage};
 use session_kit_cloudflare_kv::WorkerKvDriver;
+use session_kit_core::{CookieOptions, Keyring, SessionStorage};
 use worker::{Context, Env, Request, Response, Result, event};
 
 #[derive(Clone, Default, Serialize, Deserialize)]

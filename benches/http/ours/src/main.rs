@@ -18,8 +18,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, routing::get};
 use serde::{Deserialize, Serialize};
-use session_kit_axum::{Session, SessionFailure, SessionLayer};
 use session_kit::{CookieOptions, ExpiryPolicy, Keyring, SessionStorage};
+use session_kit_axum::{Session, SessionFailure, SessionLayer};
 
 type Fail = Box<dyn std::error::Error + Send + Sync>;
 
@@ -35,7 +35,13 @@ async fn count(session: Session<Counter>) -> Result<String, SessionFailure> {
 }
 
 async fn incr(session: Session<Counter>) -> Result<String, SessionFailure> {
-    Ok(session.update(|c| { c.count += 1; c.count }).await?.to_string())
+    Ok(session
+        .update(|c| {
+            c.count += 1;
+            c.count
+        })
+        .await?
+        .to_string())
 }
 
 async fn read(session: Session<Counter>) -> Result<String, SessionFailure> {
@@ -47,40 +53,68 @@ mod in_process;
 
 fn main() -> Result<(), Fail> {
     let args: Vec<String> = std::env::args().collect();
-    if let (Some("--in-process"), Some(app), Some(n)) = (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
+    if let (Some("--in-process"), Some(app), Some(n)) =
+        (args.get(1).map(String::as_str), args.get(2), args.get(3))
+    {
         return in_process_main(app, n.parse()?);
     }
     let (app, addr) = match (args.get(1), args.get(2)) {
         (Some(app), Some(addr)) => (app.clone(), addr.parse::<SocketAddr>()?),
-        _ => return Err("usage: session-http-bench-ours <app> <addr> [backend] | --in-process <app> <requests>".into()),
+        _ => return Err(
+            "usage: session-http-bench-ours <app> <addr> [backend] | --in-process <app> <requests>"
+                .into(),
+        ),
     };
     let backend = args.get(3).cloned().unwrap_or_default();
     if app.contains("actix") {
         return actix_main(&app, addr, backend);
     }
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(axum_main(&app, addr, backend))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(axum_main(&app, addr, backend))
 }
 
-fn storage(builder: session_kit::SessionStorageBuilder<Counter>) -> Result<SessionStorage<Counter>, Fail> {
+fn storage(
+    builder: session_kit::SessionStorageBuilder<Counter>,
+) -> Result<SessionStorage<Counter>, Fail> {
     Ok(builder
-        .keyring(Keyring::from_secrets(["benchmark secret of at least 32 bytes"])?)
+        .keyring(Keyring::from_secrets([
+            "benchmark secret of at least 32 bytes",
+        ])?)
         .cookie(CookieOptions::new().insecure_for_local_development())
         // Like the peers' setup: one day of inactivity, no absolute limit.
-        .expiry(ExpiryPolicy::new().idle_timeout(Some(Duration::from_secs(86_400))).absolute_timeout(None))
+        .expiry(
+            ExpiryPolicy::new()
+                .idle_timeout(Some(Duration::from_secs(86_400)))
+                .absolute_timeout(None),
+        )
         .build()?)
 }
 
-async fn actix_count(session: session_kit_actix::Session<Counter>) -> Result<String, session_kit_actix::SessionFailure> {
+async fn actix_count(
+    session: session_kit_actix::Session<Counter>,
+) -> Result<String, session_kit_actix::SessionFailure> {
     let n = session.read(|c| c.count).await? + 1;
     session.update(move |c| c.count = n).await?;
     Ok(n.to_string())
 }
 
-async fn actix_incr(session: session_kit_actix::Session<Counter>) -> Result<String, session_kit_actix::SessionFailure> {
-    Ok(session.update(|c| { c.count += 1; c.count }).await?.to_string())
+async fn actix_incr(
+    session: session_kit_actix::Session<Counter>,
+) -> Result<String, session_kit_actix::SessionFailure> {
+    Ok(session
+        .update(|c| {
+            c.count += 1;
+            c.count
+        })
+        .await?
+        .to_string())
 }
 
-async fn actix_read(session: session_kit_actix::Session<Counter>) -> Result<String, session_kit_actix::SessionFailure> {
+async fn actix_read(
+    session: session_kit_actix::Session<Counter>,
+) -> Result<String, session_kit_actix::SessionFailure> {
     Ok(session.read(|c| c.count).await?.to_string())
 }
 
@@ -121,7 +155,9 @@ fn actix_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> 
 
     actix_web::rt::System::new().block_on(async move {
         let storage = match app {
-            "ours-actix-redis" => Some(storage(SessionStorage::builder(session_kit::open(&backend).await?))?),
+            "ours-actix-redis" => Some(storage(SessionStorage::builder(
+                session_kit::open(&backend).await?,
+            ))?),
             "ours-actix-redis-lww" => Some(storage(
                 SessionStorage::builder(session_kit::open(&backend).await?)
                     .concurrent_writes(session_kit::ConcurrentWrites::LastWriteWins),
@@ -130,7 +166,9 @@ fn actix_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), Fail> 
         };
         let server = match storage {
             None => HttpServer::new(|| bare_actix_app!()).bind(addr)?.run(),
-            Some(storage) => HttpServer::new(move || actix_app!(storage.clone())).bind(addr)?.run(),
+            Some(storage) => HttpServer::new(move || actix_app!(storage.clone()))
+                .bind(addr)?
+                .run(),
         };
         println!("ready");
         server.await?;
@@ -146,14 +184,31 @@ fn in_process_main(app: &str, n: usize) -> Result<(), Fail> {
         let storage = actix_storage(app)?;
         return actix_web::rt::System::new().block_on(async move {
             match storage {
-                None => in_process::measure_actix(actix_web::test::init_service(bare_actix_app!()).await, true, n).await,
-                Some(storage) => in_process::measure_actix(actix_web::test::init_service(actix_app!(storage)).await, false, n).await,
+                None => {
+                    in_process::measure_actix(
+                        actix_web::test::init_service(bare_actix_app!()).await,
+                        true,
+                        n,
+                    )
+                    .await
+                }
+                Some(storage) => {
+                    in_process::measure_actix(
+                        actix_web::test::init_service(actix_app!(storage)).await,
+                        false,
+                        n,
+                    )
+                    .await
+                }
             }
         });
     }
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-        in_process::measure_axum(axum_router(app, String::new()).await?, app == "bare", n).await
-    })
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            in_process::measure_axum(axum_router(app, String::new()).await?, app == "bare", n).await
+        })
 }
 
 /// The axum app: bare, or the session layer over one driver.
@@ -166,16 +221,26 @@ async fn axum_router(app: &str, backend: String) -> Result<Router, Fail> {
     }
     let builder = match app {
         "ours-cookie" => SessionStorage::<Counter>::cookie_only(),
-        "ours-memory" => SessionStorage::builder(session_kit::open("memory:?capacity=200000").await?),
+        "ours-memory" => {
+            SessionStorage::builder(session_kit::open("memory:?capacity=200000").await?)
+        }
         "ours-redis" => SessionStorage::builder(session_kit::open(&backend).await?),
         "ours-redis-lww" => SessionStorage::builder(session_kit::open(&backend).await?)
             .concurrent_writes(session_kit::ConcurrentWrites::LastWriteWins),
-        "ours-sqlite" => SessionStorage::builder(session_kit::open(&format!("sqlite:{backend}")).await?),
+        "ours-sqlite" => {
+            SessionStorage::builder(session_kit::open(&format!("sqlite:{backend}")).await?)
+        }
         // `URL#table`: a fresh table per run; `-cached` with the PostgreSQL read cache.
         "ours-postgres" | "ours-postgres-cached" | "ours-mysql" => {
             let (url, table) = backend.split_once('#').ok_or("backend: URL#table")?;
-            let cache = if app.ends_with("-cached") { "&local_cache=16777216" } else { "" };
-            SessionStorage::builder(session_kit::open(&format!("{url}?table={table}{cache}")).await?)
+            let cache = if app.ends_with("-cached") {
+                "&local_cache=16777216"
+            } else {
+                ""
+            };
+            SessionStorage::builder(
+                session_kit::open(&format!("{url}?table={table}{cache}")).await?,
+            )
         }
         "ours-fs" => SessionStorage::builder(session_kit::open(&format!("fs:{backend}")).await?),
         other => return Err(format!("unknown app {other}").into()),
