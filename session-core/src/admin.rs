@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::{
     Driver, DriverError, PutOptions, SessionError, WriteMode,
     clock::{from_unix_millis, unix_millis},
-    model::min_opt,
+    model::ends_at,
     record::Record,
     users::{index_key, index_prefix},
 };
@@ -313,11 +313,7 @@ impl Admin {
             return Ok(Read::Unreadable);
         };
         let reported = entry.expires_at.map(unix_millis);
-        let idle = match (record.idle_deadline, reported) {
-            (Some(d), Some(r)) => Some(d.max(r)),
-            (d, _) => d,
-        };
-        let expires = min_opt(idle, record.absolute_deadline);
+        let expires = ends_at(&record, reported);
         if expires.is_some_and(|at| crate::clock::now_millis() >= at) {
             return Ok(Read::Gone);
         }

@@ -22,7 +22,9 @@ use crate::{
     combine::{SlotRef, Slots, Turn},
     cookie::{MAX_SET_COOKIE, sign},
     intent::{Intent, assign, replay},
-    model::{Changes, Committed, ConcurrentWrites, Landed, SessionData, Stored, min_opt},
+    model::{
+        Changes, Committed, ConcurrentWrites, Landed, SessionData, Stored, idle_in_force, min_opt,
+    },
     record::{FORMAT, Record, after},
     sealed::seal,
 };
@@ -151,9 +153,7 @@ impl<T: SessionData> Shared<T> {
             }
         };
         let reported = entry.expires_at.map(unix_millis);
-        let idle_deadline = record
-            .idle_deadline
-            .map(|d| reported.map_or(d, |r| r.max(d)));
+        let idle_deadline = idle_in_force(record.idle_deadline, reported);
         Ok(self.unexpired(Stored {
             id: id.clone(),
             key,

@@ -171,6 +171,19 @@ impl Stored {
 /// session was gone (destroyed or expired: `None`).
 pub(crate) type Committed = Result<Option<Landed>, SessionError>;
 
+/// The idle deadline in force: the record's, or a later one the driver reports after a touch.
+pub(crate) fn idle_in_force(record_idle: Option<u64>, reported: Option<u64>) -> Option<u64> {
+    record_idle.map(|d| reported.map_or(d, |r| r.max(d)))
+}
+
+/// When the session in `record` ends (Unix ms), with the expiry the driver reported.
+pub(crate) fn ends_at(record: &Record, reported: Option<u64>) -> Option<u64> {
+    min_opt(
+        idle_in_force(record.idle_deadline, reported),
+        record.absolute_deadline,
+    )
+}
+
 pub(crate) fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),

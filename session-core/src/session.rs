@@ -748,12 +748,14 @@ impl<T: SessionData> Session<T> {
     ) -> Result<Outcome, SessionError> {
         let mut changes = changes(l, &self.shared.defaults)?;
         let current = changes.current.take();
-        // For the user index: what the session was, and whether this commit binds it.
-        let before = l.stored.as_ref().map(|s| {
+        // For the user index, only on a commit that creates, binds or moves the session: what
+        // it was (no copies on the usual commit).
+        let bound_now = changes.user.is_some();
+        let follow_index = l.stored.is_none() || bound_now || l.regenerate;
+        let before = l.stored.as_ref().filter(|_| follow_index).map(|s| {
             let user = s.record.user.as_ref().map(|b| b.id.clone());
             (s.key.clone(), user)
         });
-        let bound_now = changes.user.is_some();
         // Decided once for both backends. A cookie can always "touch": a refresh re-seals it
         // with the new deadline.
         let can_touch = match &self.shared.backend {
@@ -787,7 +789,7 @@ impl<T: SessionData> Session<T> {
             return Ok(outcome);
         }
         if let (Backend::Store(driver), Some(stored)) = (&self.shared.backend, &l.stored)
-            && (before.is_none() || bound_now || matches!(plan, Plan::Regenerate))
+            && follow_index
         {
             users::follow(
                 &self.shared,
@@ -1145,8 +1147,6 @@ impl Session<DynamicData> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::Plan;
 
     #[test]

@@ -181,11 +181,8 @@ fn listed<T: SessionData>(
     reported_idle: Option<u64>,
 ) -> Option<UserSession> {
     let binding = record.user.as_ref().filter(|b| b.id == user)?;
-    let idle = match (record.idle_deadline, reported_idle) {
-        (Some(d), Some(r)) => Some(d.max(r)),
-        (d, _) => d,
-    };
-    let expires = crate::model::min_opt(idle, record.absolute_deadline);
+    let idle = crate::model::idle_in_force(record.idle_deadline, reported_idle);
+    let expires = crate::model::ends_at(&record, reported_idle);
     if expires.is_some_and(|at| shared.now() >= at) {
         return None;
     }
