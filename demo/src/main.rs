@@ -6,16 +6,25 @@
 //!   `fs:///path`, `sqlite:///path/sessions.db`, `redis://127.0.0.1:6379`,
 //!   `postgres://user:password@host/db`, `mysql://user:password@host/db`, or `cookie` for
 //!   cookie-only sessions)
+//!   (`memory` keeps at most 10,000 sessions unless the config says otherwise:
+//!   `memory:?capacity=50000`)
 //! * `--data-dir DIR` / `DEMO_DATA_DIR` (default `.demo-data`)
+//! * `--max-connections N` / `DEMO_MAX_CONNECTIONS` (default 1024): connections served at once
+//! * `--header-timeout DURATION` / `DEMO_HEADER_TIMEOUT` (default `10s`): time a client gets to
+//!   send a request head, on a new or an idle kept-alive connection (`500ms`, `10s`)
+//! * `--request-timeout DURATION` / `DEMO_REQUEST_TIMEOUT` (default `30s`): time a request
+//!   (reading its body included) gets before it is answered `408`
 //! * `SESSION_SECRET`: the signing/sealing secret (32+ bytes). Without it a secret is generated
 //!   once and kept in the data directory, so sessions survive restarts.
 #![forbid(unsafe_code)]
 
 mod app;
+mod cost;
 mod model;
 mod pages;
+mod serve;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use session_kit::{Key, Keyring};
 use tracing_subscriber::EnvFilter;
@@ -24,17 +33,34 @@ struct Options {
     addr: String,
     driver: Option<String>,
     data_dir: PathBuf,
+    limits: serve::Limits,
+    request_timeout: Duration,
 }
 
+const USAGE: &str = "usage: session-demo [--addr 127.0.0.1:3000] [--driver fs|memory|cookie|<url>] \
+                     [--data-dir .demo-data] [--max-connections 1024] [--header-timeout 10s] \
+                     [--request-timeout 30s]";
+
 fn options() -> Result<Options, String> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut options = Options {
-        addr: std::env::var("DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into()),
-        driver: std::env::var("SESSION_DRIVER")
-            .ok()
-            .filter(|d| !d.is_empty()),
-        data_dir: std::env::var("DEMO_DATA_DIR")
-            .map_or_else(|_| PathBuf::from(".demo-data"), PathBuf::from),
+        addr: env("DEMO_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into()),
+        driver: env("SESSION_DRIVER"),
+        data_dir: env("DEMO_DATA_DIR").map_or_else(|| PathBuf::from(".demo-data"), PathBuf::from),
+        limits: serve::Limits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+        },
+        request_timeout: Duration::from_secs(30),
     };
+    let mut settings: Vec<(String, String)> = [
+        ("--max-connections", "DEMO_MAX_CONNECTIONS"),
+        ("--header-timeout", "DEMO_HEADER_TIMEOUT"),
+        ("--request-timeout", "DEMO_REQUEST_TIMEOUT"),
+    ]
+    .into_iter()
+    .filter_map(|(flag, var)| Some((flag.to_owned(), env(var)?)))
+    .collect();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -42,13 +68,43 @@ fn options() -> Result<Options, String> {
             "--addr" => options.addr = value()?,
             "--driver" => options.driver = Some(value()?),
             "--data-dir" => options.data_dir = PathBuf::from(value()?),
-            "-h" | "--help" => {
-                return Err("usage: session-demo [--addr 127.0.0.1:3000] [--driver fs|memory|cookie|<url>] [--data-dir .demo-data]".into());
+            "--max-connections" | "--header-timeout" | "--request-timeout" => {
+                settings.push((arg.clone(), value()?));
             }
+            "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
+    for (flag, value) in settings {
+        match flag.as_str() {
+            "--max-connections" => {
+                options.limits.max_connections = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(format!("{flag}: {value:?} is not a positive number"))?;
+            }
+            "--header-timeout" => options.limits.header_timeout = duration(&flag, &value)?,
+            _ => options.request_timeout = duration(&flag, &value)?,
+        }
+    }
     Ok(options)
+}
+
+/// `250ms`, `10s` or a number of seconds.
+fn duration(flag: &str, value: &str) -> Result<Duration, String> {
+    let parsed = match value.strip_suffix("ms") {
+        Some(ms) => ms.trim().parse().ok().map(Duration::from_millis),
+        None => value
+            .trim_end_matches('s')
+            .trim()
+            .parse()
+            .ok()
+            .map(Duration::from_secs),
+    };
+    parsed.filter(|d| !d.is_zero()).ok_or(format!(
+        "{flag}: {value:?} is not a duration such as 500ms or 10s"
+    ))
 }
 
 /// The secret from `SESSION_SECRET`, or one generated once and kept in the data directory.
@@ -113,22 +169,20 @@ async fn run() -> Result<(), String> {
         .install_recorder()
         .map_err(|e| format!("metrics recorder: {e}"))?;
     session_kit::metrics::describe();
-    let router = app::router(&driver, keyring, metrics).await?;
+    let (router, app) = app::router(&driver, keyring, metrics, options.request_timeout).await?;
     let listener = tokio::net::TcpListener::bind(&options.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("session demo listening on http://{addr}");
-    let shown = if driver == "cookie" {
-        "cookie (cookie-only sessions)".to_owned()
-    } else {
-        session_kit::DriverConfig::new(driver.as_str()).redacted()
-    };
-    println!("session driver: {shown}");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| e.to_string())
+    println!("session driver: {}", app.info.described());
+    let limits = options.limits;
+    println!(
+        "limits: {} connections, {:?} to send a request head, {:?} per request",
+        limits.max_connections, limits.header_timeout, options.request_timeout
+    );
+    serve::serve(listener, router, limits, shutdown()).await;
+    Ok(())
 }
 
 async fn shutdown() {

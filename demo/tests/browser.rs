@@ -2,16 +2,20 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`bash scripts/test` installs them); set
 //! `CHROMIUM` / `CHROMEDRIVER` to use other binaries. A missing browser fails this test with
-//! the install command, it is never skipped. The dashboard screenshot is written to
-//! `target/tmp/browser/dashboard.png`.
+//! the install command, it is never skipped. Screenshots of the pages (dashboard, devices,
+//! two tabs, a forged request refused) are written to `target/tmp/browser/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader},
+    io::{Read, Write},
+    net::TcpListener,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
+use common::Demo;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use session_test_support::{Tied, free_port};
@@ -34,46 +38,44 @@ fn binary(env: &str, default: &str) -> PathBuf {
     path
 }
 
-struct Demo {
-    process: Tied,
-    port: u16,
+/// The demo on the embedded default driver (fs), checked to be that.
+fn start_demo(port: u16, data_dir: &Path) -> Demo {
+    let demo = Demo::start_on(port, data_dir, &[]);
+    let driver = demo.said("session driver:");
+    assert!(
+        driver.contains("fs:"),
+        "the demo should default to the fs driver: {driver:?}"
+    );
+    demo
 }
 
-impl Demo {
-    fn start(port: u16, data_dir: &Path) -> Self {
-        let mut process = Tied::spawn(
-            Path::new(env!("CARGO_BIN_EXE_session-demo")),
-            &[
-                "--addr".into(),
-                format!("127.0.0.1:{port}"),
-                "--data-dir".into(),
-                data_dir.display().to_string(),
-            ],
-            &[("RUST_LOG", "warn")],
-        );
-        // The demo says which driver it uses: check it is the embedded default.
-        let stdout = process.take_stdout().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let mut driver_line = String::new();
-        for line in lines.by_ref().take(5) {
-            let line = line.unwrap();
-            if line.starts_with("session driver:") {
-                driver_line = line;
-                break;
+/// Another site (`http://localhost:PORT`, cross-site to the demo's `127.0.0.1`) whose page
+/// holds forms posting to the demo: what a forged request looks like from a browser.
+fn attacker_site(demo_port: u16) -> u16 {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let page = format!(
+        r#"<!doctype html><html><body><h1>Win a prize</h1>
+<form method="post" action="http://127.0.0.1:{demo_port}/cart/add"><input type="hidden" name="item" value="fig"><button id="forge-cart">Claim</button></form>
+<form method="post" action="http://127.0.0.1:{demo_port}/login"><input type="hidden" name="email" value="ada@example.com"><input type="hidden" name="password" value="lovelace"><button id="forge-login">Log in as someone else</button></form>
+</body></html>"#
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
             }
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
         }
-        assert!(
-            driver_line.contains("fs:"),
-            "the demo should default to the fs driver: {driver_line:?}"
-        );
-        std::thread::spawn(move || lines.for_each(drop));
-        wait_for_port(port, "the demo");
-        Self { process, port }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
+    });
+    port
 }
 
 async fn browser(driver_port: u16, chromium: &Path, profile: &Path) -> Client {
@@ -146,6 +148,39 @@ async fn submit(c: &Client, css: &str) {
     }
 }
 
+async fn screenshot(c: &Client, out: &Path, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    let shot = out.join(name);
+    std::fs::write(&shot, &png).unwrap();
+    println!("screenshot: {}", shot.display());
+}
+
+/// The demo's "two tabs": `n` increments fired at once from the page; returns (before, after,
+/// answered 200).
+async fn fire_two_tabs(c: &Client, demo: &Demo, n: u32) -> (u64, u64, u64) {
+    c.goto(&demo.url("/two-tabs")).await.unwrap();
+    let input = c.find(Locator::Css("#parallel")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(&n.to_string()).await.unwrap();
+    click(c, "#fire").await;
+    let result = c.find(Locator::Css("#two-tabs-result")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(after) = result.attr("data-after").await.unwrap() {
+            let number = |v: Option<String>| v.unwrap().parse::<u64>().unwrap();
+            let before = number(result.attr("data-before").await.unwrap());
+            let ok = number(result.attr("data-ok").await.unwrap());
+            return (before, after.parse().unwrap(), ok);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the two-tabs page did not finish: {}",
+            result.text().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn log_in(c: &Client, demo: &Demo, password: &str, remember: bool) {
     c.goto(&demo.url("/login")).await.unwrap();
     c.find(Locator::Css("#email"))
@@ -186,14 +221,25 @@ async fn the_demo_works_in_a_real_browser() {
     );
     wait_for_port(driver_port, "chromedriver");
     let port = free_port();
-    let mut demo = Demo::start(port, &data_dir);
+    let mut demo = start_demo(port, &data_dir);
     let c = browser(driver_port, &chromium, &work.path().join("profile")).await;
 
-    // The counter.
+    // Reading the page stores nothing: no cookie until a form changes something.
     c.goto(&demo.url("/")).await.unwrap();
-    assert_eq!(text(&c, "#visits").await, "1");
+    assert_eq!(text(&c, "#count").await, "0");
+    assert!(
+        c.get_named_cookie("demo_session").await.is_err(),
+        "no cookie for a reader"
+    );
+    assert!(text(&c, "#how-session").await.starts_with("none stored"));
+    // The counter.
+    submit(&c, "#increment").await;
+    submit(&c, "#increment").await;
+    assert_eq!(text(&c, "#count").await, "2");
     c.refresh().await.unwrap();
-    assert_eq!(text(&c, "#visits").await, "2");
+    assert_eq!(text(&c, "#count").await, "2", "a reload counts nothing");
+    assert_eq!(text(&c, "#how-cost").await, "1 store operation: get");
+    assert!(text(&c, "#how-cookie").await.contains("signed session id"));
 
     // The session cookie: HttpOnly and SameSite=Lax.
     let cookie = c.get_named_cookie("demo_session").await.unwrap();
@@ -239,8 +285,9 @@ async fn the_demo_works_in_a_real_browser() {
         "the session id changed on login"
     );
 
-    // The cart keeps its items.
+    // The cart keeps its items; nothing to remove from an empty line.
     c.goto(&demo.url("/cart")).await.unwrap();
+    assert!(!exists(&c, "#remove-pear").await);
     for button in ["#add-apple", "#add-apple", "#add-fig", "#remove-apple"] {
         submit(&c, button).await;
         assert_eq!(url(&c).await, "/cart");
@@ -248,9 +295,33 @@ async fn the_demo_works_in_a_real_browser() {
     assert_eq!(text(&c, "#qty-apple").await, "1");
     assert_eq!(text(&c, "#qty-fig").await, "1");
 
+    // A forged request from another site is refused and changes nothing.
+    let attacker = attacker_site(port);
+    c.goto(&format!("http://localhost:{attacker}/"))
+        .await
+        .unwrap();
+    submit(&c, "#forge-cart").await;
+    assert_eq!(
+        text(&c, "h1").await,
+        "403 Forbidden",
+        "a cross-site form post"
+    );
+    assert!(
+        text(&c, "#refused")
+            .await
+            .contains("came from another site")
+    );
+    screenshot(&c, &out, "forged-request-refused.png").await;
+    c.goto(&demo.url("/cart")).await.unwrap();
+    assert_eq!(
+        text(&c, "#qty-fig").await,
+        "1",
+        "the forged add changed nothing"
+    );
+
     // The session survives a restart of the demo (fs driver, secret kept in the data dir).
     demo.process.stop();
-    demo = Demo::start(port, &data_dir);
+    demo = start_demo(port, &data_dir);
     c.goto(&demo.url("/dashboard")).await.unwrap();
     assert_eq!(
         url(&c).await,
@@ -262,13 +333,65 @@ async fn the_demo_works_in_a_real_browser() {
         cart.contains("apple × 1") && cart.contains("fig × 1"),
         "cart after restart: {cart}"
     );
-    let png = c.screenshot().await.unwrap();
-    let shot = out.join("dashboard.png");
-    std::fs::write(&shot, &png).unwrap();
-    println!("dashboard screenshot: {}", shot.display());
+    screenshot(&c, &out, "dashboard.png").await;
 
-    // Logout returns to anonymous.
-    submit(&c, "#logout").await;
+    // Two tabs: 25 increments at once on one session, none lost.
+    let (before, after, ok) = fire_two_tabs(&c, &demo, 25).await;
+    assert_eq!(ok, 25, "every request answered 200");
+    assert_eq!(after, before + 25, "every concurrent increment kept");
+    assert_eq!(text(&c, "#count").await, after.to_string());
+    screenshot(&c, &out, "two-tabs.png").await;
+
+    // A second device (another browser profile) logs in too.
+    let phone = browser(driver_port, &chromium, &work.path().join("profile-2")).await;
+    log_in(&phone, &demo, "lovelace", false).await;
+    assert_eq!(url(&phone).await, "/dashboard");
+    // The second device cannot be made to log in by another site either.
+    phone
+        .goto(&format!("http://localhost:{attacker}/"))
+        .await
+        .unwrap();
+    submit(&phone, "#forge-login").await;
+    assert_eq!(text(&phone, "h1").await, "403 Forbidden");
+
+    // The devices page lists both sessions; this one marked.
+    c.goto(&demo.url("/sessions")).await.unwrap();
+    let rows = c
+        .find_all(Locator::Css("#devices tr[data-handle]"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "two devices signed in");
+    assert_eq!(
+        c.find_all(Locator::Css("#devices tr.this-device"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        text(&c, "#devices")
+            .await
+            .contains("Headless Chrome on Linux")
+    );
+    screenshot(&c, &out, "devices.png").await;
+
+    // Log out everywhere: both devices are signed out.
+    submit(&c, "#logout-everywhere").await;
+    assert_eq!(url(&c).await, "/");
+    assert_eq!(text(&c, "#who").await, "Anonymous");
+    assert!(text(&c, "#notice").await.contains("logged out everywhere"));
+    phone.goto(&demo.url("/dashboard")).await.unwrap();
+    assert_eq!(
+        url(&phone).await,
+        "/login",
+        "the other device was logged out too"
+    );
+    phone.close().await.unwrap();
+
+    // Log in again, then "log out this device" from the devices page.
+    log_in(&c, &demo, "lovelace", false).await;
+    c.goto(&demo.url("/sessions")).await.unwrap();
+    submit(&c, "#logout-this").await;
     assert_eq!(url(&c).await, "/");
     assert_eq!(text(&c, "#who").await, "Anonymous");
     assert!(text(&c, "#notice").await.contains("logged out"));

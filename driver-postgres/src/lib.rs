@@ -273,6 +273,8 @@ impl PostgresDriver {
             }
             tokio_postgres::NoTls
         };
+        // `NoTls` is `Copy`, the TLS connector is not: one clone for both builds.
+        #[allow(clippy::clone_on_copy)]
         let manager = Manager::from_config(connection.clone(), connector.clone(), manager_config);
         let timeout = config.operation_timeout();
         let size = usize::try_from(config.pool_size.unwrap_or(16).max(1)).unwrap_or(16);

@@ -89,9 +89,12 @@ impl Invalidations for Listener {
     async fn enable(&self) -> Result<bool, DriverError> {
         // A previous connection, if any, is over.
         drop(self.client.lock().unwrap_or_else(|p| p.into_inner()).take());
+        // `NoTls` is `Copy`, the TLS connector is not: one clone for both builds.
+        #[allow(clippy::clone_on_copy)]
+        let connector = self.connector.clone();
         let (client, mut connection) = self
             .config
-            .connect(self.connector.clone())
+            .connect(connector)
             .await
             .map_err(pg_error)?;
         let (cache, own) = (Arc::clone(&self.cache), self.writer.clone());

@@ -17,6 +17,9 @@ pub(crate) const KID: usize = 4;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The derivation purpose of the sealing key (bound to the cipher).
+const SEAL_PURPOSE: &[u8] = b"cookie-seal/aes-256-gcm-siv";
+
 /// A secret of at least [`Key::MIN_LEN`] bytes. Its `Debug` output never shows the secret.
 #[derive(Clone)]
 pub struct Key {
@@ -63,6 +66,26 @@ impl Key {
     /// The secret as URL-safe base64, to store it somewhere safe. Handle with care.
     pub fn expose_base64(&self) -> String {
         URL_SAFE_NO_PAD.encode(&*self.secret)
+    }
+
+    /// A short public identifier of this key: 8 hex digits, the key id at the front of every
+    /// cookie sealed with it. Safe to log and to show (it is a hash of a derived key and tells
+    /// nothing about the secret): during a rotation it says which key a deployment signs with.
+    ///
+    /// ```
+    /// use session_kit_core::Key;
+    ///
+    /// let key = Key::from_bytes("a secret that is at least 32 bytes long")?;
+    /// assert_eq!(key.id().len(), 8);
+    /// assert_eq!(key.id(), key.clone().id());
+    /// assert!(!format!("{key:?}").contains(&key.expose_base64()));
+    /// # Ok::<(), session_kit_core::SessionError>(())
+    /// ```
+    pub fn id(&self) -> String {
+        SealKey::kid_of(&self.derive(SEAL_PURPOSE))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// A sub-key for one purpose, so one secret can sign cookies and seal them independently.
@@ -277,15 +300,21 @@ impl SealKey {
     pub(crate) fn derive(key: &Key) -> Self {
         // Bound to the algorithm: a key is never used with two ciphers, and values sealed by
         // the earlier cipher carry another key id (they read as absent, a fresh session).
-        let secret: Zeroizing<Vec<u8>> = key.derive(b"cookie-seal/aes-256-gcm-siv");
-        let digest = Sha256::digest(&*secret);
-        let mut kid = [0u8; KID];
-        kid.copy_from_slice(&digest[..KID]);
+        let secret: Zeroizing<Vec<u8>> = key.derive(SEAL_PURPOSE);
+        let kid = Self::kid_of(&secret);
         // A derived key is always 32 bytes; an empty-key cipher can never open anything.
         // The derived secret is an HMAC-SHA256 output (32 bytes), so this cannot fail.
         let cipher = Aes256GcmSiv::new_from_slice(&secret)
             .unwrap_or_else(|_| Aes256GcmSiv::new(&Default::default()));
         Self { kid, cipher }
+    }
+
+    /// The key id of a derived sealing secret: the first bytes of its SHA-256.
+    fn kid_of(secret: &[u8]) -> [u8; KID] {
+        let digest = Sha256::digest(secret);
+        let mut kid = [0u8; KID];
+        kid.copy_from_slice(&digest[..KID]);
+        kid
     }
 }
 

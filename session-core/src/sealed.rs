@@ -170,6 +170,19 @@ mod tests {
     }
 
     #[test]
+    fn a_keys_public_id_is_the_id_its_sealed_cookies_start_with() {
+        let secret = Key::from_bytes("a secret that is at least 32 bytes long").unwrap();
+        let other = Key::from_bytes("another secret, at least 32 bytes long").unwrap();
+        let id = SessionId::generate().unwrap();
+        let value = seal(&SealKey::derive(&secret), "sid", &id, &record()).unwrap();
+        let bytes = URL_SAFE_NO_PAD.decode(value).unwrap();
+        let kid: String = bytes[..KID].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(kid, secret.id());
+        assert_ne!(secret.id(), other.id());
+        assert!(!secret.expose_base64().contains(&secret.id()));
+    }
+
+    #[test]
     fn seal_then_open_with_any_listed_key() {
         let (old, new) = (
             key("old secret that is 32 bytes long!!"),

@@ -121,6 +121,8 @@ struct Loaded<T> {
     new_id: Option<SessionId>,
     /// A new user binding for this session (`Some(None)`: unbound).
     user: Option<Option<UserBinding>>,
+    /// A commit of this request merged changes that concurrent requests made.
+    merged: bool,
 }
 
 impl<T: SessionData> Session<T> {
@@ -411,6 +413,30 @@ impl<T: SessionData> Session<T> {
         .await
     }
 
+    /// Reads a flash value set by an earlier request without consuming it: it stays for the
+    /// next request that takes it. For requests that must not change the session, such as
+    /// `HEAD` (which would otherwise consume a message the user never sees).
+    pub async fn peek_flash<V: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<V>, SessionError> {
+        self.with_loaded(|l| {
+            if l.flash_taken.contains(key) {
+                return Ok(None);
+            }
+            l.flash_in
+                .get(key)
+                .map(|value| {
+                    V::deserialize(value).map_err(|source| SessionError::Deserialize {
+                        key: key.to_owned(),
+                        source,
+                    })
+                })
+                .transpose()
+        })
+        .await
+    }
+
     /// Reads a flash value set by an earlier request and consumes it (it is removed on commit).
     pub async fn take_flash<V: DeserializeOwned>(
         &self,
@@ -518,6 +544,15 @@ impl<T: SessionData> Session<T> {
     /// Whether this session has no stored record yet (first visit, or its old one expired).
     pub async fn is_new(&self) -> Result<bool, SessionError> {
         self.with_loaded(|l| Ok(l.stored.is_none())).await
+    }
+
+    /// Whether a commit of this request so far (a [`save`](Self::save), or the final commit)
+    /// merged changes that concurrent requests made to the session: their changes and this
+    /// request's were written together, none lost, and this request now sees the merged data.
+    /// Never reads the store.
+    pub async fn merged_concurrent_changes(&self) -> bool {
+        let inner = self.lock().await;
+        inner.loaded.as_ref().is_some_and(|l| l.merged)
     }
 
     /// Whether committing now would write something. Never reads the store.
@@ -803,6 +838,7 @@ impl<T: SessionData> Session<T> {
         }
         // Everything is saved: the stored record is the new base. Only a merge with a
         // concurrent change makes the data differ from what this request already holds.
+        l.merged |= merged;
         if let Some(stored) = &l.stored {
             if merged {
                 l.data = self
@@ -1057,6 +1093,7 @@ fn loaded<T>(stored: Option<Stored>, data: T) -> Loaded<T> {
         regenerate: false,
         new_id: None,
         user: None,
+        merged: false,
     }
 }
 

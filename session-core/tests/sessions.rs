@@ -570,6 +570,31 @@ async fn flash_is_read_once_and_reflash_keeps_it_one_more_request() {
 }
 
 #[tokio::test]
+async fn peeking_at_a_flash_leaves_it_for_the_next_request() {
+    let h = harness();
+    let s = h.storage.get_session(None);
+    s.flash("notice", "saved").await.unwrap();
+    let c = cookie(&h.storage.commit_session(&s).await.unwrap().unwrap());
+
+    let s = h.storage.get_session(Some(&c));
+    let peeked: Option<String> = s.peek_flash("notice").await.unwrap();
+    assert_eq!(peeked.as_deref(), Some("saved"));
+    assert!(!s.has_changed().await.unwrap(), "a peek changes nothing");
+    assert!(h.storage.commit_session(&s).await.unwrap().is_none());
+
+    let s = h.storage.get_session(Some(&c));
+    assert_eq!(
+        s.take_flash::<String>("notice").await.unwrap().as_deref(),
+        Some("saved")
+    );
+    assert_eq!(
+        s.peek_flash::<String>("notice").await.unwrap(),
+        None,
+        "taken by this request"
+    );
+}
+
+#[tokio::test]
 async fn regenerate_moves_the_data_and_deletes_the_old_record() {
     let h = harness();
     let c = h.logged_visit().await;
@@ -769,7 +794,13 @@ async fn overlapping_requests_both_survive(driver: Arc<dyn Driver>) {
     r1.update(|d| d.count += 1).await.unwrap();
     r2.update(|d| d.cart.push("apple".into())).await.unwrap();
     storage.commit_session(&r1).await.unwrap();
+    assert!(!r1.merged_concurrent_changes().await, "r1 wrote first");
     storage.commit_session(&r2).await.unwrap();
+    assert!(
+        r2.merged_concurrent_changes().await,
+        "r2's write merged r1's change"
+    );
+    assert_eq!(r2.data().await.unwrap().count, 1, "and r2 now sees it");
     let data = storage.get_session(Some(&c)).data().await.unwrap();
     assert_eq!(
         data,
