@@ -92,11 +92,7 @@ impl Invalidations for Listener {
         // `NoTls` is `Copy`, the TLS connector is not: one clone for both builds.
         #[allow(clippy::clone_on_copy)]
         let connector = self.connector.clone();
-        let (client, mut connection) = self
-            .config
-            .connect(connector)
-            .await
-            .map_err(pg_error)?;
+        let (client, mut connection) = self.config.connect(connector).await.map_err(pg_error)?;
         let (cache, own) = (Arc::clone(&self.cache), self.writer.clone());
         let generation = Arc::clone(&self.generation);
         let mine = generation.fetch_add(1, Ordering::SeqCst) + 1;
