@@ -3,7 +3,44 @@
 //! framework plus the session layer, free of the kernel and of `wrk`, which dominate the HTTP
 //! load test on a shared 2-core machine. Included with `#[path]` by `ours` and `peers`.
 
-use std::{future::Future, time::Instant};
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    future::Future,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Instant,
+};
+
+/// Counts heap allocations (the binaries' global allocator): the in-process figures report
+/// allocations per request beside the time.
+pub struct CountingAllocator;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// Sessions cycled through, as in the HTTP load test.
 const SESSIONS: usize = 256;
@@ -13,18 +50,31 @@ const REPETITIONS: usize = 5;
 
 type Fail = Box<dyn std::error::Error + Send + Sync>;
 
-/// Creates the sessions with `/count` requests, then times `n` requests to `/count` and to
-/// `/read`, each carrying one of the sessions' cookies in turn. A `bare` app (no sessions)
+/// The scenarios: (name in the output, path, whether the request carries a session cookie).
+/// Without a cookie, `/count` is a new visitor (a new session is written) and `/read` a
+/// request that never stores anything (the layer's fixed cost).
+const SCENARIOS: [(&str, &str, bool); 4] = [
+    ("/count", "/count", true),
+    ("/read", "/read", true),
+    ("/count new", "/count", false),
+    ("/read new", "/read", false),
+];
+
+/// Creates the sessions with `/count` requests, then times `n` requests per scenario (with a
+/// cookie: each carrying one of the sessions' cookies in turn). A `bare` app (no sessions)
 /// gets a cookie it ignores, like in the load test; any other app must set a cookie on each
 /// `/count`, or the measurement fails (rather than timing an app whose sessions broke). `send(path, cookie,
 /// want_cookie)` makes one request and, when `want_cookie`, returns the `name=value` of the
-/// response's `Set-Cookie`. Prints `{"/count": ns, "/read": ns, "requests": n, "repetitions":
-/// r}` (nanoseconds per request, and how they were measured, for the report to state).
+/// response's `Set-Cookie`. Prints `{"/count": ns, "/count allocs": per request, ...,
+/// "requests": n, "repetitions": r}` (nanoseconds and heap allocations per request, and how
+/// they were measured, for the report to state). `IN_PROCESS_ONLY=/read` runs one scenario
+/// (for a profiler).
 pub async fn measure<F, Fut>(mut send: F, bare: bool, n: usize) -> Result<(), Fail>
 where
     F: FnMut(&'static str, Option<String>, bool) -> Fut,
     Fut: Future<Output = Result<Option<String>, Fail>>,
 {
+    let only = std::env::var("IN_PROCESS_ONLY").ok();
     let mut cookies = Vec::with_capacity(SESSIONS);
     if bare {
         cookies.push("x=1".to_owned());
@@ -40,20 +90,34 @@ where
             .into());
         }
     }
+    let cookie = |i: usize, with: bool| with.then(|| cookies[i % cookies.len()].clone());
     let mut out = Vec::new();
-    for path in ["/count", "/read"] {
+    for (name, path, with_cookie) in SCENARIOS {
+        if only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
         for i in 0..n / 10 {
-            send(path, Some(cookies[i % cookies.len()].clone()), false).await?;
+            send(path, cookie(i, with_cookie), false).await?;
         }
         let mut best = f64::INFINITY;
+        let mut allocations = u64::MAX;
         for _ in 0..REPETITIONS {
+            // The cookies are cloned outside the timed loop: the request's own allocations
+            // are what is counted.
+            let batch: Vec<Option<String>> = (0..n).map(|i| cookie(i, with_cookie)).collect();
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
             let start = Instant::now();
-            for i in 0..n {
-                send(path, Some(cookies[i % cookies.len()].clone()), false).await?;
+            for c in batch {
+                send(path, c, false).await?;
             }
             best = best.min(start.elapsed().as_nanos() as f64 / n as f64);
+            allocations = allocations.min(ALLOCATIONS.load(Ordering::Relaxed) - before);
         }
-        out.push(format!("\"{path}\": {best:.1}"));
+        out.push(format!("\"{name}\": {best:.1}"));
+        out.push(format!(
+            "\"{name} allocs\": {:.2}",
+            allocations as f64 / n as f64
+        ));
     }
     out.push(format!("\"requests\": {n}, \"repetitions\": {REPETITIONS}"));
     println!("{{{}}}", out.join(", "));

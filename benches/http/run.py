@@ -353,50 +353,67 @@ def measure(app, binary, backend_kind, work, redis):
     return rows
 
 
+IN_PROCESS_SCENARIOS = [("/count", "`/count` with a cookie"), ("/read", "`/read` with a cookie"),
+                        ("/count new", "`/count`, new visitor"), ("/read new", "`/read`, no cookie")]
+
+
 def in_process(apps):
-    """ns per request of each app called in-process: {app: {"/count": ns, "/read": ns}}."""
+    """ns and heap allocations per request of each app called in-process, per scenario:
+    {app: {"/count": ns, "/count allocs": n, "/read": ..., "/count new": ..., "/read new": ...}}."""
     out = {}
     for app, binary in IN_PROCESS:
         if app not in apps:
             continue
         line = subprocess.run([binary, "--in-process", app, str(IN_PROCESS_REQUESTS)], capture_output=True, text=True, check=True).stdout
         out[app] = json.loads(line)
-        print(f"  in-process {app:<18} /count {out[app]['/count']:7.0f} ns  /read {out[app]['/read']:7.0f} ns", flush=True)
+        shown = "  ".join(f"{name} {out[app][name]:6.0f} ns {out[app][name + ' allocs']:5.1f} allocs"
+                          for name, _ in IN_PROCESS_SCENARIOS if name in out[app])
+        print(f"  in-process {app:<18} {shown}", flush=True)
     return out
 
 
-def added_ns(timings, app, path):
-    """What the session layer adds to a request in-process: the app's ns over the bare app of
-    its framework (None when either was not measured)."""
+def added_ns(timings, app, path, field=""):
+    """What the session layer adds to a request in-process: the app's ns (or, with field
+    " allocs", its allocations) over the bare app of its framework (None when either was not
+    measured)."""
     bare = bare_for(app, timings)
-    if app not in timings or bare not in timings:
+    key = path + field
+    if app not in timings or bare not in timings or key not in timings[app] or key not in timings[bare]:
         return None
-    return timings[app][path] - timings[bare][path]
+    return timings[app][key] - timings[bare][key]
 
 
 def in_process_section(timings):
-    """The in-process table: each app's ns per request and what the session layer adds to the
-    bare app of its framework, against the peer's addition."""
+    """The in-process table: each app's ns and allocations per request, per scenario, and what
+    the session layer adds to the bare app of its framework, against the peer's addition."""
     if not timings:
         return []
     # How it was measured, from the results (`--report-only` may run with other settings).
     first = next(iter(timings.values()))
     peer_of = {"ours-memory": "tower-memory", "ours-cookie": "actix-cookie", "ours-actix-cookie": "actix-cookie"}
     lines = ["## In-process: the session layer's CPU cost (no sockets)", "",
-             f"Each app's service called directly on one thread (`--in-process`, `benches/http/in_process.rs`): {first['requests']} requests per path "
-             f"cycling through {SESSIONS} sessions, the fastest of {first['repetitions']} repetitions. No kernel, no `wrk`: what the framework and the session layer cost "
-             "in CPU. `added` is the time over the bare app of the same framework (the session layer's cost); `×peer` is the peer's added time "
+             f"Each app's service called directly on one thread (`--in-process`, `benches/http/in_process.rs`): {first['requests']} requests per scenario "
+             f"(with a cookie: cycling through {SESSIONS} sessions), the fastest of {first['repetitions']} repetitions; heap allocations counted by the "
+             "binaries' global allocator (the fewest of the repetitions). No kernel, no `wrk`: what the framework and the session layer cost "
+             "in CPU. `added` is the time (and allocations) over the bare app of the same framework (the session layer's cost); `×peer` is the peer's added time "
              "divided by ours (above 1: ours costs less), the peer being tower-sessions' memory store for the memory app and actix-session's "
              "cookie store for the cookie apps (an actix-web app, so its added time is taken over bare actix-web).", "",
-             "| app | `/count` ns | added | ×peer | `/read` ns | added | ×peer |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "| app | " + " | ".join(f"{label} ns | added | ×peer | allocs added" for _, label in IN_PROCESS_SCENARIOS) + " |",
+             "|---|" + "---:|---:|---:|---:|" * len(IN_PROCESS_SCENARIOS)]
     for app, _ in IN_PROCESS:
         if app not in timings:
             continue
         cells = []
-        for path in ("/count", "/read"):
+        for path, _ in IN_PROCESS_SCENARIOS:
+            if path not in timings[app]:
+                cells += ["–"] * 4
+                continue
             mine, peer = added_ns(timings, app, path), peer_of.get(app)
-            ratio = added_ns(timings, peer, path) / mine if peer in timings and mine and not app.startswith("bare") else None
-            cells += [f"{timings[app][path]:.0f}", "–" if app.startswith("bare") or mine is None else f"{mine:.0f}", fmt(ratio)]
+            peer_added = added_ns(timings, peer, path) if peer in timings else None
+            ratio = peer_added / mine if peer_added is not None and mine and not app.startswith("bare") else None
+            allocs = added_ns(timings, app, path, " allocs")
+            cells += [f"{timings[app][path]:.0f}", "–" if app.startswith("bare") or mine is None else f"{mine:.0f}", fmt(ratio),
+                      "–" if app.startswith("bare") or allocs is None else f"{allocs:.1f}"]
         lines.append(f"| {app} | " + " | ".join(cells) + " |")
     return lines + [""]
 

@@ -69,6 +69,8 @@ pub(crate) struct Shared<T> {
     /// Counts this storage's landed writes: tells whether a slot's latest write happened
     /// after a request loaded its session.
     pub(crate) write_seq: AtomicU64,
+    /// Cookie signatures this process already verified (stores only).
+    pub(crate) verified: crate::verified::VerifiedCookies,
     pub(crate) _data: PhantomData<fn() -> T>,
 }
 

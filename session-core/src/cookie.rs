@@ -472,6 +472,8 @@ pub(crate) enum Incoming {
         id: SessionId,
         stale_key: bool,
         signed: Option<String>,
+        /// The storage key, when already computed (by the verified-cookie memo).
+        key: Option<Box<str>>,
     },
     /// Cookie-only sessions: the sealed values, opened on first use.
     Sealed(Vec<String>),

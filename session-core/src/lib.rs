@@ -102,6 +102,7 @@ mod storage;
 mod testing;
 mod transport;
 mod users;
+mod verified;
 
 pub use capabilities::{BelowMinTtl, Capabilities, Consistency, LayerOptions, TtlSupport};
 pub use clock::{Clock, ManualClock, SystemClock};

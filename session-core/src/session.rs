@@ -165,6 +165,11 @@ impl<T: SessionData> Session<T> {
         f: impl FnOnce(&mut Loaded<T>) -> Result<R, SessionError>,
     ) -> Result<R, SessionError> {
         let mut inner = self.lock().await;
+        if inner.loaded.is_none() && matches!(inner.incoming, Incoming::Absent) {
+            // No cookie: a new session, nothing to read.
+            metrics::load("new");
+            inner.loaded = Some(self.fresh()?);
+        }
         if inner.loaded.is_none() {
             let span = tracing::debug_span!("session.load", storage = self.shared.backend.name());
             // Unwrapped when nobody listens: no span bookkeeping on the hot path.
@@ -203,8 +208,16 @@ impl<T: SessionData> Session<T> {
     async fn load(&self, inner: &mut Inner<T>) -> Result<Loaded<T>, SessionError> {
         let mut loaded_seq = self.shared.write_seq.load(Ordering::Relaxed);
         let stored = match (&self.shared.backend, &mut inner.incoming) {
-            (Backend::Store(driver), Incoming::Valid { id, signed, .. }) => {
-                let key = id.storage_key(&self.shared.namespace);
+            (
+                Backend::Store(driver),
+                Incoming::Valid {
+                    id, signed, key, ..
+                },
+            ) => {
+                let key = match key.take() {
+                    Some(key) => String::from(key),
+                    None => id.storage_key(&self.shared.namespace),
+                };
                 // An exclusive request reads what the previous holder wrote, never a cached copy.
                 let exclusive = self.shared.concurrent_writes == ConcurrentWrites::Exclusive;
                 if exclusive && inner.exclusive.is_none() {
@@ -234,6 +247,7 @@ impl<T: SessionData> Session<T> {
                             id,
                             stale_key: key_index > 0,
                             signed: None,
+                            key: None,
                         };
                         stored
                     }
@@ -497,7 +511,10 @@ impl<T: SessionData> Session<T> {
                 }),
                 _,
             ) => Some(s.key.clone()),
-            (_, None, Incoming::Valid { id, .. }) => Some(id.storage_key(&self.shared.namespace)),
+            (_, None, Incoming::Valid { id, key, .. }) => Some(match key {
+                Some(key) => String::from(&**key),
+                None => id.storage_key(&self.shared.namespace),
+            }),
             _ => None,
         };
         // A bound session's index entry goes with it (unloaded, it is cleaned up when the
@@ -683,6 +700,12 @@ impl<T: SessionData> Session<T> {
     /// on the session, if any, ends here.
     async fn commit_inner(&self, keep: bool) -> Result<Commit, SessionError> {
         let mut guard = self.lock().await;
+        if self.nothing_to_commit(&guard)? {
+            return Ok(Commit {
+                cookie: None,
+                vanished: false,
+            });
+        }
         let span = tracing::debug_span!("session.commit", storage = self.shared.backend.name());
         let result = if span.is_disabled() {
             self.commit_locked(&mut guard, keep).await
@@ -694,6 +717,32 @@ impl<T: SessionData> Session<T> {
             self.shared.release(hold).await;
         }
         result
+    }
+
+    /// Whether a commit has nothing to do and cannot send a cookie: the session was never
+    /// used, or it is a new session this request left unchanged (a visitor who only reads).
+    /// Answered without a span or a clock read; the commit metric counts it as the full path
+    /// would.
+    fn nothing_to_commit(&self, inner: &Inner<T>) -> Result<bool, SessionError> {
+        if !inner.pending_deletes.is_empty()
+            || inner.clear_cookie
+            || inner.saved_cookie.is_some()
+            || inner.exclusive.is_some()
+        {
+            return Ok(false);
+        }
+        let Some(l) = &inner.loaded else {
+            return Ok(true);
+        };
+        let idle = matches!(inner.incoming, Incoming::Absent)
+            && l.stored.is_none()
+            && !l.regenerate
+            && !l.data_touched
+            && changes(l, &self.shared.defaults)?.is_empty();
+        if idle {
+            metrics::commit("nothing");
+        }
+        Ok(idle)
     }
 
     async fn commit_locked(
@@ -742,6 +791,7 @@ impl<T: SessionData> Session<T> {
                         id: s.id.clone(),
                         stale_key: false,
                         signed: None,
+                        key: None,
                     };
                 }
                 Some(cookie)

@@ -18,6 +18,7 @@ use crate::{
     model::{ConcurrentWrites, DynamicData, SessionData},
     session::Session,
     transport::Via,
+    verified::Verified,
 };
 
 /// Creates sessions from requests and commits them through a [`Driver`].
@@ -296,14 +297,8 @@ impl<T: SessionData> SessionStorage<T> {
             for value in shared.cookie.values_in(header.as_ref()) {
                 seen = true;
                 let Some(value) = value else { continue };
-                if let Some((id, key_index)) =
-                    verify(&shared.keyring, shared.cookie.cookie_name(), value)
-                {
-                    return Incoming::Valid {
-                        id,
-                        stale_key: key_index > 0,
-                        signed: (key_index == 0).then(|| value.to_owned()),
-                    };
+                if let Some(incoming) = self.verified(value) {
+                    return incoming;
                 }
             }
         }
@@ -321,17 +316,32 @@ impl<T: SessionData> SessionStorage<T> {
         if let Backend::Cookie = shared.backend {
             return Incoming::Sealed(vec![token.to_owned()]);
         }
-        match verify(&shared.keyring, shared.cookie.cookie_name(), token) {
-            Some((id, key_index)) => Incoming::Valid {
+        self.verified(token).unwrap_or_else(|| {
+            tracing::debug!("ignoring a session token that does not verify");
+            Incoming::Invalid
+        })
+    }
+
+    /// A signed cookie value (or header token) that verifies, as the session it names:
+    /// remembered by the process's memo after the first check (see [`crate::verified`]).
+    fn verified(&self, value: &str) -> Option<Incoming> {
+        let shared = &self.shared;
+        let known = shared.verified.get(value).or_else(|| {
+            let (id, key_index) = verify(&shared.keyring, shared.cookie.cookie_name(), value)?;
+            let verified = Verified {
+                storage_key: id.storage_key(&shared.namespace).into(),
                 id,
-                stale_key: key_index > 0,
-                signed: (key_index == 0).then(|| token.to_owned()),
-            },
-            None => {
-                tracing::debug!("ignoring a session token that does not verify");
-                Incoming::Invalid
-            }
-        }
+                key_index,
+            };
+            shared.verified.insert(value, verified.clone());
+            Some(verified)
+        })?;
+        Some(Incoming::Valid {
+            id: known.id,
+            stale_key: known.key_index > 0,
+            signed: (known.key_index == 0).then(|| value.to_owned()),
+            key: Some(known.storage_key),
+        })
     }
 }
 
@@ -511,6 +521,7 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                 exclusive_wait: self.exclusive_wait,
                 slots: Arc::default(),
                 write_seq: AtomicU64::new(0),
+                verified: crate::verified::VerifiedCookies::new(),
                 _data: PhantomData,
             }),
         })
@@ -529,7 +540,8 @@ mod tests {
     };
 
     /// Loads and commits run in `session.load` / `session.commit` spans naming the storage,
-    /// around the driver's own spans; no id, key or value appears in any field.
+    /// around the driver's own spans; no id, key or value appears in any field. A request
+    /// without a cookie loads nothing: no load span.
     #[tokio::test]
     async fn loads_and_commits_are_spans_without_ids() {
         let collect: &'static Collect = Box::leak(Box::default());
@@ -553,7 +565,6 @@ mod tests {
         assert_eq!(
             spans,
             [
-                r#"span session.load storage="recorder""#,
                 r#"span session.commit storage="recorder""#,
                 r#"span session.driver driver="recorder" operation="put""#,
                 r#"span session.load storage="recorder""#,
