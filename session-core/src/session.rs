@@ -24,6 +24,7 @@ use crate::{
     sealed::open,
     transport::Via,
     users,
+    verified::Opened,
 };
 
 /// One request's session. Cheap to clone (clones share state), `Send + Sync`.
@@ -93,6 +94,9 @@ struct Inner<T> {
     /// This request's hold on the session, with `ConcurrentWrites::Exclusive`; released by
     /// the final commit.
     exclusive: Option<Hold<T>>,
+    /// The sealed cookie this request opened (and which key opened it), not yet in the
+    /// storage's memo: added there when the response keeps the cookie.
+    unremembered: Option<(Box<str>, usize)>,
 }
 
 struct Loaded<T> {
@@ -137,6 +141,7 @@ impl<T: SessionData> Session<T> {
                 clear_cookie: false,
                 saved_cookie: None,
                 exclusive: None,
+                unremembered: None,
             })),
         }
     }
@@ -237,11 +242,32 @@ impl<T: SessionData> Session<T> {
             }
             (Backend::Cookie, Incoming::Sealed(values)) => {
                 let name = self.shared.cookie.cookie_name();
-                match values
-                    .iter()
-                    .find_map(|v| open(self.shared.keyring.sealing(), name, v))
-                {
-                    Some((id, record, key_index)) => {
+                let mut found = None;
+                for value in values.iter() {
+                    if let Some(opened) = self.shared.opened.get(value) {
+                        found = Some(opened);
+                        break;
+                    }
+                    if let Some((id, record, key_index)) =
+                        open(self.shared.keyring.sealing(), name, value)
+                    {
+                        // Remembered by the commit if the response keeps this cookie: a
+                        // cookie replaced by a change is never sent again.
+                        inner.unremembered = Some((value.as_str().into(), key_index));
+                        found = Some(Opened {
+                            id,
+                            record,
+                            key_index,
+                        });
+                        break;
+                    }
+                }
+                match found {
+                    Some(Opened {
+                        id,
+                        record,
+                        key_index,
+                    }) => {
                         let stored = self.shared.opened(id.clone(), record);
                         inner.incoming = Incoming::Valid {
                             id,
@@ -796,7 +822,26 @@ impl<T: SessionData> Session<T> {
                 }
                 Some(cookie)
             }
-            Outcome::Nothing => None,
+            Outcome::Nothing => {
+                // A sealed cookie the response keeps: the browser sends it again.
+                if let (
+                    Some((value, key_index)),
+                    Some(Loaded {
+                        stored: Some(s), ..
+                    }),
+                ) = (inner.unremembered.take(), &inner.loaded)
+                {
+                    shared.opened.insert(
+                        &value,
+                        Opened {
+                            id: s.id.clone(),
+                            record: s.record.clone(),
+                            key_index,
+                        },
+                    );
+                }
+                None
+            }
             Outcome::Vanished => {
                 tracing::debug!(
                     "session was destroyed or expired by a concurrent request; dropping this request's changes"

@@ -82,6 +82,12 @@ impl<T: SessionData + Default> SessionStorage<T> {
     /// into the cookie with AES-256-GCM-SIV under the keyring, and nothing is stored on the
     /// server. Same [`Session`] API; a commit whose cookie would exceed the browser's 4096-byte
     /// limit fails with [`SessionError::CookieTooLarge`].
+    ///
+    /// Nothing is stored, but the process remembers the last few hundred cookies it opened
+    /// for read-only requests (at most 512, 4 MiB in all, usually a few hundred KiB), so that
+    /// a visitor's next request skips the decryption; deadlines are checked on every request
+    /// all the same. Signed cookies of stored sessions are remembered alike (their signature
+    /// check), 4096 at most.
     pub fn cookie_only() -> SessionStorageBuilder<T> {
         Self::cookie_only_with_defaults(T::default())
     }
@@ -326,15 +332,13 @@ impl<T: SessionData> SessionStorage<T> {
     /// remembered by the process's memo after the first check (see [`crate::verified`]).
     fn verified(&self, value: &str) -> Option<Incoming> {
         let shared = &self.shared;
-        let known = shared.verified.get(value).or_else(|| {
+        let known = shared.verified.get_or_check(value, || {
             let (id, key_index) = verify(&shared.keyring, shared.cookie.cookie_name(), value)?;
-            let verified = Verified {
+            Some(Verified {
                 storage_key: id.storage_key(&shared.namespace).into(),
                 id,
                 key_index,
-            };
-            shared.verified.insert(value, verified.clone());
-            Some(verified)
+            })
         })?;
         Some(Incoming::Valid {
             id: known.id,
@@ -521,7 +525,8 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                 exclusive_wait: self.exclusive_wait,
                 slots: Arc::default(),
                 write_seq: AtomicU64::new(0),
-                verified: crate::verified::VerifiedCookies::new(),
+                verified: crate::verified::CookieMemo::new(crate::verified::SIGNED_PER_SHARD),
+                opened: crate::verified::CookieMemo::new(crate::verified::SEALED_PER_SHARD),
                 _data: PhantomData,
             }),
         })

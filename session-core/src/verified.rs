@@ -1,12 +1,15 @@
-//! A memo of session cookies whose signature this process already verified: the next request
-//! carrying the same cookie skips the HMAC check and the storage-key hash (about a third of a
-//! read-only request's own cost on the memory driver, measured in `benches/http`).
+//! Memos of session cookies this process already checked, so that the next request carrying
+//! the same cookie skips the work: for signed cookies the HMAC check and the storage-key hash
+//! (about a tenth of a read-only request's time on the memory driver), for sealed cookie-only
+//! sessions the decryption and the record's decoding (about a third). Measured in
+//! `benches/http` (`--in-process`).
 //!
-//! Only the signature check is remembered, a pure function of the cookie value, the cookie
-//! name and the keyring (one memo per storage, so one name and one keyring): whether the
-//! session still exists, has expired or was revoked is decided by the store on every request
-//! as before. An entry is found only by presenting the exact signed value, so a forged or
-//! altered cookie always takes the full check. Bounded: a shard that fills up is emptied.
+//! What is remembered is a pure function of the cookie value, the cookie name and the
+//! keyring (one memo per storage, so one name and one keyring): the signature check, or what
+//! the sealed value decrypts to. Whether the session still exists, has expired or was revoked
+//! is decided on every request as before (by the store, or by the deadlines in the record).
+//! An entry is found only by presenting the exact value, so a forged or altered cookie always
+//! takes the full check. Bounded: a shard that fills up is emptied.
 
 use std::{
     collections::HashMap,
@@ -14,16 +17,17 @@ use std::{
     sync::Mutex,
 };
 
-use crate::SessionId;
+use crate::{SessionId, record::Record};
 
-/// Shards (independent locks), and the entries each holds before it is emptied.
+/// Shards (independent locks).
 const SHARDS: usize = 16;
-const PER_SHARD: usize = 256;
+/// Signed cookies remembered per shard (an entry is about 250 bytes).
+pub(crate) const SIGNED_PER_SHARD: usize = 256;
+/// Sealed cookies remembered per shard: each holds the value and its record, up to 4 KiB each
+/// (a browser's cookie limit), so at most 4 MiB in all and usually a few hundred KiB.
+pub(crate) const SEALED_PER_SHARD: usize = 32;
 
-/// One lock's share of the memo: cookie value to what it said.
-type Shard = Mutex<HashMap<Box<str>, Verified>>;
-
-/// What a verified cookie says.
+/// What a verified signed cookie says.
 #[derive(Clone)]
 pub(crate) struct Verified {
     pub(crate) id: SessionId,
@@ -33,41 +37,66 @@ pub(crate) struct Verified {
     pub(crate) storage_key: Box<str>,
 }
 
-/// The memo (see the module documentation).
-pub(crate) struct VerifiedCookies {
-    hasher: RandomState,
-    shards: Box<[Shard]>,
+/// What a sealed cookie opened to.
+#[derive(Clone)]
+pub(crate) struct Opened {
+    pub(crate) id: SessionId,
+    pub(crate) record: Record,
+    /// Which key of the keyring sealed it (0: the newest).
+    pub(crate) key_index: usize,
 }
 
-impl VerifiedCookies {
-    pub(crate) fn new() -> Self {
+/// One lock's share of a memo: cookie value to what it said.
+type Shard<V> = Mutex<HashMap<Box<str>, V>>;
+
+/// A memo (see the module documentation).
+pub(crate) struct CookieMemo<V> {
+    hasher: RandomState,
+    shards: Box<[Shard<V>]>,
+    per_shard: usize,
+}
+
+impl<V: Clone> CookieMemo<V> {
+    /// A memo of at most `per_shard` values in each of its shards.
+    pub(crate) fn new(per_shard: usize) -> Self {
         Self {
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: per_shard.max(1),
         }
     }
 
-    fn shard(&self, value: &str) -> &Shard {
+    fn shard(&self, value: &str) -> &Shard<V> {
         // The shard from the hash's high bits (the map uses the low ones).
         let index = (self.hasher.hash_one(value) >> 60) as usize % SHARDS;
         &self.shards[index]
     }
 
-    /// The verification of `value`, if this process did it before.
-    pub(crate) fn get(&self, value: &str) -> Option<Verified> {
+    /// What `value` said when this process checked it before.
+    pub(crate) fn get(&self, value: &str) -> Option<V> {
         let shard = self.shard(value).lock().ok()?;
         shard.get(value).cloned()
     }
 
-    /// Remembers that `value` verified as `verified`.
-    pub(crate) fn insert(&self, value: &str, verified: Verified) {
+    /// Remembers what `value` said.
+    pub(crate) fn insert(&self, value: &str, said: V) {
         let Ok(mut shard) = self.shard(value).lock() else {
             return;
         };
-        if shard.len() >= PER_SHARD {
+        if shard.len() >= self.per_shard {
             shard.clear();
         }
-        shard.insert(value.into(), verified);
+        shard.insert(value.into(), said);
+    }
+
+    /// `value`'s entry, or `check(value)` remembered when it says something.
+    pub(crate) fn get_or_check(&self, value: &str, check: impl FnOnce() -> Option<V>) -> Option<V> {
+        if let Some(said) = self.get(value) {
+            return Some(said);
+        }
+        let said = check()?;
+        self.insert(value, said.clone());
+        Some(said)
     }
 }
 
@@ -75,29 +104,27 @@ impl VerifiedCookies {
 mod tests {
     use super::*;
 
-    fn verified(n: u8) -> Verified {
-        Verified {
-            id: SessionId::generate().unwrap_or_else(|_| unreachable!()),
-            key_index: usize::from(n),
-            storage_key: format!("session:{n}").into(),
-        }
-    }
-
     #[test]
     fn remembers_exact_values_only_and_stays_bounded() {
-        let memo = VerifiedCookies::new();
-        memo.insert("abc.tag", verified(0));
-        assert!(memo.get("abc.tag").is_some());
-        assert!(memo.get("abc.tah").is_none(), "another value is not found");
-        assert!(memo.get("abc.ta").is_none());
-        for i in 0..(SHARDS * PER_SHARD * 4) {
-            memo.insert(&format!("value-{i}"), verified(1));
+        let memo = CookieMemo::new(8);
+        assert_eq!(memo.get_or_check("abc.tag", || Some(1)), Some(1));
+        assert_eq!(
+            memo.get_or_check("abc.tag", || Some(2)),
+            Some(1),
+            "the first check is remembered"
+        );
+        assert_eq!(memo.get("abc.tah"), None, "another value is not found");
+        assert_eq!(memo.get("abc.ta"), None);
+        assert_eq!(memo.get_or_check("forged", || None), None);
+        assert_eq!(memo.get("forged"), None, "a failed check is not remembered");
+        for i in 0..(SHARDS * 8 * 4) {
+            memo.insert(&format!("value-{i}"), 3);
         }
         let held: usize = memo
             .shards
             .iter()
             .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
             .sum();
-        assert!(held <= SHARDS * PER_SHARD, "{held} entries held");
+        assert!(held <= SHARDS * 8, "{held} entries held");
     }
 }

@@ -164,6 +164,49 @@ async fn expiry_lives_inside_the_seal() {
     );
 }
 
+/// A cookie kept by a read-only response is remembered opened (the next request skips the
+/// decryption); what it says is checked again on every request all the same.
+#[tokio::test]
+async fn a_remembered_cookie_still_expires_and_altered_ones_still_fail() {
+    let (storage, clock) = storage();
+    let (_, set) = visit(&storage, None).await;
+    let c = cookie(&set.unwrap());
+    for _ in 0..3 {
+        let s = storage.get_session(Some(&c));
+        assert_eq!(s.read(|d| d.count).await.unwrap(), 1);
+        assert_eq!(storage.commit_session(&s).await.unwrap(), None);
+    }
+    // A change, then the old cookie again (a second tab): still the old data, as sealed.
+    let (data, set) = visit(&storage, Some(&c)).await;
+    assert_eq!(data.count, 2);
+    let newer = cookie(&set.unwrap());
+    let s = storage.get_session(Some(&c));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 1);
+    let s = storage.get_session(Some(&newer));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 2);
+    // One character changed: refused, remembered value or not.
+    let value = c.split_once('=').unwrap().1;
+    let last = value.chars().last().unwrap();
+    let altered = format!(
+        "session={}{}",
+        &value[..value.len() - 1],
+        if last == 'A' { 'B' } else { 'A' }
+    );
+    assert!(storage.get_session(Some(&altered)).is_new().await.unwrap());
+    // Past the idle timeout the remembered cookie opens to an expired session: a new one.
+    clock.advance(HOUR + Duration::from_secs(1));
+    let s = storage.get_session(Some(&c));
+    assert!(s.is_new().await.unwrap(), "expired, remembered or not");
+    assert!(
+        storage
+            .commit_session(&s)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_removal()
+    );
+}
+
 #[tokio::test]
 async fn a_cookie_over_the_browser_limit_is_a_typed_error() {
     let (storage, _) = storage();
