@@ -96,7 +96,7 @@ struct Inner<T> {
     exclusive: Option<Hold<T>>,
     /// The sealed cookie this request opened (and which key opened it), not yet in the
     /// storage's memo: added there when the response keeps the cookie.
-    unremembered: Option<(Box<str>, usize)>,
+    unremembered: Option<(String, usize)>,
 }
 
 struct Loaded<T> {
@@ -243,7 +243,7 @@ impl<T: SessionData> Session<T> {
             (Backend::Cookie, Incoming::Sealed(values)) => {
                 let name = self.shared.cookie.cookie_name();
                 let mut found = None;
-                for value in values.iter() {
+                for value in values.iter_mut() {
                     if let Some(opened) = self.shared.opened.get(value) {
                         found = Some(opened);
                         break;
@@ -252,8 +252,9 @@ impl<T: SessionData> Session<T> {
                         open(self.shared.keyring.sealing(), name, value)
                     {
                         // Remembered by the commit if the response keeps this cookie: a
-                        // cookie replaced by a change is never sent again.
-                        inner.unremembered = Some((value.as_str().into(), key_index));
+                        // cookie replaced by a change is never sent again. (Moved: the
+                        // incoming values are replaced just below.)
+                        inner.unremembered = Some((std::mem::take(value), key_index));
                         found = Some(Opened {
                             id,
                             record,
@@ -832,7 +833,7 @@ impl<T: SessionData> Session<T> {
                 ) = (inner.unremembered.take(), &inner.loaded)
                 {
                     shared.opened.insert(
-                        &value,
+                        value,
                         Opened {
                             id: s.id.clone(),
                             record: s.record.clone(),

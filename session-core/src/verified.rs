@@ -12,10 +12,11 @@
 //! takes the full check. Bounded: a shard that fills up is emptied.
 
 use std::{
-    collections::HashMap,
     hash::{BuildHasher, RandomState},
     sync::Mutex,
 };
+
+use hashbrown::HashTable;
 
 use crate::{SessionId, record::Record};
 
@@ -46,8 +47,11 @@ pub(crate) struct Opened {
     pub(crate) key_index: usize,
 }
 
-/// One lock's share of a memo: cookie value to what it said.
-type Shard<V> = Mutex<HashMap<Box<str>, V>>;
+/// One lock's share of a memo: cookie values and what they said.
+type Shard<V> = Mutex<HashTable<(Box<str>, V)>>;
+
+/// Bytes at the end of a value that its hash is taken over.
+const TAIL: usize = 16;
 
 /// A memo (see the module documentation).
 pub(crate) struct CookieMemo<V> {
@@ -61,32 +65,51 @@ impl<V: Clone> CookieMemo<V> {
     pub(crate) fn new(per_shard: usize) -> Self {
         Self {
             hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
             per_shard: per_shard.max(1),
         }
     }
 
-    fn shard(&self, value: &str) -> &Shard<V> {
-        // The shard from the hash's high bits (the map uses the low ones).
-        let index = (self.hasher.hash_one(value) >> 60) as usize % SHARDS;
-        &self.shards[index]
+    /// The hash of a value's last bytes: a MAC tag (signed cookies) or an AEAD tag (sealed
+    /// ones), which no client can choose for a value that verifies, and only such values are
+    /// remembered; a lookup still compares whole values. Hashing the tail alone keeps the
+    /// cost independent of the cookie's size (a sealed one may reach 4 KiB).
+    fn hash(&self, value: &str) -> u64 {
+        let bytes = value.as_bytes();
+        self.hasher
+            .hash_one(&bytes[bytes.len().saturating_sub(TAIL)..])
+    }
+
+    fn shard(&self, hash: u64) -> &Shard<V> {
+        // The shard from the hash's high bits (the table uses the low ones).
+        &self.shards[(hash >> 60) as usize % SHARDS]
     }
 
     /// What `value` said when this process checked it before.
     pub(crate) fn get(&self, value: &str) -> Option<V> {
-        let shard = self.shard(value).lock().ok()?;
-        shard.get(value).cloned()
+        let hash = self.hash(value);
+        let shard = self.shard(hash).lock().ok()?;
+        shard
+            .find(hash, |(known, _)| **known == *value)
+            .map(|(_, said)| said.clone())
     }
 
     /// Remembers what `value` said.
-    pub(crate) fn insert(&self, value: &str, said: V) {
-        let Ok(mut shard) = self.shard(value).lock() else {
+    pub(crate) fn insert(&self, value: impl Into<Box<str>>, said: V) {
+        let value = value.into();
+        let hash = self.hash(&value);
+        let Ok(mut shard) = self.shard(hash).lock() else {
             return;
         };
         if shard.len() >= self.per_shard {
             shard.clear();
         }
-        shard.insert(value.into(), said);
+        match shard.find_mut(hash, |(known, _)| *known == value) {
+            Some(entry) => entry.1 = said,
+            None => {
+                shard.insert_unique(hash, (value, said), |(known, _)| self.hash(known));
+            }
+        }
     }
 
     /// `value`'s entry, or `check(value)` remembered when it says something.
@@ -118,7 +141,7 @@ mod tests {
         assert_eq!(memo.get_or_check("forged", || None), None);
         assert_eq!(memo.get("forged"), None, "a failed check is not remembered");
         for i in 0..(SHARDS * 8 * 4) {
-            memo.insert(&format!("value-{i}"), 3);
+            memo.insert(format!("value-{i}"), 3);
         }
         let held: usize = memo
             .shards
@@ -126,5 +149,19 @@ mod tests {
             .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
             .sum();
         assert!(held <= SHARDS * 8, "{held} entries held");
+    }
+
+    #[test]
+    fn values_sharing_a_tail_are_told_apart() {
+        let memo = CookieMemo::new(8);
+        let tail = "0123456789abcdef";
+        memo.insert(format!("first.{tail}"), 1);
+        memo.insert(format!("second.{tail}"), 2);
+        assert_eq!(memo.get(&format!("first.{tail}")), Some(1));
+        assert_eq!(memo.get(&format!("second.{tail}")), Some(2));
+        assert_eq!(memo.get(&format!("third.{tail}")), None);
+        assert_eq!(memo.get(tail), None);
+        memo.insert(format!("first.{tail}"), 3);
+        assert_eq!(memo.get(&format!("first.{tail}")), Some(3), "replaced");
     }
 }
