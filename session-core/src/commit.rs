@@ -70,9 +70,9 @@ pub(crate) struct Shared<T> {
     /// after a request loaded its session.
     pub(crate) write_seq: AtomicU64,
     /// Cookie signatures this process already verified (stores only).
-    pub(crate) verified: crate::verified::CookieMemo<crate::verified::Verified>,
+    pub(crate) verified: crate::cookie_memo::CookieMemo<crate::cookie_memo::Verified>,
     /// Sealed cookies this process already opened (cookie-only sessions).
-    pub(crate) opened: crate::verified::CookieMemo<crate::verified::Opened>,
+    pub(crate) opened: crate::cookie_memo::CookieMemo<crate::cookie_memo::Opened>,
     pub(crate) _data: PhantomData<fn() -> T>,
 }
 

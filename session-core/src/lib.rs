@@ -77,6 +77,7 @@ mod commit;
 mod config;
 mod contract;
 mod cookie;
+mod cookie_memo;
 mod csrf;
 pub mod driver;
 mod entry;
@@ -102,7 +103,6 @@ mod storage;
 mod testing;
 mod transport;
 mod users;
-mod verified;
 
 pub use capabilities::{BelowMinTtl, Capabilities, Consistency, LayerOptions, TtlSupport};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -16,6 +16,7 @@ use crate::{
     combine::SlotRef,
     commit::{Backend, Shared},
     cookie::Incoming,
+    cookie_memo::Opened,
     exclusive::Hold,
     intent::{Base, Intent, Op, diff, to_map},
     metrics,
@@ -24,7 +25,6 @@ use crate::{
     sealed::open,
     transport::Via,
     users,
-    verified::Opened,
 };
 
 /// One request's session. Cheap to clone (clones share state), `Send + Sync`.

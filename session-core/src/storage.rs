@@ -15,10 +15,10 @@ use crate::{
     SessionError, SetCookie, SystemClock,
     commit::{Backend, NotBefore, Shared},
     cookie::{Incoming, verify},
+    cookie_memo::Verified,
     model::{ConcurrentWrites, DynamicData, SessionData},
     session::Session,
     transport::Via,
-    verified::Verified,
 };
 
 /// Creates sessions from requests and commits them through a [`Driver`].
@@ -329,7 +329,7 @@ impl<T: SessionData> SessionStorage<T> {
     }
 
     /// A signed cookie value (or header token) that verifies, as the session it names:
-    /// remembered by the process's memo after the first check (see [`crate::verified`]).
+    /// remembered by the process's memo after the first check (see [`crate::cookie_memo`]).
     fn verified(&self, value: &str) -> Option<Incoming> {
         let shared = &self.shared;
         let known = shared.verified.get_or_check(value, || {
@@ -525,8 +525,8 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                 exclusive_wait: self.exclusive_wait,
                 slots: Arc::default(),
                 write_seq: AtomicU64::new(0),
-                verified: crate::verified::CookieMemo::new(crate::verified::SIGNED_PER_SHARD),
-                opened: crate::verified::CookieMemo::new(crate::verified::SEALED_PER_SHARD),
+                verified: crate::cookie_memo::CookieMemo::new(crate::cookie_memo::SIGNED_PER_SHARD),
+                opened: crate::cookie_memo::CookieMemo::new(crate::cookie_memo::SEALED_PER_SHARD),
                 _data: PhantomData,
             }),
         })
