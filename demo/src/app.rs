@@ -563,8 +563,9 @@ struct RevokeForm {
 
 async fn revoke(visit: Visit, Form(form): Form<RevokeForm>) -> Result<Redirect, SessionFailure> {
     visit.check_csrf(form.csrf_token.as_deref()).await?;
-    let Some(user) = visit.user().await? else {
-        return Ok(Redirect::to("/login?next=/sessions"));
+    let user = match signed_in(&visit, "/sessions").await? {
+        Ok(user) => user,
+        Err(to_login) => return Ok(to_login),
     };
     let notice = match visit
         .app
@@ -588,8 +589,9 @@ async fn revoke_others(
     Form(form): Form<TokenForm>,
 ) -> Result<Redirect, SessionFailure> {
     visit.check_csrf(form.csrf_token.as_deref()).await?;
-    let Some(user) = visit.user().await? else {
-        return Ok(Redirect::to("/login?next=/sessions"));
+    let user = match signed_in(&visit, "/sessions").await? {
+        Ok(user) => user,
+        Err(to_login) => return Ok(to_login),
     };
     let n = visit
         .app
@@ -605,8 +607,9 @@ async fn revoke_others(
 
 async fn revoke_all(visit: Visit, Form(form): Form<TokenForm>) -> Result<Redirect, SessionFailure> {
     visit.check_csrf(form.csrf_token.as_deref()).await?;
-    let Some(user) = visit.user().await? else {
-        return Ok(Redirect::to("/login?next=/sessions"));
+    let user = match signed_in(&visit, "/sessions").await? {
+        Ok(user) => user,
+        Err(to_login) => return Ok(to_login),
     };
     let n = visit.app.storage.revoke_user(&user).await?;
     // This device's record is gone with the others; the cookie goes too.

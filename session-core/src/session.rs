@@ -171,9 +171,8 @@ impl<T: SessionData> Session<T> {
     ) -> Result<R, SessionError> {
         let mut inner = self.lock().await;
         if inner.loaded.is_none() && matches!(inner.incoming, Incoming::Absent) {
-            // No cookie: a new session, nothing to read.
-            metrics::load("new");
-            inner.loaded = Some(self.fresh()?);
+            // Nothing to read: no load future, no span.
+            inner.loaded = Some(self.new_visitor()?);
         }
         if inner.loaded.is_none() {
             let span = tracing::debug_span!("session.load", storage = self.shared.backend.name());
@@ -284,10 +283,7 @@ impl<T: SessionData> Session<T> {
                     }
                 }
             }
-            (_, Incoming::Absent) => {
-                metrics::load("new");
-                return self.fresh();
-            }
+            (_, Incoming::Absent) => return self.new_visitor(),
             _ => None,
         };
         let Some(stored) = stored else {
@@ -324,6 +320,12 @@ impl<T: SessionData> Session<T> {
     }
 
     /// A new, empty session.
+    /// The session of a request without a cookie: new, counted as such.
+    fn new_visitor(&self) -> Result<Loaded<T>, SessionError> {
+        metrics::load("new");
+        self.fresh()
+    }
+
     fn fresh(&self) -> Result<Loaded<T>, SessionError> {
         let data = self
             .shared
@@ -461,19 +463,9 @@ impl<T: SessionData> Session<T> {
         &self,
         key: &str,
     ) -> Result<Option<V>, SessionError> {
-        self.with_loaded(|l| {
-            if l.flash_taken.contains(key) {
-                return Ok(None);
-            }
-            l.flash_in
-                .get(key)
-                .map(|value| {
-                    V::deserialize(value).map_err(|source| SessionError::Deserialize {
-                        key: key.to_owned(),
-                        source,
-                    })
-                })
-                .transpose()
+        self.with_loaded(|l| match l.flash_taken.contains(key) {
+            true => Ok(None),
+            false => value_of(&l.flash_in, key),
         })
         .await
     }
@@ -487,15 +479,11 @@ impl<T: SessionData> Session<T> {
             if l.flash_taken.contains(key) {
                 return Ok(None);
             }
-            let Some(value) = l.flash_in.get(key) else {
-                return Ok(None);
-            };
-            let v = V::deserialize(value).map_err(|source| SessionError::Deserialize {
-                key: key.to_owned(),
-                source,
-            })?;
-            l.flash_taken.insert(key.to_owned());
-            Ok(Some(v))
+            let value = value_of(&l.flash_in, key)?;
+            if value.is_some() {
+                l.flash_taken.insert(key.to_owned());
+            }
+            Ok(value)
         })
         .await
     }
@@ -1160,6 +1148,21 @@ fn id_for(new_id: &Option<SessionId>) -> Result<SessionId, SessionError> {
     }
 }
 
+/// The value under `key` in a JSON map, as `V`.
+fn value_of<V: DeserializeOwned>(
+    map: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<V>, SessionError> {
+    map.get(key)
+        .map(|value| {
+            V::deserialize(value).map_err(|source| SessionError::Deserialize {
+                key: key.to_owned(),
+                source,
+            })
+        })
+        .transpose()
+}
+
 /// The binding the session has now: this request's change, else the stored one.
 fn current_user<T>(l: &Loaded<T>) -> Option<UserBinding> {
     match &l.user {
@@ -1244,18 +1247,7 @@ fn changes<T: SessionData>(
 impl Session<DynamicData> {
     /// Reads the value under `key` as `V`.
     pub async fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>, SessionError> {
-        self.with_loaded(|l| {
-            l.data
-                .get(key)
-                .map(|v| {
-                    V::deserialize(v).map_err(|source| SessionError::Deserialize {
-                        key: key.to_owned(),
-                        source,
-                    })
-                })
-                .transpose()
-        })
-        .await
+        self.with_loaded(|l| value_of(&l.data, key)).await
     }
 
     /// Stores `value` under `key`.

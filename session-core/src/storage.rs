@@ -544,6 +544,58 @@ mod tests {
         testing::{Collect, Recorder},
     };
 
+    /// The cookie memos hold what they should: a signed cookie once verified (never a forged
+    /// one); a sealed cookie only once a response kept it (a change replaces the cookie, so
+    /// the old value is not remembered).
+    #[tokio::test]
+    async fn cookie_memos_remember_verified_and_kept_cookies_only() {
+        let ring = || Keyring::from_secrets(["a secret of at least thirty-two bytes"]).unwrap();
+        let value_of = |set: crate::SetCookie| {
+            let pair = set.as_str().split(';').next().unwrap().to_owned();
+            pair.split_once('=').unwrap().1.to_owned()
+        };
+        let stored = SessionStorage::<DynamicData>::builder(Arc::new(Recorder::new(
+            Capabilities::new(200, 1 << 20).with_create_only(),
+        )))
+        .keyring(ring())
+        .build()
+        .unwrap();
+        let s = stored.get_session(None);
+        s.insert("n", 1).await.unwrap();
+        let value = value_of(stored.commit_session(&s).await.unwrap().unwrap());
+        assert!(
+            stored.shared.verified.get(&value).is_none(),
+            "not sent back yet"
+        );
+        let _ = stored.get_session(Some(&format!("session={value}")));
+        assert!(
+            stored.shared.verified.get(&value).is_some(),
+            "verified once"
+        );
+        let forged = format!("{}x", &value[..value.len() - 1]);
+        let _ = stored.get_session(Some(&format!("session={forged}")));
+        assert!(stored.shared.verified.get(&forged).is_none());
+
+        let sealed = SessionStorage::<DynamicData>::cookie_only()
+            .keyring(ring())
+            .build()
+            .unwrap();
+        let s = sealed.get_session(None);
+        s.insert("n", 1).await.unwrap();
+        let value = value_of(sealed.commit_session(&s).await.unwrap().unwrap());
+        let cookie = format!("session={value}");
+        // A request that changes the session: its cookie is replaced, not remembered.
+        let s = sealed.get_session(Some(&cookie));
+        s.insert("n", 2).await.unwrap();
+        assert!(sealed.commit_session(&s).await.unwrap().is_some());
+        assert!(sealed.shared.opened.get(&value).is_none());
+        // A read-only request keeps it: remembered.
+        let s = sealed.get_session(Some(&cookie));
+        assert_eq!(s.get::<u32>("n").await.unwrap(), Some(1));
+        assert!(sealed.commit_session(&s).await.unwrap().is_none());
+        assert!(sealed.shared.opened.get(&value).is_some());
+    }
+
     /// Loads and commits run in `session.load` / `session.commit` spans naming the storage,
     /// around the driver's own spans; no id, key or value appears in any field. A request
     /// without a cookie loads nothing: no load span.
