@@ -56,17 +56,31 @@ impl BuildHasher for KeyTailState {
     }
 }
 
-type Shard<T> = Mutex<HashMap<Arc<str>, Arc<Slot<T>>, KeyTailState>>;
+/// One shard's slots. Idle slots (no request holds them) stay until the shard is full, so a
+/// session's next write finds its slot without allocating one; a full shard drops its idle
+/// slots, and doubles its room when most of them are held.
+struct Shard<T> {
+    map: HashMap<Arc<str>, Arc<Slot<T>>, KeyTailState>,
+    room: usize,
+}
+
+/// Room of a shard before it first drops idle slots (16 shards: 1,024 sessions).
+const FIRST_ROOM: usize = 64;
 
 /// The slots of one storage, by storage key.
 pub(crate) struct Slots<T> {
-    shards: [Shard<T>; SHARDS],
+    shards: [Mutex<Shard<T>>; SHARDS],
 }
 
 impl<T> Default for Slots<T> {
     fn default() -> Self {
         Self {
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::with_hasher(KeyTailState))),
+            shards: std::array::from_fn(|_| {
+                Mutex::new(Shard {
+                    map: HashMap::with_hasher(KeyTailState),
+                    room: FIRST_ROOM,
+                })
+            }),
         }
     }
 }
@@ -76,8 +90,13 @@ fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Whether only the shard holds `slot` (clones are made under the shard's lock only).
+fn idle<T>(slot: &Arc<Slot<T>>) -> bool {
+    Arc::strong_count(slot) == 1
+}
+
 impl<T> Slots<T> {
-    fn shard(&self, key: &str) -> &Shard<T> {
+    fn shard(&self, key: &str) -> &Mutex<Shard<T>> {
         // Middle bits: the map inside the shard uses the low ones and the top seven.
         let i = (KeyTailState.hash_one(key) >> 32) as usize % SHARDS;
         &self.shards[i]
@@ -86,25 +105,36 @@ impl<T> Slots<T> {
     /// The slot of `key`, kept while the returned reference lives.
     pub(crate) fn enter(self: &Arc<Self>, key: &str) -> SlotRef<T> {
         let mut shard = lock(self.shard(key));
-        let (key, slot) = match shard.get_key_value(key) {
-            Some((key, slot)) => (Arc::clone(key), Arc::clone(slot)),
+        let slot = match shard.map.get(key) {
+            Some(slot) => Arc::clone(slot),
             None => {
-                let (key, slot): (Arc<str>, _) = (Arc::from(key), Arc::new(Slot::default()));
-                shard.insert(Arc::clone(&key), Arc::clone(&slot));
-                (key, slot)
+                if shard.map.len() >= shard.room {
+                    shard.map.retain(|_, slot| !idle(slot));
+                    if shard.map.len() >= shard.room / 2 {
+                        shard.room *= 2;
+                    }
+                }
+                let slot = Arc::new(Slot::default());
+                shard.map.insert(Arc::from(key), Arc::clone(&slot));
+                slot
             }
         };
         drop(shard);
-        SlotRef {
-            slots: Arc::clone(self),
-            key,
-            slot,
-        }
+        SlotRef { slot }
     }
 
-    /// How many sessions have a slot now.
+    /// How many sessions are held by requests now.
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| lock(s).map.values().filter(|slot| !idle(slot)).count())
+            .sum()
+    }
+
+    /// How many slots are kept, held or idle.
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).map.len()).sum()
     }
 }
 
@@ -159,19 +189,18 @@ enum Reply<T> {
     Lead(Vec<Waiting<T>>),
 }
 
-/// A request's hold on its session's slot; the slot is dropped with the last hold.
+/// A request's hold on its session's slot.
 pub(crate) struct SlotRef<T> {
-    slots: Arc<Slots<T>>,
-    key: Arc<str>,
     slot: Arc<Slot<T>>,
 }
 
 impl<T> Drop for SlotRef<T> {
     fn drop(&mut self) {
-        let mut shard = lock(self.slots.shard(&self.key));
-        // Holds are taken and dropped under the shard lock: the map's and ours are the last two.
+        // The last hold (the shard's and ours are the last two): the slot goes idle, and
+        // what it kept as the base of the next write (a whole record) is let go. A request
+        // entering meanwhile loaded after that write, so it never needed it.
         if Arc::strong_count(&self.slot) == 2 {
-            shard.remove(&*self.key);
+            lock(&self.slot.state).latest = None;
         }
     }
 }
@@ -299,5 +328,77 @@ impl<T> Drop for LeaderGuard<T> {
             }
         }
         state.busy = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> String {
+        format!("ns:{:064x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+
+    #[test]
+    fn idle_slots_are_reused_then_dropped_when_a_shard_is_full() {
+        let slots: Arc<Slots<()>> = Arc::default();
+        let first = slots.enter(&key(1));
+        let again = slots.enter(&key(1));
+        assert!(
+            Arc::ptr_eq(&first.slot, &again.slot),
+            "one slot per session"
+        );
+        assert_eq!(slots.len(), 1);
+        drop((first, again));
+        assert_eq!(slots.len(), 0, "no request holds it");
+        let reused = slots.enter(&key(1));
+        drop(reused);
+        // Many sessions, one at a time: the idle ones are dropped as shards fill up.
+        for i in 0..SHARDS * FIRST_ROOM * 8 {
+            drop(slots.enter(&key(i)));
+        }
+        assert_eq!(slots.len(), 0);
+        assert!(slots.kept() <= SHARDS * FIRST_ROOM, "{} kept", slots.kept());
+    }
+
+    #[test]
+    fn held_slots_are_never_dropped_and_the_room_grows() {
+        let slots: Arc<Slots<()>> = Arc::default();
+        let held: Vec<_> = (0..SHARDS * FIRST_ROOM * 4)
+            .map(|i| slots.enter(&key(i)))
+            .collect();
+        assert_eq!(slots.len(), held.len());
+        for (i, slot) in held.iter().enumerate() {
+            assert!(Arc::ptr_eq(&slots.enter(&key(i)).slot, &slot.slot));
+        }
+        drop(held);
+        assert_eq!(slots.len(), 0);
+    }
+
+    #[test]
+    fn the_last_hold_lets_the_kept_record_go() {
+        let slots: Arc<Slots<()>> = Arc::default();
+        let a = slots.enter(&key(7));
+        let b = slots.enter(&key(7));
+        lock(&a.slot.state).latest = Some(Landed {
+            version: crate::Version::from_u64(1),
+            record: crate::record::Record {
+                format: crate::record::FORMAT,
+                data: serde_json::Map::new(),
+                flash: serde_json::Map::new(),
+                created_at: 0,
+                idle_deadline: None,
+                absolute_deadline: None,
+                lifetime: None,
+                user: None,
+            },
+            merged: false,
+            seq: 5,
+        });
+        drop(b);
+        assert!(a.latest_after(0).is_some(), "kept while a request holds it");
+        drop(a);
+        let c = slots.enter(&key(7));
+        assert!(c.latest_after(0).is_none(), "an idle slot keeps no record");
     }
 }
