@@ -225,10 +225,17 @@ where
                     .await
                     .and_then(|headers| {
                         headers
-                            .iter()
+                            .into_pairs()
                             .map(|(name, value)| {
-                                let name = HeaderName::from_bytes(name.as_bytes());
-                                let value = HeaderValue::from_str(value);
+                                // Same names, but actix-web's own header types.
+                                let name = match name.as_str() == "set-cookie" {
+                                    true => Ok(header::SET_COOKIE),
+                                    false => HeaderName::from_bytes(name.as_str().as_bytes()),
+                                };
+                                // The value's bytes are handed over, not copied.
+                                let value = HeaderValue::from_maybe_shared(
+                                    actix_web::web::Bytes::from(value),
+                                );
                                 name.ok().zip(value.ok()).ok_or_else(|| {
                                     SessionError::InvalidCookie("not a valid header".into())
                                 })

@@ -195,7 +195,7 @@ impl CookieOptions {
 
 /// A `Set-Cookie` header value produced by a commit or destroy.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SetCookie(String);
+pub struct SetCookie(pub(crate) String);
 
 impl SetCookie {
     /// The header value as text.

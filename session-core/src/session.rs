@@ -716,7 +716,7 @@ impl<T: SessionData> Session<T> {
     /// on the session, if any, ends here.
     async fn commit_inner(&self, keep: bool) -> Result<Commit, SessionError> {
         let mut guard = self.lock().await;
-        if self.nothing_to_commit(&guard)? {
+        if self.nothing_to_commit(&guard) {
             return Ok(Commit {
                 cookie: None,
                 vanished: false,
@@ -739,26 +739,32 @@ impl<T: SessionData> Session<T> {
     /// used, or it is a new session this request left unchanged (a visitor who only reads).
     /// Answered without a span or a clock read; the commit metric counts it as the full path
     /// would.
-    fn nothing_to_commit(&self, inner: &Inner<T>) -> Result<bool, SessionError> {
+    fn nothing_to_commit(&self, inner: &Inner<T>) -> bool {
         if !inner.pending_deletes.is_empty()
             || inner.clear_cookie
             || inner.saved_cookie.is_some()
             || inner.exclusive.is_some()
         {
-            return Ok(false);
+            return false;
         }
         let Some(l) = &inner.loaded else {
-            return Ok(true);
+            return true;
         };
+        // What `changes` would find, without building it: nothing but the data (untouched)
+        // could differ.
         let idle = matches!(inner.incoming, Incoming::Absent)
             && l.stored.is_none()
             && !l.regenerate
             && !l.data_touched
-            && changes(l, &self.shared.defaults)?.is_empty();
+            && (l.flash_taken.is_empty() || l.reflash)
+            && l.flash_set.is_empty()
+            && l.lifetime.is_none()
+            && !l.renew
+            && l.user.is_none();
         if idle {
             metrics::commit("nothing");
         }
-        Ok(idle)
+        idle
     }
 
     async fn commit_locked(

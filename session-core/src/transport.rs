@@ -187,15 +187,21 @@ impl ResponseHeaders {
             .chain(self.token.iter().map(|(n, v)| (n.as_str(), v.as_str())))
     }
 
-    /// Appends every header to an `http` header map.
-    pub fn append_to(&self, headers: &mut HeaderMap) -> Result<(), SessionError> {
-        if let Some(c) = &self.set_cookie {
-            headers.append(http::header::SET_COOKIE, c.to_header_value()?);
-        }
-        if let Some((name, value)) = &self.token {
-            let value = http::HeaderValue::from_str(value)
+    /// Every header as `(name, value)`, the values handed over rather than copied: for
+    /// framework header types that can take the bytes (`HeaderValue::from_maybe_shared`).
+    pub fn into_pairs(self) -> impl Iterator<Item = (HeaderName, String)> {
+        self.set_cookie
+            .map(|c| (http::header::SET_COOKIE, c.0))
+            .into_iter()
+            .chain(self.token)
+    }
+
+    /// Appends every header to an `http` header map (the values are moved, not copied).
+    pub fn append_to(self, headers: &mut HeaderMap) -> Result<(), SessionError> {
+        for (name, value) in self.into_pairs() {
+            let value = http::HeaderValue::try_from(value)
                 .map_err(|_| SessionError::InvalidCookie("not a valid header value".into()))?;
-            headers.append(name.clone(), value);
+            headers.append(name, value);
         }
         Ok(())
     }

@@ -1282,3 +1282,51 @@ async fn a_driver_built_in_code_is_validated_by_the_storage() {
         "the write never reached the driver"
     );
 }
+
+/// A new visitor's request stores a session exactly when it did something beyond reading:
+/// the shortcut that skips the commit of an untouched new session must see every such change.
+#[tokio::test]
+async fn a_new_visitor_is_stored_only_for_a_change() {
+    type Step = fn(
+        &session_kit_core::Session<Data>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+    let cases: [(&str, bool, Step); 8] = [
+        ("read", false, |s| {
+            Box::pin(async { s.read(|d| d.count).await.map(drop).unwrap() })
+        }),
+        ("take a flash", false, |s| {
+            Box::pin(async { s.take_flash::<String>("m").await.map(drop).unwrap() })
+        }),
+        ("an update that changes nothing", false, |s| {
+            Box::pin(async { s.update(|d| d.count = 0).await.unwrap() })
+        }),
+        ("update", true, |s| {
+            Box::pin(async { s.update(|d| d.count = 1).await.unwrap() })
+        }),
+        ("flash", true, |s| {
+            Box::pin(async { s.flash("m", "hi").await.unwrap() })
+        }),
+        ("renew", true, |s| {
+            Box::pin(async { s.renew().await.unwrap() })
+        }),
+        ("lifetime", true, |s| {
+            Box::pin(async {
+                s.set_lifetime(Lifetime::new(Some(HOUR), None))
+                    .await
+                    .unwrap()
+            })
+        }),
+        ("bind a user", true, |s| {
+            Box::pin(async { s.bind_user("ada").await.unwrap() })
+        }),
+    ];
+    for (what, stored, step) in cases {
+        let h = harness();
+        let s = h.storage.get_session(None);
+        step(&s).await;
+        let set = h.storage.commit_session(&s).await.unwrap();
+        assert_eq!(set.is_some(), stored, "{what}: cookie sent");
+        let puts = h.driver.take_counts().put;
+        assert_eq!(puts > 0, stored, "{what}: {puts} puts");
+    }
+}
