@@ -243,7 +243,7 @@ impl<T> SlotRef<T> {
         }
         let intent = Arc::new(intent);
         loop {
-            let waiting = {
+            let mut waiting = {
                 let mut state = lock(&self.slot.state);
                 if state.busy {
                     let (reply, rx) = oneshot::channel();
@@ -251,13 +251,16 @@ impl<T> SlotRef<T> {
                         intent: Arc::clone(&intent),
                         reply,
                     });
-                    rx
+                    Pending {
+                        rx,
+                        slot: &self.slot,
+                    }
                 } else {
                     state.busy = true;
                     return Turn::Lead(self.leader(), Mine::Queued(intent), Vec::new());
                 }
             };
-            match waiting.await {
+            match (&mut waiting.rx).await {
                 Ok(Reply::Done(outcome)) => return Turn::Done(outcome),
                 Ok(Reply::Lead(others)) => {
                     return Turn::Lead(self.leader(), Mine::Queued(intent), others);
@@ -314,20 +317,49 @@ impl<T> LeaderGuard<T> {
 
 impl<T> Drop for LeaderGuard<T> {
     fn drop(&mut self) {
-        let mut state = lock(&self.slot.state);
-        let mut queue = std::mem::take(&mut state.queue);
-        while !queue.is_empty() {
-            let next = queue.remove(0);
-            match next.reply.send(Reply::Lead(queue)) {
-                Ok(()) => return,
-                // That request is gone: offer the lead to the next one.
-                Err(Reply::Lead(rest)) => queue = rest,
-                // Not sent above; were it, the queued commits would see their channel close
-                // and queue again.
-                Err(Reply::Done(_)) => break,
-            }
+        hand_on(&self.slot, Vec::new());
+    }
+}
+
+/// Passes the lead of `slot`'s writes on: to the first of `carried` (commits handed over with
+/// the lead, first in line) and then the queued commits that can still take it, the others
+/// going with it; with none left, the slot is free.
+fn hand_on<T>(slot: &Slot<T>, carried: Vec<Waiting<T>>) {
+    let mut state = lock(&slot.state);
+    let mut queue = carried;
+    queue.append(&mut state.queue);
+    while !queue.is_empty() {
+        let next = queue.remove(0);
+        match next.reply.send(Reply::Lead(queue)) {
+            Ok(()) => return,
+            // That request is gone: offer the lead to the next one.
+            Err(Reply::Lead(rest)) => queue = rest,
+            // Not sent above; were it, the queued commits would see their channel close
+            // and queue again.
+            Err(Reply::Done(_)) => break,
         }
-        state.busy = false;
+    }
+    state.busy = false;
+}
+
+/// A queued commit waiting for its answer. Dropped unanswered (its request was cancelled),
+/// it makes sure a lead already sent to it is not lost with it: the lead goes on to the
+/// next commit in line, or the slot is freed. (Without this, a request cancelled between
+/// being handed the lead and taking it would leave the slot busy with nobody writing, and
+/// every later commit of the session waiting forever.)
+struct Pending<'a, T> {
+    rx: oneshot::Receiver<Reply<T>>,
+    slot: &'a Slot<T>,
+}
+
+impl<T> Drop for Pending<'_, T> {
+    fn drop(&mut self) {
+        // No answer can arrive after this; one that arrived before is taken here (after a
+        // received answer there is none left).
+        self.rx.close();
+        if let Ok(Reply::Lead(carried)) = self.rx.try_recv() {
+            hand_on(self.slot, carried);
+        }
     }
 }
 

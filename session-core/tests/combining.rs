@@ -216,3 +216,48 @@ async fn update_and_save_answers_from_the_record_written_after_a_reload() {
     let stored = b.get_session(Some(&cookie)).get::<u64>("n").await.unwrap();
     assert_eq!(stored, Some(4));
 }
+
+/// A queued commit whose request is cancelled right after the lead was handed to it (sent,
+/// not yet taken) passes the lead on: the commits behind it, and every later commit of the
+/// session, still get written. (Found by the HTTP benchmark: `wrk` hanging up 32 requests of
+/// one session at the end of a run left the session's commits waiting forever.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_commit_cancelled_as_it_is_handed_the_lead_passes_it_on() {
+    let gate = Arc::new(Semaphore::new(1));
+    let storage = storage(Arc::new(Gated {
+        inner: MemoryDriver::new(),
+        gate: gate.clone(),
+    }));
+    let cookie = counter(&storage).await;
+    // The leader's write waits at the gate.
+    let leader = {
+        let (storage, cookie) = (storage.clone(), cookie.clone());
+        tokio::spawn(async move { increment(&storage, &cookie).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // A second commit queues (polled once, then never again: its request is about to go).
+    let mut cancelled = Box::pin(increment(&storage, &cookie));
+    assert!(futures::poll!(cancelled.as_mut()).is_pending());
+    // A third queues behind it.
+    let third = {
+        let (storage, cookie) = (storage.clone(), cookie.clone());
+        tokio::spawn(async move { increment(&storage, &cookie).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The leader writes and hands the lead to the second commit, which never takes it.
+    gate.add_permits(100);
+    leader.await.unwrap();
+    drop(cancelled);
+    tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("the commit behind the cancelled one was written")
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), increment(&storage, &cookie))
+        .await
+        .expect("a later commit of the session was written");
+    let s = storage.get_session(Some(&cookie));
+    // The leader's, the third's and the later one; the cancelled request's never was.
+    assert_eq!(s.get::<u64>("n").await.unwrap(), Some(3));
+    drop(s);
+    assert_eq!(storage.sessions_in_flight(), 0);
+}
