@@ -1,6 +1,7 @@
 //! Write combining: concurrent commits of one session in one process become one store write.
 //!
-//! Every session that a request changes has a [`Slot`] while such requests are in flight.
+//! Every session that a request changes has a [`Slot`] while such requests are in flight (an
+//! idle one is kept until its shard fills up, so the session's next write reuses it).
 //! The first commit to arrive leads: it writes its own changes. Commits that arrive while a
 //! write is under way queue; when it ends, the first of them leads the next write, which
 //! carries the changes of everything queued (each request's operations run again, in order,
@@ -9,7 +10,8 @@
 //! conflict can only come from another process.
 //!
 //! A leader whose request is cancelled mid-write (a client that hung up) hands the lead on as
-//! it is dropped; the commits it carried see their answer channel close and queue again.
+//! it is dropped; the commits it carried see their answer channel close and queue again. A
+//! queued commit cancelled after the lead was sent to it, before it took it, passes it on too.
 
 use std::{
     collections::HashMap,
