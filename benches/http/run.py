@@ -260,6 +260,10 @@ def wrk(url, cookie_file, seconds, latency):
     wrk_cpu, busy, elapsed = children_cpu_seconds() - wrk0, busy_seconds() - busy0, time.monotonic() - t0
     result = {"requests": int(re.search(r"(\d+) requests in", out).group(1)),
               "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    if result["requests"] == 0:
+        # A server that stops answering (a hang, as write combining once had) is a finding,
+        # not a division by zero further down.
+        raise SystemExit(f"{url}: no request answered in {seconds} s: the server hung or refused every request")
     # wrk's own CPU per request, and how many cores the whole machine kept busy meanwhile.
     result["wrk_cpu_us"] = wrk_cpu / result["requests"] * 1e6 if result["requests"] else None
     result["machine_cores"] = busy / elapsed if elapsed > 0 else None
