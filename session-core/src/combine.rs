@@ -200,7 +200,9 @@ impl<T> Drop for SlotRef<T> {
     fn drop(&mut self) {
         // The last hold (the shard's and ours are the last two): the slot goes idle, and
         // what it kept as the base of the next write (a whole record) is let go. A request
-        // entering meanwhile loaded after that write, so it never needed it.
+        // entering meanwhile loaded after that write, so it never needed it. (Two last holds
+        // dropped at once may both miss this: the record then waits for the slot's next
+        // write or its sweep, never used, since whoever enters next loaded after it.)
         if Arc::strong_count(&self.slot) == 2 {
             lock(&self.slot.state).latest = None;
         }
