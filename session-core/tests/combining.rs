@@ -68,6 +68,27 @@ async fn increment(storage: &SessionStorage<DynamicData>, cookie: &str) {
     storage.commit_session(&s).await.unwrap();
 }
 
+/// A storage over a gated memory driver, its gate (closed once the counter session is
+/// created) and that session's cookie.
+async fn gated() -> (SessionStorage<DynamicData>, Arc<Semaphore>, String) {
+    let gate = Arc::new(Semaphore::new(1));
+    let storage = storage(Arc::new(Gated {
+        inner: MemoryDriver::new(),
+        gate: gate.clone(),
+    }));
+    let cookie = counter(&storage).await;
+    (storage, gate, cookie)
+}
+
+/// An increment in a task of its own.
+fn spawn_increment(
+    storage: &SessionStorage<DynamicData>,
+    cookie: &str,
+) -> tokio::task::JoinHandle<()> {
+    let (storage, cookie) = (storage.clone(), cookie.to_owned());
+    tokio::spawn(async move { increment(&storage, &cookie).await })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slots_end_with_the_last_request_of_their_session() {
     let storage = storage(Arc::new(MemoryDriver::new()));
@@ -96,22 +117,11 @@ async fn slots_end_with_the_last_request_of_their_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cancelled_mid_write_hands_the_lead_on() {
-    let gate = Arc::new(Semaphore::new(1));
-    let storage = storage(Arc::new(Gated {
-        inner: MemoryDriver::new(),
-        gate: gate.clone(),
-    }));
-    let cookie = counter(&storage).await;
+    let (storage, gate, cookie) = gated().await;
     // The leader's write hangs (gate closed); a second commit queues behind it.
-    let leader = {
-        let (storage, cookie) = (storage.clone(), cookie.clone());
-        tokio::spawn(async move { increment(&storage, &cookie).await })
-    };
+    let leader = spawn_increment(&storage, &cookie);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let follower = {
-        let (storage, cookie) = (storage.clone(), cookie.clone());
-        tokio::spawn(async move { increment(&storage, &cookie).await })
-    };
+    let follower = spawn_increment(&storage, &cookie);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!follower.is_finished());
     // The client of the leader hangs up: its request future is dropped mid-write.
@@ -223,26 +233,15 @@ async fn update_and_save_answers_from_the_record_written_after_a_reload() {
 /// one session at the end of a run left the session's commits waiting forever.)
 #[tokio::test(flavor = "current_thread")]
 async fn a_commit_cancelled_as_it_is_handed_the_lead_passes_it_on() {
-    let gate = Arc::new(Semaphore::new(1));
-    let storage = storage(Arc::new(Gated {
-        inner: MemoryDriver::new(),
-        gate: gate.clone(),
-    }));
-    let cookie = counter(&storage).await;
+    let (storage, gate, cookie) = gated().await;
     // The leader's write waits at the gate.
-    let leader = {
-        let (storage, cookie) = (storage.clone(), cookie.clone());
-        tokio::spawn(async move { increment(&storage, &cookie).await })
-    };
+    let leader = spawn_increment(&storage, &cookie);
     tokio::time::sleep(Duration::from_millis(20)).await;
     // A second commit queues (polled once, then never again: its request is about to go).
     let mut cancelled = Box::pin(increment(&storage, &cookie));
     assert!(futures::poll!(cancelled.as_mut()).is_pending());
     // A third queues behind it.
-    let third = {
-        let (storage, cookie) = (storage.clone(), cookie.clone());
-        tokio::spawn(async move { increment(&storage, &cookie).await })
-    };
+    let third = spawn_increment(&storage, &cookie);
     tokio::time::sleep(Duration::from_millis(20)).await;
     // The leader writes and hands the lead to the second commit, which never takes it.
     gate.add_permits(100);
