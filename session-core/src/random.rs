@@ -20,8 +20,9 @@ use crate::SessionError;
 /// Bytes asked of the kernel at once: 32 session ids.
 const BATCH: usize = 1024;
 
-/// Requests above this size are served straight from the kernel.
-const LARGEST_BATCHED: usize = 64;
+/// Requests above this size are served straight from the kernel: session ids and CSRF tokens
+/// (32 bytes) come from the batch, a generated key (64 bytes) does not.
+const LARGEST_BATCHED: usize = 32;
 
 struct Pool {
     bytes: [u8; BATCH],
