@@ -105,7 +105,7 @@ impl<T> Slots<T> {
     }
 
     /// The slot of `key`, kept while the returned reference lives.
-    pub(crate) fn enter(self: &Arc<Self>, key: &str) -> SlotRef<T> {
+    pub(crate) fn enter(&self, key: &str) -> SlotRef<T> {
         let mut shard = lock(self.shard(key));
         let slot = match shard.map.get(key) {
             Some(slot) => Arc::clone(slot),
@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn idle_slots_are_reused_then_dropped_when_a_shard_is_full() {
-        let slots: Arc<Slots<()>> = Arc::default();
+        let slots: Slots<()> = Slots::default();
         let first = slots.enter(&key(1));
         let again = slots.enter(&key(1));
         assert!(
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn held_slots_are_never_dropped_and_the_room_grows() {
-        let slots: Arc<Slots<()>> = Arc::default();
+        let slots: Slots<()> = Slots::default();
         let held: Vec<_> = (0..SHARDS * FIRST_ROOM * 4)
             .map(|i| slots.enter(&key(i)))
             .collect();
@@ -413,7 +413,7 @@ mod tests {
 
     #[test]
     fn the_last_hold_lets_the_kept_record_go() {
-        let slots: Arc<Slots<()>> = Arc::default();
+        let slots: Slots<()> = Slots::default();
         let a = slots.enter(&key(7));
         let b = slots.enter(&key(7));
         lock(&a.slot.state).latest = Some(Landed {

@@ -65,7 +65,7 @@ pub(crate) struct Shared<T> {
     pub(crate) exclusive_lease: Duration,
     pub(crate) exclusive_wait: Duration,
     /// Sessions being changed by requests in flight: see [`crate::combine`].
-    pub(crate) slots: Arc<Slots<T>>,
+    pub(crate) slots: Slots<T>,
     /// Counts this storage's landed writes: tells whether a slot's latest write happened
     /// after a request loaded its session.
     pub(crate) write_seq: AtomicU64,

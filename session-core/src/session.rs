@@ -320,13 +320,13 @@ impl<T: SessionData> Session<T> {
         }
     }
 
-    /// A new, empty session.
     /// The session of a request without a cookie: new, counted as such.
     fn new_visitor(&self) -> Result<Loaded<T>, SessionError> {
         metrics::load("new");
         self.fresh()
     }
 
+    /// A new, empty session.
     fn fresh(&self) -> Result<Loaded<T>, SessionError> {
         let data = self
             .shared
@@ -750,17 +750,11 @@ impl<T: SessionData> Session<T> {
         let Some(l) = &inner.loaded else {
             return true;
         };
-        // What `changes` would find, without building it: nothing but the data (untouched)
-        // could differ.
         let idle = matches!(inner.incoming, Incoming::Absent)
             && l.stored.is_none()
             && !l.regenerate
             && !l.data_touched
-            && (l.flash_taken.is_empty() || l.reflash)
-            && l.flash_set.is_empty()
-            && l.lifetime.is_none()
-            && !l.renew
-            && l.user.is_none();
+            && only_data_may_change(l);
         if idle {
             metrics::commit("nothing");
         }
@@ -1215,6 +1209,17 @@ struct Commit {
     /// A concurrent request destroyed the session (or it expired): this request's changes
     /// were dropped.
     vanished: bool,
+}
+
+/// Whether [`changes`] would find nothing but (possibly) data changes: no flash set or
+/// taken, no lifetime, renewal or user binding. Answered from the flags, without building the
+/// change set (the commit of a request that never changed its new session).
+fn only_data_may_change<T>(l: &Loaded<T>) -> bool {
+    (l.flash_taken.is_empty() || l.reflash)
+        && l.flash_set.is_empty()
+        && l.lifetime.is_none()
+        && !l.renew
+        && l.user.is_none()
 }
 
 /// This request's changes relative to what was loaded (or last committed).

@@ -13,9 +13,10 @@ use serde_json::Value;
 use crate::{
     Clock, CookieOptions, Driver, ExpiryPolicy, HeaderTransport, Keyring, ResponseHeaders,
     SessionError, SetCookie, SystemClock,
+    combine::Slots,
     commit::{Backend, NotBefore, Shared},
     cookie::{Incoming, verify},
-    cookie_memo::Verified,
+    cookie_memo::{CookieMemo, SEALED_PER_SHARD, SIGNED_PER_SHARD, Verified},
     model::{ConcurrentWrites, DynamicData, SessionData},
     session::Session,
     transport::Via,
@@ -523,10 +524,10 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                 concurrent_writes: self.concurrent_writes,
                 exclusive_lease: self.exclusive_lease,
                 exclusive_wait: self.exclusive_wait,
-                slots: Arc::default(),
+                slots: Slots::default(),
                 write_seq: AtomicU64::new(0),
-                verified: crate::cookie_memo::CookieMemo::new(crate::cookie_memo::SIGNED_PER_SHARD),
-                opened: crate::cookie_memo::CookieMemo::new(crate::cookie_memo::SEALED_PER_SHARD),
+                verified: CookieMemo::new(SIGNED_PER_SHARD),
+                opened: CookieMemo::new(SEALED_PER_SHARD),
                 _data: PhantomData,
             }),
         })
@@ -550,19 +551,21 @@ mod tests {
     #[tokio::test]
     async fn cookie_memos_remember_verified_and_kept_cookies_only() {
         let ring = || Keyring::from_secrets(["a secret of at least thirty-two bytes"]).unwrap();
-        let value_of = |set: crate::SetCookie| {
-            let pair = set.as_str().split(';').next().unwrap().to_owned();
+        // A new session with n = 1: its cookie's value.
+        async fn first_value(storage: &SessionStorage<DynamicData>) -> String {
+            let s = storage.get_session(None);
+            s.insert("n", 1).await.unwrap();
+            let set = storage.commit_session(&s).await.unwrap().unwrap();
+            let pair = set.as_str().split(';').next().unwrap();
             pair.split_once('=').unwrap().1.to_owned()
-        };
+        }
         let stored = SessionStorage::<DynamicData>::builder(Arc::new(Recorder::new(
             Capabilities::new(200, 1 << 20).with_create_only(),
         )))
         .keyring(ring())
         .build()
         .unwrap();
-        let s = stored.get_session(None);
-        s.insert("n", 1).await.unwrap();
-        let value = value_of(stored.commit_session(&s).await.unwrap().unwrap());
+        let value = first_value(&stored).await;
         assert!(
             stored.shared.verified.get(&value).is_none(),
             "not sent back yet"
@@ -580,9 +583,7 @@ mod tests {
             .keyring(ring())
             .build()
             .unwrap();
-        let s = sealed.get_session(None);
-        s.insert("n", 1).await.unwrap();
-        let value = value_of(sealed.commit_session(&s).await.unwrap().unwrap());
+        let value = first_value(&sealed).await;
         let cookie = format!("session={value}");
         // A request that changes the session: its cookie is replaced, not remembered.
         let s = sealed.get_session(Some(&cookie));
