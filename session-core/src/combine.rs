@@ -15,48 +15,15 @@
 
 use std::{
     collections::HashMap,
-    hash::{BuildHasher, Hasher},
+    hash::BuildHasher,
     sync::{Arc, Mutex, MutexGuard, OnceLock},
 };
 
 use tokio::sync::oneshot;
 
-use crate::{SessionError, intent::Intent, model::Landed};
+use crate::{SessionError, intent::Intent, key_hash::KeyTailState, model::Landed};
 
 const SHARDS: usize = 16;
-
-/// Hashes a storage key by its last 16 bytes: hex digits of the SHA-256 of a random,
-/// server-generated id (an attacker cannot choose them: a cookie reaches the store only once
-/// its signature verifies), so they are already uniform, and SipHash would only cost time.
-#[derive(Default, Clone, Copy)]
-struct KeyTail(u64);
-
-impl Hasher for KeyTail {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let tail = bytes.get(bytes.len().saturating_sub(16)..).unwrap_or(bytes);
-        for chunk in tail.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            // Odd multipliers spread the hex digits' low bits over the whole word.
-            self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-}
-
-#[derive(Default, Clone, Copy)]
-struct KeyTailState;
-
-impl BuildHasher for KeyTailState {
-    type Hasher = KeyTail;
-
-    fn build_hasher(&self) -> KeyTail {
-        KeyTail::default()
-    }
-}
 
 /// One shard's slots. Idle slots (no request holds them) stay until the shard is full, so a
 /// session's next write finds its slot without allocating one; a full shard drops its idle
@@ -418,16 +385,7 @@ mod tests {
         let b = slots.enter(&key(7));
         lock(&a.slot.state).latest = Some(Landed {
             version: crate::Version::from_u64(1),
-            record: crate::record::Record {
-                format: crate::record::FORMAT,
-                data: serde_json::Map::new(),
-                flash: serde_json::Map::new(),
-                created_at: 0,
-                idle_deadline: None,
-                absolute_deadline: None,
-                lifetime: None,
-                user: None,
-            },
+            record: Arc::new(crate::record::Record::empty()),
             merged: false,
             seq: 5,
         });

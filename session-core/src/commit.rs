@@ -21,6 +21,7 @@ use crate::{
     clock::{from_unix_millis, unix_millis},
     combine::{SlotRef, Slots, Turn},
     cookie::{MAX_SET_COOKIE, sign},
+    decoded::DecodedRecords,
     intent::{Intent, assign, replay},
     model::{
         Changes, Committed, ConcurrentWrites, Landed, SessionData, Stored, idle_in_force, min_opt,
@@ -66,6 +67,8 @@ pub(crate) struct Shared<T> {
     pub(crate) exclusive_wait: Duration,
     /// Sessions being changed by requests in flight: see [`crate::combine`].
     pub(crate) slots: Slots<T>,
+    /// Records this process read or wrote, with their bytes: see [`crate::decoded`].
+    pub(crate) decoded: DecodedRecords,
     /// Counts this storage's landed writes: tells whether a slot's latest write happened
     /// after a request loaded its session.
     pub(crate) write_seq: AtomicU64,
@@ -149,12 +152,20 @@ impl<T: SessionData> Shared<T> {
         let Some(entry) = entry else {
             return Ok(None);
         };
-        let record = match Record::decode(&entry.value) {
-            Ok(record) => record,
-            Err(reason) => {
-                tracing::warn!(?id, %reason, "unreadable session record; starting a new session");
-                return Ok(None);
-            }
+        let record = match self.decoded.get(&key, &entry.value) {
+            Some(record) => record,
+            None => match Record::decode(&entry.value) {
+                Ok(record) => {
+                    let record = Arc::new(record);
+                    self.decoded
+                        .insert(&key, entry.value.clone(), Arc::clone(&record));
+                    record
+                }
+                Err(reason) => {
+                    tracing::warn!(?id, %reason, "unreadable session record; starting a new session");
+                    return Ok(None);
+                }
+            },
         };
         let reported = entry.expires_at.map(unix_millis);
         let idle_deadline = idle_in_force(record.idle_deadline, reported);
@@ -169,7 +180,7 @@ impl<T: SessionData> Shared<T> {
     }
 
     /// A cookie-only session opened from its cookie, unless it has expired.
-    pub(crate) fn opened(&self, id: SessionId, record: Record) -> Option<Stored> {
+    pub(crate) fn opened(&self, id: SessionId, record: Arc<Record>) -> Option<Stored> {
         self.unexpired(Stored {
             id,
             key: String::new(),
@@ -278,12 +289,13 @@ impl<T: SessionData> Shared<T> {
             let options = PutOptions::new().ttl_opt(ttl).mode(mode.clone());
             match driver.put(&key, bytes.clone(), options).await {
                 Ok(version) => {
+                    // Not kept in the decoded records: most new sessions are never read again.
                     return Ok(Stored {
                         id,
                         key,
                         version,
                         idle_deadline: record.idle_deadline,
-                        record,
+                        record: Arc::new(record),
                         signed: None,
                     });
                 }
@@ -414,8 +426,10 @@ impl<T: SessionData> Shared<T> {
             let options = PutOptions::new()
                 .ttl_opt(Self::ttl(driver, expires_at, now))
                 .mode(mode);
-            match driver.put(&base.key, bytes, options).await {
+            match driver.put(&base.key, bytes.clone(), options).await {
                 Ok(version) => {
+                    let record = Arc::new(record);
+                    self.decoded.insert(&base.key, bytes, Arc::clone(&record));
                     let landed = Landed {
                         version,
                         record,
@@ -491,7 +505,7 @@ impl<T: SessionData> Shared<T> {
                 (Some((_, item)), None) => item.base_version == base.version,
                 _ => false,
             };
-        let mut record = base.record.clone();
+        let mut record = Record::clone(&base.record);
         let mut restart = false;
         for (i, item) in live() {
             if fast {

@@ -184,11 +184,15 @@ impl CookieOptions {
         &'a self,
         header: &'a str,
     ) -> impl Iterator<Item = Option<&'a str>> {
+        // The pairs `cookie::Cookie::split_parse` finds, with its trimming, without building a
+        // `Cookie` for every pair of the header (a fifth of an untouched request's cost): a
+        // test checks the two agree on generated headers.
         let name = self.name.as_str();
-        Cookie::split_parse(header)
-            .filter_map(Result::ok)
-            .filter(move |c| c.name() == name)
-            .filter_map(|c| c.value_raw())
+        header
+            .split(';')
+            .filter_map(|pair| pair.split_once('='))
+            .filter(move |(n, _)| n.trim() == name)
+            .map(|(_, v)| v.trim())
             .map(|v| (v.len() <= MAX_COOKIE_VALUE && v.is_ascii()).then_some(v))
     }
 }
@@ -453,6 +457,56 @@ mod tests {
         assert_eq!(values, [Some("one"), None]);
         assert_eq!(o.values_in("").count(), 0);
         assert_eq!(o.values_in(";;;==;").count(), 0);
+    }
+
+    /// `values_in` splits the header itself: it must find exactly the values the `cookie`
+    /// crate's parser finds, on headers made of the characters that matter (separators,
+    /// every kind of whitespace `trim` knows, quotes, non-ASCII).
+    #[test]
+    fn cookie_header_parsing_agrees_with_the_cookie_crate() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let o = CookieOptions::new();
+        let pieces = [
+            "session",
+            "session=",
+            "; session=",
+            "Session",
+            "session ",
+            " session",
+            "=",
+            "==",
+            ";",
+            "; ",
+            " ",
+            "\t",
+            "\u{a0}",
+            "\u{3000}",
+            "\"",
+            "a",
+            "b=1",
+            "v",
+            "é",
+            "💥",
+            "x".repeat(5000).leak(),
+        ];
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut checked_with_ours = 0;
+        for _ in 0..20_000 {
+            let header: String = (0..rng.random_range(0..12))
+                .map(|_| pieces[rng.random_range(0..pieces.len())])
+                .collect();
+            let expected: Vec<_> = Cookie::split_parse(header.as_str())
+                .filter_map(Result::ok)
+                .filter(|c| c.name() == "session")
+                .filter_map(|c| c.value_raw())
+                .map(|v| (v.len() <= MAX_COOKIE_VALUE && v.is_ascii()).then_some(v))
+                .collect();
+            let found: Vec<_> = o.values_in(&header).collect();
+            assert_eq!(found, expected, "{header:?}");
+            checked_with_ours += usize::from(!expected.is_empty());
+        }
+        // The generator does reach our cookie, often.
+        assert!(checked_with_ours > 2_000, "{checked_with_ours}");
     }
 }
 

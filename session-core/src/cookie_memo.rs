@@ -13,7 +13,7 @@
 
 use std::{
     hash::{BuildHasher, RandomState},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use hashbrown::HashTable;
@@ -42,7 +42,7 @@ pub(crate) struct Verified {
 #[derive(Clone)]
 pub(crate) struct Opened {
     pub(crate) id: SessionId,
-    pub(crate) record: Record,
+    pub(crate) record: Arc<Record>,
     /// Which key of the keyring sealed it (0: the newest).
     pub(crate) key_index: usize,
 }

@@ -2,6 +2,8 @@
 //! the data bound, a record as loaded, a request's changes, a landed write, and how
 //! concurrent requests of one session write.
 
+use std::sync::Arc;
+
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
@@ -92,7 +94,9 @@ pub(crate) struct Stored {
     pub(crate) key: String,
     /// The stored version (a placeholder for cookie-only sessions).
     pub(crate) version: Version,
-    pub(crate) record: Record,
+    /// Shared with the decoded-record cache and the cookie memo; a commit that changes it
+    /// builds its own.
+    pub(crate) record: Arc<Record>,
     /// The idle deadline in force: the record's, or a later one the driver reports after a touch.
     pub(crate) idle_deadline: Option<u64>,
     /// The browser's cookie value for this id when it verified under the newest key: sending
@@ -138,7 +142,7 @@ pub(crate) struct Landed {
     /// The version written.
     pub(crate) version: Version,
     /// The record written.
-    pub(crate) record: Record,
+    pub(crate) record: Arc<Record>,
     /// Whether the record holds more than one request's changes on the version it loaded
     /// (concurrent commits combined, or re-applied on a newer record).
     pub(crate) merged: bool,
@@ -153,7 +157,7 @@ impl Stored {
             id: self.id.clone(),
             key: self.key.clone(),
             version: self.version.clone(),
-            record: Record::empty(),
+            record: Arc::new(Record::empty()),
             idle_deadline: None,
             signed: None,
         }

@@ -21,7 +21,7 @@ use crate::{
     intent::{Base, Intent, Op, diff, to_map},
     metrics,
     model::{Changes, SessionData, Stored},
-    record::UserBinding,
+    record::{Record, UserBinding},
     sealed::open,
     transport::Via,
     users,
@@ -257,7 +257,7 @@ impl<T: SessionData> Session<T> {
                         inner.unremembered = Some((std::mem::take(value), key_index));
                         found = Some(Opened {
                             id,
-                            record,
+                            record: Arc::new(record),
                             key_index,
                         });
                         break;
@@ -774,6 +774,7 @@ impl<T: SessionData> Session<T> {
                     .delete(key)
                     .await
                     .map_err(|e| SessionError::store(driver.as_ref().name(), "delete", e))?;
+                shared.decoded.remove(key);
                 inner.pending_deletes.remove(0);
             }
         }
@@ -966,7 +967,7 @@ impl<T: SessionData> Session<T> {
                 Outcome::Cookie(shared.cookie_for(l.stored.insert(stored), now)?)
             }
             (Plan::Regenerate, Some(stored)) => {
-                let mut record = stored.record.clone();
+                let mut record = Record::clone(&stored.record);
                 shared.apply(&mut record, &changes, now);
                 let old_key = stored.key.clone();
                 *stored = shared.create(driver, record, l.new_id.take(), now).await?;
@@ -976,6 +977,7 @@ impl<T: SessionData> Session<T> {
                     .delete(&old_key)
                     .await
                     .map_err(|e| SessionError::store(driver.name(), "delete", e))?;
+                shared.decoded.remove(&old_key);
                 Outcome::Cookie(shared.cookie_for(stored, now)?)
             }
             (Plan::Update, Some(_)) => {
@@ -1054,7 +1056,7 @@ impl<T: SessionData> Session<T> {
             (Plan::Create, _) => {
                 let mut record = shared.new_record(now);
                 shared.apply(&mut record, changes, now);
-                match shared.opened(id_for(&l.new_id)?, record) {
+                match shared.opened(id_for(&l.new_id)?, Arc::new(record)) {
                     Some(next) => next,
                     None => return Ok(Outcome::Nothing),
                 }
@@ -1064,13 +1066,13 @@ impl<T: SessionData> Session<T> {
                 if plan == Plan::Regenerate {
                     next.id = id_for(&l.new_id)?;
                 }
-                shared.apply(&mut next.record, changes, now);
+                shared.apply(Arc::make_mut(&mut next.record), changes, now);
                 next.idle_deadline = next.record.idle_deadline;
                 next
             }
             (Plan::Touch(deadline), Some(stored)) => {
                 let mut next = stored.clone();
-                next.record.idle_deadline = Some(deadline);
+                Arc::make_mut(&mut next.record).idle_deadline = Some(deadline);
                 next.idle_deadline = Some(deadline);
                 next
             }

@@ -887,6 +887,47 @@ async fn exact_counts_under_contention(driver: Arc<dyn Driver>) {
     assert_eq!(data.user.as_deref(), Some("ada"));
 }
 
+/// Each process keeps the records it read and wrote, decoded: it must still see every write
+/// of another process on the next read, and a destroyed session as gone.
+#[tokio::test]
+async fn a_process_reads_what_another_wrote_never_its_own_older_copy() {
+    let driver = Arc::new(MemoryDriver::new());
+    let storage = || {
+        SessionStorage::<Data>::builder(driver.clone())
+            .keyring(Keyring::from_secrets([SECRET]).unwrap())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (storage(), storage());
+    let s = a.get_session(None);
+    s.update(|d| d.count = 1).await.unwrap();
+    let c = cookie(&a.commit_session(&s).await.unwrap().unwrap());
+    let count = |st: &SessionStorage<Data>| {
+        let s = st.get_session(Some(&c));
+        async move { s.data().await.unwrap().count }
+    };
+    let increment = |st: &SessionStorage<Data>| {
+        let (st, s) = (st.clone(), st.get_session(Some(&c)));
+        async move {
+            s.update(|d| d.count += 1).await.unwrap();
+            st.commit_session(&s).await.unwrap();
+        }
+    };
+    for expected in 1..=6 {
+        // Each reads twice (the second read is the one a kept record could answer), then the
+        // processes take turns writing.
+        for st in [&a, &b, &a, &b] {
+            assert_eq!(count(st).await, expected);
+        }
+        increment(if expected % 2 == 0 { &a } else { &b }).await;
+    }
+    let s = b.get_session(Some(&c));
+    s.destroy().await;
+    b.commit_session(&s).await.unwrap();
+    let s = a.get_session(Some(&c));
+    assert!(s.is_new().await.unwrap(), "destroyed by the other process");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_increments_are_exact_on_memory() {
     exact_counts_under_contention(Arc::new(MemoryDriver::new())).await;
