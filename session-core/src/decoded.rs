@@ -80,9 +80,17 @@ impl DecodedRecords {
         let hash = hash_key(key);
         let mut shard = lock(self.shard(hash));
         let shard = &mut *shard;
-        if let Ok(entry) = shard.table.find_entry(hash, |d| &*d.key == key) {
-            let (old, _) = entry.remove();
-            shard.bytes -= old.raw.len();
+        if let Some(kept) = shard.table.find_mut(hash, |d| &*d.key == key) {
+            // The session's next record, in place (its key stays).
+            let old = std::mem::replace(&mut kept.raw, raw);
+            kept.record = record;
+            shard.bytes = shard.bytes - old.len() + kept.raw.len();
+            if shard.bytes > SHARD_BYTES {
+                // Grown past the shard's room: start over.
+                shard.table.clear();
+                shard.bytes = 0;
+            }
+            return;
         }
         if shard.bytes + raw.len() > SHARD_BYTES {
             shard.table.clear();
