@@ -269,8 +269,11 @@ impl MemoryDriver {
         unix_millis(self.clock.now())
     }
 
-    fn deadline(&self, ttl: Option<Duration>) -> Option<u64> {
-        ttl.map(|t| deadline_after(self.clock.now(), t))
+    /// The time now (Unix milliseconds) and the deadline `ttl` from now, from one reading of
+    /// the clock.
+    fn now_and_deadline(&self, ttl: Option<Duration>) -> (u64, Option<u64>) {
+        let now = self.clock.now();
+        (unix_millis(now), ttl.map(|t| deadline_after(now, t)))
     }
 
     /// The hash of `key`, which picks its shard and its place in the shard's table.
@@ -331,8 +334,7 @@ impl Driver for MemoryDriver {
         options: PutOptions,
     ) -> Result<Version, DriverError> {
         let ttl = options.ttl;
-        let now = self.now();
-        let deadline = self.deadline(ttl);
+        let (now, deadline) = self.now_and_deadline(ttl);
         let hash = self.hash(key);
         let mut guard = self.shard(hash);
         let shard = &mut *guard;
@@ -378,8 +380,7 @@ impl Driver for MemoryDriver {
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
         let ttl = Some(ttl);
-        let now = self.now();
-        let deadline = self.deadline(ttl);
+        let (now, deadline) = self.now_and_deadline(ttl);
         let hash = self.hash(key);
         let mut guard = self.shard(hash);
         let shard = &mut *guard;
