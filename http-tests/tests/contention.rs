@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::{collections::BTreeSet, thread};
+use std::{collections::BTreeSet, io::Write, net::TcpStream, thread, time::Duration};
 
 use common::{new_session, post, server, server_with};
 use session_test_support::{
@@ -333,6 +333,73 @@ fn sixty_four_clients_on_mysql() {
 fn sixty_four_clients_on_redis() {
     let redis = RedisServer::start();
     sixty_four_clients(&redis.url());
+}
+
+/// 16 clients on one session, half of whose requests hang up after sending (a closed tab, a
+/// proxy's timeout) at varying points of the server's work: the session still answers every
+/// later request, every answered increment is kept and none is applied twice. Exercises the
+/// cancellation of commits that lead or wait in a session's write combining over real
+/// connections (the exact interleaving that once stalled a session is reproduced in-process:
+/// `combining::a_commit_cancelled_as_it_is_handed_the_lead_passes_it_on`).
+fn clients_hanging_up(config: &str) {
+    for framework in ["axum", "actix"] {
+        let s = server(framework, config);
+        let (port, cookie) = (s.port, new_session(s.port));
+        let threads: Vec<_> = (0..16)
+            .map(|c| {
+                let cookie = cookie.clone();
+                thread::spawn(move || {
+                    let (mut sent, mut answered) = (0u64, 0u64);
+                    for r in 0..40 {
+                        sent += 1;
+                        if (c + r) % 2 == 0 {
+                            let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                            write!(
+                                stream,
+                                "POST /incr HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nContent-Length: 0\r\n\r\n"
+                            )
+                            .unwrap();
+                            // Hang up without reading, 0-400 µs after sending.
+                            thread::sleep(Duration::from_micros(((c * 37 + r * 101) % 400) as u64));
+                            drop(stream);
+                        } else {
+                            let response = post(port, "/incr", &cookie);
+                            assert_eq!(response.status, 200, "{framework}: {}", response.body);
+                            answered += 1;
+                        }
+                    }
+                    (sent, answered)
+                })
+            })
+            .collect();
+        let (mut sent, mut answered) = (0, 0);
+        for t in threads {
+            let (s, a) = t.join().unwrap();
+            sent += s;
+            answered += a;
+        }
+        // Each of these would time out (30 s) if the session's writes had stalled.
+        for _ in 0..20 {
+            let response = post(port, "/incr", &cookie);
+            assert_eq!(response.status, 200, "{framework}: {}", response.body);
+        }
+        let visits = state(port, &cookie)["visits"].as_u64().unwrap();
+        assert!(
+            (answered + 20..=sent + 20).contains(&visits),
+            "{framework} on {config}: {visits} visits, {answered} answered of {sent} sent, then 20"
+        );
+    }
+}
+
+#[test]
+fn clients_hanging_up_on_memory() {
+    clients_hanging_up("memory");
+}
+
+#[test]
+fn clients_hanging_up_on_redis() {
+    let redis = RedisServer::start();
+    clients_hanging_up(&redis.url());
 }
 
 /// Redis killed under a running server: requests get `503` with `Retry-After` (never a 500 or

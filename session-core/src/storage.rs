@@ -27,6 +27,23 @@ use crate::{
 ///
 /// Cheap to clone; share one per cookie name. See the crate documentation for the request
 /// flow.
+///
+/// # What a storage keeps in memory
+///
+/// To spare a request work this process already did, each storage keeps, bounded (a full
+/// shard is emptied):
+/// * signed cookies it verified (the HMAC check and the storage key; 16 × 256 entries of
+///   about 250 bytes) and sealed cookies it opened (16 × 32 entries, at most 4 MiB);
+/// * the last record it read or wrote for each session, decoded, with the stored bytes it came
+///   from (up to 4 MiB of stored bytes, values over 16 KiB not kept): a load whose driver
+///   returns exactly those bytes reuses the record instead of decoding the JSON again;
+/// * a write slot per session being changed (idle ones are kept until their shard fills).
+///
+/// The memos and decoded records cannot serve stale data: each answer is a pure function of
+/// the bytes it was computed from (the cookie value, the stored record), which must match
+/// exactly, and whether a session exists, has expired or was revoked is decided on every
+/// request as before. A write slot's last record is only a base for the next write, which the
+/// store's compare-and-swap checks.
 pub struct SessionStorage<T = DynamicData> {
     pub(crate) shared: Arc<Shared<T>>,
 }

@@ -214,3 +214,61 @@ async fn cookie_only_sessions_are_refused_by_the_not_before_stamp() {
     let again = cookie(storage.commit_session(&session).await.unwrap());
     assert!(!storage.get_session(Some(&again)).is_new().await.unwrap());
 }
+
+/// Two storages on one store are two server processes: each remembers the cookies it verified
+/// or opened and the records it read; a revocation made in one must still log the user out in
+/// the other, on its next request.
+#[tokio::test]
+async fn a_user_logged_out_everywhere_in_one_process_is_logged_out_in_the_other() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let driver: Arc<dyn Driver> = Arc::new(MemoryDriver::builder().clock(clock.clone()).build());
+    let (a, b) = (
+        storage(driver.clone(), clock.clone()),
+        storage(driver.clone(), clock.clone()),
+    );
+    let laptop = login(&a, "ada", "laptop").await;
+    // Process B serves the laptop twice: its cookie verified, its record read and kept.
+    for _ in 0..2 {
+        let s = b.get_session(Some(&laptop));
+        assert_eq!(s.user().await.unwrap().as_deref(), Some("ada"));
+        assert!(b.commit_session(&s).await.unwrap().is_none());
+    }
+    assert_eq!(a.revoke_user("ada").await.unwrap(), 1);
+    assert!(b.get_session(Some(&laptop)).is_new().await.unwrap());
+    assert!(b.user_sessions("ada").await.unwrap().is_empty());
+}
+
+/// The same for cookie-only sessions, whose "log out everywhere" is the app's not-before
+/// stamp: a process that already opened the cookie (and remembers what it holds) refuses it
+/// once the other process stamped the user.
+#[tokio::test]
+async fn a_not_before_stamp_set_by_one_process_is_honoured_by_the_other() {
+    let clock = Arc::new(ManualClock::starting_now());
+    // The app's shared user table (a database in production).
+    let stamps: Arc<Mutex<Option<SystemTime>>> = Arc::default();
+    let process = || {
+        let lookup = stamps.clone();
+        SessionStorage::<DynamicData>::cookie_only()
+            .keyring(Keyring::from_secrets([SECRET]).unwrap())
+            .clock(clock.clone())
+            .user_not_before(move |user| (user == "ada").then(|| *lookup.lock().unwrap()).flatten())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (process(), process());
+    let session = a.get_session(None);
+    session.bind_user("ada").await.unwrap();
+    let laptop = cookie(a.commit_session(&session).await.unwrap());
+    clock.advance(Duration::from_secs(5));
+    for _ in 0..2 {
+        let s = b.get_session(Some(&laptop));
+        assert_eq!(s.user().await.unwrap().as_deref(), Some("ada"));
+        assert!(b.commit_session(&s).await.unwrap().is_none());
+    }
+    // Process A logs the user out everywhere.
+    *stamps.lock().unwrap() = Some(clock.now());
+    let s = b.get_session(Some(&laptop));
+    assert!(s.is_new().await.unwrap());
+    let removal = b.commit_session(&s).await.unwrap().unwrap();
+    assert!(removal.is_removal(), "the refused cookie is removed");
+}
