@@ -163,7 +163,7 @@ impl CookieOptions {
         if let Some(age) = max_age {
             let secs = u64::try_from(age.as_millis().div_ceil(1000)).unwrap_or(u64::MAX);
             out.push_str("; Max-Age=");
-            out.push_str(&secs.to_string());
+            out.push_str(itoa::Buffer::new().format(secs));
         }
         SetCookie(out)
     }
@@ -185,8 +185,9 @@ impl CookieOptions {
         header: &'a str,
     ) -> impl Iterator<Item = Option<&'a str>> {
         // The pairs `cookie::Cookie::split_parse` finds, with its trimming, without building a
-        // `Cookie` for every pair of the header (a fifth of an untouched request's cost): a
-        // test checks the two agree on generated headers.
+        // `Cookie` for every pair of the header (about 800 instructions less per request with
+        // a cookie, 3 % of a page view on the memory driver): a test checks the two agree on
+        // generated headers.
         let name = self.name.as_str();
         header
             .split(';')
