@@ -8,8 +8,10 @@
 //! (`Arc`), not copied: a commit that changes it builds its own.
 //!
 //! Bounded: [`SHARD_BYTES`] of stored bytes per shard ([`SHARDS`] shards), a full shard starts
-//! over; values over [`MAX_VALUE`] bytes are not kept. A destroyed session's entry is removed
-//! with its record.
+//! over; values over [`MAX_VALUE`] bytes are not kept. The entry of a session this storage
+//! destroys, regenerates or revokes is removed with its record; one deleted elsewhere (another
+//! process, the admin tools) can never be served, since the driver no longer returns its
+//! bytes, and leaves when its shard starts over.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

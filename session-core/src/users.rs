@@ -140,6 +140,7 @@ impl<T: SessionData> SessionStorage<T> {
         let key = format!("{}{id_hash}", self.shared.namespace);
         let deleted = driver.delete(&key).await;
         deleted.map_err(|e| SessionError::store(driver.name(), "delete", e))?;
+        self.shared.decoded.remove(&key);
         delete(
             driver.as_ref(),
             &index_key(&self.shared.namespace, user, &key),
