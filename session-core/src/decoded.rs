@@ -40,6 +40,14 @@ struct Shard {
     bytes: usize,
 }
 
+impl Shard {
+    /// Empties the shard, handing its entries over to be dropped outside the lock.
+    fn start_over(&mut self) -> HashTable<Decoded> {
+        self.bytes = 0;
+        std::mem::take(&mut self.table)
+    }
+}
+
 /// The decoded-record cache of one storage.
 pub(crate) struct DecodedRecords {
     shards: [Mutex<Shard>; SHARDS],
@@ -80,34 +88,35 @@ impl DecodedRecords {
             return;
         }
         let hash = hash_key(key);
-        let mut shard = lock(self.shard(hash));
-        let shard = &mut *shard;
+        let mut guard = lock(self.shard(hash));
+        let shard = &mut *guard;
+        // What this insert replaces or evicts, dropped after the lock is released (a full
+        // shard holds thousands of records).
+        let dropped;
         if let Some(kept) = shard.table.find_mut(hash, |d| &*d.key == key) {
             // The session's next record, in place (its key stays).
-            let old = std::mem::replace(&mut kept.raw, raw);
-            kept.record = record;
-            shard.bytes = shard.bytes - old.len() + kept.raw.len();
-            if shard.bytes > SHARD_BYTES {
-                // Grown past the shard's room: start over.
-                shard.table.clear();
-                shard.bytes = 0;
-            }
-            return;
+            let old_raw = std::mem::replace(&mut kept.raw, raw);
+            let old_record = std::mem::replace(&mut kept.record, record);
+            shard.bytes = shard.bytes - old_raw.len() + kept.raw.len();
+            // Grown past the shard's room: start over.
+            let evicted = (shard.bytes > SHARD_BYTES).then(|| shard.start_over());
+            dropped = (Some((old_raw, old_record)), evicted);
+        } else {
+            let evicted = (shard.bytes + raw.len() > SHARD_BYTES).then(|| shard.start_over());
+            shard.bytes += raw.len();
+            shard.table.insert_unique(
+                hash,
+                Decoded {
+                    key: key.into(),
+                    raw,
+                    record,
+                },
+                |d| hash_key(&d.key),
+            );
+            dropped = (None, evicted);
         }
-        if shard.bytes + raw.len() > SHARD_BYTES {
-            shard.table.clear();
-            shard.bytes = 0;
-        }
-        shard.bytes += raw.len();
-        shard.table.insert_unique(
-            hash,
-            Decoded {
-                key: key.into(),
-                raw,
-                record,
-            },
-            |d| hash_key(&d.key),
-        );
+        drop(guard);
+        drop(dropped);
     }
 
     /// Forgets `key` (its record was deleted).
