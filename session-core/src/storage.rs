@@ -42,8 +42,9 @@ use crate::{
 /// The memos and decoded records cannot serve stale data: each answer is a pure function of
 /// the bytes it was computed from (the cookie value, the stored record), which must match
 /// exactly, and whether a session exists, has expired or was revoked is decided on every
-/// request as before. A write slot's last record is only a base for the next write, which the
-/// store's compare-and-swap checks.
+/// request as before. A write slot's last record serves only as the base of a later write in
+/// this process, when it is newer than the record that request loaded (and, with
+/// compare-and-swap, the store checks that base's version).
 pub struct SessionStorage<T = DynamicData> {
     pub(crate) shared: Arc<Shared<T>>,
 }
