@@ -179,6 +179,20 @@ impl<T: SessionData> Shared<T> {
         }))
     }
 
+    /// Deletes the record under `key`, and its decoded copy.
+    pub(crate) async fn delete_record(
+        &self,
+        driver: &dyn Driver,
+        key: &str,
+    ) -> Result<(), SessionError> {
+        driver
+            .delete(key)
+            .await
+            .map_err(|e| SessionError::store(driver.name(), "delete", e))?;
+        self.decoded.remove(key);
+        Ok(())
+    }
+
     /// A cookie-only session opened from its cookie, unless it has expired.
     pub(crate) fn opened(&self, id: SessionId, record: Arc<Record>) -> Option<Stored> {
         self.unexpired(Stored {

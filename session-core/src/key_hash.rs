@@ -34,10 +34,3 @@ impl BuildHasher for KeyTailState {
         KeyTail::default()
     }
 }
-
-/// The hash of storage key `key` (its bytes only, without `Hash for str`'s terminator).
-pub(crate) fn hash_key(key: &str) -> u64 {
-    let mut hasher = KeyTail::default();
-    hasher.write(key.as_bytes());
-    hasher.finish()
-}

@@ -91,6 +91,7 @@ mod intent;
 mod key_hash;
 mod keys;
 pub mod layers;
+mod memo;
 pub mod metrics;
 mod model;
 #[cfg(feature = "tokio")]

@@ -770,11 +770,7 @@ impl<T: SessionData> Session<T> {
         let destroyed = !inner.pending_deletes.is_empty();
         if let Backend::Store(driver) = &shared.backend {
             while let Some(key) = inner.pending_deletes.first() {
-                driver
-                    .delete(key)
-                    .await
-                    .map_err(|e| SessionError::store(driver.as_ref().name(), "delete", e))?;
-                shared.decoded.remove(key);
+                shared.delete_record(driver.as_ref(), key).await?;
                 inner.pending_deletes.remove(0);
             }
         }
@@ -829,6 +825,7 @@ impl<T: SessionData> Session<T> {
                             record: s.record.clone(),
                             key_index,
                         },
+                        1,
                     );
                 }
                 None
@@ -973,11 +970,7 @@ impl<T: SessionData> Session<T> {
                 *stored = shared.create(driver, record, l.new_id.take(), now).await?;
                 // Only after the new record exists: a failure here leaves the old id working
                 // rather than losing the session.
-                driver
-                    .delete(&old_key)
-                    .await
-                    .map_err(|e| SessionError::store(driver.name(), "delete", e))?;
-                shared.decoded.remove(&old_key);
+                shared.delete_record(driver, &old_key).await?;
                 Outcome::Cookie(shared.cookie_for(stored, now)?)
             }
             (Plan::Update, Some(_)) => {

@@ -138,9 +138,7 @@ impl<T: SessionData> SessionStorage<T> {
     async fn revoke(&self, user: &str, id_hash: &str) -> Result<(), SessionError> {
         let driver = self.listing_store()?;
         let key = format!("{}{id_hash}", self.shared.namespace);
-        let deleted = driver.delete(&key).await;
-        deleted.map_err(|e| SessionError::store(driver.name(), "delete", e))?;
-        self.shared.decoded.remove(&key);
+        self.shared.delete_record(driver.as_ref(), &key).await?;
         delete(
             driver.as_ref(),
             &index_key(&self.shared.namespace, user, &key),
