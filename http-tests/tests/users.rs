@@ -1,7 +1,8 @@
 //! "Log out everywhere" over real HTTP, against axum and actix-web servers
 //! (`contention-server`) on memory, fs, SQLite and Redis: devices that log in as one user are
 //! listed with their labels; "log out my other devices" and "log out everywhere" end them for
-//! every later request, including while one of them is hammering the server.
+//! every later request, including while one of them is hammering the server, and in a second
+//! server process on the same store (fs, SQLite, Redis) that had already served the device.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -139,4 +140,47 @@ fn sqlite() {
 #[test]
 fn redis() {
     on_store("redis", log_out_everywhere);
+}
+
+/// Two server processes on one store (axum and actix-web): a device that process B has
+/// served (its cookie verified and its record kept there) is logged out by "log out
+/// everywhere" sent to process A, on B's next request.
+fn log_out_everywhere_across_processes(kind: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = (kind == "redis").then(session_test_support::redis::RedisServer::start);
+    let driver = match (kind, &redis) {
+        ("fs", _) => format!("fs://{}", dir.path().display()),
+        ("sqlite", _) => format!("sqlite://{}/sessions.db", dir.path().display()),
+        (_, Some(redis)) => redis.url(),
+        (other, None) => panic!("no store kind {other:?}"),
+    };
+    let (a, b) = (server("axum", &driver), server("actix", &driver));
+    let laptop = login(a.port, "ada", "laptop");
+    for expected in 1..=2 {
+        assert_eq!(send(b.port, "POST", "/incr", &laptop, &[]).status, 200);
+        assert_eq!(
+            visits(b.port, &laptop),
+            expected,
+            "{kind}: B serves the laptop"
+        );
+    }
+    let r = send(a.port, "POST", "/logout-everywhere", &laptop, &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "1"), "{kind}");
+    assert_eq!(visits(b.port, &laptop), 0, "{kind}: logged out in B too");
+    assert_eq!(visits(a.port, &laptop), 0, "{kind}");
+}
+
+#[test]
+fn fs_two_processes() {
+    log_out_everywhere_across_processes("fs");
+}
+
+#[test]
+fn sqlite_two_processes() {
+    log_out_everywhere_across_processes("sqlite");
+}
+
+#[test]
+fn redis_two_processes() {
+    log_out_everywhere_across_processes("redis");
 }
