@@ -138,11 +138,11 @@ impl CookieOptions {
     /// Written directly rather than through `cookie::Cookie`'s `Display` (a third of a commit's
     /// cost in a profile): every part is validated (`validate`) or produced by us (signed and
     /// sealed values are base64url), and the tests compare with the `cookie` crate's parse.
-    pub(crate) fn render(&self, value: String, max_age: Option<Duration>) -> SetCookie {
+    pub(crate) fn render(&self, value: &str, max_age: Option<Duration>) -> SetCookie {
         let mut out = String::with_capacity(self.name.len() + value.len() + 96);
         out.push_str(&self.name);
         out.push('=');
-        out.push_str(&value);
+        out.push_str(value);
         if self.http_only {
             out.push_str("; HttpOnly");
         }
@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn defaults_are_safe() {
-        let c = CookieOptions::new().render("v".into(), Some(Duration::from_millis(1500)));
+        let c = CookieOptions::new().render("v", Some(Duration::from_millis(1500)));
         let s = c.as_str();
         for attr in [
             "session=v",
@@ -329,7 +329,7 @@ mod tests {
                 Some(Duration::from_millis(86_400_000)),
                 Some(Duration::ZERO),
             ] {
-                let ours = options.render("abc.DEF-_1".into(), max_age);
+                let ours = options.render("abc.DEF-_1", max_age);
                 let mut theirs = options.builder("abc.DEF-_1".into());
                 if let Some(age) = max_age {
                     let secs = i64::try_from(age.as_millis().div_ceil(1000)).unwrap();
@@ -364,7 +364,7 @@ mod tests {
             .insecure_for_local_development()
             .http_only(false)
             .same_site(SameSite::Strict);
-        let s = o.render("v".into(), None).to_string();
+        let s = o.render("v", None).to_string();
         assert!(s.starts_with("sid=v"));
         assert!(s.contains("Path=/app") && s.contains("Domain=example.com"));
         assert!(s.contains("SameSite=Strict"));

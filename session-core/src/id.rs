@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{SessionError, random::fill_random};
 
-const ID_BYTES: usize = 32;
+pub(crate) const ID_BYTES: usize = 32;
 const ID_CHARS: usize = 43; // unpadded base64 of 32 bytes
 
 /// A session id: 256 random bits, written as 43 URL-safe base64 characters.
@@ -23,13 +23,9 @@ impl SessionId {
     pub fn generate() -> Result<Self, SessionError> {
         let mut bytes = [0u8; ID_BYTES];
         fill_random(&mut bytes)?;
-        let mut text = [0u8; ID_CHARS];
-        match URL_SAFE_NO_PAD.encode_slice(bytes, &mut text) {
-            Ok(ID_CHARS) => Ok(Self(text)),
-            // 32 bytes always encode to 43 characters; a different count would be a bug in
-            // the encoder, reported rather than panicking.
-            _ => Err(SessionError::Internal("encoding a session id")),
-        }
+        // 32 bytes always encode to 43 characters; a different count would be a bug in the
+        // encoder, reported rather than panicking.
+        Self::from_bytes(&bytes).ok_or(SessionError::Internal("encoding a session id"))
     }
 
     /// Parses an id as found in a cookie: exactly 43 URL-safe base64 characters in their
@@ -39,6 +35,25 @@ impl SessionId {
         let mut bytes = [0u8; ID_BYTES];
         match URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) {
             Ok(ID_BYTES) => Some(Self(text)),
+            _ => None,
+        }
+    }
+
+    /// The id from its 32 random bytes (as a sealed cookie carries it).
+    pub(crate) fn from_bytes(bytes: &[u8; ID_BYTES]) -> Option<Self> {
+        let mut text = [0u8; ID_CHARS];
+        match URL_SAFE_NO_PAD.encode_slice(bytes, &mut text) {
+            Ok(ID_CHARS) => Some(Self(text)),
+            _ => None,
+        }
+    }
+
+    /// The id's 32 random bytes; `None` cannot happen for an id built by `generate`, `parse`
+    /// or `from_bytes`, all of which check the encoding.
+    pub(crate) fn to_bytes(&self) -> Option<[u8; ID_BYTES]> {
+        let mut bytes = [0u8; ID_BYTES];
+        match URL_SAFE_NO_PAD.decode_slice(self.0, &mut bytes) {
+            Ok(ID_BYTES) => Some(bytes),
             _ => None,
         }
     }

@@ -1070,11 +1070,11 @@ impl<T: SessionData> Session<T> {
                 next
             }
             (Plan::Resign, Some(stored)) => {
-                return Ok(Outcome::Cookie(shared.cookie_for(stored, now)?));
+                return Ok(Outcome::Cookie(shared.sealed_cookie_for(stored, now)?));
             }
             (_, None) => return Err(SessionError::Internal("a commit plan without a session")),
         };
-        let cookie = shared.cookie_for(&next, now)?;
+        let cookie = shared.sealed_cookie_for(&next, now)?;
         l.new_id = None;
         l.stored = Some(next);
         Ok(Outcome::Cookie(cookie))

@@ -286,3 +286,45 @@ async fn same_session_api_flash_regenerate_destroy_renew() {
     let removal = storage.destroy_session(&s).await.unwrap();
     assert!(removal.is_removal());
 }
+
+/// A cookie sealed by a release before the compact layout (JSON: `{"i":<id>,"r":<record>}`,
+/// user "ada" and n = 7, deadlines in 2100) still opens; the next change reseals the session
+/// in the compact layout, with its data and deadlines.
+#[tokio::test]
+async fn a_cookie_sealed_in_the_earlier_json_layout_opens_and_is_resealed_compactly() {
+    use session_kit_core::DynamicData;
+    let storage = SessionStorage::<DynamicData>::cookie_only()
+        .keyring(Keyring::from_secrets(["a secret that is at least 32 bytes"]).unwrap())
+        .build()
+        .unwrap();
+    let old = "session=LEWY7xoVzyoYiRwD4mGL9aMUySAL7204Vi7_OSOLTz9m30dA8E0nhd9WJ-X91zladlV2ZB8ZKA4Z\
+               d83pk3U-Jf2Y3ROBoK8v-I5nkKbLBdHYvpkM6YrJmCTOHmSWG3_OnyO1j1B2BIu03lt45IjrUhn2xTMIfIc4\
+               Xs1L5jmYOuXi3BaP_xb743tIRI_gB-3EXMBmRUorpVlIEzUTCzGEgn-oeUefPzy5hUoavQzU";
+    let s = storage.get_session(Some(old));
+    assert!(!s.is_new().await.unwrap());
+    assert_eq!(
+        s.get::<String>("user").await.unwrap().as_deref(),
+        Some("ada")
+    );
+    assert_eq!(s.get::<u32>("n").await.unwrap(), Some(7));
+    let id = s.id().await.unwrap();
+    // Read only: the cookie stays as it is.
+    assert!(storage.commit_session(&s).await.unwrap().is_none());
+
+    let s = storage.get_session(Some(old));
+    s.insert("n", 8).await.unwrap();
+    let new = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+    assert!(
+        new.len() + 60 < old.len(),
+        "resealed compactly: {} against {} characters",
+        new.len(),
+        old.len()
+    );
+    let s = storage.get_session(Some(&new));
+    assert_eq!(s.id().await.unwrap(), id);
+    assert_eq!(
+        s.get::<String>("user").await.unwrap().as_deref(),
+        Some("ada")
+    );
+    assert_eq!(s.get::<u32>("n").await.unwrap(), Some(8));
+}
