@@ -46,10 +46,10 @@ use actix_web::{
     dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
     http::{
         StatusCode,
-        header::{self, HeaderName, HeaderValue},
+        header::{self, HeaderMap, HeaderName, HeaderValue},
     },
 };
-use session_kit_core::{DynamicData, SessionData, SessionError, SessionStorage};
+use session_kit_core::{DynamicData, ResponseHeaders, SessionData, SessionError, SessionStorage};
 
 type ErrorHandler = Arc<dyn Fn(&SessionError) -> HttpResponse + Send + Sync>;
 
@@ -218,39 +218,15 @@ where
             request.extensions_mut().insert(session.clone());
             let mut response = service.call(request).await?;
             // `Set-Cookie`, or the header transport's token for a session that came in it.
-            let committed =
-                middleware
-                    .storage
-                    .commit_response(&session)
-                    .await
-                    .and_then(|headers| {
-                        headers
-                            .into_pairs()
-                            .map(|(name, value)| {
-                                // Same names, but actix-web's own header types.
-                                let name = match name.as_str() == "set-cookie" {
-                                    true => Ok(header::SET_COOKIE),
-                                    false => HeaderName::from_bytes(name.as_str().as_bytes()),
-                                };
-                                // The value's bytes are handed over, not copied.
-                                let value = HeaderValue::from_maybe_shared(
-                                    actix_web::web::Bytes::from(value),
-                                );
-                                name.ok().zip(value.ok()).ok_or_else(|| {
-                                    SessionError::InvalidCookie("not a valid header".into())
-                                })
-                            })
-                            .collect::<Result<Vec<_>, _>>()
-                    });
+            let committed = middleware
+                .storage
+                .commit_response(&session)
+                .await
+                .and_then(|headers| append(headers, response.response_mut().headers_mut()));
             match committed {
-                Ok(headers) => {
-                    let target = response.response_mut().headers_mut();
-                    for (name, value) in headers {
-                        target.append(name, value);
-                    }
-                    Ok(response.map_into_left_body())
-                }
+                Ok(()) => Ok(response.map_into_left_body()),
                 Err(error) => {
+                    // The response is replaced, with whatever headers were appended.
                     log_failure(&error, "commit");
                     let (request, _) = response.into_parts();
                     let replacement = (middleware.on_error)(&error);
@@ -259,6 +235,25 @@ where
             }
         })
     }
+}
+
+/// Appends the commit's headers to actix-web's header map, the values' bytes handed over
+/// rather than copied.
+fn append(headers: ResponseHeaders, target: &mut HeaderMap) -> Result<(), SessionError> {
+    for (name, value) in headers.into_pairs() {
+        // Same names, but actix-web's own header types.
+        let name = match name.as_str() == "set-cookie" {
+            true => Ok(header::SET_COOKIE),
+            false => HeaderName::from_bytes(name.as_str().as_bytes()),
+        };
+        let value = HeaderValue::from_maybe_shared(actix_web::web::Bytes::from(value));
+        let (name, value) = name
+            .ok()
+            .zip(value.ok())
+            .ok_or_else(|| SessionError::InvalidCookie("not a valid header".into()))?;
+        target.append(name, value);
+    }
+    Ok(())
 }
 
 /// The session of the current request, as an actix-web extractor. Derefs to
