@@ -15,8 +15,12 @@ const ID_CHARS: usize = 43; // unpadded base64 of 32 bytes
 /// The id is a bearer secret: its `Debug` output shows only a short hash, suitable for logs.
 ///
 /// Held inline (no allocation): parsing one from a cookie and cloning it are plain copies.
+/// Both forms are kept: the text for cookies and storage keys, the bytes for sealed cookies.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SessionId([u8; ID_CHARS]);
+pub struct SessionId {
+    text: [u8; ID_CHARS],
+    bytes: [u8; ID_BYTES],
+}
 
 impl SessionId {
     /// A new random id.
@@ -34,7 +38,7 @@ impl SessionId {
         let text: [u8; ID_CHARS] = s.as_bytes().try_into().ok()?;
         let mut bytes = [0u8; ID_BYTES];
         match URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) {
-            Ok(ID_BYTES) => Some(Self(text)),
+            Ok(ID_BYTES) => Some(Self { text, bytes }),
             _ => None,
         }
     }
@@ -43,31 +47,29 @@ impl SessionId {
     pub(crate) fn from_bytes(bytes: &[u8; ID_BYTES]) -> Option<Self> {
         let mut text = [0u8; ID_CHARS];
         match URL_SAFE_NO_PAD.encode_slice(bytes, &mut text) {
-            Ok(ID_CHARS) => Some(Self(text)),
+            Ok(ID_CHARS) => Some(Self {
+                text,
+                bytes: *bytes,
+            }),
             _ => None,
         }
     }
 
-    /// The id's 32 random bytes; `None` cannot happen for an id built by `generate`, `parse`
-    /// or `from_bytes`, all of which check the encoding.
-    pub(crate) fn to_bytes(&self) -> Option<[u8; ID_BYTES]> {
-        let mut bytes = [0u8; ID_BYTES];
-        match URL_SAFE_NO_PAD.decode_slice(self.0, &mut bytes) {
-            Ok(ID_BYTES) => Some(bytes),
-            _ => None,
-        }
+    /// The id's 32 random bytes (as a sealed cookie carries them).
+    pub(crate) fn as_bytes(&self) -> &[u8; ID_BYTES] {
+        &self.bytes
     }
 
     /// The id as it appears in the cookie. This is a secret.
     pub fn expose(&self) -> &str {
         // Always ASCII: built by the base64 encoder or checked by its decoder.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        std::str::from_utf8(&self.text).unwrap_or_default()
     }
 
     /// The key the record is stored under: `namespace` followed by the hex SHA-256 of the id.
     /// A leaked store therefore cannot be replayed as cookies.
     pub fn storage_key(&self, namespace: &str) -> String {
-        let digest = Sha256::digest(self.0);
+        let digest = Sha256::digest(self.text);
         let mut digits = [0u8; 64];
         // 32 bytes always fit 64 hex digits.
         let _ = hex::encode_to_slice(digest, &mut digits);
@@ -80,7 +82,7 @@ impl SessionId {
 
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digest = Sha256::digest(self.0);
+        let digest = Sha256::digest(self.text);
         write!(f, "SessionId(sha256:{}…)", hex::encode(&digest[..4]))
     }
 }
@@ -96,6 +98,18 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(SessionId::parse(a.expose()), Some(a.clone()));
         assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn the_text_and_the_bytes_are_one_id() {
+        let id = SessionId::generate().unwrap();
+        let parsed = SessionId::parse(id.expose()).unwrap();
+        let rebuilt = SessionId::from_bytes(id.as_bytes()).unwrap();
+        assert_eq!((&parsed, &rebuilt), (&id, &id));
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(id.expose()).unwrap(),
+            id.as_bytes().to_vec()
+        );
     }
 
     #[test]
