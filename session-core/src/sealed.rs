@@ -11,7 +11,7 @@
 //!
 //! # What is sealed
 //!
-//! The compact layout, written since the hot-path issue:
+//! The compact layout, written now:
 //!
 //! ```text
 //! 0x01                       the layout's tag
@@ -24,7 +24,7 @@
 //! ```
 //!
 //! A session holding `{"count":1}` seals to 75 bytes and a 143-character cookie; the JSON
-//! layout of earlier releases (`{"i":"<43-character id>","r":{<the stored record>}}`, which
+//! layout of earlier builds (`{"i":"<43-character id>","r":{<the stored record>}}`, which
 //! starts with `{`) took 165 bytes and 220 characters, and every step of a seal and an open
 //! (JSON, encryption, base64, the header's validation) scales with that size. Cookies sealed
 //! in the JSON layout still open; the next response that changes the session reseals it
