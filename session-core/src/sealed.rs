@@ -403,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn a_counter_seals_to_about_half_the_json_layout() {
+    fn a_counter_seals_to_143_characters_where_the_json_layout_took_220() {
         let k = key("a secret that is at least 32 bytes");
         let id = SessionId::generate().unwrap();
         let compact = seal(&k, "sid", &id, &counter()).unwrap();
