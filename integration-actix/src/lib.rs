@@ -194,46 +194,66 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let service = Rc::clone(&self.service);
-        let middleware = self.middleware.clone();
-        Box::pin(async move {
-            // actix-web has its own header types: hand the core the token, or the Cookie
-            // headers' bytes.
-            let storage = &middleware.storage;
-            let token = storage.header_transport().and_then(|transport| {
+        // actix-web has its own header types: hand the core the token, or the Cookie headers'
+        // bytes.
+        let storage = &self.middleware.storage;
+        let token = storage.header_transport().and_then(|transport| {
+            request
+                .headers()
+                .get_all(transport.request_header().as_str())
+                .find_map(|v| transport.token_in(v.as_bytes()))
+        });
+        let session = match token {
+            Some(token) => storage.get_session_from_token(Some(token)),
+            None => storage.get_session_from_raw(
                 request
                     .headers()
-                    .get_all(transport.request_header().as_str())
-                    .find_map(|v| transport.token_in(v.as_bytes()))
-            });
-            let session = match token {
-                Some(token) => storage.get_session_from_token(Some(token)),
-                None => storage.get_session_from_raw(
-                    request
-                        .headers()
-                        .get_all(header::COOKIE)
-                        .map(HeaderValue::as_bytes),
-                ),
-            };
-            request.extensions_mut().insert(session.clone());
-            let mut response = service.call(request).await?;
-            // `Set-Cookie`, or the header transport's token for a session that came in it.
-            let committed = middleware
-                .storage
-                .commit_response(&session)
-                .await
-                .and_then(|headers| append(headers, response.response_mut().headers_mut()));
-            match committed {
-                Ok(()) => Ok(response.map_into_left_body()),
-                Err(error) => {
-                    // The response is replaced, with whatever headers were appended.
-                    log_failure(&error, "commit");
-                    let (request, _) = response.into_parts();
-                    let replacement = (middleware.on_error)(&error);
-                    Ok(ServiceResponse::new(request, replacement).map_into_right_body())
-                }
-            }
-        })
+                    .get_all(header::COOKIE)
+                    .map(HeaderValue::as_bytes),
+            ),
+        };
+        request.extensions_mut().insert(session.clone());
+        let response = self.service.call(request);
+        let middleware = self.middleware.clone();
+        // Two futures, one per kind of storage: a cookie-only commit never awaits, so its
+        // future does not carry a store commit's state (over a kilobyte, allocated with every
+        // request otherwise).
+        if middleware.storage.driver().is_none() {
+            Box::pin(async move {
+                let response = response.await?;
+                let committed = match middleware.storage.commit_response_now(&session) {
+                    Some(committed) => committed,
+                    // Another handle of the session holds it: wait for it, boxed (rare).
+                    None => Box::pin(middleware.storage.commit_response(&session)).await,
+                };
+                Ok(respond(&middleware, response, committed))
+            })
+        } else {
+            Box::pin(async move {
+                let response = response.await?;
+                let committed = middleware.storage.commit_response(&session).await;
+                Ok(respond(&middleware, response, committed))
+            })
+        }
+    }
+}
+
+/// The response with the commit's headers (`Set-Cookie`, or the header transport's token for
+/// a session that came in it), or the error response when the commit failed.
+fn respond<B, T>(
+    middleware: &SessionMiddleware<T>,
+    mut response: ServiceResponse<B>,
+    committed: Result<ResponseHeaders, SessionError>,
+) -> ServiceResponse<EitherBody<B>> {
+    match committed.and_then(|headers| append(headers, response.response_mut().headers_mut())) {
+        Ok(()) => response.map_into_left_body(),
+        Err(error) => {
+            // The response is replaced, with whatever headers were appended.
+            log_failure(&error, "commit");
+            let (request, _) = response.into_parts();
+            let replacement = (middleware.on_error)(&error);
+            ServiceResponse::new(request, replacement).map_into_right_body()
+        }
     }
 }
 

@@ -55,7 +55,7 @@ use axum_core::{
     response::{IntoResponse, Response},
 };
 use http::{HeaderValue, Request, StatusCode, header, request::Parts};
-use session_kit_core::{DynamicData, SessionData, SessionError, SessionStorage};
+use session_kit_core::{DynamicData, ResponseHeaders, SessionData, SessionError, SessionStorage};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -225,22 +225,44 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
-        Box::pin(async move {
-            let session = layer.storage.get_session_from_headers(request.headers());
-            request.extensions_mut().insert(session.clone());
-            let mut response = inner.call(request).await?;
-            // `Set-Cookie`, or the header transport's token for a session that came in it.
-            let committed = layer
-                .storage
-                .commit_response(&session)
-                .await
-                .and_then(|headers| headers.append_to(response.headers_mut()));
-            if let Err(error) = committed {
-                log_failure(&error, "commit");
-                return Ok((layer.on_error)(&error).map(ResBody::from));
-            }
-            Ok(response)
-        })
+        let session = layer.storage.get_session_from_headers(request.headers());
+        request.extensions_mut().insert(session.clone());
+        // Two futures, one per kind of storage: a cookie-only commit never awaits, so its
+        // future does not carry a store commit's state (over a kilobyte, allocated with every
+        // request otherwise).
+        if layer.storage.driver().is_none() {
+            Box::pin(async move {
+                let response = inner.call(request).await?;
+                let committed = match layer.storage.commit_response_now(&session) {
+                    Some(committed) => committed,
+                    // Another handle of the session holds it: wait for it, boxed (rare).
+                    None => Box::pin(layer.storage.commit_response(&session)).await,
+                };
+                Ok(respond(&layer, response, committed))
+            })
+        } else {
+            Box::pin(async move {
+                let response = inner.call(request).await?;
+                let committed = layer.storage.commit_response(&session).await;
+                Ok(respond(&layer, response, committed))
+            })
+        }
+    }
+}
+
+/// The response with the commit's headers (`Set-Cookie`, or the header transport's token for
+/// a session that came in it), or the error response when the commit failed.
+fn respond<T, ResBody: From<String>>(
+    layer: &SessionLayer<T>,
+    mut response: http::Response<ResBody>,
+    committed: Result<ResponseHeaders, SessionError>,
+) -> http::Response<ResBody> {
+    match committed.and_then(|headers| headers.append_to(response.headers_mut())) {
+        Ok(()) => response,
+        Err(error) => {
+            log_failure(&error, "commit");
+            (layer.on_error)(&error).map(ResBody::from)
+        }
     }
 }
 

@@ -226,7 +226,9 @@ impl<T: SessionData> Session<T> {
                 // An exclusive request reads what the previous holder wrote, never a cached copy.
                 let exclusive = self.shared.concurrent_writes == ConcurrentWrites::Exclusive;
                 if exclusive && inner.exclusive.is_none() {
-                    inner.exclusive = Some(self.shared.hold(driver, &key).await?);
+                    // Boxed: the hold's state is large, and inline it would enlarge every
+                    // future that can load a session, on every request.
+                    inner.exclusive = Some(Box::pin(self.shared.hold(driver, &key)).await?);
                     loaded_seq = self.shared.write_seq.load(Ordering::Relaxed);
                 }
                 let mut stored = self
@@ -735,6 +737,26 @@ impl<T: SessionData> Session<T> {
         result
     }
 
+    /// The final commit, done now when it needs no I/O: nothing to commit, or a cookie-only
+    /// session (sealing is all its commit does). `None` when it needs the store, or when
+    /// another handle of this session holds it (then [`commit`](Self::commit) waits).
+    pub(crate) fn commit_now(&self) -> Option<Result<Option<SetCookie>, SessionError>> {
+        let mut guard = self.inner.try_lock()?;
+        if self.nothing_to_commit(&guard) {
+            return Some(Ok(None));
+        }
+        if !matches!(self.shared.backend, Backend::Cookie) {
+            return None;
+        }
+        let span = tracing::debug_span!("session.commit", storage = self.shared.backend.name());
+        let _entered = span.enter();
+        Some(
+            self.commit_locked_sealed(&mut guard, false)
+                .map(|commit| commit.cookie)
+                .inspect_err(|e| metrics::error("commit", e)),
+        )
+    }
+
     /// Whether a commit has nothing to do and cannot send a cookie: the session was never
     /// used, or it is a new session this request left unchanged (a visitor who only reads).
     /// Answered without a span or a clock read; the commit metric counts it as the full path
@@ -768,13 +790,43 @@ impl<T: SessionData> Session<T> {
     ) -> Result<Commit, SessionError> {
         let shared = &*self.shared;
         let destroyed = !inner.pending_deletes.is_empty();
-        if let Backend::Store(driver) = &shared.backend {
-            while let Some(key) = inner.pending_deletes.first() {
-                shared.delete_record(driver.as_ref(), key).await?;
-                inner.pending_deletes.remove(0);
-            }
+        let driver = match &shared.backend {
+            Backend::Store(driver) => driver,
+            Backend::Cookie => return self.commit_locked_sealed(inner, keep),
+        };
+        while let Some(key) = inner.pending_deletes.first() {
+            shared.delete_record(driver.as_ref(), key).await?;
+            inner.pending_deletes.remove(0);
         }
-        let now = shared.now();
+        let (now, stale_key) = self.begin_commit(inner, destroyed);
+        let outcome = match inner.loaded.as_mut() {
+            None => Outcome::Nothing,
+            Some(loaded) => {
+                self.commit_loaded_to_store(driver.as_ref(), loaded, stale_key, destroyed, now)
+                    .await?
+            }
+        };
+        self.conclude(inner, outcome, keep)
+    }
+
+    /// [`commit_locked`](Self::commit_locked) for cookie-only sessions: sealing is all a
+    /// commit does, so nothing awaits (a sealed session has no record to delete).
+    fn commit_locked_sealed(
+        &self,
+        inner: &mut Inner<T>,
+        keep: bool,
+    ) -> Result<Commit, SessionError> {
+        let destroyed = !inner.pending_deletes.is_empty();
+        let (now, stale_key) = self.begin_commit(inner, destroyed);
+        let outcome = match inner.loaded.as_mut() {
+            None => Outcome::Nothing,
+            Some(loaded) => self.commit_loaded_to_cookie(loaded, stale_key, destroyed, now)?,
+        };
+        self.conclude(inner, outcome, keep)
+    }
+
+    /// The commit's time and whether the incoming cookie was signed with a retired key.
+    fn begin_commit(&self, inner: &Inner<T>, destroyed: bool) -> (u64, bool) {
         let stale_key = matches!(
             inner.incoming,
             Incoming::Valid {
@@ -785,13 +837,17 @@ impl<T: SessionData> Session<T> {
         if destroyed {
             metrics::commit("destroy");
         }
-        let outcome = match inner.loaded.as_mut() {
-            None => Outcome::Nothing,
-            Some(loaded) => {
-                self.commit_loaded(loaded, stale_key, destroyed, now)
-                    .await?
-            }
-        };
+        (self.shared.now(), stale_key)
+    }
+
+    /// The request's state after the commit's `outcome`, and the cookie to send.
+    fn conclude(
+        &self,
+        inner: &mut Inner<T>,
+        outcome: Outcome,
+        keep: bool,
+    ) -> Result<Commit, SessionError> {
+        let shared = &*self.shared;
         let vanished = matches!(outcome, Outcome::Vanished);
         let cookie = match outcome {
             Outcome::Cookie(cookie) => {
@@ -855,15 +911,13 @@ impl<T: SessionData> Session<T> {
         Ok(Commit { cookie, vanished })
     }
 
-    /// Commits the loaded session (`destroyed`: its record was deleted by this commit, which
-    /// the commit metric counts as such rather than as a commit of the fresh session left).
-    async fn commit_loaded(
+    /// What this request's changes amount to, decided without I/O for both backends.
+    fn prepare_commit(
         &self,
-        l: &mut Loaded<T>,
+        l: &Loaded<T>,
         stale_key: bool,
-        destroyed: bool,
         now: u64,
-    ) -> Result<Outcome, SessionError> {
+    ) -> Result<Prepared, SessionError> {
         let mut changes = changes(l, &self.shared.defaults)?;
         let current = changes.current.take();
         // For the user index, only on a commit that creates, binds or moves the session: what
@@ -890,37 +944,65 @@ impl<T: SessionData> Session<T> {
             can_touch,
             stale_key,
         );
-        let (outcome, merged) = match &self.shared.backend {
-            Backend::Store(driver) => {
-                self.commit_to_store(driver.as_ref(), l, plan, changes, now)
-                    .await?
-            }
-            Backend::Cookie => (self.commit_to_cookie(l, plan, &changes, now)?, false),
-        };
-        if !(destroyed && plan == Plan::Nothing) {
-            metrics::commit(match outcome {
-                Outcome::Vanished => "vanished",
-                _ => plan.label(),
-            });
-        }
+        Ok(Prepared {
+            changes,
+            current,
+            plan,
+            bound_now,
+            follow_index,
+            before,
+        })
+    }
+
+    /// Commits a cookie-only session: sealing is all it does, so nothing here awaits.
+    fn commit_loaded_to_cookie(
+        &self,
+        l: &mut Loaded<T>,
+        stale_key: bool,
+        destroyed: bool,
+        now: u64,
+    ) -> Result<Outcome, SessionError> {
+        let p = self.prepare_commit(l, stale_key, now)?;
+        let outcome = self.commit_to_cookie(l, p.plan, &p.changes, now)?;
+        count_commit(destroyed, p.plan, &outcome);
+        self.committed(l, false, p.current)?;
+        Ok(outcome)
+    }
+
+    /// Commits a session to its store, then keeps the user index in step.
+    async fn commit_loaded_to_store(
+        &self,
+        driver: &dyn Driver,
+        l: &mut Loaded<T>,
+        stale_key: bool,
+        destroyed: bool,
+        now: u64,
+    ) -> Result<Outcome, SessionError> {
+        let p = self.prepare_commit(l, stale_key, now)?;
+        let (outcome, merged) = self
+            .commit_to_store(driver, l, p.plan, p.changes, now)
+            .await?;
+        count_commit(destroyed, p.plan, &outcome);
         if matches!(outcome, Outcome::Vanished) {
             return Ok(outcome);
         }
-        if let (Backend::Store(driver), Some(stored)) = (&self.shared.backend, &l.stored)
-            && follow_index
+        if let Some(stored) = &l.stored
+            && p.follow_index
         {
-            users::follow(
-                &self.shared,
-                driver.as_ref(),
-                before,
-                bound_now,
-                stored,
-                now,
-            )
-            .await?;
+            users::follow(&self.shared, driver, p.before, p.bound_now, stored, now).await?;
         }
-        // Everything is saved: the stored record is the new base. Only a merge with a
-        // concurrent change makes the data differ from what this request already holds.
+        self.committed(l, merged, p.current)?;
+        Ok(outcome)
+    }
+
+    /// Everything is saved: the stored record is the new base. Only a merge with a
+    /// concurrent change makes the data differ from what this request already holds.
+    fn committed(
+        &self,
+        l: &mut Loaded<T>,
+        merged: bool,
+        current: Option<Map<String, Value>>,
+    ) -> Result<(), SessionError> {
         l.merged |= merged;
         if let Some(stored) = &l.stored {
             if merged {
@@ -943,7 +1025,7 @@ impl<T: SessionData> Session<T> {
         l.user = None;
         l.renew = false;
         l.regenerate = false;
-        Ok(outcome)
+        Ok(())
     }
 
     async fn commit_to_store(
@@ -1078,6 +1160,32 @@ impl<T: SessionData> Session<T> {
         l.new_id = None;
         l.stored = Some(next);
         Ok(Outcome::Cookie(cookie))
+    }
+}
+
+/// A commit's decisions, made before any I/O ([`Session::prepare_commit`]).
+struct Prepared {
+    changes: Changes,
+    /// The data as a map, the next base of change detection once the commit lands.
+    current: Option<Map<String, Value>>,
+    plan: Plan,
+    /// The request bound the session to a user.
+    bound_now: bool,
+    /// The commit may move the user index entry (creates, binds or regenerates).
+    follow_index: bool,
+    /// The session's storage key and user before the commit, when `follow_index`.
+    before: Option<(String, Option<String>)>,
+}
+
+/// Counts a commit in the commit metric. `destroyed`: the session's record was deleted by this
+/// commit, which the metric counted as such; the fresh session left, with nothing to write, is
+/// not counted again.
+fn count_commit(destroyed: bool, plan: Plan, outcome: &Outcome) {
+    if !(destroyed && plan == Plan::Nothing) {
+        metrics::commit(match outcome {
+            Outcome::Vanished => "vanished",
+            _ => plan.label(),
+        });
     }
 }
 

@@ -262,6 +262,31 @@ impl<T: SessionData> SessionStorage<T> {
         ))
     }
 
+    /// [`commit_response`](Self::commit_response) without awaiting, when the commit needs no
+    /// I/O: the session has nothing to commit (never used, or new and left unchanged), or the storage is
+    /// cookie-only (sealing is all its commit does). `None` otherwise (a store write, or
+    /// another handle of the session holding it): then await `commit_response`.
+    ///
+    /// For framework integrations whose request future should not carry a store commit's
+    /// state when it can never need one (a storage without a [`driver`](Self::driver)).
+    pub fn commit_response_now(
+        &self,
+        session: &Session<T>,
+    ) -> Option<Result<ResponseHeaders, SessionError>> {
+        if let Err(e) = self.check_owner(session) {
+            return Some(Err(e));
+        }
+        let set_cookie = match session.commit_now()? {
+            Ok(set_cookie) => set_cookie,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(ResponseHeaders::new(
+            session.via(),
+            self.shared.header.as_ref(),
+            set_cookie,
+        )))
+    }
+
     /// Destroys the session now (its record is deleted) and returns the `Set-Cookie` value
     /// that removes the cookie.
     pub async fn destroy_session(&self, session: &Session<T>) -> Result<SetCookie, SessionError> {

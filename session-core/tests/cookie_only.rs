@@ -69,6 +69,42 @@ async fn the_session_lives_in_the_cookie() {
 }
 
 #[tokio::test]
+async fn cookie_only_commits_are_answered_without_awaiting() {
+    let (storage, _) = storage();
+    // A new visitor's change: sealed now.
+    let s = storage.get_session(None);
+    s.update(|d| d.count += 1).await.unwrap();
+    let headers = storage
+        .commit_response_now(&s)
+        .expect("answered now")
+        .unwrap();
+    let c = cookie(headers.set_cookie().expect("a sealed cookie"));
+    let s = storage.get_session(Some(&c));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 1);
+    // Read only: nothing to send.
+    let now = storage.commit_response_now(&s).expect("answered now");
+    assert!(now.unwrap().is_empty());
+    // While another handle of the session holds it, the caller is told to await instead;
+    // the awaited commit then seals the change.
+    let s = storage.get_session(Some(&c));
+    s.update(|d| d.count += 1).await.unwrap();
+    s.read(|_| assert!(storage.commit_response_now(&s).is_none()))
+        .await
+        .unwrap();
+    let headers = storage.commit_response(&s).await.unwrap();
+    let c = cookie(headers.set_cookie().expect("resealed"));
+    let s = storage.get_session(Some(&c));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 2);
+    // Destroyed: the removal cookie, now.
+    s.destroy().await;
+    let headers = storage
+        .commit_response_now(&s)
+        .expect("answered now")
+        .unwrap();
+    assert!(headers.set_cookie().unwrap().as_str().contains("Max-Age=0"));
+}
+
+#[tokio::test]
 async fn tampered_truncated_wrong_key_and_garbage_cookies_give_a_fresh_session() {
     let (storage, clock) = storage();
     let (_, set) = visit(&storage, None).await;

@@ -100,6 +100,29 @@ async fn untouched_session_costs_nothing_and_sends_no_cookie() {
 }
 
 #[tokio::test]
+async fn commit_response_now_answers_only_when_no_store_call_is_needed() {
+    let h = harness();
+    let c = h.logged_visit().await;
+    // Untouched, with or without a cookie: answered now, with no headers and no store call.
+    for header in [Some(c.as_str()), None] {
+        let s = h.storage.get_session(header);
+        let now = h.storage.commit_response_now(&s).expect("answered now");
+        assert!(now.unwrap().is_empty());
+    }
+    // A change needs the store: not answered now (nothing written), then committed.
+    let s = h.storage.get_session(Some(&c));
+    s.update(|d| d.count += 1).await.unwrap();
+    assert!(h.storage.commit_response_now(&s).is_none());
+    assert_eq!(h.counts().put, 0, "declining wrote nothing");
+    h.storage.commit_response(&s).await.unwrap();
+    assert_eq!(h.counts().put, 1);
+    let s = h.storage.get_session(Some(&c));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 2);
+    // A session loaded from the store may need a refresh: the async commit decides.
+    assert!(h.storage.commit_response_now(&s).is_none());
+}
+
+#[tokio::test]
 async fn read_only_request_is_one_get_and_no_write() {
     let h = harness();
     let c = h.logged_visit().await;
