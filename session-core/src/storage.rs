@@ -263,9 +263,9 @@ impl<T: SessionData> SessionStorage<T> {
     }
 
     /// [`commit_response`](Self::commit_response) without awaiting, when the commit needs no
-    /// I/O: the session has nothing to commit (never used, or new and left unchanged), or the storage is
-    /// cookie-only (sealing is all its commit does). `None` otherwise (a store write, or
-    /// another handle of the session holding it): then await `commit_response`.
+    /// I/O: the session has nothing to commit (never used, or new and left unchanged), or the
+    /// storage is cookie-only (sealing is all its commit does). `None` otherwise (a store
+    /// write, or another handle of the session holding it): then await `commit_response`.
     ///
     /// For framework integrations whose request future should not carry a store commit's
     /// state when it can never need one (a storage without a [`driver`](Self::driver)).
