@@ -512,3 +512,118 @@ async fn a_throttled_store_s_retry_after_reaches_the_503() {
         .unwrap();
     assert_eq!(retry_after, "9");
 }
+
+fn cookie_only_storage() -> SessionStorage<Auth> {
+    SessionStorage::<Auth>::cookie_only()
+        .keyring(Keyring::from_secrets(["actix test secret of 32 bytes or more"]).unwrap())
+        .cookie(CookieOptions::new().name("sid"))
+        .build()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn cookie_only_sessions_through_the_middleware() {
+    let app = test::init_service(app(SessionMiddleware::new(cookie_only_storage()))).await;
+    // No cookie and nothing stored: nothing sent.
+    let r = send(&app, "GET", "/peek", None, None).await;
+    assert_eq!((r.body.as_str(), r.set_cookies.len()), ("0", 0));
+    let r = send(&app, "GET", "/count", None, None).await;
+    let c = r.cookie().expect("a sealed cookie");
+    assert!(!c.contains("count"), "sealed, not readable: {c}");
+    let r = send(&app, "GET", "/count", Some(&c), None).await;
+    assert_eq!(r.body, "2");
+    let c = r.cookie().expect("resealed");
+    // Read only: the browser's cookie stays as it is.
+    let r = send(&app, "GET", "/peek", Some(&c), None).await;
+    assert_eq!((r.body.as_str(), r.set_cookies.len()), ("2", 0));
+    // Flash once, then login under a new id, then logout removes the cookie.
+    let r = send(&app, "POST", "/login", Some(&c), Some("password=wrong")).await;
+    let c = r.cookie().unwrap();
+    let r = send(&app, "GET", "/login", Some(&c), None).await;
+    assert_eq!(r.body, "Invalid email/password");
+    let c = r.cookie().expect("taking the flash reseals the cookie");
+    assert_eq!(send(&app, "GET", "/login", Some(&c), None).await.body, "");
+    let r = send(&app, "POST", "/login", Some(&c), Some("password=right")).await;
+    let c = r.cookie().unwrap();
+    assert_eq!(send(&app, "GET", "/me", Some(&c), None).await.body, "ada");
+    let r = send(&app, "POST", "/logout", Some(&c), None).await;
+    assert!(
+        r.set_cookies
+            .iter()
+            .any(|s| s.starts_with("sid=;") && s.contains("Max-Age=0")),
+        "{:?}",
+        r.set_cookies
+    );
+    // A tampered cookie: a fresh session, and the bad cookie is removed.
+    let mut tampered = c.into_bytes();
+    let mid = tampered.len() / 2;
+    tampered[mid] = if tampered[mid] == b'A' { b'B' } else { b'A' };
+    let r = send_raw(&app, "GET", "/peek", Some(&tampered), None).await;
+    assert_eq!(r.body, "0");
+    assert!(r.set_cookies.iter().any(|s| s.contains("Max-Age=0")));
+}
+
+#[actix_web::test]
+async fn a_cookie_sealed_by_an_earlier_release_opens_through_the_middleware() {
+    use session_kit_core::DynamicData;
+    // Sealed in the JSON layout of earlier releases ({"user":"ada","n":7}); the same fixture
+    // as the core's test, with that test's secret and the default cookie name.
+    const OLD: &str = "session=LEWY7xoVzyoYiRwD4mGL9aMUySAL7204Vi7_OSOLTz9m30dA8E0nhd9WJ-X91zladlV2\
+        ZB8ZKA4Zd83pk3U-Jf2Y3ROBoK8v-I5nkKbLBdHYvpkM6YrJmCTOHmSWG3_OnyO1j1B2BIu03lt45IjrUhn2xTMIf\
+        Ic4Xs1L5jmYOuXi3BaP_xb743tIRI_gB-3EXMBmRUorpVlIEzUTCzGEgn-oeUefPzy5hUoavQzU";
+    let storage = SessionStorage::<DynamicData>::cookie_only()
+        .keyring(Keyring::from_secrets(["a secret that is at least 32 bytes"]).unwrap())
+        .build()
+        .unwrap();
+    async fn show(session: Session) -> Result<String, SessionFailure> {
+        let user = session.get::<String>("user").await?.unwrap_or_default();
+        Ok(format!(
+            "{user} {}",
+            session.get::<u32>("n").await?.unwrap_or(0)
+        ))
+    }
+    async fn bump(session: Session) -> Result<String, SessionFailure> {
+        let n = session.get::<u32>("n").await?.unwrap_or(0) + 1;
+        session.insert("n", n).await?;
+        Ok(n.to_string())
+    }
+    let app = test::init_service(
+        App::new()
+            .wrap(SessionMiddleware::new(storage))
+            .route("/show", web::get().to(show))
+            .route("/bump", web::post().to(bump)),
+    )
+    .await;
+    let r = send(&app, "GET", "/show", Some(OLD), None).await;
+    assert_eq!((r.body.as_str(), r.set_cookies.len()), ("ada 7", 0));
+    let r = send(&app, "POST", "/bump", Some(OLD), None).await;
+    assert_eq!(r.body, "8");
+    let new = r.cookie().expect("resealed");
+    assert!(
+        new.len() + 60 < OLD.len(),
+        "resealed in the compact layout: {} against {} characters",
+        new.len(),
+        OLD.len()
+    );
+    assert_eq!(
+        send(&app, "GET", "/show", Some(&new), None).await.body,
+        "ada 8"
+    );
+}
+
+#[actix_web::test]
+async fn a_cookie_only_session_too_large_for_a_cookie_is_a_500_not_a_lost_change() {
+    async fn big(session: Session<Auth>) -> Result<String, SessionFailure> {
+        session.update(|s| s.a = Some("x".repeat(8000))).await?;
+        Ok("stored?".into())
+    }
+    let app = test::init_service(
+        App::new()
+            .wrap(SessionMiddleware::new(cookie_only_storage()))
+            .route("/big", web::post().to(big)),
+    )
+    .await;
+    let r = send(&app, "POST", "/big", None, None).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
+}
