@@ -789,11 +789,11 @@ impl<T: SessionData> Session<T> {
         keep: bool,
     ) -> Result<Commit, SessionError> {
         let shared = &*self.shared;
-        let destroyed = !inner.pending_deletes.is_empty();
         let driver = match &shared.backend {
             Backend::Store(driver) => driver,
             Backend::Cookie => return self.commit_locked_sealed(inner, keep),
         };
+        let destroyed = !inner.pending_deletes.is_empty();
         while let Some(key) = inner.pending_deletes.first() {
             shared.delete_record(driver.as_ref(), key).await?;
             inner.pending_deletes.remove(0);

@@ -255,11 +255,16 @@ impl<T: SessionData> SessionStorage<T> {
         session: &Session<T>,
     ) -> Result<ResponseHeaders, SessionError> {
         let set_cookie = self.commit_session(session).await?;
-        Ok(ResponseHeaders::new(
-            session.via(),
-            self.shared.header.as_ref(),
-            set_cookie,
-        ))
+        Ok(self.response_headers(session, set_cookie))
+    }
+
+    /// The headers that carry a commit's outcome for `session`.
+    fn response_headers(
+        &self,
+        session: &Session<T>,
+        set_cookie: Option<SetCookie>,
+    ) -> ResponseHeaders {
+        ResponseHeaders::new(session.via(), self.shared.header.as_ref(), set_cookie)
     }
 
     /// [`commit_response`](Self::commit_response) without awaiting, when the commit needs no
@@ -276,15 +281,8 @@ impl<T: SessionData> SessionStorage<T> {
         if let Err(e) = self.check_owner(session) {
             return Some(Err(e));
         }
-        let set_cookie = match session.commit_now()? {
-            Ok(set_cookie) => set_cookie,
-            Err(e) => return Some(Err(e)),
-        };
-        Some(Ok(ResponseHeaders::new(
-            session.via(),
-            self.shared.header.as_ref(),
-            set_cookie,
-        )))
+        let committed = session.commit_now()?;
+        Some(committed.map(|set_cookie| self.response_headers(session, set_cookie)))
     }
 
     /// Destroys the session now (its record is deleted) and returns the `Set-Cookie` value
