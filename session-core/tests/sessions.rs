@@ -122,6 +122,24 @@ async fn commit_response_now_answers_only_when_no_store_call_is_needed() {
     assert!(h.storage.commit_response_now(&s).is_none());
 }
 
+/// The CHANGELOG's promise of a handler's session futures: the exclusive-writes hold (over 600
+/// bytes of state) is boxed when taken, so `read` and `update` do not carry it on every request.
+#[tokio::test]
+async fn a_handler_s_read_and_update_futures_do_not_carry_the_exclusive_hold() {
+    let h = harness();
+    let s = h.storage.get_session(None);
+    let read = s.read(|d| d.count);
+    let update = s.update(|d| d.count += 1);
+    let (read_size, update_size) = (size_of_val(&read), size_of_val(&update));
+    println!("read {read_size} bytes, update {update_size} bytes");
+    assert!(
+        read_size < 600 && update_size < 600,
+        "{read_size}, {update_size}"
+    );
+    assert_eq!(read.await.unwrap(), 0);
+    update.await.unwrap();
+}
+
 #[tokio::test]
 async fn read_only_request_is_one_get_and_no_write() {
     let h = harness();
