@@ -17,7 +17,8 @@
 //! * A create-only write is not kept (most new sessions are never read again), and a write
 //!   is kept only if the source keeps the key under watch after this process's own write
 //!   ([`Invalidations::watches_own_writes`]).
-//! * Entries carry their expiry and are bounded in bytes.
+//! * Entries carry their expiry, shortened by the read's round trip (a driver that reads the
+//!   time left dates it from the reply's arrival), and are bounded in bytes.
 //!
 //! A reader on another app server can see the previous record until the invalidation reaches
 //! it. Where that would be wrong, the session layer reads with [`Driver::get_latest`](crate::Driver::get_latest): after
@@ -69,12 +70,20 @@ enum Tracking {
 }
 
 struct State {
-    entries: HashMap<Box<[u8]>, Entry>,
+    entries: HashMap<Box<[u8]>, Kept>,
     bytes: usize,
     stripes: [u64; STRIPES],
     /// Bumped whenever the connection is lost or the whole cache is flushed.
     epoch: u64,
     tracking: Tracking,
+}
+
+/// A cached record and how long the cache may answer with it.
+struct Kept {
+    entry: Entry,
+    /// The record's expiry as the backend knows it, at the latest: a record read from the
+    /// backend is kept less than the driver reports (see [`CacheLayer`]'s reads).
+    until: Option<SystemTime>,
 }
 
 /// The entries of one [`CacheLayer`], and the sink of its invalidation source: see the
@@ -149,7 +158,9 @@ impl ReadCache {
         let mut state = self.lock();
         match state.tracking {
             Tracking::On => match state.entries.get(key) {
-                Some(e) if e.expires_at.is_none_or(|at| now < at) => Lookup::Hit(e.clone()),
+                Some(kept) if kept.until.is_none_or(|at| now < at) => {
+                    Lookup::Hit(kept.entry.clone())
+                }
                 _ => Lookup::Miss(Self::ticket_in(&state, stripe)),
             },
             Tracking::Off { retry_at } if retry_at.is_none_or(|at| Instant::now() >= at) => {
@@ -175,12 +186,25 @@ impl ReadCache {
         }
     }
 
-    /// Keeps `record`, read from the backend for `key`, if nothing invalidated the key since
-    /// `ticket` was taken.
-    pub(crate) fn fill(&self, ticket: Ticket, key: &[u8], record: Entry) {
+    /// Keeps `record`, read from the backend for `key`, until `until` (at the latest its
+    /// expiry), if nothing invalidated the key since `ticket` was taken.
+    pub(crate) fn fill(
+        &self,
+        ticket: Ticket,
+        key: &[u8],
+        record: Entry,
+        until: Option<SystemTime>,
+    ) {
         let mut state = self.lock();
         if Self::valid(&state, ticket) {
-            self.insert(&mut state, key, record);
+            self.insert(
+                &mut state,
+                key,
+                Kept {
+                    entry: record,
+                    until,
+                },
+            );
         }
     }
 
@@ -194,7 +218,15 @@ impl ReadCache {
         state.stripes[stripe] += 1;
         Self::remove_entry(&mut state, key);
         if let (true, Some(record)) = (valid, record) {
-            self.insert(&mut state, key, record);
+            let until = record.expires_at;
+            self.insert(
+                &mut state,
+                key,
+                Kept {
+                    entry: record,
+                    until,
+                },
+            );
         }
     }
 
@@ -204,10 +236,10 @@ impl ReadCache {
             && state.stripes[ticket.stripe] == ticket.count
     }
 
-    fn insert(&self, state: &mut State, key: &[u8], record: Entry) {
-        let size = key.len() + record.value.len() + OVERHEAD;
+    fn insert(&self, state: &mut State, key: &[u8], kept: Kept) {
+        let size = key.len() + kept.entry.value.len() + OVERHEAD;
         Self::remove_entry(state, key);
-        if record.value.len() > MAX_ENTRY || size > self.budget {
+        if kept.entry.value.len() > MAX_ENTRY || size > self.budget {
             return;
         }
         while state.bytes + size > self.budget {
@@ -218,12 +250,12 @@ impl ReadCache {
             Self::remove_entry(state, &victim);
         }
         state.bytes += size;
-        state.entries.insert(key.into(), record);
+        state.entries.insert(key.into(), kept);
     }
 
     fn remove_entry(state: &mut State, key: &[u8]) {
         if let Some(old) = state.entries.remove(key) {
-            state.bytes -= key.len() + old.value.len() + OVERHEAD;
+            state.bytes -= key.len() + old.entry.value.len() + OVERHEAD;
         }
     }
 
@@ -387,7 +419,7 @@ mod tests {
         );
         cache.tracking_result(epoch, Some(true));
         let t = ticket(&cache, b"k");
-        cache.fill(t, b"k", record(b"v"));
+        cache.fill(t, b"k", record(b"v"), None);
         assert_eq!(hit(&cache, b"k", 0).unwrap(), "v");
     }
 
@@ -397,10 +429,10 @@ mod tests {
         on(&cache);
         let t = ticket(&cache, b"k");
         cache.invalidate(b"k");
-        cache.fill(t, b"k", record(b"stale"));
+        cache.fill(t, b"k", record(b"stale"), None);
         assert!(hit(&cache, b"k", 0).is_none());
         let t = ticket(&cache, b"k");
-        cache.fill(t, b"k", record(b"fresh"));
+        cache.fill(t, b"k", record(b"fresh"), None);
         assert_eq!(hit(&cache, b"k", 0).unwrap(), "fresh");
         cache.invalidate(b"k");
         assert!(hit(&cache, b"k", 0).is_none());
@@ -409,7 +441,7 @@ mod tests {
         let read = ticket(&cache, b"k");
         let write = cache.ticket(b"k");
         cache.wrote(write, b"k", Some(record(b"written")));
-        cache.fill(read, b"k", record(b"read before"));
+        cache.fill(read, b"k", record(b"read before"), None);
         assert_eq!(hit(&cache, b"k", 0).unwrap(), "written");
         // Two writes finishing out of order: the later ticket's record is not trusted.
         let (first, second) = (cache.ticket(b"k"), cache.ticket(b"k"));
@@ -428,7 +460,7 @@ mod tests {
         let cache = ReadCache::new(1 << 20);
         on(&cache);
         let t = ticket(&cache, b"k");
-        cache.fill(t, b"k", record(b"v"));
+        cache.fill(t, b"k", record(b"v"), None);
         let before = ticket(&cache, b"j");
         cache.disconnected();
         assert_eq!(cache.usage(), (0, 0));
@@ -440,7 +472,7 @@ mod tests {
         assert!(cache.ticket(b"k").is_none());
         on(&cache);
         // A request from before the loss cannot fill.
-        cache.fill(before, b"j", record(b"old"));
+        cache.fill(before, b"j", record(b"old"), None);
         assert!(hit(&cache, b"j", 0).is_none());
     }
 
@@ -469,7 +501,7 @@ mod tests {
         for i in 0..100u8 {
             let key = [b'k', i];
             let t = ticket(&cache, &key);
-            cache.fill(t, &key, record(&[0; 100]));
+            cache.fill(t, &key, record(&[0; 100]), None);
         }
         let (entries, bytes) = cache.usage();
         assert_eq!(entries, 10);
@@ -479,14 +511,14 @@ mod tests {
             value: Bytes::from(vec![0; MAX_ENTRY + 1]),
             ..record(b"")
         };
-        cache.fill(t, b"big", big);
+        cache.fill(t, b"big", big, None);
         assert!(hit(&cache, b"big", 0).is_none());
         let t = ticket(&cache, b"e");
         let expiring = Entry {
             expires_at: Some(at(1000)),
             ..record(b"v")
         };
-        cache.fill(t, b"e", expiring);
+        cache.fill(t, b"e", expiring, Some(at(1000)));
         assert!(hit(&cache, b"e", 999).is_some());
         assert!(hit(&cache, b"e", 1000).is_none());
         cache.flush();

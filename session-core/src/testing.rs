@@ -31,6 +31,9 @@ pub(crate) struct Recorder {
     writes: std::sync::atomic::AtomicU64,
     failures: Mutex<VecDeque<DriverError>>,
     delay: Mutex<Duration>,
+    /// `(clock, round trip, time left)`: a read advances `clock` by the round trip and reports
+    /// the expiry as `time left` from the reply's arrival, as drivers that read a TTL do.
+    reply: Mutex<Option<(std::sync::Arc<crate::ManualClock>, Duration, Duration)>>,
 }
 
 impl Recorder {
@@ -42,7 +45,18 @@ impl Recorder {
             writes: std::sync::atomic::AtomicU64::new(0),
             failures: Mutex::default(),
             delay: Mutex::new(Duration::ZERO),
+            reply: Mutex::default(),
         }
+    }
+
+    /// Reads take `round_trip` on `clock` and report `left` to live from the reply's arrival.
+    pub(crate) fn reply_with_ttl(
+        &self,
+        clock: std::sync::Arc<crate::ManualClock>,
+        round_trip: Duration,
+        left: Duration,
+    ) {
+        *self.reply.lock().unwrap() = Some((clock, round_trip, left));
     }
 
     pub(crate) fn calls(&self) -> Vec<String> {
@@ -82,6 +96,15 @@ impl Driver for Recorder {
     }
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         self.call(format!("get {key}")).await?;
+        let expires_at = self
+            .reply
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|(clock, trip, left)| {
+                clock.advance(*trip);
+                crate::Clock::now(&**clock) + *left
+            });
         Ok(self
             .map
             .lock()
@@ -90,7 +113,7 @@ impl Driver for Recorder {
             .map(|(value, version)| Entry {
                 value: value.clone(),
                 version: Version::from_u64(*version),
-                expires_at: None,
+                expires_at,
             }))
     }
     async fn put(

@@ -71,13 +71,29 @@ impl Cached {
         ticket: Option<Ticket>,
         latest: bool,
     ) -> Result<Option<Entry>, DriverError> {
+        let sent = self.layer.clock.now();
         let entry = if latest {
             self.inner.get_latest(key).await?
         } else {
             self.inner.get(key).await?
         };
         if let (Some(entry), Some(ticket)) = (&entry, ticket) {
-            self.layer.cache.fill(ticket, key.as_bytes(), entry.clone());
+            // A driver that reads the time left (PostgreSQL, Redis) turns it into a deadline
+            // with its clock when the reply arrives, up to a round trip after the backend
+            // measured it: the cache keeps the entry that much less (still reporting the
+            // driver's expiry), so that it never answers for a record the backend let expire.
+            let round_trip = self
+                .layer
+                .clock
+                .now()
+                .duration_since(sent)
+                .unwrap_or_default();
+            let until = entry
+                .expires_at
+                .map(|at| at.checked_sub(round_trip).unwrap_or(at));
+            self.layer
+                .cache
+                .fill(ticket, key.as_bytes(), entry.clone(), until);
         }
         Ok(entry)
     }
@@ -271,6 +287,57 @@ mod tests {
         driver.get("j").await.unwrap();
         driver.get("j").await.unwrap();
         assert_eq!(gets(&backend), 6, "one read re-enabled, the next was a hit");
+    }
+
+    #[tokio::test]
+    async fn a_cached_read_expires_by_the_backend_s_deadline_not_the_reply_s() {
+        let (backend, _, _) = layered(true);
+        let clock = Arc::new(crate::ManualClock::starting_now());
+        let mut layer = CacheLayer::new(
+            Arc::new(ReadCache::new(1 << 20)),
+            Arc::new(Switch {
+                on: true.into(),
+                asked: 0.into(),
+            }),
+        );
+        layer.clock = clock.clone();
+        let driver = layer.layer(backend.clone());
+        driver
+            .put("k", Bytes::from_static(b"v"), PutOptions::new())
+            .await
+            .unwrap();
+        // The backend says 100 ms are left; its reply arrives 60 ms after the read was sent.
+        backend.reply_with_ttl(
+            clock.clone(),
+            Duration::from_millis(60),
+            Duration::from_millis(100),
+        );
+        let reported = driver.get("k").await.unwrap().unwrap().expires_at;
+        assert_eq!(gets(&backend), 1);
+        // The caller still sees what the driver reported.
+        assert_eq!(
+            reported,
+            Some(crate::Clock::now(&*clock) + Duration::from_millis(100))
+        );
+        // 50 ms after the reply (110 ms after the backend measured): the backend's deadline
+        // has passed, so the cache must not answer.
+        backend.reply_with_ttl(clock.clone(), Duration::ZERO, Duration::from_millis(100));
+        clock.advance(Duration::from_millis(50));
+        driver.get("k").await.unwrap();
+        assert_eq!(
+            gets(&backend),
+            2,
+            "expired in the cache by the backend's deadline"
+        );
+        // Read with no round trip, the cached entry lives its whole time.
+        clock.advance(Duration::from_millis(50));
+        let hit = driver.get("k").await.unwrap().unwrap();
+        assert_eq!(gets(&backend), 2, "a hit");
+        assert_eq!(
+            hit.expires_at,
+            Some(crate::Clock::now(&*clock) + Duration::from_millis(50)),
+            "a hit reports the driver's expiry, not the cache's shorter one"
+        );
     }
 
     #[tokio::test]
