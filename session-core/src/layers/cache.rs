@@ -78,9 +78,9 @@ impl Cached {
             self.inner.get(key).await?
         };
         if let (Some(entry), Some(ticket)) = (&entry, ticket) {
-            // A driver that reads the time left (PostgreSQL, Redis) turns it into a deadline
-            // with its clock when the reply arrives, up to a round trip after the backend
-            // measured it: the cache keeps the entry that much less (still reporting the
+            // A driver that reads the time left (PostgreSQL's) turns it into a deadline with
+            // its clock when the reply arrives, up to a round trip after the backend measured
+            // it: the cache keeps the entry that much less (still reporting the
             // driver's expiry), so that it never answers for a record the backend let expire.
             let round_trip = self
                 .layer
