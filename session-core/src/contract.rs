@@ -1,7 +1,7 @@
 //! The storage contract: the [`Driver`] trait and the helpers its implementations share
 //! (argument and condition checks, key escaping). Public through [`crate::driver`].
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -195,54 +195,6 @@ pub trait Driver: Send + Sync + 'static {
                 None => return Ok(cleared),
             }
         }
-    }
-}
-
-#[async_trait]
-impl<D: Driver + ?Sized> Driver for Arc<D> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn capabilities(&self) -> &Capabilities {
-        (**self).capabilities()
-    }
-    fn native_capabilities(&self) -> &Capabilities {
-        (**self).native_capabilities()
-    }
-    fn layers(&self) -> Vec<&'static str> {
-        (**self).layers()
-    }
-    fn layer_defaults(&self) -> LayerOptions {
-        (**self).layer_defaults()
-    }
-    async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        (**self).get(key).await
-    }
-    async fn get_latest(&self, key: &str) -> Result<Option<Entry>, DriverError> {
-        (**self).get_latest(key).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: Bytes,
-        options: PutOptions,
-    ) -> Result<Version, DriverError> {
-        (**self).put(key, value, options).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), DriverError> {
-        (**self).delete(key).await
-    }
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, DriverError> {
-        (**self).touch(key, ttl).await
-    }
-    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage, DriverError> {
-        (**self).list(prefix, cursor).await
-    }
-    async fn clear(&self, prefix: &str) -> Result<u64, DriverError> {
-        (**self).clear(prefix).await
-    }
-    async fn sweep(&self) -> Result<u64, DriverError> {
-        (**self).sweep().await
     }
 }
 

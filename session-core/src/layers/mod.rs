@@ -59,10 +59,15 @@ macro_rules! forward_identity {
 
 /// Every data method forwarded unchanged, handing the inner driver's future on (no future or
 /// allocation of the layer's own): for layers that only add something beside the calls, such
-/// as a background task (the sweep layer, hence only with the `tokio` feature).
-#[cfg(feature = "tokio")]
+/// as a background task (the sweep layer), and for `Arc<D>` (`forward_calls!(deref)`).
 macro_rules! forward_calls {
     () => {
+        forward_calls!(@via [.inner]);
+    };
+    (deref) => {
+        forward_calls!(@via [.as_ref()]);
+    };
+    (@via [$($via:tt)*]) => {
         fn get<'a, 'b, 'c>(
             &'a self,
             key: &'b str,
@@ -72,7 +77,7 @@ macro_rules! forward_calls {
             'b: 'c,
             Self: 'c,
         {
-            self.inner.get(key)
+            self $($via)*.get(key)
         }
         fn get_latest<'a, 'b, 'c>(
             &'a self,
@@ -83,7 +88,7 @@ macro_rules! forward_calls {
             'b: 'c,
             Self: 'c,
         {
-            self.inner.get_latest(key)
+            self $($via)*.get_latest(key)
         }
         fn put<'a, 'b, 'c>(
             &'a self,
@@ -96,7 +101,7 @@ macro_rules! forward_calls {
             'b: 'c,
             Self: 'c,
         {
-            self.inner.put(key, value, options)
+            self $($via)*.put(key, value, options)
         }
         fn delete<'a, 'b, 'c>(&'a self, key: &'b str) -> $crate::layers::Call<'c, ()>
         where
@@ -104,7 +109,7 @@ macro_rules! forward_calls {
             'b: 'c,
             Self: 'c,
         {
-            self.inner.delete(key)
+            self $($via)*.delete(key)
         }
         fn touch<'a, 'b, 'c>(
             &'a self,
@@ -116,7 +121,7 @@ macro_rules! forward_calls {
             'b: 'c,
             Self: 'c,
         {
-            self.inner.touch(key, ttl)
+            self $($via)*.touch(key, ttl)
         }
         fn list<'a, 'b, 'd, 'c>(
             &'a self,
@@ -129,7 +134,7 @@ macro_rules! forward_calls {
             'd: 'c,
             Self: 'c,
         {
-            self.inner.list(prefix, cursor)
+            self $($via)*.list(prefix, cursor)
         }
         fn clear<'a, 'b, 'c>(&'a self, prefix: &'b str) -> $crate::layers::Call<'c, u64>
         where
@@ -137,16 +142,38 @@ macro_rules! forward_calls {
             'b: 'c,
             Self: 'c,
         {
-            self.inner.clear(prefix)
+            self $($via)*.clear(prefix)
         }
         fn sweep<'a, 'c>(&'a self) -> $crate::layers::Call<'c, u64>
         where
             'a: 'c,
             Self: 'c,
         {
-            self.inner.sweep()
+            self $($via)*.sweep()
         }
     };
+}
+
+// Hands the shared driver's future on: with `async fn` here, every call through a layer's
+// `Arc<dyn Driver>` boxed one more future.
+#[async_trait::async_trait]
+impl<D: Driver + ?Sized> Driver for Arc<D> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn capabilities(&self) -> &crate::Capabilities {
+        (**self).capabilities()
+    }
+    fn native_capabilities(&self) -> &crate::Capabilities {
+        (**self).native_capabilities()
+    }
+    fn layers(&self) -> Vec<&'static str> {
+        (**self).layers()
+    }
+    fn layer_defaults(&self) -> LayerOptions {
+        (**self).layer_defaults()
+    }
+    forward_calls!(deref);
 }
 
 mod cache;
