@@ -215,26 +215,17 @@ where
         request.extensions_mut().insert(session.clone());
         let response = self.service.call(request);
         let middleware = self.middleware.clone();
-        // Two futures, one per kind of storage: a cookie-only commit never awaits, so its
-        // future does not carry a store commit's state (over a kilobyte, allocated with every
-        // request otherwise).
-        if middleware.storage.driver().is_none() {
-            Box::pin(async move {
-                let response = response.await?;
-                let committed = match middleware.storage.commit_response_now(&session) {
-                    Some(committed) => committed,
-                    // Another handle of the session holds it: wait for it, boxed (rare).
-                    None => Box::pin(middleware.storage.commit_response(&session)).await,
-                };
-                Ok(respond(&middleware, response, committed))
-            })
-        } else {
-            Box::pin(async move {
-                let response = response.await?;
-                let committed = middleware.storage.commit_response(&session).await;
-                Ok(respond(&middleware, response, committed))
-            })
-        }
+        Box::pin(async move {
+            let response = response.await?;
+            // Committed without awaiting when that needs no I/O (a cookie-only session, or one
+            // the request only read): only a store write pays for the commit's state (over a
+            // kilobyte), boxed, instead of every request's future carrying it.
+            let committed = match middleware.storage.commit_response_now(&session) {
+                Some(committed) => committed,
+                None => Box::pin(middleware.storage.commit_response(&session)).await,
+            };
+            Ok(respond(&middleware, response, committed))
+        })
     }
 }
 

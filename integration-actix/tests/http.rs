@@ -619,12 +619,13 @@ async fn a_cookie_only_session_too_large_for_a_cookie_is_a_500_not_a_lost_change
     assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
 }
 
-/// What the CHANGELOG promises of the middleware's per-request future: a cookie-only storage's
-/// does not carry a store commit's state, and stays under 1 KiB (glibc's allocator consolidates
-/// its free lists on every allocation of 1 KiB or more, which the earlier 2,312-byte future paid
-/// on every request). Measured on the future the middleware hands to actix-web.
+/// What the CHANGELOG promises of the middleware's per-request future: it does not carry a
+/// store commit's state (boxed only when a commit writes), and stays under 1 KiB for a store as
+/// for a cookie-only storage (glibc's allocator consolidates its free lists on every allocation
+/// of 1 KiB or more, which the earlier 2,312-byte future paid on every request). Measured on
+/// the future the middleware hands to actix-web.
 #[actix_web::test]
-async fn a_cookie_only_request_future_stays_under_a_kilobyte() {
+async fn the_request_future_stays_under_a_kilobyte_whatever_the_storage() {
     use actix_web::dev::{Transform, fn_service};
     let inner = fn_service(|req: actix_web::dev::ServiceRequest| async {
         Ok::<_, actix_web::Error>(req.into_response(HttpResponse::Ok().finish()))
@@ -642,10 +643,7 @@ async fn a_cookie_only_request_future_stays_under_a_kilobyte() {
     let (cookie_size, store_size) = (size_of_val(&*cookie_future), size_of_val(&*store_future));
     println!("request future: cookie-only {cookie_size} bytes, store {store_size} bytes");
     assert!(cookie_size < 1024, "{cookie_size} bytes");
-    assert!(
-        cookie_size < store_size,
-        "{cookie_size} against {store_size} bytes"
-    );
+    assert!(store_size < 1024, "{store_size} bytes");
     assert_eq!(cookie_future.await.unwrap().status(), StatusCode::OK);
 }
 

@@ -227,26 +227,17 @@ where
         let layer = self.layer.clone();
         let session = layer.storage.get_session_from_headers(request.headers());
         request.extensions_mut().insert(session.clone());
-        // Two futures, one per kind of storage: a cookie-only commit never awaits, so its
-        // future does not carry a store commit's state (over a kilobyte, allocated with every
-        // request otherwise).
-        if layer.storage.driver().is_none() {
-            Box::pin(async move {
-                let response = inner.call(request).await?;
-                let committed = match layer.storage.commit_response_now(&session) {
-                    Some(committed) => committed,
-                    // Another handle of the session holds it: wait for it, boxed (rare).
-                    None => Box::pin(layer.storage.commit_response(&session)).await,
-                };
-                Ok(respond(&layer, response, committed))
-            })
-        } else {
-            Box::pin(async move {
-                let response = inner.call(request).await?;
-                let committed = layer.storage.commit_response(&session).await;
-                Ok(respond(&layer, response, committed))
-            })
-        }
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            // Committed without awaiting when that needs no I/O (a cookie-only session, or one
+            // the request only read): only a store write pays for the commit's state (over a
+            // kilobyte), boxed, instead of every request's future carrying it.
+            let committed = match layer.storage.commit_response_now(&session) {
+                Some(committed) => committed,
+                None => Box::pin(layer.storage.commit_response(&session)).await,
+            };
+            Ok(respond(&layer, response, committed))
+        })
     }
 }
 

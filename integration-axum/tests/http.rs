@@ -632,12 +632,13 @@ fn a_throttled_store_s_retry_after_reaches_the_503() {
     assert_eq!(response.headers()[header::RETRY_AFTER], "1");
 }
 
-/// What the CHANGELOG promises of the layer's per-request future: a cookie-only storage's does
-/// not carry a store commit's state, and stays under 1 KiB (glibc's allocator consolidates its
-/// free lists on every allocation of 1 KiB or more, which the earlier 2.3 KB future paid on
-/// every request). Measured on the future the layer hands to the server.
+/// What the CHANGELOG promises of the layer's per-request future: it does not carry a store
+/// commit's state (boxed only when a commit writes), and stays under 1 KiB for a store as for
+/// a cookie-only storage (glibc's allocator consolidates its free lists on every allocation of
+/// 1 KiB or more, which the earlier 2.3 KB future paid on every request). Measured on the
+/// future the layer hands to the server.
 #[tokio::test]
-async fn a_cookie_only_request_future_stays_under_a_kilobyte() {
+async fn the_request_future_stays_under_a_kilobyte_whatever_the_storage() {
     use tower::{Layer, Service};
     let cookie_only = SessionStorage::<Auth>::cookie_only()
         .keyring(Keyring::from_secrets(["axum test secret of 32 bytes or more"]).unwrap())
@@ -654,9 +655,6 @@ async fn a_cookie_only_request_future_stays_under_a_kilobyte() {
     let (cookie_size, store_size) = (size_of_val(&*cookie_future), size_of_val(&*store_future));
     println!("request future: cookie-only {cookie_size} bytes, store {store_size} bytes");
     assert!(cookie_size < 1024, "{cookie_size} bytes");
-    assert!(
-        cookie_size < store_size,
-        "{cookie_size} against {store_size} bytes"
-    );
+    assert!(store_size < 1024, "{store_size} bytes");
     assert_eq!(cookie_future.await.unwrap().status(), StatusCode::OK);
 }

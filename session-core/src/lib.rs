@@ -101,6 +101,7 @@ mod read_cache;
 mod record;
 mod sealed;
 mod session;
+mod spans;
 mod storage;
 #[cfg(test)]
 mod testing;

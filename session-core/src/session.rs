@@ -23,6 +23,7 @@ use crate::{
     model::{Changes, SessionData, Stored},
     record::{Record, UserBinding},
     sealed::open,
+    spans,
     transport::Via,
     users,
 };
@@ -176,12 +177,13 @@ impl<T: SessionData> Session<T> {
             inner.loaded = Some(self.new_visitor()?);
         }
         if inner.loaded.is_none() {
-            let span = tracing::debug_span!("session.load", storage = self.shared.backend.name());
+            let span = spans::debug(|| {
+                tracing::debug_span!("session.load", storage = self.shared.backend.name())
+            });
             // Unwrapped when nobody listens: no span bookkeeping on the hot path.
-            let loaded = if span.is_disabled() {
-                self.load(&mut inner).await
-            } else {
-                self.load(&mut inner).instrument(span).await
+            let loaded = match span {
+                None => self.load(&mut inner).await,
+                Some(span) => self.load(&mut inner).instrument(span).await,
             }
             .inspect_err(|e| metrics::error("load", e))?;
             inner.loaded = Some(loaded);
@@ -724,11 +726,12 @@ impl<T: SessionData> Session<T> {
                 vanished: false,
             });
         }
-        let span = tracing::debug_span!("session.commit", storage = self.shared.backend.name());
-        let result = if span.is_disabled() {
-            self.commit_locked(&mut guard, keep).await
-        } else {
-            self.commit_locked(&mut guard, keep).instrument(span).await
+        let span = spans::debug(|| {
+            tracing::debug_span!("session.commit", storage = self.shared.backend.name())
+        });
+        let result = match span {
+            None => self.commit_locked(&mut guard, keep).await,
+            Some(span) => self.commit_locked(&mut guard, keep).instrument(span).await,
         }
         .inspect_err(|e| metrics::error("commit", e));
         if !keep && let Some(hold) = guard.exclusive.take() {
@@ -737,24 +740,65 @@ impl<T: SessionData> Session<T> {
         result
     }
 
-    /// The final commit, done now when it needs no I/O: nothing to commit, or a cookie-only
-    /// session (sealing is all its commit does). `None` when it needs the store, or when
-    /// another handle of this session holds it (then [`commit`](Self::commit) waits).
+    /// The final commit, done now when it needs no I/O: nothing to commit, a cookie-only
+    /// session (sealing is all its commit does), or a stored session this request only read
+    /// (unless its idle deadline is due for a refresh). `None` when it needs the store, or
+    /// when another handle of this session holds it (then [`commit`](Self::commit) waits).
     pub(crate) fn commit_now(&self) -> Option<Result<Option<SetCookie>, SessionError>> {
         let mut guard = self.inner.try_lock()?;
         if self.nothing_to_commit(&guard) {
             return Some(Ok(None));
         }
-        if !matches!(self.shared.backend, Backend::Cookie) {
+        let sealed = matches!(self.shared.backend, Backend::Cookie);
+        if !sealed && !read_only(&guard) {
             return None;
         }
-        let span = tracing::debug_span!("session.commit", storage = self.shared.backend.name());
-        let _entered = span.enter();
+        let span = spans::debug(|| {
+            tracing::debug_span!("session.commit", storage = self.shared.backend.name())
+        });
+        let _entered = span.as_ref().map(tracing::Span::enter);
+        let committed = match sealed {
+            true => self.commit_locked_sealed(&mut guard, false),
+            false => self.commit_read_only(&mut guard)?,
+        };
         Some(
-            self.commit_locked_sealed(&mut guard, false)
+            committed
                 .map(|commit| commit.cookie)
                 .inspect_err(|e| metrics::error("commit", e)),
         )
+    }
+
+    /// [`commit_locked`](Self::commit_locked) for a stored session that [`read_only`] holds
+    /// for, when that needs no I/O: nothing to write, or only a cookie to re-sign with the
+    /// current key. `None`, with nothing changed, when the commit must touch or rewrite the
+    /// record (its idle deadline is due for a refresh).
+    fn commit_read_only(&self, inner: &mut Inner<T>) -> Option<Result<Commit, SessionError>> {
+        let (now, stale_key) = self.begin_commit(inner, false);
+        let outcome = match inner.loaded.as_mut() {
+            None => Outcome::Nothing,
+            Some(l) => {
+                let p = match self.prepare_commit(l, stale_key, now) {
+                    Ok(p) => p,
+                    Err(e) => return Some(Err(e)),
+                };
+                // As `commit_to_store` answers these two plans.
+                let outcome = match (p.plan, l.stored.as_ref()) {
+                    (Plan::Nothing, _) => Outcome::Nothing,
+                    (Plan::Resign, Some(stored)) => match self.shared.cookie_for(stored, now) {
+                        Ok(cookie) => Outcome::Cookie(cookie),
+                        Err(e) => return Some(Err(e)),
+                    },
+                    _ => return None,
+                };
+                count_commit(false, p.plan, &outcome);
+                // No user-index step: nothing here creates, binds or moves the session.
+                if let Err(e) = self.committed(l, false, p.current) {
+                    return Some(Err(e));
+                }
+                outcome
+            }
+        };
+        Some(self.conclude(inner, outcome, false))
     }
 
     /// Whether a commit has nothing to do and cannot send a cookie: the session was never
@@ -1100,11 +1144,10 @@ impl<T: SessionData> Session<T> {
             changes,
             ops,
         };
-        // Boxed: the write machinery's state is large, and every request's future (reads
-        // too) would otherwise carry it and be moved with it.
-        let committed =
-            Box::pin(shared.commit_combined(driver, slot, stored, l.loaded_seq, intent));
-        match committed.await? {
+        let committed = shared
+            .commit_combined(driver, slot, stored, l.loaded_seq, intent)
+            .await;
+        match committed? {
             Some(landed) => {
                 let merged = landed.merged;
                 l.loaded_seq = landed.seq;
@@ -1317,6 +1360,18 @@ struct Commit {
 /// Whether [`changes`] would find nothing but (possibly) data changes: no flash set or
 /// taken, no lifetime, renewal or user binding. Answered from the flags, without building the
 /// change set (the commit of a request that never changed its new session).
+/// Whether this request only read its session (or did not load it): no record to delete, no
+/// exclusive hold to release, no change of any kind. Its commit writes nothing unless the
+/// idle deadline is due for a refresh.
+fn read_only<T>(inner: &Inner<T>) -> bool {
+    inner.pending_deletes.is_empty()
+        && inner.exclusive.is_none()
+        && inner
+            .loaded
+            .as_ref()
+            .is_none_or(|l| !l.data_touched && !l.regenerate && only_data_may_change(l))
+}
+
 fn only_data_may_change<T>(l: &Loaded<T>) -> bool {
     (l.flash_taken.is_empty() || l.reflash)
         && l.flash_set.is_empty()

@@ -268,12 +268,15 @@ impl<T: SessionData> SessionStorage<T> {
     }
 
     /// [`commit_response`](Self::commit_response) without awaiting, when the commit needs no
-    /// I/O: the session has nothing to commit (never used, or new and left unchanged), or the
-    /// storage is cookie-only (sealing is all its commit does). `None` otherwise (a store
-    /// write, or another handle of the session holding it): then await `commit_response`.
+    /// I/O: the session has nothing to commit (never used, or new and left unchanged), the
+    /// storage is cookie-only (sealing is all its commit does), or the request only read a
+    /// stored session whose idle deadline is not yet due for a refresh. `None` otherwise (a
+    /// store write, or another handle of the session holding it): then await
+    /// `commit_response`.
     ///
     /// For framework integrations whose request future should not carry a store commit's
-    /// state when it can never need one (a storage without a [`driver`](Self::driver)).
+    /// state (over a kilobyte) when the commit needs no store: they box `commit_response`
+    /// only when this declines.
     pub fn commit_response_now(
         &self,
         session: &Session<T>,

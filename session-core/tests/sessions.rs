@@ -116,10 +116,57 @@ async fn commit_response_now_answers_only_when_no_store_call_is_needed() {
     assert_eq!(h.counts().put, 0, "declining wrote nothing");
     h.storage.commit_response(&s).await.unwrap();
     assert_eq!(h.counts().put, 1);
+    // Only read: answered now, no cookie, and no store call beyond the load.
     let s = h.storage.get_session(Some(&c));
     assert_eq!(s.read(|d| d.count).await.unwrap(), 2);
-    // A session loaded from the store may need a refresh: the async commit decides.
+    h.counts();
+    let now = h.storage.commit_response_now(&s).expect("answered now");
+    assert!(now.unwrap().is_empty());
+    assert_eq!(h.counts().total(), 0);
+    // Only read, but the idle deadline is due for a refresh (a quarter of the idle timeout
+    // passed): that needs the store, so it is not answered now; the awaited commit touches.
+    h.clock.advance(HOUR / 2);
+    let s = h.storage.get_session(Some(&c));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 2);
+    h.counts();
     assert!(h.storage.commit_response_now(&s).is_none());
+    assert_eq!(h.counts().total(), 0, "declining called nothing");
+    let refreshed = h.storage.commit_response(&s).await.unwrap();
+    assert!(!refreshed.is_empty(), "the refreshed cookie");
+    assert_eq!(h.counts().touch, 1);
+    // Destroyed: the record must be deleted, so not answered now.
+    let s = h.storage.get_session(Some(&c));
+    s.destroy().await;
+    assert!(h.storage.commit_response_now(&s).is_none());
+    assert_eq!(h.counts().delete, 0, "declining deleted nothing");
+}
+
+/// A cookie signed with a retired key, on a session the request only read: re-signed with the
+/// current key without awaiting (no store call), as the awaited commit would.
+#[tokio::test]
+async fn a_read_only_commit_re_signs_a_retired_key_s_cookie_now() {
+    let old = Key::from_bytes("the old secret, at least 32 bytes long").unwrap();
+    let new = Key::from_bytes("the new secret, at least 32 bytes long").unwrap();
+    let h = harness_with(policy(), Keyring::new(old.clone()));
+    let c_old = h.logged_visit().await;
+    let rotated = SessionStorage::<Data>::builder(h.driver.clone())
+        .keyring(Keyring::new(new).with_previous(old))
+        .expiry(policy())
+        .clock(h.clock.clone())
+        .build()
+        .unwrap();
+    let s = rotated.get_session(Some(&c_old));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 1);
+    h.counts();
+    let headers = rotated
+        .commit_response_now(&s)
+        .expect("answered now")
+        .unwrap();
+    assert_eq!(h.counts().total(), 0);
+    let c_new = cookie(headers.set_cookie().expect("re-signed with the new key"));
+    assert_ne!(c_new, c_old);
+    let s = rotated.get_session(Some(&c_new));
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 1, "the same session");
 }
 
 /// The CHANGELOG's promise of a handler's session futures: the exclusive-writes hold (over 600

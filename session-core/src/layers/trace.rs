@@ -37,10 +37,13 @@ impl Traced {
         operation: &'static str,
         call: Call<'c, T>,
     ) -> Call<'c, T> {
-        let span = tracing::debug_span!("session.driver", driver = self.inner.name(), operation);
-        if span.is_disabled() && !metrics::enabled() {
+        let span = crate::spans::debug(|| {
+            tracing::debug_span!("session.driver", driver = self.inner.name(), operation)
+        });
+        if span.is_none() && !metrics::enabled() {
             return call;
         }
+        let span = span.unwrap_or_else(tracing::Span::none);
         Box::pin(async move {
             let started = Started::now();
             let result = call.instrument(span.clone()).await;
