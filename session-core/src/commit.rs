@@ -335,6 +335,7 @@ impl<T: SessionData> Shared<T> {
         mine: &Stored,
         loaded_seq: u64,
         intent: Intent<T>,
+        now: u64,
     ) -> Committed {
         let (guard, intent, others) = match slot.turn(intent).await {
             Turn::Done(outcome) => return outcome,
@@ -350,7 +351,7 @@ impl<T: SessionData> Shared<T> {
         let mine = if others.is_empty() {
             // Alone: nothing to allocate.
             let mut outcome = [None];
-            self.write_batch(driver, base, &[&*intent], &mut outcome)
+            self.write_batch(driver, base, &[&*intent], &mut outcome, now)
                 .await;
             let [outcome] = outcome;
             outcome.unwrap_or(Ok(None))
@@ -359,7 +360,8 @@ impl<T: SessionData> Shared<T> {
             items.push(&intent);
             items.extend(others.iter().map(|w| &*w.intent));
             let mut outcomes: Vec<Option<Committed>> = items.iter().map(|_| None).collect();
-            self.write_batch(driver, base, &items, &mut outcomes).await;
+            self.write_batch(driver, base, &items, &mut outcomes, now)
+                .await;
             let mut outcomes = outcomes.into_iter().map(|o| o.unwrap_or(Ok(None)));
             let mine = outcomes.next().unwrap_or(Ok(None));
             // Kept as the base of the next write while other requests are in flight (one
@@ -389,13 +391,16 @@ impl<T: SessionData> Shared<T> {
     /// Writes the combined changes of `items` on top of `first` in one store write,
     /// compare-and-swap where the driver can; after a concurrent write (another process) it
     /// reloads the record and runs every item's operations again on it. Fills `outcomes`
-    /// (one per item, all `None` on entry).
+    /// (one per item, all `None` on entry). `now`: the time of the first attempt (the
+    /// commit's, read before it queued for its turn: deadlines can only come out earlier);
+    /// later attempts read the clock again.
     pub(crate) async fn write_batch(
         &self,
         driver: &dyn Driver,
         first: &Stored,
         items: &[&Intent<T>],
         outcomes: &mut [Option<Committed>],
+        now: u64,
     ) {
         let caps = driver.capabilities();
         // The record the write applies to: `first`, then whatever a conflict reloads.
@@ -403,7 +408,7 @@ impl<T: SessionData> Shared<T> {
         for attempt in 0..self.max_attempts {
             backoff(attempt).await;
             let base = reloaded.as_ref().unwrap_or(first);
-            let now = self.now();
+            let now = if attempt == 0 { now } else { self.now() };
             let (record, merged) = loop {
                 // After a reload, every operation runs again even on the version a request
                 // loaded: an earlier attempt may have run it on an older base, and what it

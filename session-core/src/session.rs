@@ -1145,7 +1145,7 @@ impl<T: SessionData> Session<T> {
             ops,
         };
         let committed = shared
-            .commit_combined(driver, slot, stored, l.loaded_seq, intent)
+            .commit_combined(driver, slot, stored, l.loaded_seq, intent, now)
             .await;
         match committed? {
             Some(landed) => {
