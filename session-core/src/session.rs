@@ -1357,9 +1357,6 @@ struct Commit {
     vanished: bool,
 }
 
-/// Whether [`changes`] would find nothing but (possibly) data changes: no flash set or
-/// taken, no lifetime, renewal or user binding. Answered from the flags, without building the
-/// change set (the commit of a request that never changed its new session).
 /// Whether this request only read its session (or did not load it): no record to delete, no
 /// exclusive hold to release, no change of any kind. Its commit writes nothing unless the
 /// idle deadline is due for a refresh.
@@ -1372,6 +1369,9 @@ fn read_only<T>(inner: &Inner<T>) -> bool {
             .is_none_or(|l| !l.data_touched && !l.regenerate && only_data_may_change(l))
 }
 
+/// Whether [`changes`] would find nothing but (possibly) data changes: no flash set or
+/// taken, no lifetime, renewal or user binding. Answered from the flags, without building the
+/// change set (the commit of a request that never changed its new session).
 fn only_data_may_change<T>(l: &Loaded<T>) -> bool {
     (l.flash_taken.is_empty() || l.reflash)
         && l.flash_set.is_empty()
