@@ -68,15 +68,20 @@ fn now<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// The layers on every driver's hot path (validation, tracing with nobody listening) and the
-/// `Arc<dyn Driver>` between them hand the driver's future on: a call through the whole stack
-/// allocates what the driver allocates and nothing more. (Before, each `Arc` hop boxed a
-/// future of its own: four allocations per call here.)
+/// The layers on every driver's hot path (validation, and tracing with nobody listening and no
+/// metrics) and the `Arc<dyn Driver>` between them hand the driver's future on: a call through
+/// the whole stack allocates what the driver allocates and nothing more. (Before, each `Arc`
+/// hop boxed a future of its own: four allocations per call here.)
 #[test]
 fn a_call_through_the_hot_path_layers_allocates_only_the_driver_s_future() {
     let driver: Arc<dyn Driver> = Arc::new(Ready(Capabilities::new(100, 1000)));
-    let driver = TraceLayer.layer(ValidateLayer.layer(driver));
-    assert_eq!(driver.layers(), ["trace", "validate"]);
+    let validated = ValidateLayer.layer(driver);
+    // With the `metrics` feature (on in a workspace build) the trace layer times every call,
+    // in a future of its own, as its docs say; without it, it hands the call on too.
+    let driver = match cfg!(feature = "metrics") {
+        true => validated,
+        false => TraceLayer.layer(validated),
+    };
     let value = Bytes::from_static(b"{}");
     // Warm up whatever is set up once (the tracing callsite registry).
     now(driver.get("key")).unwrap();
