@@ -82,7 +82,7 @@ struct State {
 struct Kept {
     entry: Entry,
     /// The record's expiry as the backend knows it, at the latest: a record read from the
-    /// backend is kept less than the driver reports (see [`CacheLayer`]'s reads).
+    /// backend is kept a round trip less than the driver reports (see [`ReadCache::fill`]).
     until: Option<SystemTime>,
 }
 
@@ -186,25 +186,18 @@ impl ReadCache {
         }
     }
 
-    /// Keeps `record`, read from the backend for `key`, until `until` (at the latest its
-    /// expiry), if nothing invalidated the key since `ticket` was taken.
-    pub(crate) fn fill(
-        &self,
-        ticket: Ticket,
-        key: &[u8],
-        record: Entry,
-        until: Option<SystemTime>,
-    ) {
+    /// Keeps `record`, read from the backend for `key` in `round_trip`, if nothing invalidated
+    /// the key since `ticket` was taken. It is kept a round trip less than its expiry: a driver
+    /// that reads the time left (PostgreSQL's) dates it from the reply's arrival, up to a
+    /// round trip after the backend measured it, and the cache must never answer for a record
+    /// the backend let expire (hits still report the driver's expiry).
+    pub(crate) fn fill(&self, ticket: Ticket, key: &[u8], record: Entry, round_trip: Duration) {
         let mut state = self.lock();
         if Self::valid(&state, ticket) {
-            self.insert(
-                &mut state,
-                key,
-                Kept {
-                    entry: record,
-                    until,
-                },
-            );
+            let until = record
+                .expires_at
+                .map(|at| at.checked_sub(round_trip).unwrap_or(at));
+            self.insert(&mut state, key, record, until);
         }
     }
 
@@ -219,14 +212,7 @@ impl ReadCache {
         Self::remove_entry(&mut state, key);
         if let (true, Some(record)) = (valid, record) {
             let until = record.expires_at;
-            self.insert(
-                &mut state,
-                key,
-                Kept {
-                    entry: record,
-                    until,
-                },
-            );
+            self.insert(&mut state, key, record, until);
         }
     }
 
@@ -236,10 +222,10 @@ impl ReadCache {
             && state.stripes[ticket.stripe] == ticket.count
     }
 
-    fn insert(&self, state: &mut State, key: &[u8], kept: Kept) {
-        let size = key.len() + kept.entry.value.len() + OVERHEAD;
+    fn insert(&self, state: &mut State, key: &[u8], entry: Entry, until: Option<SystemTime>) {
+        let size = key.len() + entry.value.len() + OVERHEAD;
         Self::remove_entry(state, key);
-        if kept.entry.value.len() > MAX_ENTRY || size > self.budget {
+        if entry.value.len() > MAX_ENTRY || size > self.budget {
             return;
         }
         while state.bytes + size > self.budget {
@@ -250,7 +236,7 @@ impl ReadCache {
             Self::remove_entry(state, &victim);
         }
         state.bytes += size;
-        state.entries.insert(key.into(), kept);
+        state.entries.insert(key.into(), Kept { entry, until });
     }
 
     fn remove_entry(state: &mut State, key: &[u8]) {
@@ -419,7 +405,7 @@ mod tests {
         );
         cache.tracking_result(epoch, Some(true));
         let t = ticket(&cache, b"k");
-        cache.fill(t, b"k", record(b"v"), None);
+        cache.fill(t, b"k", record(b"v"), Duration::ZERO);
         assert_eq!(hit(&cache, b"k", 0).unwrap(), "v");
     }
 
@@ -429,10 +415,10 @@ mod tests {
         on(&cache);
         let t = ticket(&cache, b"k");
         cache.invalidate(b"k");
-        cache.fill(t, b"k", record(b"stale"), None);
+        cache.fill(t, b"k", record(b"stale"), Duration::ZERO);
         assert!(hit(&cache, b"k", 0).is_none());
         let t = ticket(&cache, b"k");
-        cache.fill(t, b"k", record(b"fresh"), None);
+        cache.fill(t, b"k", record(b"fresh"), Duration::ZERO);
         assert_eq!(hit(&cache, b"k", 0).unwrap(), "fresh");
         cache.invalidate(b"k");
         assert!(hit(&cache, b"k", 0).is_none());
@@ -441,7 +427,7 @@ mod tests {
         let read = ticket(&cache, b"k");
         let write = cache.ticket(b"k");
         cache.wrote(write, b"k", Some(record(b"written")));
-        cache.fill(read, b"k", record(b"read before"), None);
+        cache.fill(read, b"k", record(b"read before"), Duration::ZERO);
         assert_eq!(hit(&cache, b"k", 0).unwrap(), "written");
         // Two writes finishing out of order: the later ticket's record is not trusted.
         let (first, second) = (cache.ticket(b"k"), cache.ticket(b"k"));
@@ -460,7 +446,7 @@ mod tests {
         let cache = ReadCache::new(1 << 20);
         on(&cache);
         let t = ticket(&cache, b"k");
-        cache.fill(t, b"k", record(b"v"), None);
+        cache.fill(t, b"k", record(b"v"), Duration::ZERO);
         let before = ticket(&cache, b"j");
         cache.disconnected();
         assert_eq!(cache.usage(), (0, 0));
@@ -472,7 +458,7 @@ mod tests {
         assert!(cache.ticket(b"k").is_none());
         on(&cache);
         // A request from before the loss cannot fill.
-        cache.fill(before, b"j", record(b"old"), None);
+        cache.fill(before, b"j", record(b"old"), Duration::ZERO);
         assert!(hit(&cache, b"j", 0).is_none());
     }
 
@@ -501,7 +487,7 @@ mod tests {
         for i in 0..100u8 {
             let key = [b'k', i];
             let t = ticket(&cache, &key);
-            cache.fill(t, &key, record(&[0; 100]), None);
+            cache.fill(t, &key, record(&[0; 100]), Duration::ZERO);
         }
         let (entries, bytes) = cache.usage();
         assert_eq!(entries, 10);
@@ -511,14 +497,14 @@ mod tests {
             value: Bytes::from(vec![0; MAX_ENTRY + 1]),
             ..record(b"")
         };
-        cache.fill(t, b"big", big, None);
+        cache.fill(t, b"big", big, Duration::ZERO);
         assert!(hit(&cache, b"big", 0).is_none());
         let t = ticket(&cache, b"e");
         let expiring = Entry {
             expires_at: Some(at(1000)),
             ..record(b"v")
         };
-        cache.fill(t, b"e", expiring, Some(at(1000)));
+        cache.fill(t, b"e", expiring, Duration::ZERO);
         assert!(hit(&cache, b"e", 999).is_some());
         assert!(hit(&cache, b"e", 1000).is_none());
         cache.flush();

@@ -78,22 +78,15 @@ impl Cached {
             self.inner.get(key).await?
         };
         if let (Some(entry), Some(ticket)) = (&entry, ticket) {
-            // A driver that reads the time left (PostgreSQL's) turns it into a deadline with
-            // its clock when the reply arrives, up to a round trip after the backend measured
-            // it: the cache keeps the entry that much less (still reporting the
-            // driver's expiry), so that it never answers for a record the backend let expire.
             let round_trip = self
                 .layer
                 .clock
                 .now()
                 .duration_since(sent)
                 .unwrap_or_default();
-            let until = entry
-                .expires_at
-                .map(|at| at.checked_sub(round_trip).unwrap_or(at));
             self.layer
                 .cache
-                .fill(ticket, key.as_bytes(), entry.clone(), until);
+                .fill(ticket, key.as_bytes(), entry.clone(), round_trip);
         }
         Ok(entry)
     }
