@@ -1,6 +1,7 @@
 //! The server the concurrency tests drive over HTTP:
 //! `contention-server --framework axum|actix --driver CONFIG --secret SECRET
-//! [--concurrent-writes merge|last-write-wins|exclusive] [--header-transport bearer|NAME]`.
+//! [--concurrent-writes merge|last-write-wins|exclusive] [--header-transport bearer|NAME]
+//! [--idle-timeout MILLISECONDS]`.
 //!
 //! It prints `listening PORT` once it accepts connections on 127.0.0.1. Routes, each changing
 //! one session the way apps do:
@@ -27,7 +28,8 @@ use std::process::ExitCode;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use session_kit::{
-    ConcurrentWrites, CookieOptions, HeaderTransport, Keyring, SessionError, SessionStorage,
+    ConcurrentWrites, CookieOptions, ExpiryPolicy, HeaderTransport, Keyring, SessionError,
+    SessionStorage,
 };
 
 /// The session of every route.
@@ -43,6 +45,8 @@ struct Options {
     secret: String,
     concurrent_writes: ConcurrentWrites,
     header_transport: Option<HeaderTransport>,
+    /// The expiry policy's idle timeout instead of the default.
+    idle_timeout: Option<std::time::Duration>,
 }
 
 fn options() -> Result<Options, String> {
@@ -52,6 +56,7 @@ fn options() -> Result<Options, String> {
         secret: "a test secret that is at least 32 bytes long".into(),
         concurrent_writes: ConcurrentWrites::Merge,
         header_transport: None,
+        idle_timeout: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -74,6 +79,12 @@ fn options() -> Result<Options, String> {
                     name => HeaderTransport::header(name).map_err(|e| e.to_string())?,
                 })
             }
+            "--idle-timeout" => {
+                let ms = value
+                    .parse()
+                    .map_err(|e| format!("--idle-timeout {value}: {e}"))?;
+                options.idle_timeout = Some(std::time::Duration::from_millis(ms));
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -88,6 +99,10 @@ async fn storage(options: &Options) -> Result<SessionStorage<Visit>, String> {
         .keyring(Keyring::from_secrets([options.secret.as_str()]).map_err(|e| e.to_string())?)
         .cookie(CookieOptions::new().insecure_for_local_development())
         .concurrent_writes(options.concurrent_writes);
+    let builder = match options.idle_timeout {
+        Some(idle) => builder.expiry(ExpiryPolicy::new().idle_timeout(Some(idle))),
+        None => builder,
+    };
     match &options.header_transport {
         Some(transport) => builder.header_transport(transport.clone()),
         None => builder,
