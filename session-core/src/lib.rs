@@ -124,7 +124,7 @@ pub use model::{ConcurrentWrites, DynamicData, SessionData};
 pub use record::{ExpiryPolicy, Lifetime};
 pub use session::Session;
 pub use storage::{SessionStorage, SessionStorageBuilder};
-pub use transport::{HeaderTransport, ResponseHeaders};
+pub use transport::{HeaderTransport, ResponseHeaders, valid_header_value};
 pub use users::UserSession;
 
 // Driver-author items, public under `driver`, by short path inside the crate.
