@@ -31,7 +31,6 @@
 //! compactly.
 
 use aes_gcm_siv::{Nonce, Tag, aead::AeadInPlace};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
@@ -148,7 +147,7 @@ fn seal_in_place(
         .encrypt_in_place_detached(&Nonce::from(nonce), cookie_name.as_bytes(), plaintext)
         .map_err(|_| SessionError::Internal("sealing the session failed"))?;
     buffer.extend_from_slice(&tag);
-    Ok(URL_SAFE_NO_PAD.encode(buffer))
+    Ok(base64_simd::URL_SAFE_NO_PAD.encode_to_string(buffer))
 }
 
 /// Opens a sealed cookie value: the id, the record and the index of the key that opened it.
@@ -158,7 +157,7 @@ pub(crate) fn open(
     cookie_name: &str,
     value: &str,
 ) -> Option<(SessionId, Record, usize)> {
-    let mut bytes = Zeroizing::new(URL_SAFE_NO_PAD.decode(value).ok()?);
+    let mut bytes = Zeroizing::new(base64_simd::URL_SAFE_NO_PAD.decode_to_vec(value).ok()?);
     if bytes.len() < KID + NONCE + TAG {
         return None;
     }
@@ -233,6 +232,7 @@ fn read_json(plaintext: &[u8]) -> Option<(SessionId, Record)> {
 
 #[cfg(test)]
 mod tests {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     use serde_json::Map;
 
     use super::*;
@@ -291,6 +291,38 @@ mod tests {
         assert_eq!(kid, secret.id());
         assert_ne!(secret.id(), other.id());
         assert!(!secret.expose_base64().contains(&secret.id()));
+    }
+
+    #[test]
+    fn only_the_exact_base64_spelling_opens() {
+        // One spelling per sealed value (no padding, the URL-safe alphabet, zero trailing
+        // bits), as `base64`'s strict engine decoded before: another spelling of the same
+        // bytes is not a second cookie for the same session.
+        let key = key("a secret that is at least 32 bytes long");
+        let id = SessionId::generate().unwrap();
+        let value = seal(&key, "sid", &id, &record()).unwrap();
+        assert_ne!(value.len() % 4, 0, "no trailing bits in the last character");
+        assert!(open(std::slice::from_ref(&key), "sid", &value).is_some());
+        let bytes = URL_SAFE_NO_PAD.decode(&value).unwrap();
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = value.as_bytes()[value.len() - 1];
+        let sextet = alphabet.iter().position(|&c| c == last).unwrap();
+        let mut other_bits = value.clone();
+        other_bits.pop();
+        other_bits.push(char::from(alphabet[sextet ^ 1]));
+        let spellings = [
+            format!("{value}="),
+            format!("{value}=="),
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes),
+            other_bits,
+            format!(" {value}"),
+        ];
+        for spelling in spellings.iter().filter(|s| **s != value) {
+            assert!(
+                open(std::slice::from_ref(&key), "sid", spelling).is_none(),
+                "{spelling}"
+            );
+        }
     }
 
     #[test]
