@@ -503,7 +503,10 @@ mod tests {
         }
         let cookie = "session=abc; HttpOnly; Path=/";
         let value = header_value(cookie.to_owned());
-        assert_eq!(value.as_ref().map(HeaderValue::as_bytes), Some(cookie.as_bytes()));
+        assert_eq!(
+            value.as_ref().map(HeaderValue::as_bytes),
+            Some(cookie.as_bytes())
+        );
         assert!(header_value("session=abc\r\nSet-Cookie: admin=1".to_owned()).is_none());
     }
 }

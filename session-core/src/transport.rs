@@ -20,9 +20,9 @@ use crate::{SessionError, SetCookie};
 /// assert!(!valid_header_value(b"session=abc\r\nSet-Cookie: admin=1"));
 /// ```
 pub fn valid_header_value(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .fold(true, |valid, &b| valid & ((b >= 32 && b != 127) | (b == b'\t')))
+    bytes.iter().fold(true, |valid, &b| {
+        valid & ((b >= 32 && b != 127) | (b == b'\t'))
+    })
 }
 
 /// Where API and mobile clients send their session token instead of a cookie: the same signed
