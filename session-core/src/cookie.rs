@@ -2,7 +2,6 @@
 
 use std::{fmt, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 pub use cookie::SameSite;
 use cookie::{Cookie, time};
 
@@ -262,7 +261,7 @@ pub(crate) fn sign(keyring: &Keyring, cookie_name: &str, id: &SessionId) -> Stri
     let mut out = String::with_capacity(43 + 1 + 43);
     out.push_str(id.expose());
     out.push('.');
-    out.push_str(&URL_SAFE_NO_PAD.encode(tag));
+    out.push_str(&crate::b64::encode(&tag));
     out
 }
 
@@ -274,10 +273,7 @@ pub(crate) fn verify(
 ) -> Option<(SessionId, usize)> {
     let (id, tag) = value.split_once('.')?;
     let id = SessionId::parse(id)?;
-    let mut tag_bytes = [0u8; 32];
-    if tag.len() != 43 || URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_bytes).ok()? != 32 {
-        return None;
-    }
+    let tag_bytes: [u8; 32] = crate::b64::decode_exact(tag.as_bytes())?;
     let index = keyring.verify(&signed_message(cookie_name, &id), &tag_bytes)?;
     Some((id, index))
 }

@@ -2,7 +2,6 @@
 //! response, checked in constant time; and the `Origin` / `Sec-Fetch-Site` check.
 
 use crate::{Keyring, Session, SessionData, SessionError, SessionId, random::fill_random};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 /// The request header a page's scripts send the token in (`fetch(url, { headers:
 /// { "x-csrf-token": token } })`).
@@ -52,19 +51,16 @@ impl<T: SessionData> Session<T> {
         for i in 0..LEN {
             token[LEN + i] = token[i] ^ secret[i];
         }
-        Ok(URL_SAFE_NO_PAD.encode(token))
+        Ok(crate::b64::encode(&token))
     }
 
     /// Whether `token` is a request-forgery token of this session (any mask, signed with any
     /// key of the keyring), compared in constant time. `false` for a session that is not
     /// stored yet, and for anything malformed.
     pub async fn verify_csrf(&self, token: &str) -> Result<bool, SessionError> {
-        let mut bytes = [0u8; 2 * LEN];
-        if token.len() != 86
-            || URL_SAFE_NO_PAD.decode_slice(token, &mut bytes).ok() != Some(2 * LEN)
-        {
+        let Some(bytes) = crate::b64::decode_exact::<{ 2 * LEN }>(token.as_bytes()) else {
             return Ok(false);
-        }
+        };
         let Some(id) = self.csrf_id(false).await? else {
             return Ok(false);
         };

@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
 use crate::{SessionError, random::fill_random};
@@ -36,23 +35,17 @@ impl SessionId {
     /// canonical form (the engine refuses padding and set trailing bits).
     pub fn parse(s: &str) -> Option<Self> {
         let text: [u8; ID_CHARS] = s.as_bytes().try_into().ok()?;
-        let mut bytes = [0u8; ID_BYTES];
-        match URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) {
-            Ok(ID_BYTES) => Some(Self { text, bytes }),
-            _ => None,
-        }
+        let bytes = crate::b64::decode_exact(&text)?;
+        Some(Self { text, bytes })
     }
 
     /// The id from its 32 random bytes (as a sealed cookie carries it).
     pub(crate) fn from_bytes(bytes: &[u8; ID_BYTES]) -> Option<Self> {
-        let mut text = [0u8; ID_CHARS];
-        match URL_SAFE_NO_PAD.encode_slice(bytes, &mut text) {
-            Ok(ID_CHARS) => Some(Self {
-                text,
-                bytes: *bytes,
-            }),
-            _ => None,
-        }
+        let text = crate::b64::encode_exact(bytes)?;
+        Some(Self {
+            text,
+            bytes: *bytes,
+        })
     }
 
     /// The id's 32 random bytes (as a sealed cookie carries them).
@@ -107,7 +100,7 @@ mod tests {
         let rebuilt = SessionId::from_bytes(id.as_bytes()).unwrap();
         assert_eq!((&parsed, &rebuilt), (&id, &id));
         assert_eq!(
-            URL_SAFE_NO_PAD.decode(id.expose()).unwrap(),
+            crate::b64::decode(id.expose().as_bytes()).unwrap(),
             id.as_bytes().to_vec()
         );
     }

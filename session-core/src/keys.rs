@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -49,9 +48,8 @@ impl Key {
     pub fn from_base64(encoded: &str) -> Result<Self, SessionError> {
         let trimmed = encoded.trim().trim_end_matches('=');
         let bytes = Zeroizing::new(
-            URL_SAFE_NO_PAD
-                .decode(trimmed)
-                .map_err(|_| SessionError::Config("a secret key is not valid base64".into()))?,
+            crate::b64::decode(trimmed.as_bytes())
+                .ok_or_else(|| SessionError::Config("a secret key is not valid base64".into()))?,
         );
         Self::from_bytes(&*bytes)
     }
@@ -65,7 +63,7 @@ impl Key {
 
     /// The secret as URL-safe base64, to store it somewhere safe. Handle with care.
     pub fn expose_base64(&self) -> String {
-        URL_SAFE_NO_PAD.encode(&*self.secret)
+        crate::b64::encode(&self.secret)
     }
 
     /// A short public identifier of this key: 8 hex digits, the key id at the front of every

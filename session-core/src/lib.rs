@@ -70,6 +70,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+mod b64;
 mod capabilities;
 mod clock;
 mod combine;

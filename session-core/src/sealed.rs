@@ -147,7 +147,7 @@ fn seal_in_place(
         .encrypt_in_place_detached(&Nonce::from(nonce), cookie_name.as_bytes(), plaintext)
         .map_err(|_| SessionError::Internal("sealing the session failed"))?;
     buffer.extend_from_slice(&tag);
-    Ok(base64_simd::URL_SAFE_NO_PAD.encode_to_string(buffer))
+    Ok(crate::b64::encode(buffer))
 }
 
 /// Opens a sealed cookie value: the id, the record and the index of the key that opened it.
@@ -157,7 +157,7 @@ pub(crate) fn open(
     cookie_name: &str,
     value: &str,
 ) -> Option<(SessionId, Record, usize)> {
-    let mut bytes = Zeroizing::new(base64_simd::URL_SAFE_NO_PAD.decode_to_vec(value).ok()?);
+    let mut bytes = Zeroizing::new(crate::b64::decode(value.as_bytes())?);
     if bytes.len() < KID + NONCE + TAG {
         return None;
     }
@@ -232,7 +232,6 @@ fn read_json(plaintext: &[u8]) -> Option<(SessionId, Record)> {
 
 #[cfg(test)]
 mod tests {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     use serde_json::Map;
 
     use super::*;
@@ -286,7 +285,7 @@ mod tests {
         let other = Key::from_bytes("another secret, at least 32 bytes long").unwrap();
         let id = SessionId::generate().unwrap();
         let value = seal(&SealKey::derive(&secret), "sid", &id, &record()).unwrap();
-        let bytes = URL_SAFE_NO_PAD.decode(value).unwrap();
+        let bytes = crate::b64::decode(value.as_bytes()).unwrap();
         let kid: String = bytes[..KID].iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(kid, secret.id());
         assert_ne!(secret.id(), other.id());
@@ -303,7 +302,7 @@ mod tests {
         let value = seal(&key, "sid", &id, &record()).unwrap();
         assert_ne!(value.len() % 4, 0, "no trailing bits in the last character");
         assert!(open(std::slice::from_ref(&key), "sid", &value).is_some());
-        let bytes = URL_SAFE_NO_PAD.decode(&value).unwrap();
+        let bytes = crate::b64::decode(value.as_bytes()).unwrap();
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let last = value.as_bytes()[value.len() - 1];
         let sextet = alphabet.iter().position(|&c| c == last).unwrap();
@@ -313,7 +312,7 @@ mod tests {
         let spellings = [
             format!("{value}="),
             format!("{value}=="),
-            base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes),
+            base64_simd::STANDARD_NO_PAD.encode_to_string(&bytes),
             other_bits,
             format!(" {value}"),
         ];
@@ -543,16 +542,11 @@ mod tests {
     fn tampered_truncated_and_garbage_values_do_not_open() {
         let k = key("a secret that is at least 32 bytes");
         let value = seal(&k, "sid", &SessionId::generate().unwrap(), &record()).unwrap();
-        let mut bytes = URL_SAFE_NO_PAD.decode(&value).unwrap();
+        let mut bytes = crate::b64::decode(value.as_bytes()).unwrap();
         for i in [0, KID, KID + NONCE, bytes.len() - 1] {
             bytes[i] ^= 1;
             assert!(
-                open(
-                    std::slice::from_ref(&k),
-                    "sid",
-                    &URL_SAFE_NO_PAD.encode(&bytes)
-                )
-                .is_none(),
+                open(std::slice::from_ref(&k), "sid", &crate::b64::encode(&bytes)).is_none(),
                 "flip at {i}"
             );
             bytes[i] ^= 1;
