@@ -6,7 +6,6 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use aes_gcm_siv::{Aes256GcmSiv, KeyInit as _};
 use sha2::Digest;
 
 use crate::{SessionError, random::fill_random};
@@ -291,7 +290,7 @@ fn mac_for(key: &[u8]) -> HmacSha256 {
 #[derive(Clone)]
 pub(crate) struct SealKey {
     pub(crate) kid: [u8; KID],
-    pub(crate) cipher: Aes256GcmSiv,
+    pub(crate) cipher: crate::cipher::SealCipher,
 }
 
 impl SealKey {
@@ -300,10 +299,11 @@ impl SealKey {
         // the earlier cipher carry another key id (they read as absent, a fresh session).
         let secret: Zeroizing<Vec<u8>> = key.derive(SEAL_PURPOSE);
         let kid = Self::kid_of(&secret);
-        // A derived key is always 32 bytes; an empty-key cipher can never open anything.
-        // The derived secret is an HMAC-SHA256 output (32 bytes), so this cannot fail.
-        let cipher = Aes256GcmSiv::new_from_slice(&secret)
-            .unwrap_or_else(|_| Aes256GcmSiv::new(&Default::default()));
+        // The derived secret is an HMAC-SHA256 output: always 32 bytes. Were it not, an
+        // all-zero key would be used, which opens nothing sealed under a real one.
+        let bytes: Zeroizing<[u8; 32]> =
+            Zeroizing::new(secret.as_slice().try_into().unwrap_or_default());
+        let cipher = crate::cipher::SealCipher::new(&bytes);
         Self { kid, cipher }
     }
 

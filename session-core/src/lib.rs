@@ -72,6 +72,7 @@
 pub mod admin;
 mod b64;
 mod capabilities;
+mod cipher;
 mod clock;
 mod combine;
 mod commit;
