@@ -56,6 +56,7 @@
 //! | `object-store` | `drivers::object_store` | none: wrap any `object_store::ObjectStore` in code |
 //! | `all-drivers` | every driver above, Redis Cluster included | |
 //! | `metrics` | counters and latencies through the `metrics` facade ([`metrics`], [observability](guide::observability)) | |
+//! | `aws-lc` (default) | cookie-only sessions sealed by `aws-lc-rs` (assembly, built with a C compiler; not on wasm32) instead of the pure-Rust `aes-gcm-siv`: the same AES-256-GCM-SIV and cookies, a seal and an open 2.4 times faster | |
 //!
 //! [Choosing a driver](guide::choosing_a_driver) compares them; each driver's page lists every
 //! option and its default. An unknown name is an error that lists the drivers compiled in:
