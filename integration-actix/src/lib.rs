@@ -170,7 +170,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         std::future::ready(Ok(SessionService {
             service: Rc::new(service),
-            middleware: self.clone(),
+            middleware: Rc::new(self.clone()),
         }))
     }
 }
@@ -178,7 +178,9 @@ where
 /// The service [`SessionMiddleware`] wraps around the app.
 pub struct SessionService<S, T> {
     service: Rc<S>,
-    middleware: SessionMiddleware<T>,
+    /// Shared with each request's future without atomic reference counts (a worker's
+    /// requests stay on its thread).
+    middleware: Rc<SessionMiddleware<T>>,
 }
 
 impl<S, B, T> Service<ServiceRequest> for SessionService<S, T>
@@ -214,7 +216,7 @@ where
         };
         request.extensions_mut().insert(session.clone());
         let response = self.service.call(request);
-        let middleware = self.middleware.clone();
+        let middleware = Rc::clone(&self.middleware);
         Box::pin(async move {
             let response = response.await?;
             // Committed without awaiting when that needs no I/O (a cookie-only session, or one

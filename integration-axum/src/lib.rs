@@ -176,7 +176,7 @@ impl<S, T> Layer<S> for SessionLayer<T> {
     fn layer(&self, inner: S) -> Self::Service {
         SessionService {
             inner,
-            layer: self.clone(),
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -184,14 +184,16 @@ impl<S, T> Layer<S> for SessionLayer<T> {
 /// The service [`SessionLayer`] produces.
 pub struct SessionService<S, T> {
     inner: S,
-    layer: SessionLayer<T>,
+    /// One reference count for the service's clones and each request's future (the router
+    /// clones the service per request).
+    layer: Arc<SessionLayer<T>>,
 }
 
 impl<S: Clone, T> Clone for SessionService<S, T> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            layer: self.layer.clone(),
+            layer: Arc::clone(&self.layer),
         }
     }
 }
@@ -224,7 +226,7 @@ where
         // The clone that was polled ready serves this request (tower's usual pattern).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
+        let layer = Arc::clone(&self.layer);
         let session = layer.storage.get_session_from_headers(request.headers());
         request.extensions_mut().insert(session.clone());
         Box::pin(async move {

@@ -61,6 +61,9 @@ pub(crate) struct Shared<T> {
     pub(crate) namespace: String,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) defaults: Map<String, Value>,
+    /// A new session's data, built directly (`T::default`) when the defaults are `T`'s own;
+    /// else it is read from `defaults`.
+    pub(crate) new_data: Option<fn() -> T>,
     pub(crate) max_attempts: u32,
     pub(crate) concurrent_writes: ConcurrentWrites,
     pub(crate) exclusive_lease: Duration,

@@ -60,18 +60,22 @@ use crate::{
 /// compare-and-swap writes retried with jittered backoff (on drivers that support
 /// compare-and-swap; see [`ConcurrentWrites`](crate::ConcurrentWrites)).
 pub struct Session<T = DynamicData> {
+    /// One allocation per request, so that a clone (the framework's extension, the
+    /// handler's extractor) is one atomic increment.
+    state: Arc<State<T>>,
+}
+
+struct State<T> {
     shared: Arc<Shared<T>>,
-    inner: Arc<Mutex<Inner<T>>>,
     /// How the request carried its session: the response answers the same way.
     via: Via,
+    inner: Mutex<Inner<T>>,
 }
 
 impl<T> Clone for Session<T> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
-            inner: Arc::clone(&self.inner),
-            via: self.via.clone(),
+            state: Arc::clone(&self.state),
         }
     }
 }
@@ -93,8 +97,8 @@ struct Inner<T> {
     /// another.
     saved_cookie: Option<SetCookie>,
     /// This request's hold on the session, with `ConcurrentWrites::Exclusive`; released by
-    /// the final commit.
-    exclusive: Option<Hold<T>>,
+    /// the final commit. Boxed: most storages never take one.
+    exclusive: Option<Box<Hold<T>>>,
     /// The sealed cookie this request opened (and which key opened it), not yet in the
     /// storage's memo: added there when the response keeps the cookie.
     unremembered: Option<(String, usize)>,
@@ -115,44 +119,91 @@ struct Loaded<T> {
     /// loading a session copies nothing.
     snapshot: Option<Map<String, Value>>,
     data_touched: bool,
-    flash_in: Map<String, Value>,
+    /// Everything else this request asked for since the last commit; `None` until it asks.
+    asks: Option<Box<Asks>>,
+    /// The id a new (or regenerated) session will be stored under.
+    new_id: Option<SessionId>,
+    /// A commit of this request merged changes that concurrent requests made.
+    merged: bool,
+}
+
+/// What a request asked of its session besides changing the data: flash values, renewal, a
+/// lifetime, a user binding, a new id. Most requests ask none of it, so it is boxed on first
+/// use: the state every request builds, moves and drops stays small.
+#[derive(Default)]
+struct Asks {
     flash_taken: BTreeSet<String>,
     flash_set: Map<String, Value>,
     reflash: bool,
     lifetime: Option<Option<Lifetime>>,
     renew: bool,
     regenerate: bool,
-    /// The id a new (or regenerated) session will be stored under.
-    new_id: Option<SessionId>,
     /// A new user binding for this session (`Some(None)`: unbound).
     user: Option<Option<UserBinding>>,
-    /// A commit of this request merged changes that concurrent requests made.
-    merged: bool,
+}
+
+impl Asks {
+    /// Whether these asks change nothing by themselves (see [`only_data_may_change`]).
+    fn change_nothing(&self) -> bool {
+        (self.flash_taken.is_empty() || self.reflash)
+            && self.flash_set.is_empty()
+            && self.lifetime.is_none()
+            && !self.renew
+            && self.user.is_none()
+    }
+}
+
+impl<T> Loaded<T> {
+    fn asks_mut(&mut self) -> &mut Asks {
+        self.asks.get_or_insert_with(Box::default)
+    }
+
+    /// Whether [`Session::regenerate`] was called on a stored session since the last commit.
+    fn regenerating(&self) -> bool {
+        self.asks.as_ref().is_some_and(|a| a.regenerate)
+    }
+
+    /// The flash value under `key` that an earlier request set, unless this one took it.
+    fn flash_value<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>, SessionError> {
+        if self
+            .asks
+            .as_ref()
+            .is_some_and(|a| a.flash_taken.contains(key))
+        {
+            return Ok(None);
+        }
+        match &self.stored {
+            Some(stored) => value_of(&stored.record.flash, key),
+            None => Ok(None),
+        }
+    }
 }
 
 impl<T: SessionData> Session<T> {
     pub(crate) fn new(shared: Arc<Shared<T>>, incoming: Incoming, via: Via) -> Self {
         Self {
-            shared,
-            via,
-            inner: Arc::new(Mutex::new(Inner {
-                incoming,
-                loaded: None,
-                pending_deletes: Vec::new(),
-                clear_cookie: false,
-                saved_cookie: None,
-                exclusive: None,
-                unremembered: None,
-            })),
+            state: Arc::new(State {
+                shared,
+                via,
+                inner: Mutex::new(Inner {
+                    incoming,
+                    loaded: None,
+                    pending_deletes: Vec::new(),
+                    clear_cookie: false,
+                    saved_cookie: None,
+                    exclusive: None,
+                    unremembered: None,
+                }),
+            }),
         }
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared<T>> {
-        &self.shared
+        &self.state.shared
     }
 
     pub(crate) fn via(&self) -> &Via {
-        &self.via
+        &self.state.via
     }
 
     /// The session's state. Uncontended (the usual case: one task per request) the lock is
@@ -160,9 +211,9 @@ impl<T: SessionData> Session<T> {
     /// (handlers of one request sharing its session), the caller waits. An unlock without
     /// waiters takes no lock of its own (unlike tokio's mutex: 5 % of a request's time).
     async fn lock(&self) -> MutexGuard<'_, Inner<T>> {
-        match self.inner.try_lock() {
+        match self.state.inner.try_lock() {
             Some(guard) => guard,
-            None => self.inner.lock().await,
+            None => self.state.inner.lock().await,
         }
     }
 
@@ -178,7 +229,7 @@ impl<T: SessionData> Session<T> {
         }
         if inner.loaded.is_none() {
             let span = spans::debug(|| {
-                tracing::debug_span!("session.load", storage = self.shared.backend.name())
+                tracing::debug_span!("session.load", storage = self.state.shared.backend.name())
             });
             // Unwrapped when nobody listens: no span bookkeeping on the hot path.
             let loaded = match span {
@@ -203,9 +254,9 @@ impl<T: SessionData> Session<T> {
         self.with_loaded(|l| {
             if l.slot.is_none()
                 && let Some(stored) = &l.stored
-                && matches!(self.shared.backend, Backend::Store(_))
+                && matches!(self.state.shared.backend, Backend::Store(_))
             {
-                l.slot = Some(self.shared.slots.enter(&stored.key));
+                l.slot = Some(self.state.shared.slots.enter(&stored.key));
             }
             f(l)
         })
@@ -213,8 +264,8 @@ impl<T: SessionData> Session<T> {
     }
 
     async fn load(&self, inner: &mut Inner<T>) -> Result<Loaded<T>, SessionError> {
-        let mut loaded_seq = self.shared.write_seq.load(Ordering::Relaxed);
-        let stored = match (&self.shared.backend, &mut inner.incoming) {
+        let mut loaded_seq = self.state.shared.write_seq.load(Ordering::Relaxed);
+        let stored = match (&self.state.shared.backend, &mut inner.incoming) {
             (
                 Backend::Store(driver),
                 Incoming::Valid {
@@ -223,17 +274,20 @@ impl<T: SessionData> Session<T> {
             ) => {
                 let key = match key.take() {
                     Some(key) => String::from(key),
-                    None => id.storage_key(&self.shared.namespace),
+                    None => id.storage_key(&self.state.shared.namespace),
                 };
                 // An exclusive request reads what the previous holder wrote, never a cached copy.
-                let exclusive = self.shared.concurrent_writes == ConcurrentWrites::Exclusive;
+                let exclusive = self.state.shared.concurrent_writes == ConcurrentWrites::Exclusive;
                 if exclusive && inner.exclusive.is_none() {
                     // Boxed: the hold's state is large, and inline it would enlarge every
                     // future that can load a session, on every request.
-                    inner.exclusive = Some(Box::pin(self.shared.hold(driver, &key)).await?);
-                    loaded_seq = self.shared.write_seq.load(Ordering::Relaxed);
+                    inner.exclusive = Some(Box::new(
+                        Box::pin(self.state.shared.hold(driver, &key)).await?,
+                    ));
+                    loaded_seq = self.state.shared.write_seq.load(Ordering::Relaxed);
                 }
                 let mut stored = self
+                    .state
                     .shared
                     .fetch(driver.as_ref(), id, key, exclusive)
                     .await
@@ -245,15 +299,15 @@ impl<T: SessionData> Session<T> {
                 stored
             }
             (Backend::Cookie, Incoming::Sealed(values)) => {
-                let name = self.shared.cookie.cookie_name();
+                let name = self.state.shared.cookie.cookie_name();
                 let mut found = None;
                 for value in values.iter_mut() {
-                    if let Some(opened) = self.shared.opened.get(value) {
+                    if let Some(opened) = self.state.shared.opened.get(value) {
                         found = Some(opened);
                         break;
                     }
                     if let Some((id, record, key_index)) =
-                        open(self.shared.keyring.sealing(), name, value)
+                        open(self.state.shared.keyring.sealing(), name, value)
                     {
                         // Remembered by the commit if the response keeps this cookie: a
                         // cookie replaced by a change is never sent again. (Moved: the
@@ -273,7 +327,7 @@ impl<T: SessionData> Session<T> {
                         record,
                         key_index,
                     }) => {
-                        let stored = self.shared.opened(id.clone(), record);
+                        let stored = self.state.shared.opened(id.clone(), record);
                         inner.incoming = Incoming::Valid {
                             id,
                             stale_key: key_index > 0,
@@ -300,7 +354,7 @@ impl<T: SessionData> Session<T> {
             inner.clear_cookie = true;
             return self.fresh();
         };
-        if let (Some(not_before), Some(user)) = (&self.shared.not_before, &stored.record.user)
+        if let (Some(not_before), Some(user)) = (&self.state.shared.not_before, &stored.record.user)
             && not_before(&user.id)
                 .is_some_and(|t| crate::clock::unix_millis(t) > stored.record.created_at)
         {
@@ -310,7 +364,7 @@ impl<T: SessionData> Session<T> {
             return self.fresh();
         }
         metrics::load("found");
-        match self.shared.build_data(&stored.record.data) {
+        match self.state.shared.build_data(&stored.record.data) {
             Ok(data) => {
                 let mut l = loaded(Some(stored), data);
                 l.loaded_seq = loaded_seq;
@@ -332,10 +386,13 @@ impl<T: SessionData> Session<T> {
 
     /// A new, empty session.
     fn fresh(&self) -> Result<Loaded<T>, SessionError> {
-        let data = self
-            .shared
-            .build_data(&Map::new())
-            .map_err(SessionError::Serialize)?;
+        let shared = &self.state.shared;
+        let data = match shared.new_data {
+            Some(new_data) => new_data(),
+            None => shared
+                .build_data(&Map::new())
+                .map_err(SessionError::Serialize)?,
+        };
         Ok(loaded(None, data))
     }
 
@@ -455,7 +512,7 @@ impl<T: SessionData> Session<T> {
     pub async fn flash<V: Serialize>(&self, key: &str, value: V) -> Result<(), SessionError> {
         let value = serde_json::to_value(value).map_err(SessionError::Serialize)?;
         self.change(|l| {
-            l.flash_set.insert(key.to_owned(), value);
+            l.asks_mut().flash_set.insert(key.to_owned(), value);
             Ok(())
         })
         .await
@@ -468,11 +525,7 @@ impl<T: SessionData> Session<T> {
         &self,
         key: &str,
     ) -> Result<Option<V>, SessionError> {
-        self.with_loaded(|l| match l.flash_taken.contains(key) {
-            true => Ok(None),
-            false => value_of(&l.flash_in, key),
-        })
-        .await
+        self.with_loaded(|l| l.flash_value(key)).await
     }
 
     /// Reads a flash value set by an earlier request and consumes it (it is removed on commit).
@@ -481,12 +534,9 @@ impl<T: SessionData> Session<T> {
         key: &str,
     ) -> Result<Option<V>, SessionError> {
         self.change(|l| {
-            if l.flash_taken.contains(key) {
-                return Ok(None);
-            }
-            let value = value_of(&l.flash_in, key)?;
+            let value = l.flash_value(key)?;
             if value.is_some() {
-                l.flash_taken.insert(key.to_owned());
+                l.asks_mut().flash_taken.insert(key.to_owned());
             }
             Ok(value)
         })
@@ -496,7 +546,7 @@ impl<T: SessionData> Session<T> {
     /// Keeps every flash value this request read for one more request.
     pub async fn reflash(&self) -> Result<(), SessionError> {
         self.change(|l| {
-            l.reflash = true;
+            l.asks_mut().reflash = true;
             Ok(())
         })
         .await
@@ -511,7 +561,7 @@ impl<T: SessionData> Session<T> {
     /// the old id must stop working.
     pub async fn regenerate(&self) -> Result<(), SessionError> {
         self.with_loaded(|l| {
-            l.regenerate = l.stored.is_some();
+            l.asks_mut().regenerate = l.stored.is_some();
             l.new_id = Some(SessionId::generate()?);
             Ok(())
         })
@@ -522,7 +572,7 @@ impl<T: SessionData> Session<T> {
     /// afterwards start a new session with a new id. Reads nothing from the store.
     pub async fn destroy(&self) {
         let mut inner = self.lock().await;
-        let key = match (&self.shared.backend, &inner.loaded, &inner.incoming) {
+        let key = match (&self.state.shared.backend, &inner.loaded, &inner.incoming) {
             (Backend::Cookie, _, _) => None,
             (
                 _,
@@ -533,7 +583,7 @@ impl<T: SessionData> Session<T> {
             ) => Some(s.key.clone()),
             (_, None, Incoming::Valid { id, key, .. }) => Some(match key {
                 Some(key) => String::from(&**key),
-                None => id.storage_key(&self.shared.namespace),
+                None => id.storage_key(&self.state.shared.namespace),
             }),
             _ => None,
         };
@@ -547,7 +597,7 @@ impl<T: SessionData> Session<T> {
         ) = (&key, &inner.loaded)
             && let Some(user) = &s.record.user
         {
-            let entry = users::index_key(&self.shared.namespace, &user.id, key);
+            let entry = users::index_key(&self.state.shared.namespace, &user.id, key);
             inner.pending_deletes.push(entry);
         }
         inner.pending_deletes.extend(key);
@@ -562,7 +612,7 @@ impl<T: SessionData> Session<T> {
     /// Restarts the session's idle and absolute timeouts from now (a write on commit).
     pub async fn renew(&self) -> Result<(), SessionError> {
         self.change(|l| {
-            l.renew = true;
+            l.asks_mut().renew = true;
             Ok(())
         })
         .await
@@ -572,7 +622,7 @@ impl<T: SessionData> Session<T> {
     /// Both timeouts restart from now; the lifetime is kept in the session record.
     pub async fn set_lifetime(&self, lifetime: Lifetime) -> Result<(), SessionError> {
         self.change(|l| {
-            l.lifetime = Some(Some(lifetime));
+            l.asks_mut().lifetime = Some(Some(lifetime));
             Ok(())
         })
         .await
@@ -600,7 +650,7 @@ impl<T: SessionData> Session<T> {
         }
         match &inner.loaded {
             None => Ok(false),
-            Some(l) => Ok(l.regenerate || !changes(l, &self.shared.defaults)?.is_empty()),
+            Some(l) => Ok(l.regenerating() || !changes(l, &self.state.shared.defaults)?.is_empty()),
         }
     }
 
@@ -617,7 +667,7 @@ impl<T: SessionData> Session<T> {
                 Some(binding) if binding.id == user => binding.labels,
                 _ => Map::new(),
             };
-            l.user = Some(Some(UserBinding { id: user, labels }));
+            l.asks_mut().user = Some(Some(UserBinding { id: user, labels }));
             Ok(())
         })
         .await
@@ -636,7 +686,7 @@ impl<T: SessionData> Session<T> {
                 SessionError::Config("set_user_label needs a user bound first (bind_user)".into())
             })?;
             binding.labels.insert(key.to_owned(), value);
-            l.user = Some(Some(binding));
+            l.asks_mut().user = Some(Some(binding));
             Ok(())
         })
         .await
@@ -652,7 +702,7 @@ impl<T: SessionData> Session<T> {
     pub async fn unbind_user(&self) -> Result<(), SessionError> {
         self.change(|l| {
             if current_user(l).is_some() {
-                l.user = Some(None);
+                l.asks_mut().user = Some(None);
             }
             Ok(())
         })
@@ -678,11 +728,12 @@ impl<T: SessionData> Session<T> {
                     return Ok((l.stored.as_ref().map(|s| s.id.clone()), false));
                 }
                 let new = l.stored.is_none();
-                if (new || l.regenerate) && l.new_id.is_none() {
+                let regenerate = l.regenerating();
+                if (new || regenerate) && l.new_id.is_none() {
                     l.new_id = Some(SessionId::generate()?);
                 }
                 let id = match (&l.new_id, &l.stored) {
-                    (Some(id), _) if new || l.regenerate => Some(id.clone()),
+                    (Some(id), _) if new || regenerate => Some(id.clone()),
                     (_, Some(stored)) => Some(stored.id.clone()),
                     _ => None,
                 };
@@ -727,7 +778,7 @@ impl<T: SessionData> Session<T> {
             });
         }
         let span = spans::debug(|| {
-            tracing::debug_span!("session.commit", storage = self.shared.backend.name())
+            tracing::debug_span!("session.commit", storage = self.state.shared.backend.name())
         });
         let result = match span {
             None => self.commit_locked(&mut guard, keep).await,
@@ -735,7 +786,7 @@ impl<T: SessionData> Session<T> {
         }
         .inspect_err(|e| metrics::error("commit", e));
         if !keep && let Some(hold) = guard.exclusive.take() {
-            self.shared.release(hold).await;
+            self.state.shared.release(*hold).await;
         }
         result
     }
@@ -745,16 +796,16 @@ impl<T: SessionData> Session<T> {
     /// (unless its idle deadline is due for a refresh). `None` when it needs the store, or
     /// when another handle of this session holds it (then [`commit`](Self::commit) waits).
     pub(crate) fn commit_now(&self) -> Option<Result<Option<SetCookie>, SessionError>> {
-        let mut guard = self.inner.try_lock()?;
+        let mut guard = self.state.inner.try_lock()?;
         if self.nothing_to_commit(&guard) {
             return Some(Ok(None));
         }
-        let sealed = matches!(self.shared.backend, Backend::Cookie);
+        let sealed = matches!(self.state.shared.backend, Backend::Cookie);
         if !sealed && !read_only(&guard) {
             return None;
         }
         let span = spans::debug(|| {
-            tracing::debug_span!("session.commit", storage = self.shared.backend.name())
+            tracing::debug_span!("session.commit", storage = self.state.shared.backend.name())
         });
         let _entered = span.as_ref().map(tracing::Span::enter);
         let committed = match sealed {
@@ -784,7 +835,8 @@ impl<T: SessionData> Session<T> {
                 // As `commit_to_store` answers these two plans.
                 let outcome = match (p.plan, l.stored.as_ref()) {
                     (Plan::Nothing, _) => Outcome::Nothing,
-                    (Plan::Resign, Some(stored)) => match self.shared.cookie_for(stored, now) {
+                    (Plan::Resign, Some(stored)) => match self.state.shared.cookie_for(stored, now)
+                    {
                         Ok(cookie) => Outcome::Cookie(cookie),
                         Err(e) => return Some(Err(e)),
                     },
@@ -818,7 +870,7 @@ impl<T: SessionData> Session<T> {
         };
         let idle = matches!(inner.incoming, Incoming::Absent)
             && l.stored.is_none()
-            && !l.regenerate
+            && !l.regenerating()
             && !l.data_touched
             && only_data_may_change(l);
         if idle {
@@ -832,7 +884,7 @@ impl<T: SessionData> Session<T> {
         inner: &mut Inner<T>,
         keep: bool,
     ) -> Result<Commit, SessionError> {
-        let shared = &*self.shared;
+        let shared = &*self.state.shared;
         let driver = match &shared.backend {
             Backend::Store(driver) => driver,
             Backend::Cookie => return self.commit_locked_sealed(inner, keep),
@@ -881,7 +933,7 @@ impl<T: SessionData> Session<T> {
         if destroyed {
             metrics::commit("destroy");
         }
-        (self.shared.now(), stale_key)
+        (self.state.shared.now(), stale_key)
     }
 
     /// The request's state after the commit's `outcome`, and the cookie to send.
@@ -891,7 +943,7 @@ impl<T: SessionData> Session<T> {
         outcome: Outcome,
         keep: bool,
     ) -> Result<Commit, SessionError> {
-        let shared = &*self.shared;
+        let shared = &*self.state.shared;
         let vanished = matches!(outcome, Outcome::Vanished);
         let cookie = match outcome {
             Outcome::Cookie(cookie) => {
@@ -962,29 +1014,29 @@ impl<T: SessionData> Session<T> {
         stale_key: bool,
         now: u64,
     ) -> Result<Prepared, SessionError> {
-        let mut changes = changes(l, &self.shared.defaults)?;
+        let mut changes = changes(l, &self.state.shared.defaults)?;
         let current = changes.current.take();
         // For the user index, only on a commit that creates, binds or moves the session: what
         // it was (no copies on the usual commit).
         let bound_now = changes.user.is_some();
-        let follow_index = l.stored.is_none() || bound_now || l.regenerate;
+        let follow_index = l.stored.is_none() || bound_now || l.regenerating();
         let before = l.stored.as_ref().filter(|_| follow_index).map(|s| {
             let user = s.record.user.as_ref().map(|b| b.id.clone());
             (s.key.clone(), user)
         });
         // Decided once for both backends. A cookie can always "touch": a refresh re-seals it
         // with the new deadline.
-        let can_touch = match &self.shared.backend {
+        let can_touch = match &self.state.shared.backend {
             Backend::Store(driver) => driver.capabilities().touch,
             Backend::Cookie => true,
         };
         let plan = Plan::decide(
             l.stored.is_some(),
-            l.regenerate,
+            l.regenerating(),
             !changes.is_empty(),
             l.stored
                 .as_ref()
-                .and_then(|s| self.shared.refresh_due(s, now)),
+                .and_then(|s| self.state.shared.refresh_due(s, now)),
             can_touch,
             stale_key,
         );
@@ -1033,7 +1085,15 @@ impl<T: SessionData> Session<T> {
         if let Some(stored) = &l.stored
             && p.follow_index
         {
-            users::follow(&self.shared, driver, p.before, p.bound_now, stored, now).await?;
+            users::follow(
+                &self.state.shared,
+                driver,
+                p.before,
+                p.bound_now,
+                stored,
+                now,
+            )
+            .await?;
         }
         self.committed(l, merged, p.current)?;
         Ok(outcome)
@@ -1051,6 +1111,7 @@ impl<T: SessionData> Session<T> {
         if let Some(stored) = &l.stored {
             if merged {
                 l.data = self
+                    .state
                     .shared
                     .build_data(&stored.record.data)
                     .map_err(SessionError::Serialize)?;
@@ -1058,17 +1119,10 @@ impl<T: SessionData> Session<T> {
             } else if let Some(current) = current {
                 l.snapshot = Some(current);
             }
-            l.flash_in = stored.record.flash.clone();
         }
         l.ops.clear();
         l.data_touched = false;
-        l.flash_taken.clear();
-        l.flash_set.clear();
-        l.reflash = false;
-        l.lifetime = None;
-        l.user = None;
-        l.renew = false;
-        l.regenerate = false;
+        l.asks = None;
         Ok(())
     }
 
@@ -1080,7 +1134,7 @@ impl<T: SessionData> Session<T> {
         changes: Changes,
         now: u64,
     ) -> Result<(Outcome, bool), SessionError> {
-        let shared = &*self.shared;
+        let shared = &*self.state.shared;
         let outcome = match (plan, l.stored.as_mut()) {
             (Plan::Nothing, _) => Outcome::Nothing,
             (Plan::Create, _) => {
@@ -1132,7 +1186,7 @@ impl<T: SessionData> Session<T> {
         changes: Changes,
         now: u64,
     ) -> Result<(Outcome, bool), SessionError> {
-        let shared = &*self.shared;
+        let shared = &*self.state.shared;
         let Some(stored) = l.stored.as_mut() else {
             return Ok((Outcome::Nothing, false));
         };
@@ -1166,7 +1220,7 @@ impl<T: SessionData> Session<T> {
         changes: &Changes,
         now: u64,
     ) -> Result<Outcome, SessionError> {
-        let shared = &*self.shared;
+        let shared = &*self.state.shared;
         // As with a store, the session's state changes only once the write (here: sealing,
         // which fails when too large) succeeded; a failed commit can be retried as it was.
         let next = match (plan, &l.stored) {
@@ -1312,7 +1366,7 @@ fn value_of<V: DeserializeOwned>(
 
 /// The binding the session has now: this request's change, else the stored one.
 fn current_user<T>(l: &Loaded<T>) -> Option<UserBinding> {
-    match &l.user {
+    match l.asks.as_ref().and_then(|a| a.user.as_ref()) {
         Some(binding) => binding.clone(),
         None => l.stored.as_ref().and_then(|s| s.record.user.clone()),
     }
@@ -1320,10 +1374,6 @@ fn current_user<T>(l: &Loaded<T>) -> Option<UserBinding> {
 
 fn loaded<T>(stored: Option<Stored>, data: T) -> Loaded<T> {
     Loaded {
-        flash_in: stored
-            .as_ref()
-            .map(|s| s.record.flash.clone())
-            .unwrap_or_default(),
         stored,
         data,
         ops: Vec::new(),
@@ -1331,14 +1381,8 @@ fn loaded<T>(stored: Option<Stored>, data: T) -> Loaded<T> {
         slot: None,
         snapshot: None,
         data_touched: false,
-        flash_taken: BTreeSet::new(),
-        flash_set: Map::new(),
-        reflash: false,
-        lifetime: None,
-        renew: false,
-        regenerate: false,
+        asks: None,
         new_id: None,
-        user: None,
         merged: false,
     }
 }
@@ -1366,18 +1410,14 @@ fn read_only<T>(inner: &Inner<T>) -> bool {
         && inner
             .loaded
             .as_ref()
-            .is_none_or(|l| !l.data_touched && !l.regenerate && only_data_may_change(l))
+            .is_none_or(|l| !l.data_touched && !l.regenerating() && only_data_may_change(l))
 }
 
 /// Whether [`changes`] would find nothing but (possibly) data changes: no flash set or
 /// taken, no lifetime, renewal or user binding. Answered from the flags, without building the
 /// change set (the commit of a request that never changed its new session).
 fn only_data_may_change<T>(l: &Loaded<T>) -> bool {
-    (l.flash_taken.is_empty() || l.reflash)
-        && l.flash_set.is_empty()
-        && l.lifetime.is_none()
-        && !l.renew
-        && l.user.is_none()
+    l.asks.as_deref().is_none_or(Asks::change_nothing)
 }
 
 /// This request's changes relative to what was loaded (or last committed).
@@ -1399,19 +1439,21 @@ fn changes<T: SessionData>(
         data = diff(&current, &base);
         whole = Some(current);
     }
-    Ok(Changes {
+    let mut changes = Changes {
         data,
-        flash_taken: if l.reflash {
-            Vec::new()
-        } else {
-            l.flash_taken.iter().cloned().collect()
-        },
-        flash_set: l.flash_set.clone(),
-        lifetime: l.lifetime,
-        renew: l.renew,
-        user: l.user.clone().map(Box::new),
         current: whole,
-    })
+        ..Changes::default()
+    };
+    if let Some(asks) = &l.asks {
+        if !asks.reflash {
+            changes.flash_taken = asks.flash_taken.iter().cloned().collect();
+        }
+        changes.flash_set = asks.flash_set.clone();
+        changes.lifetime = asks.lifetime;
+        changes.renew = asks.renew;
+        changes.user = asks.user.clone().map(Box::new);
+    }
+    Ok(changes)
 }
 
 impl Session<DynamicData> {

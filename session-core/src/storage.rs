@@ -77,6 +77,9 @@ impl<T> fmt::Debug for SessionStorage<T> {
 pub struct SessionStorageBuilder<T> {
     backend: Backend,
     defaults: T,
+    /// Builds a new session's data without going through the defaults' JSON (`T::default`,
+    /// when the defaults are `T::default()`).
+    new_data: Option<fn() -> T>,
     cookie: CookieOptions,
     header: Option<HeaderTransport>,
     not_before: Option<NotBefore>,
@@ -95,7 +98,10 @@ pub struct SessionStorageBuilder<T> {
 impl<T: SessionData + Default> SessionStorage<T> {
     /// A builder whose new sessions start from `T::default()`.
     pub fn builder(driver: Arc<dyn Driver>) -> SessionStorageBuilder<T> {
-        Self::builder_with_defaults(driver, T::default())
+        SessionStorageBuilder {
+            new_data: Some(T::default),
+            ..Self::builder_with_defaults(driver, T::default())
+        }
     }
 
     /// A builder for cookie-only sessions: the whole session (data, flash, expiry) is sealed
@@ -109,7 +115,10 @@ impl<T: SessionData + Default> SessionStorage<T> {
     /// all the same. Signed cookies of stored sessions are remembered alike (their signature
     /// check), 4096 at most.
     pub fn cookie_only() -> SessionStorageBuilder<T> {
-        Self::cookie_only_with_defaults(T::default())
+        SessionStorageBuilder {
+            new_data: Some(T::default),
+            ..Self::cookie_only_with_defaults(T::default())
+        }
     }
 }
 
@@ -132,6 +141,7 @@ impl<T: SessionData> SessionStorage<T> {
         SessionStorageBuilder {
             backend,
             defaults,
+            new_data: None,
             cookie: CookieOptions::default(),
             header: None,
             not_before: None,
@@ -565,6 +575,7 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                 namespace: self.namespace,
                 clock: self.clock,
                 defaults,
+                new_data: self.new_data,
                 max_attempts: self.max_attempts,
                 concurrent_writes: self.concurrent_writes,
                 exclusive_lease: self.exclusive_lease,

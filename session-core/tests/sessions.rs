@@ -1494,3 +1494,43 @@ async fn a_new_visitor_is_stored_only_for_a_change() {
         assert_eq!(puts > 0, stored, "{what}: {puts} puts");
     }
 }
+
+/// With `builder` (defaults `T::default()`), a new session's data is `T::default()` itself,
+/// not a JSON round trip of it: a field serde skips keeps its `Default` value. A stored
+/// session is read back through serde, which gives a skipped field the type's default.
+#[tokio::test]
+async fn a_new_session_starts_as_the_default_value() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Prefs {
+        theme: String,
+        #[serde(skip)]
+        hits: u32,
+    }
+    impl Default for Prefs {
+        fn default() -> Self {
+            Self {
+                theme: "light".into(),
+                hits: 7,
+            }
+        }
+    }
+    let storage = SessionStorage::<Prefs>::builder(Arc::new(MemoryDriver::new()))
+        .keyring(Keyring::from_secrets(["a secret of at least thirty-two bytes"]).unwrap())
+        .build()
+        .unwrap();
+    let s = storage.get_session(None);
+    assert_eq!(
+        s.read(|p| (p.theme.clone(), p.hits)).await.unwrap(),
+        ("light".into(), 7)
+    );
+    // Compared with the defaults as serialised: the same value is no change.
+    s.update(|p| p.theme = "light".into()).await.unwrap();
+    assert!(!s.has_changed().await.unwrap());
+    s.update(|p| p.theme = "dark".into()).await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+    let loaded = storage.get_session(Some(&c));
+    assert_eq!(
+        loaded.read(|p| (p.theme.clone(), p.hits)).await.unwrap(),
+        ("dark".into(), 0)
+    );
+}
