@@ -128,7 +128,7 @@ struct Loaded<T> {
 }
 
 /// What a request asked of its session besides changing the data: flash values, renewal, a
-/// lifetime, a user binding, a new id. Most requests ask none of it, so it is boxed on first
+/// lifetime, a user binding, a regeneration. Most requests ask none of it, so it is boxed on first
 /// use: the state every request builds, moves and drops stays small.
 #[derive(Default)]
 struct Asks {
