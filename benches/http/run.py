@@ -501,6 +501,9 @@ def targets(results):
     def r(app, path, field, cookie=True):
         return results[app][(path, cookie)][field]
 
+    def cpu_with_redis(app, path):
+        return r(app, path, "cpu_us") + (r(app, path, "redis_cpu_us") or 0)
+
     def per_round(app, others, path, cookie=True):
         """`app`'s req/s over the best of `others`, in each round."""
         mine = results[app][(path, cookie)].get("rounds_rps", [])
@@ -548,11 +551,9 @@ def targets(results):
             check(f"Redis `{path}`{how}: less server CPU per request", f"{r(app, path, 'cpu_us'):.1f} vs {peer_cpu:.1f} µs", r(app, path, "cpu_us") < peer_cpu)
             # The server, Redis and wrk keep the machine's cores busy: throughput follows the
             # CPU they spend per request, Redis's included.
-            def total(a):
-                return r(a, path, "cpu_us") + (r(a, path, "redis_cpu_us") or 0)
-            peer_total = min(total("tower-redis"), total("actix-redis"))
+            ours_total, peer_total = cpu_with_redis(app, path), min(cpu_with_redis(p, path) for p in ("tower-redis", "actix-redis"))
             check(f"Redis `{path}`{how}: less server + Redis CPU per request (the machine is saturated: throughput follows the sum)",
-                  f"{total(app):.1f} vs {peer_total:.1f} µs", total(app) < peer_total)
+                  f"{ours_total:.1f} vs {peer_total:.1f} µs", ours_total < peer_total)
     for app, how, paths in [("ours-actix-redis", "", ("/count", "/read")),
                             ("ours-actix-redis-lww", " with last-write-wins commits", ("/count",))]:
         for path in paths if app in results else ():

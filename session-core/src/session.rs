@@ -143,17 +143,25 @@ struct Asks {
 }
 
 impl Asks {
-    /// Whether these asks change nothing by themselves (see [`only_data_may_change`]).
+    /// Whether these asks change nothing: no flash set or taken (or all kept), no lifetime,
+    /// renewal, user binding or regeneration.
     fn change_nothing(&self) -> bool {
         (self.flash_taken.is_empty() || self.reflash)
             && self.flash_set.is_empty()
             && self.lifetime.is_none()
             && !self.renew
+            && !self.regenerate
             && self.user.is_none()
     }
 }
 
 impl<T> Loaded<T> {
+    /// Whether this request changed nothing since the last commit, as its flags tell: answered
+    /// without building the change set (an `update` that changed no value still counts).
+    fn untouched(&self) -> bool {
+        !self.data_touched && self.asks.as_deref().is_none_or(Asks::change_nothing)
+    }
+
     fn asks_mut(&mut self) -> &mut Asks {
         self.asks.get_or_insert_with(Box::default)
     }
@@ -868,11 +876,8 @@ impl<T: SessionData> Session<T> {
         let Some(l) = &inner.loaded else {
             return true;
         };
-        let idle = matches!(inner.incoming, Incoming::Absent)
-            && l.stored.is_none()
-            && !l.regenerating()
-            && !l.data_touched
-            && only_data_may_change(l);
+        let idle =
+            matches!(inner.incoming, Incoming::Absent) && l.stored.is_none() && l.untouched();
         if idle {
             metrics::commit("nothing");
         }
@@ -1407,17 +1412,7 @@ struct Commit {
 fn read_only<T>(inner: &Inner<T>) -> bool {
     inner.pending_deletes.is_empty()
         && inner.exclusive.is_none()
-        && inner
-            .loaded
-            .as_ref()
-            .is_none_or(|l| !l.data_touched && !l.regenerating() && only_data_may_change(l))
-}
-
-/// Whether [`changes`] would find nothing but (possibly) data changes: no flash set or
-/// taken, no lifetime, renewal or user binding. Answered from the flags, without building the
-/// change set (the commit of a request that never changed its new session).
-fn only_data_may_change<T>(l: &Loaded<T>) -> bool {
-    l.asks.as_deref().is_none_or(Asks::change_nothing)
+        && inner.loaded.as_ref().is_none_or(Loaded::untouched)
 }
 
 /// This request's changes relative to what was loaded (or last committed).
