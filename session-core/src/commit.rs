@@ -22,7 +22,7 @@ use crate::{
     combine::{SlotRef, Slots, Turn},
     cookie::{MAX_SET_COOKIE, sign},
     decoded::DecodedRecords,
-    intent::{Intent, assign, replay},
+    intent::{Intent, assign, assign_owned, replay},
     model::{
         Changes, Committed, ConcurrentWrites, Landed, SessionData, Stored, idle_in_force, min_opt,
     },
@@ -220,9 +220,9 @@ impl<T: SessionData> Shared<T> {
     }
 
     /// Applies `changes` to `record` as of `now`, recomputing its deadlines.
-    pub(crate) fn apply(&self, record: &mut Record, changes: &Changes, now: u64) {
-        assign(&mut record.data, &changes.data);
-        Self::apply_meta(record, changes);
+    pub(crate) fn apply(&self, record: &mut Record, mut changes: Changes, now: u64) {
+        assign_owned(&mut record.data, std::mem::take(&mut changes.data));
+        Self::apply_meta(record, &changes);
         self.set_deadlines(record, changes.renew || changes.lifetime.is_some(), now);
     }
 
@@ -246,7 +246,7 @@ impl<T: SessionData> Shared<T> {
     }
 
     /// Restarts the idle timeout from `now`, and the absolute one too when `restart`.
-    fn set_deadlines(&self, record: &mut Record, restart: bool, now: u64) {
+    pub(crate) fn set_deadlines(&self, record: &mut Record, restart: bool, now: u64) {
         let lifetime = self.lifetime_of(record.lifetime);
         if restart {
             record.absolute_deadline = lifetime.absolute_timeout.map(|d| after(now, d));
@@ -538,7 +538,7 @@ impl<T: SessionData> Shared<T> {
                     .map_err(|e| (i, SessionError::Serialize(e)))?;
                 let changed =
                     replay(typed, &record.data, &self.defaults, &item.ops).map_err(|e| (i, e))?;
-                assign(&mut record.data, &changed);
+                assign_owned(&mut record.data, changed);
             }
             Self::apply_meta(&mut record, &item.changes);
             restart |= item.changes.renew || item.changes.lifetime.is_some();

@@ -61,12 +61,33 @@ pub(crate) enum Base<'a> {
 }
 
 impl<'a> Base<'a> {
-    fn get(&self, key: &str) -> Option<&'a Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
         match *self {
             Base::Snapshot(map) => map.get(key),
             Base::Overlay { stored, defaults } => stored
                 .and_then(|s| s.get(key))
                 .or_else(|| defaults.get(key)),
+        }
+    }
+
+    /// How many keys the base has (each counted once).
+    pub(crate) fn len(&self) -> usize {
+        match *self {
+            Base::Snapshot(map) => map.len(),
+            Base::Overlay {
+                stored: None,
+                defaults,
+            } => defaults.len(),
+            Base::Overlay {
+                stored: Some(stored),
+                defaults,
+            } => {
+                stored.len()
+                    + defaults
+                        .keys()
+                        .filter(|k| !stored.contains_key(k.as_str()))
+                        .count()
+            }
         }
     }
 
@@ -123,6 +144,34 @@ pub(crate) fn assign(data: &mut Map<String, Value>, pairs: &[(String, Option<Val
     }
 }
 
+/// Sets or removes top-level keys of `data`, moving the values in.
+pub(crate) fn assign_owned(data: &mut Map<String, Value>, pairs: Vec<(String, Option<Value>)>) {
+    for (key, value) in pairs {
+        match value {
+            Some(v) => data.insert(key, v),
+            None => data.remove(&key),
+        };
+    }
+}
+
+/// Sets or removes top-level keys of `data` like [`assign`], moving the values in: each pair
+/// is left holding what its key held before (`None`: absent). Exchanging the pairs again, in
+/// reverse order, puts `data` back as it was.
+pub(crate) fn exchange(data: &mut Map<String, Value>, pairs: &mut [(String, Option<Value>)]) {
+    for (key, value) in pairs {
+        *value = match value.take() {
+            Some(new) => match data.get_mut(key.as_str()) {
+                Some(slot) => Some(std::mem::replace(slot, new)),
+                None => {
+                    data.insert(key.clone(), new);
+                    None
+                }
+            },
+            None => data.remove(key.as_str()),
+        };
+    }
+}
+
 /// Runs `ops` on `typed` (the data built from `stored` over the defaults) and returns the
 /// top-level keys they changed relative to `stored`.
 ///
@@ -172,6 +221,27 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn exchanging_again_in_reverse_order_restores_the_data() {
+        let before = map(serde_json::json!({"a": 1, "b": 2, "c": 3}));
+        let mut data = before.clone();
+        let mut pairs = vec![
+            ("a".to_owned(), Some(Value::from(10))),
+            ("b".to_owned(), None),
+            ("d".to_owned(), Some(Value::from(4))),
+            ("x".to_owned(), None),
+            ("a".to_owned(), Some(Value::from(11))),
+        ];
+        let mut assigned = before.clone();
+        assign(&mut assigned, &pairs);
+        exchange(&mut data, &mut pairs);
+        assert_eq!(data, assigned);
+        assert_eq!(data, map(serde_json::json!({"a": 11, "c": 3, "d": 4})));
+        pairs.reverse();
+        exchange(&mut data, &mut pairs);
+        assert_eq!(data, before);
     }
 
     #[test]

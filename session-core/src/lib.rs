@@ -86,6 +86,7 @@ pub mod driver;
 mod entry;
 mod error;
 mod exclusive;
+mod field_diff;
 mod flexible;
 mod header;
 mod id;

@@ -18,7 +18,8 @@ use crate::{
     cookie::Incoming,
     cookie_memo::Opened,
     exclusive::Hold,
-    intent::{Base, Intent, Op, diff, to_map},
+    field_diff::changed_fields,
+    intent::{Base, Intent, Op, diff, exchange, to_map},
     metrics,
     model::{Changes, SessionData, Stored},
     record::{Record, UserBinding},
@@ -1064,7 +1065,7 @@ impl<T: SessionData> Session<T> {
         now: u64,
     ) -> Result<Outcome, SessionError> {
         let p = self.prepare_commit(l, stale_key, now)?;
-        let outcome = self.commit_to_cookie(l, p.plan, &p.changes, now)?;
+        let outcome = self.commit_to_cookie(l, p.plan, p.changes, now)?;
         count_commit(destroyed, p.plan, &outcome);
         self.committed(l, false, p.current)?;
         Ok(outcome)
@@ -1144,13 +1145,13 @@ impl<T: SessionData> Session<T> {
             (Plan::Nothing, _) => Outcome::Nothing,
             (Plan::Create, _) => {
                 let mut record = shared.new_record(now);
-                shared.apply(&mut record, &changes, now);
+                shared.apply(&mut record, changes, now);
                 let stored = shared.create(driver, record, l.new_id.take(), now).await?;
                 Outcome::Cookie(shared.cookie_for(l.stored.insert(stored), now)?)
             }
             (Plan::Regenerate, Some(stored)) => {
                 let mut record = Record::clone(&stored.record);
-                shared.apply(&mut record, &changes, now);
+                shared.apply(&mut record, changes, now);
                 let old_key = stored.key.clone();
                 *stored = shared.create(driver, record, l.new_id.take(), now).await?;
                 // Only after the new record exists: a failure here leaves the old id working
@@ -1222,13 +1223,13 @@ impl<T: SessionData> Session<T> {
         &self,
         l: &mut Loaded<T>,
         plan: Plan,
-        changes: &Changes,
+        changes: Changes,
         now: u64,
     ) -> Result<Outcome, SessionError> {
         let shared = &*self.state.shared;
         // As with a store, the session's state changes only once the write (here: sealing,
         // which fails when too large) succeeded; a failed commit can be retried as it was.
-        let next = match (plan, &l.stored) {
+        let next = match (plan, l.stored.as_mut()) {
             (Plan::Nothing, _) => return Ok(Outcome::Nothing),
             (Plan::Create, _) => {
                 let mut record = shared.new_record(now);
@@ -1237,6 +1238,11 @@ impl<T: SessionData> Session<T> {
                     Some(next) => next,
                     None => return Ok(Outcome::Nothing),
                 }
+            }
+            (Plan::Update, Some(stored)) if changes.data_only() => {
+                return self
+                    .reseal_in_place(stored, changes, now)
+                    .map(Outcome::Cookie);
             }
             (Plan::Regenerate | Plan::Update, Some(stored)) => {
                 let mut next = stored.clone();
@@ -1262,6 +1268,41 @@ impl<T: SessionData> Session<T> {
         l.new_id = None;
         l.stored = Some(next);
         Ok(Outcome::Cookie(cookie))
+    }
+
+    /// A cookie-only session whose data alone changed (the usual request that writes), sealed
+    /// again without copying its record: the changed values are exchanged into the record
+    /// in place, and exchanged back if sealing fails, so a failed commit still leaves the
+    /// session as it was.
+    fn reseal_in_place(
+        &self,
+        stored: &mut Stored,
+        mut changes: Changes,
+        now: u64,
+    ) -> Result<SetCookie, SessionError> {
+        let shared = &*self.state.shared;
+        let before = (
+            stored.idle_deadline,
+            stored.record.idle_deadline,
+            stored.record.absolute_deadline,
+        );
+        // Unshared unless the cookie memo holds the record too; then this copies it.
+        let record = Arc::make_mut(&mut stored.record);
+        exchange(&mut record.data, &mut changes.data);
+        shared.set_deadlines(record, changes.renew, now);
+        stored.idle_deadline = stored.record.idle_deadline;
+        let sealed = shared.sealed_cookie_for(stored, now);
+        if sealed.is_err() {
+            let record = Arc::make_mut(&mut stored.record);
+            changes.data.reverse();
+            exchange(&mut record.data, &mut changes.data);
+            (
+                stored.idle_deadline,
+                record.idle_deadline,
+                record.absolute_deadline,
+            ) = before;
+        }
+        sealed
     }
 }
 
@@ -1423,16 +1464,34 @@ fn changes<T: SessionData>(
     let mut data = Vec::new();
     let mut whole = None;
     if l.data_touched {
-        let current = to_map(&l.data)?;
-        let base = match &l.snapshot {
-            Some(snapshot) => Base::Snapshot(snapshot),
-            None => Base::Overlay {
-                stored: l.stored.as_ref().map(|s| &s.record.data),
-                defaults,
-            },
+        let walked = match &l.snapshot {
+            // Field by field, with no map of the whole data: once the commit lands, the
+            // stored record overlaid on the defaults is exactly the data again (the walk
+            // answers only when nothing was removed), so no snapshot is needed.
+            None => changed_fields(
+                &l.data,
+                &Base::Overlay {
+                    stored: l.stored.as_ref().map(|s| &s.record.data),
+                    defaults,
+                },
+            ),
+            Some(_) => None,
         };
-        data = diff(&current, &base);
-        whole = Some(current);
+        match walked {
+            Some(pairs) => data = pairs,
+            None => {
+                let current = to_map(&l.data)?;
+                let base = match &l.snapshot {
+                    Some(snapshot) => Base::Snapshot(snapshot),
+                    None => Base::Overlay {
+                        stored: l.stored.as_ref().map(|s| &s.record.data),
+                        defaults,
+                    },
+                };
+                data = diff(&current, &base);
+                whole = Some(current);
+            }
+        }
     }
     let mut changes = Changes {
         data,

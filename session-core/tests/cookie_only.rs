@@ -276,6 +276,15 @@ async fn a_cookie_over_the_browser_limit_is_a_typed_error() {
             Err(SessionError::CookieTooLarge { .. })
         ));
     }
+    // The failed commits left the session as it was loaded: set back to that, nothing has
+    // changed; changed otherwise, the next commit seals exactly the new data.
+    s.update(|d| d.notes = vec!["first".into()]).await.unwrap();
+    assert!(!s.has_changed().await.unwrap());
+    assert!(storage.commit_session(&s).await.unwrap().is_none());
+    s.update(|d| d.notes = vec!["second".into()]).await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+    let s = storage.get_session(Some(&c));
+    assert_eq!(s.read(|d| d.notes.clone()).await.unwrap(), ["second"]);
     let s = storage.get_session(None);
     s.update(|d| d.notes = vec!["small".into()]).await.unwrap();
     let set = storage.commit_session(&s).await.unwrap().unwrap();
