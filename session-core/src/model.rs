@@ -121,7 +121,9 @@ pub(crate) struct Changes {
     pub(crate) renew: bool,
     /// A new user binding (`Some(None)`: unbound); boxed, as most commits have none.
     pub(crate) user: Option<Box<Option<UserBinding>>>,
-    /// The whole data as serialised for the diff, reused as the next snapshot.
+    /// The whole data as serialised for the diff, reused as the next snapshot; `None` when
+    /// the data is unchanged or its changes were found field by field (see
+    /// [`crate::field_diff`]).
     pub(crate) current: Option<Map<String, Value>>,
 }
 

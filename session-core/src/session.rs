@@ -115,9 +115,10 @@ struct Loaded<T> {
     /// The session's slot in this process, held from the first change to the end of the
     /// request: concurrent commits of the session are combined through it.
     slot: Option<SlotRef<T>>,
-    /// `data` as a map when it was last committed: the base of change detection. `None`
-    /// while that is the defaults overlaid with the stored record's data (as when loaded), so
-    /// loading a session copies nothing.
+    /// `data` as a map when it was last committed: the base of change detection. `None` while
+    /// that is the defaults overlaid with the stored record's data (as when loaded, or after a
+    /// commit whose changes were found field by field, which leaves the record matching the
+    /// data exactly), so loading a session copies nothing.
     snapshot: Option<Map<String, Value>>,
     data_touched: bool,
     /// Everything else this request asked for since the last commit; `None` until it asks.
