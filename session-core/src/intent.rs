@@ -50,6 +50,7 @@ pub(crate) struct Intent<T> {
 
 /// The base of change detection: the last committed data, or the defaults overlaid with the
 /// stored record's data.
+#[derive(Clone, Copy)]
 pub(crate) enum Base<'a> {
     /// The data as last committed by this request.
     Snapshot(&'a Map<String, Value>),

@@ -1465,17 +1465,15 @@ fn changes<T: SessionData>(
     let mut data = Vec::new();
     let mut whole = None;
     if l.data_touched {
+        let loaded = Base::Overlay {
+            stored: l.stored.as_ref().map(|s| &s.record.data),
+            defaults,
+        };
+        // Field by field, with no map of the whole data: once the commit lands, the stored
+        // record overlaid on the defaults is exactly the data again (the walk answers only
+        // when nothing was removed), so no snapshot is kept.
         let walked = match &l.snapshot {
-            // Field by field, with no map of the whole data: once the commit lands, the
-            // stored record overlaid on the defaults is exactly the data again (the walk
-            // answers only when nothing was removed), so no snapshot is needed.
-            None => changed_fields(
-                &l.data,
-                &Base::Overlay {
-                    stored: l.stored.as_ref().map(|s| &s.record.data),
-                    defaults,
-                },
-            ),
+            None => changed_fields(&l.data, &loaded),
             Some(_) => None,
         };
         match walked {
@@ -1484,10 +1482,7 @@ fn changes<T: SessionData>(
                 let current = to_map(&l.data)?;
                 let base = match &l.snapshot {
                     Some(snapshot) => Base::Snapshot(snapshot),
-                    None => Base::Overlay {
-                        stored: l.stored.as_ref().map(|s| &s.record.data),
-                        defaults,
-                    },
+                    None => loaded,
                 };
                 data = diff(&current, &base);
                 whole = Some(current);
