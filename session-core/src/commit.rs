@@ -22,11 +22,11 @@ use crate::{
     combine::{SlotRef, Slots, Turn},
     cookie::{MAX_SET_COOKIE, sign},
     decoded::DecodedRecords,
-    intent::{Intent, assign, assign_owned, replay},
+    intent::{Intent, assign, assign_owned, exchange, replay},
     model::{
         Changes, Committed, ConcurrentWrites, Landed, SessionData, Stored, idle_in_force, min_opt,
     },
-    record::{FORMAT, Record, after},
+    record::{FORMAT, Record, UserBinding, after},
     sealed::seal,
 };
 
@@ -224,6 +224,48 @@ impl<T: SessionData> Shared<T> {
         assign_owned(&mut record.data, std::mem::take(&mut changes.data));
         Self::apply_meta(record, &changes);
         self.set_deadlines(record, changes.renew || changes.lifetime.is_some(), now);
+    }
+
+    /// [`apply`](Self::apply) to a record that must be as it was if what follows fails
+    /// (sealing a cookie-only session fails when the cookie would be too large): the changes
+    /// are exchanged into `record`, and [`Applied::undo`] puts back what they replaced.
+    pub(crate) fn apply_undoably(
+        &self,
+        record: &mut Record,
+        changes: Changes,
+        now: u64,
+    ) -> Applied {
+        let restart = changes.renew || changes.lifetime.is_some();
+        // Flash changes as pairs for `exchange`, built only when there are any (most commits
+        // have none).
+        let flash = match changes.flash_taken.is_empty() && changes.flash_set.is_empty() {
+            true => Vec::new(),
+            false => {
+                let taken = changes.flash_taken.into_iter().map(|key| (key, None));
+                let set = changes.flash_set.into_iter().map(|(k, v)| (k, Some(v)));
+                taken.chain(set).collect()
+            }
+        };
+        let mut applied = Applied {
+            data: changes.data,
+            flash,
+            user: None,
+            kept: (
+                record.lifetime,
+                record.idle_deadline,
+                record.absolute_deadline,
+            ),
+        };
+        exchange(&mut record.data, &mut applied.data);
+        exchange(&mut record.flash, &mut applied.flash);
+        if let Some(lifetime) = changes.lifetime {
+            record.lifetime = lifetime;
+        }
+        applied.user = changes
+            .user
+            .map(|user| std::mem::replace(&mut record.user, *user));
+        self.set_deadlines(record, restart, now);
+        applied
     }
 
     /// Applies the flash and lifetime changes of `changes` (everything but the data).
@@ -637,5 +679,32 @@ impl<T: SessionData> Shared<T> {
             });
         }
         Ok(cookie)
+    }
+}
+
+/// What [`Shared::apply_undoably`] replaced in a record: each changed key's previous value,
+/// the previous user binding, lifetime and deadlines.
+pub(crate) struct Applied {
+    data: Vec<(String, Option<Value>)>,
+    flash: Vec<(String, Option<Value>)>,
+    user: Option<Option<UserBinding>>,
+    kept: (Option<Lifetime>, Option<u64>, Option<u64>),
+}
+
+impl Applied {
+    /// Puts back into `record` what the changes replaced.
+    pub(crate) fn undo(mut self, record: &mut Record) {
+        self.data.reverse();
+        exchange(&mut record.data, &mut self.data);
+        self.flash.reverse();
+        exchange(&mut record.flash, &mut self.flash);
+        if let Some(user) = self.user {
+            record.user = user;
+        }
+        (
+            record.lifetime,
+            record.idle_deadline,
+            record.absolute_deadline,
+        ) = self.kept;
     }
 }

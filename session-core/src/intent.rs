@@ -73,23 +73,9 @@ impl<'a> Base<'a> {
 
     /// How many keys the base has (each counted once).
     pub(crate) fn len(&self) -> usize {
-        match *self {
-            Base::Snapshot(map) => map.len(),
-            Base::Overlay {
-                stored: None,
-                defaults,
-            } => defaults.len(),
-            Base::Overlay {
-                stored: Some(stored),
-                defaults,
-            } => {
-                stored.len()
-                    + defaults
-                        .keys()
-                        .filter(|k| !stored.contains_key(k.as_str()))
-                        .count()
-            }
-        }
+        let mut count = 0;
+        self.for_each_key(|_| count += 1);
+        count
     }
 
     /// Calls `f` with every key, each once.

@@ -128,15 +128,6 @@ pub(crate) struct Changes {
 }
 
 impl Changes {
-    /// Only data changes, and perhaps a renewal (which moves deadlines only): no flash,
-    /// lifetime or user binding.
-    pub(crate) fn data_only(&self) -> bool {
-        self.flash_taken.is_empty()
-            && self.flash_set.is_empty()
-            && self.lifetime.is_none()
-            && self.user.is_none()
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.data.is_empty()
             && self.flash_taken.is_empty()

@@ -19,7 +19,7 @@ use crate::{
     cookie_memo::Opened,
     exclusive::Hold,
     field_diff::changed_fields,
-    intent::{Base, Intent, Op, diff, exchange, to_map},
+    intent::{Base, Intent, Op, diff, to_map},
     metrics,
     model::{Changes, SessionData, Stored},
     record::{Record, UserBinding},
@@ -1230,78 +1230,59 @@ impl<T: SessionData> Session<T> {
         let shared = &*self.state.shared;
         // As with a store, the session's state changes only once the write (here: sealing,
         // which fails when too large) succeeded; a failed commit can be retried as it was.
-        let next = match (plan, l.stored.as_mut()) {
-            (Plan::Nothing, _) => return Ok(Outcome::Nothing),
+        match (plan, l.stored.as_mut()) {
+            (Plan::Nothing, _) => Ok(Outcome::Nothing),
             (Plan::Create, _) => {
                 let mut record = shared.new_record(now);
                 shared.apply(&mut record, changes, now);
-                match shared.opened(id_for(&l.new_id)?, Arc::new(record)) {
-                    Some(next) => next,
-                    None => return Ok(Outcome::Nothing),
-                }
+                let Some(next) = shared.opened(id_for(&l.new_id)?, Arc::new(record)) else {
+                    return Ok(Outcome::Nothing);
+                };
+                let cookie = shared.sealed_cookie_for(&next, now)?;
+                l.new_id = None;
+                l.stored = Some(next);
+                Ok(Outcome::Cookie(cookie))
             }
-            (Plan::Update, Some(stored)) if changes.data_only() => {
-                return self
-                    .reseal_in_place(stored, changes, now)
-                    .map(Outcome::Cookie);
-            }
-            (Plan::Regenerate | Plan::Update, Some(stored)) => {
-                let mut next = stored.clone();
-                if plan == Plan::Regenerate {
-                    next.id = id_for(&l.new_id)?;
-                }
-                shared.apply(Arc::make_mut(&mut next.record), changes, now);
-                next.idle_deadline = next.record.idle_deadline;
-                next
-            }
-            (Plan::Touch(deadline), Some(stored)) => {
-                let mut next = stored.clone();
-                Arc::make_mut(&mut next.record).idle_deadline = Some(deadline);
-                next.idle_deadline = Some(deadline);
-                next
+            // A touch's deadline is the one a commit without changes sets.
+            (Plan::Regenerate | Plan::Update | Plan::Touch(_), Some(stored)) => {
+                let new_id = match plan {
+                    Plan::Regenerate => Some(id_for(&l.new_id)?),
+                    _ => None,
+                };
+                let cookie = self.reseal_in_place(stored, new_id, changes, now)?;
+                l.new_id = None;
+                Ok(Outcome::Cookie(cookie))
             }
             (Plan::Resign, Some(stored)) => {
-                return Ok(Outcome::Cookie(shared.sealed_cookie_for(stored, now)?));
+                Ok(Outcome::Cookie(shared.sealed_cookie_for(stored, now)?))
             }
-            (_, None) => return Err(SessionError::Internal("a commit plan without a session")),
-        };
-        let cookie = shared.sealed_cookie_for(&next, now)?;
-        l.new_id = None;
-        l.stored = Some(next);
-        Ok(Outcome::Cookie(cookie))
+            (_, None) => Err(SessionError::Internal("a commit plan without a session")),
+        }
     }
 
-    /// A cookie-only session whose data alone changed (the usual request that writes), sealed
-    /// again without copying its record: the changed values are exchanged into the record
-    /// in place, and exchanged back if sealing fails, so a failed commit still leaves the
-    /// session as it was.
+    /// A cookie-only session sealed again with `changes` (and `new_id`, when it regenerates)
+    /// without copying its record: the changes are applied to it in place and put back if
+    /// sealing fails, so a failed commit still leaves the session as it was.
     fn reseal_in_place(
         &self,
         stored: &mut Stored,
-        mut changes: Changes,
+        new_id: Option<SessionId>,
+        changes: Changes,
         now: u64,
     ) -> Result<SetCookie, SessionError> {
         let shared = &*self.state.shared;
-        let before = (
-            stored.idle_deadline,
-            stored.record.idle_deadline,
-            stored.record.absolute_deadline,
-        );
+        let idle_before = stored.idle_deadline;
         // Unshared unless the cookie memo holds the record too; then this copies it.
-        let record = Arc::make_mut(&mut stored.record);
-        exchange(&mut record.data, &mut changes.data);
-        shared.set_deadlines(record, changes.renew, now);
+        let applied = shared.apply_undoably(Arc::make_mut(&mut stored.record), changes, now);
         stored.idle_deadline = stored.record.idle_deadline;
+        let old_id = new_id.map(|id| std::mem::replace(&mut stored.id, id));
         let sealed = shared.sealed_cookie_for(stored, now);
         if sealed.is_err() {
-            let record = Arc::make_mut(&mut stored.record);
-            changes.data.reverse();
-            exchange(&mut record.data, &mut changes.data);
-            (
-                stored.idle_deadline,
-                record.idle_deadline,
-                record.absolute_deadline,
-            ) = before;
+            applied.undo(Arc::make_mut(&mut stored.record));
+            stored.idle_deadline = idle_before;
+            if let Some(id) = old_id {
+                stored.id = id;
+            }
         }
         sealed
     }

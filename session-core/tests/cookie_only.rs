@@ -291,6 +291,52 @@ async fn a_cookie_over_the_browser_limit_is_a_typed_error() {
     assert!(set.as_str().len() <= 4096);
 }
 
+/// A regeneration with flash, a user binding and a lifetime that fails to seal (too large)
+/// leaves the session as loaded and all of it pending: retried as it was, it fails again; a
+/// `reflash` asked afterwards still finds the flash message the failed commit had taken; with
+/// the data shrunk, the next commit seals every part of it under the new id.
+#[tokio::test]
+async fn a_failed_seal_of_a_regeneration_leaves_every_change_pending() {
+    let (storage, _) = storage();
+    let s = storage.get_session(None);
+    s.update(|d| d.notes = vec!["first".into()]).await.unwrap();
+    s.flash("kept", 1).await.unwrap();
+    let c = cookie(&storage.commit_session(&s).await.unwrap().unwrap());
+
+    let s = storage.get_session(Some(&c));
+    let old_id = s.id().await.unwrap();
+    s.regenerate().await.unwrap();
+    s.take_flash::<u32>("kept").await.unwrap();
+    s.flash("next", 2).await.unwrap();
+    s.bind_user("ada").await.unwrap();
+    s.set_lifetime(Lifetime::new(Some(30 * 24 * HOUR), None))
+        .await
+        .unwrap();
+    s.update(|d| d.notes = vec!["x".repeat(5000)])
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            storage.commit_session(&s).await,
+            Err(SessionError::CookieTooLarge { .. })
+        ));
+    }
+    s.reflash().await.unwrap();
+    s.update(|d| d.notes = vec!["first".into()]).await.unwrap();
+    let set = storage.commit_session(&s).await.unwrap().unwrap();
+    assert!(set.as_str().contains("Max-Age=2592000"), "{}", set.as_str());
+    let s = storage.get_session(Some(&cookie(&set)));
+    assert_ne!(s.id().await.unwrap(), old_id, "a new id");
+    assert_eq!(s.user().await.unwrap().as_deref(), Some("ada"));
+    assert_eq!(
+        s.take_flash::<u32>("kept").await.unwrap(),
+        Some(1),
+        "kept by reflash"
+    );
+    assert_eq!(s.take_flash::<u32>("next").await.unwrap(), Some(2));
+    assert_eq!(s.read(|d| d.notes.clone()).await.unwrap(), ["first"]);
+}
+
 #[tokio::test]
 async fn same_session_api_flash_regenerate_destroy_renew() {
     let (storage, clock) = storage();
