@@ -690,15 +690,6 @@ async fn a_cookie_only_commit_waits_for_another_handle_of_the_session() {
 /// cookie), and the visitor's session is the one it had before.
 #[actix_web::test]
 async fn a_failed_save_that_the_handler_ignores_still_fails_the_response() {
-    async fn count(session: Session<Auth>) -> Result<String, SessionFailure> {
-        Ok(session
-            .update(|s| {
-                s.count += 1;
-                s.count
-            })
-            .await?
-            .to_string())
-    }
     async fn big_ignored(session: Session<Auth>) -> Result<String, SessionFailure> {
         session.update(|s| s.a = Some("x".repeat(8000))).await?;
         let saved = session.save().await;
@@ -707,14 +698,14 @@ async fn a_failed_save_that_the_handler_ignores_still_fails_the_response() {
     let app = test::init_service(
         App::new()
             .wrap(SessionMiddleware::new(cookie_only_storage()))
-            .route("/count", web::post().to(count))
+            .route("/count", web::get().to(count))
             .route("/big", web::post().to(big_ignored)),
     )
     .await;
-    let first = send(&app, "POST", "/count", None, None).await;
+    let first = send(&app, "GET", "/count", None, None).await;
     let c = first.cookie().unwrap();
     let r = send(&app, "POST", "/big", Some(&c), None).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.body);
     assert!(r.set_cookies.is_empty(), "{:?}", r.set_cookies);
-    assert_eq!(send(&app, "POST", "/count", Some(&c), None).await.body, "2");
+    assert_eq!(send(&app, "GET", "/count", Some(&c), None).await.body, "2");
 }

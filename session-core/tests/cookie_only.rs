@@ -5,7 +5,8 @@ use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use session_kit_core::{
-    ExpiryPolicy, Key, Keyring, Lifetime, ManualClock, SessionError, SessionStorage, SetCookie,
+    ExpiryPolicy, Key, Keyring, Lifetime, ManualClock, Session, SessionError, SessionStorage,
+    SetCookie,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -242,6 +243,17 @@ async fn a_remembered_cookie_still_expires_and_altered_ones_still_fail() {
     );
 }
 
+/// Commits `s` twice: both fail as too large (a failed commit can be retried as it was, and
+/// fails the same way).
+async fn fails_twice_too_large(storage: &SessionStorage<Data>, s: &Session<Data>) {
+    for _ in 0..2 {
+        assert!(matches!(
+            storage.commit_session(s).await,
+            Err(SessionError::CookieTooLarge { .. })
+        ));
+    }
+}
+
 #[tokio::test]
 async fn a_cookie_over_the_browser_limit_is_a_typed_error() {
     let (storage, _) = storage();
@@ -270,12 +282,7 @@ async fn a_cookie_over_the_browser_limit_is_a_typed_error() {
     s.update(|d| d.notes = vec!["x".repeat(5000)])
         .await
         .unwrap();
-    for _ in 0..2 {
-        assert!(matches!(
-            storage.commit_session(&s).await,
-            Err(SessionError::CookieTooLarge { .. })
-        ));
-    }
+    fails_twice_too_large(&storage, &s).await;
     // The failed commits left the session as it was loaded: set back to that, nothing has
     // changed; changed otherwise, the next commit seals exactly the new data.
     s.update(|d| d.notes = vec!["first".into()]).await.unwrap();
@@ -315,12 +322,7 @@ async fn a_failed_seal_of_a_regeneration_leaves_every_change_pending() {
     s.update(|d| d.notes = vec!["x".repeat(5000)])
         .await
         .unwrap();
-    for _ in 0..2 {
-        assert!(matches!(
-            storage.commit_session(&s).await,
-            Err(SessionError::CookieTooLarge { .. })
-        ));
-    }
+    fails_twice_too_large(&storage, &s).await;
     s.reflash().await.unwrap();
     s.update(|d| d.notes = vec!["first".into()]).await.unwrap();
     let set = storage.commit_session(&s).await.unwrap().unwrap();
