@@ -57,6 +57,19 @@ APPS = [
     ("actix-cookie", PEERS, None, "cookie"),
     ("actix-redis", PEERS, "redis", "redis"),
 ]
+# The order the apps are measured in within a round (the report keeps APPS' order): each app
+# next to those it is compared with, so the two sides of a ratio are measured within a minute
+# of each other instead of up to ten minutes apart. Rounds alternate forward and reverse, so
+# neither side of a pair is always measured first. In runs before this order, a shared
+# machine's drift between the two sides showed as rounds of one ratio lying 0.83 and 1.38.
+RUN_ORDER = [
+    "bare", "ours-memory", "tower-memory", "ours-cookie",
+    "bare-actix", "ours-actix-cookie", "actix-cookie",
+    "ours-fs", "tower-file", "ours-sqlite", "tower-sqlite",
+    "ours-redis", "tower-redis", "actix-redis", "ours-actix-redis", "ours-redis-lww", "ours-actix-redis-lww",
+    "ours-postgres", "ours-postgres-cached", "tower-postgres", "ours-mysql", "tower-mysql",
+]
+assert sorted(RUN_ORDER) == sorted(a for a, *_ in APPS), "RUN_ORDER must list every app once"
 SCENARIOS = [
     ("/count", True, "`/count` with a session cookie (read, increment, store)"),
     ("/read", True, "`/read` with a session cookie (read only)"),
@@ -769,7 +782,7 @@ def report(results, measured, timings):
              f"Every app serves the same handlers (`/count` reads an integer from the session, then stores it plus one; "
              f"`/read` only reads it; `/incr`, in the one-session section, increments with ours' `update` operation and is `/count` again for the peers), "
              f"written the way each crate's documentation shows (`benches/http/`). Load: `wrk -t{THREADS} -c{CONNECTIONS}`, "
-             f"{WARMUP} s warm-up then {DURATION} s measured, per scenario, in {rounds} rounds (every app once per round, in forward then reverse order, so that the machine's drift during the run does not favour any app; figures are the means of the rounds, RSS the highest); with a cookie, requests cycle through {SESSIONS} real sessions (each wrk thread through its own share, so no two threads hit one session in step). "
+             f"{WARMUP} s warm-up then {DURATION} s measured, per scenario, in {rounds} rounds (every app once per round, in forward then reverse order, so that the machine's drift during the run does not favour any app, and each app next to the apps it is compared with, so that both sides of a ratio are measured within a minute; figures are the means of the rounds, RSS the highest); with a cookie, requests cycle through {SESSIONS} real sessions (each wrk thread through its own share, so no two threads hit one session in step). "
              "Apps ending in `-lww` are ours with `ConcurrentWrites::LastWriteWins`: plain writes, the guarantee the peers give (a commit overwrites "
              "what a concurrent request to the same session committed); ours without it merges concurrent commits by compare-and-swap, on Redis a Lua script. "
              "`×bare` is the ratio to the bare app of the same framework (axum, or actix-web for the `actix` rows; no sessions) and `×peer` to the best peer on the same kind of backend, both from the same run: "
@@ -849,7 +862,8 @@ def main():
     only = sys.argv[1:]
     work = tempfile.mkdtemp(prefix="session-bench-")
     redis = Redis(work)
-    chosen = [a for a in APPS if not only or a[0] in only or a[0].startswith("bare")]
+    by_name = {a[0]: a for a in APPS}
+    chosen = [by_name[name] for name in RUN_ORDER if not only or name in only or name.startswith("bare")]
     rounds = {a[0]: [] for a in chosen}
     try:
         for n in range(ROUNDS):
