@@ -312,12 +312,12 @@ async fn driver_calls_per_request() {
         },
         "read-only"
     );
-    assert_eq!(
+    assert!(
         send(&app, "GET", "/count", Some(&c), None)
             .await
             .set_cookies
-            .len(),
-        1
+            .is_empty(),
+        "changed within the refresh window: the browser's cookie is still current"
     );
     assert_eq!(
         counts.take_counts(),

@@ -333,7 +333,10 @@ async fn driver_calls_per_request() {
     );
 
     let r = send(&app.router, "GET", "/count", Some(&c), None).await;
-    assert_eq!(r.set_cookies.len(), 1);
+    assert!(
+        r.set_cookies.is_empty(),
+        "changed within the refresh window: the browser's cookie is still current"
+    );
     assert_eq!(
         app.counts.take_counts(),
         CallCounts {

@@ -287,13 +287,39 @@ impl<T: SessionData> Shared<T> {
         }
     }
 
-    /// Restarts the idle timeout from `now`, and the absolute one too when `restart`.
+    /// Restarts the idle timeout from `now` when it is due for a refresh, and both timeouts
+    /// when `restart` (a renewal or a new lifetime).
+    ///
+    /// An idle deadline that is not due ([`Self::refresh_is_due`]) is kept, as a read keeps
+    /// it: the browser's cookie then still expires when the record
+    /// does, so a change to a stored session needs no new cookie (see
+    /// `Session::commit_combined`). A kept deadline is never later than a restart would set
+    /// (an idle timeout shortened since takes effect).
     pub(crate) fn set_deadlines(&self, record: &mut Record, restart: bool, now: u64) {
         let lifetime = self.lifetime_of(record.lifetime);
         if restart {
             record.absolute_deadline = lifetime.absolute_timeout.map(|d| after(now, d));
         }
-        record.idle_deadline = lifetime.idle_timeout.map(|d| after(now, d));
+        let Some(idle) = lifetime.idle_timeout else {
+            record.idle_deadline = None;
+            return;
+        };
+        let renewed = after(now, idle);
+        record.idle_deadline = match record.idle_deadline {
+            Some(kept) if !restart && kept <= renewed && !self.refresh_is_due(kept, idle, now) => {
+                Some(kept)
+            }
+            _ => Some(renewed),
+        };
+    }
+
+    /// Whether the idle deadline `deadline`, set `idle` ahead at its last extension, is due
+    /// to be extended at `now`: the refresh fraction of `idle` has passed since then.
+    fn refresh_is_due(&self, deadline: u64, idle: Duration, now: u64) -> bool {
+        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let last_refresh = deadline.saturating_sub(idle_ms);
+        let threshold = (idle_ms as f64 * self.expiry.refresh_fraction_value()) as u64;
+        now.saturating_sub(last_refresh) >= threshold
     }
 
     /// A record for a session created at `now`.
@@ -592,16 +618,10 @@ impl<T: SessionData> Shared<T> {
     /// Whether a read-only request should extend the idle deadline now, and to when.
     pub(crate) fn refresh_due(&self, stored: &Stored, now: u64) -> Option<u64> {
         let idle = self.lifetime_of(stored.record.lifetime).idle_timeout?;
-        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
         let new_deadline = after(now, idle);
-        let due = match stored.idle_deadline {
-            None => true,
-            Some(deadline) => {
-                let last_refresh = deadline.saturating_sub(idle_ms);
-                let threshold = (idle_ms as f64 * self.expiry.refresh_fraction_value()) as u64;
-                now.saturating_sub(last_refresh) >= threshold
-            }
-        };
+        let due = stored
+            .idle_deadline
+            .is_none_or(|deadline| self.refresh_is_due(deadline, idle, now));
         let extends =
             min_opt(Some(new_deadline), stored.record.absolute_deadline) > stored.expires_at();
         (due && extends).then_some(new_deadline)

@@ -89,9 +89,13 @@ impl ExpiryPolicy {
         self
     }
 
-    /// A read-only request extends the idle deadline (a `touch`) only once this fraction of
-    /// the idle timeout has passed since the last extension. Clamped to `0.0..=1.0`;
-    /// `0.0` extends on every request.
+    /// A request extends the idle deadline only once this fraction of the idle timeout has
+    /// passed since the last extension: a read-only request with a `touch`, a change with its
+    /// write. Only an extension re-sends the cookie (its `Max-Age`): in between, a change to a
+    /// stored session is written and the browser keeps the cookie it has, which names the same
+    /// id and expires when the session does. A session thus ends between `1 - fraction` and
+    /// all of the idle timeout after its last request. Clamped to `0.0..=1.0`; `0.0` extends
+    /// (and re-sends the cookie) on every request that reads or changes the session.
     pub fn refresh_fraction(mut self, fraction: f64) -> Self {
         self.refresh_fraction = if fraction.is_nan() {
             0.25

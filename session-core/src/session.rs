@@ -21,7 +21,7 @@ use crate::{
     field_diff::changed_fields,
     intent::{Base, Intent, Op, diff, to_map},
     metrics,
-    model::{Changes, SessionData, Stored},
+    model::{Changes, SessionData, Stored, ends_at},
     record::{Record, UserBinding},
     sealed::open,
     spans,
@@ -1211,9 +1211,21 @@ impl<T: SessionData> Session<T> {
         match committed? {
             Some(landed) => {
                 let merged = landed.merged;
+                let loaded_end = ends_at(&stored.record, None);
                 l.loaded_seq = landed.seq;
                 stored.land(landed);
-                Ok((Outcome::Cookie(shared.cookie_for(stored, now)?), merged))
+                // The client's cookie (or token) names this id, signed under the newest key,
+                // and the record ends when it did (a change keeps the idle deadline until a
+                // refresh is due): the cookie the client holds still expires with the
+                // session, and sending it again would change nothing. (The record's end, not
+                // the expiry a driver reports, which may be rounded.)
+                let current =
+                    stored.signed.is_some() && ends_at(&stored.record, None) == loaded_end;
+                let outcome = match current {
+                    true => Outcome::Nothing,
+                    false => Outcome::Cookie(shared.cookie_for(stored, now)?),
+                };
+                Ok((outcome, merged))
             }
             None => Ok((Outcome::Vanished, false)),
         }

@@ -247,7 +247,9 @@ impl<T: SessionData> SessionStorage<T> {
     }
 
     /// Saves what changed and returns the `Set-Cookie` value to send, or `None` when the
-    /// browser's cookie is still right (nothing changed, or the session was never touched).
+    /// browser's cookie is still right: nothing changed, the session was never touched, or a
+    /// change to a stored session kept its id and its idle deadline (see
+    /// [`ExpiryPolicy::refresh_fraction`](crate::ExpiryPolicy::refresh_fraction)).
     pub async fn commit_session(
         &self,
         session: &Session<T>,

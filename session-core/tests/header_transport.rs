@@ -96,12 +96,17 @@ async fn cookies_keep_working_and_bad_tokens_give_fresh_sessions() {
     session.insert("n", 1).await.unwrap();
     let cookie = storage.commit_session(&session).await.unwrap().unwrap();
 
-    // A browser's cookie: answered with Set-Cookie only.
+    // A browser's cookie: a change keeps it current (no header at all), a new id is
+    // answered with Set-Cookie only.
     let mut headers = HeaderMap::new();
     let pair = cookie.as_str().split(';').next().unwrap().to_owned();
     headers.insert(header::COOKIE, HeaderValue::from_str(&pair).unwrap());
     let session = storage.get_session_from_headers(&headers);
     session.insert("n", 2).await.unwrap();
+    let response = storage.commit_response(&session).await.unwrap();
+    assert!(response.is_empty(), "{response:?}");
+    let session = storage.get_session_from_headers(&headers);
+    session.regenerate().await.unwrap();
     let response = storage.commit_response(&session).await.unwrap();
     assert!(response.token().is_none());
     assert!(response.set_cookie().is_some());

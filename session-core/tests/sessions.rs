@@ -200,7 +200,7 @@ async fn a_changing_request_reads_the_clock_once_to_load_and_once_to_commit() {
     let s = storage.get_session(Some(&c));
     s.update(|d| d.count += 1).await.unwrap();
     assert_eq!(reads(), 1, "the load");
-    storage.commit_session(&s).await.unwrap().unwrap();
+    storage.commit_session(&s).await.unwrap();
     assert_eq!(reads(), 1, "the commit and its write");
 }
 
@@ -245,13 +245,11 @@ async fn changed_request_is_one_get_and_one_put() {
     let c = h.logged_visit().await;
     let s = h.storage.get_session(Some(&c));
     s.update(|d| d.count += 1).await.unwrap();
-    let set = h
-        .storage
-        .commit_session(&s)
-        .await
-        .unwrap()
-        .expect("a changed session sends its cookie");
-    assert_eq!(cookie(&set), c, "same id");
+    assert_eq!(
+        h.storage.commit_session(&s).await.unwrap(),
+        None,
+        "the browser's cookie names the same id and expires with the session: not sent again"
+    );
     assert_eq!(
         h.counts(),
         CallCounts {
@@ -349,6 +347,61 @@ async fn sliding_expiry_touches_only_after_the_throttle_window() {
 }
 
 #[tokio::test]
+async fn writes_extend_the_idle_deadline_as_reads_do_and_resend_the_cookie_only_then() {
+    let h = harness_with(
+        policy().refresh_fraction(0.25),
+        Keyring::from_secrets([SECRET]).unwrap(),
+    );
+    let c = h.logged_visit().await;
+    let write = |minutes: u32| {
+        let (h, c) = (&h, c.clone());
+        async move {
+            h.clock.advance(minutes * MIN);
+            let s = h.storage.get_session(Some(&c));
+            s.update(|d| d.count += 1).await.unwrap();
+            let set = h.storage.commit_session(&s).await.unwrap();
+            assert_eq!(h.counts().put, 1, "every change is written");
+            set
+        }
+    };
+
+    // Within a quarter of the idle hour: written, deadline kept, no cookie.
+    assert_eq!(write(10).await, None);
+    assert_eq!(write(4).await, None);
+    // 16 minutes since the last extension: the deadline moves and the cookie says so.
+    let set = write(2).await.expect("a due refresh re-sends Max-Age");
+    assert_eq!(cookie(&set), c, "same id");
+    assert_eq!(max_age(&set), 3600);
+
+    // The kept deadline is enforced: writes within the window do not extend it, so the
+    // session ends an hour after the last extension, as the browser's cookie does.
+    assert_eq!(write(10).await, None);
+    h.clock.advance(50 * MIN + Duration::from_secs(1));
+    let s = h.storage.get_session(Some(&c));
+    assert!(
+        s.is_new().await.unwrap(),
+        "expired with the browser's cookie"
+    );
+
+    // `refresh_fraction(0.0)` extends, and re-sends the cookie, on every write.
+    let h = harness_with(
+        policy().refresh_fraction(0.0),
+        Keyring::from_secrets([SECRET]).unwrap(),
+    );
+    let c = h.logged_visit().await;
+    h.clock.advance(MIN);
+    let s = h.storage.get_session(Some(&c));
+    s.update(|d| d.count += 1).await.unwrap();
+    let set = h
+        .storage
+        .commit_session(&s)
+        .await
+        .unwrap()
+        .expect("a cookie");
+    assert_eq!(max_age(&set), 3600);
+}
+
+#[tokio::test]
 async fn active_sessions_slide_and_idle_ones_expire() {
     let h = harness();
     let c = h.logged_visit().await;
@@ -392,11 +445,18 @@ async fn absolute_timeout_ends_even_an_active_session() {
         }
         alive += 1;
         s.update(|d| d.count += 1).await.unwrap();
-        let set = h.storage.commit_session(&s).await.unwrap().unwrap();
-        assert!(
-            max_age(&set) <= 3 * 3600,
-            "Max-Age never exceeds the absolute deadline"
-        );
+        // Each write is due for a refresh (half the idle hour has passed), so the cookie is
+        // sent again until the idle deadline reaches the absolute one; from then on the
+        // browser's cookie already expires when the session does.
+        let set = h.storage.commit_session(&s).await.unwrap();
+        let now: u64 = alive * 30 * 60;
+        assert_eq!(set.is_some(), now + 3600 <= 3 * 3600, "at {now} s");
+        if let Some(set) = set {
+            assert!(
+                max_age(&set) <= 3 * 3600 - now,
+                "Max-Age never exceeds the absolute deadline"
+            );
+        }
     }
     assert_eq!(alive, 5, "alive at 0.5 h .. 2.5 h, gone at 3 h");
 }
@@ -567,6 +627,17 @@ async fn key_rotation_keeps_old_cookies_and_reissues_them_with_the_new_key() {
         "same id, new signature"
     );
     assert_eq!(h.counts().writes(), 0, "re-signing writes nothing");
+    // A change within the refresh window keeps the idle deadline, but an old-key cookie is
+    // still re-issued with the new key.
+    let s = rotated.get_session(Some(&c_old));
+    s.update(|d| d.count += 1).await.unwrap();
+    let set = rotated
+        .commit_session(&s)
+        .await
+        .unwrap()
+        .expect("a change re-signs an old-key cookie");
+    assert_eq!(cookie(&set), c_new);
+    assert_eq!(h.counts().put, 1);
 
     let new_only = SessionStorage::<Data>::builder(h.driver.clone())
         .keyring(Keyring::new(new))
@@ -579,7 +650,7 @@ async fn key_rotation_keeps_old_cookies_and_reissues_them_with_the_new_key() {
             .read(|d| d.count)
             .await
             .unwrap(),
-        1
+        2
     );
     assert!(
         new_only.get_session(Some(&c_old)).is_new().await.unwrap(),
@@ -885,7 +956,7 @@ async fn dynamic_sessions_get_insert_and_remove_by_key() {
         Err(SessionError::Deserialize { .. })
     ));
     s.remove("user").await.unwrap();
-    storage.commit_session(&s).await.unwrap().unwrap();
+    storage.commit_session(&s).await.unwrap();
     let s = storage.get_session(Some(&c));
     assert_eq!(s.get::<String>("user").await.unwrap(), None);
     assert!(s.get::<Vec<String>>("cart").await.unwrap().is_some());
@@ -970,8 +1041,9 @@ async fn hammer(storages: &[SessionStorage<Data>], cookie: &str, tasks: usize, r
                     s.update(|d| d.count += 1).await.unwrap();
                     let item = format!("{phase}-{t}-{r}");
                     s.update(move |d| d.cart.push(item.clone())).await.unwrap();
+                    // No cookie, or the same one: never a removal.
                     let set = storage.commit_session(&s).await.unwrap();
-                    assert!(set.is_some_and(|c| !c.is_removal()));
+                    assert!(set.is_none_or(|c| !c.is_removal()));
                 }
             })
         })
@@ -1083,7 +1155,7 @@ async fn concurrent_commits_in_one_process_never_conflict_in_the_store() {
     }
     let commits: Vec<_> = sessions.iter().map(|s| storage.commit_session(s)).collect();
     for result in futures::future::join_all(commits).await {
-        assert!(result.unwrap().is_some());
+        assert!(result.unwrap().is_none_or(|c| !c.is_removal()));
     }
     let counts = driver.counts();
     assert_eq!(
@@ -1126,9 +1198,10 @@ async fn update_and_save_returns_the_value_that_was_saved() {
                 })
                 .await
                 .unwrap();
-            // The layer's final commit still sends the cookie of the save.
+            // The layer's final commit sends the save's cookie if it had one (here none: the
+            // browser's is still current), never a removal.
             let set = storage.commit_session(s).await.unwrap();
-            assert!(set.is_some_and(|c| !c.is_removal()));
+            assert!(set.is_none_or(|c| !c.is_removal()));
             n
         }
     });
@@ -1175,7 +1248,8 @@ async fn save_inside_a_handler_keeps_the_cookie_for_the_final_commit() {
     s.update(|d| d.count += 1).await.unwrap();
     s.save().await.unwrap();
     s.update(|d| d.count += 1).await.unwrap();
-    assert!(h.storage.commit_session(&s).await.unwrap().is_some());
+    // Both writes keep the id and the idle deadline: the browser's cookie is still current.
+    assert_eq!(h.storage.commit_session(&s).await.unwrap(), None);
     assert_eq!(
         h.storage
             .get_session(Some(&c))
