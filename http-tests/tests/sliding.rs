@@ -1,6 +1,7 @@
-//! Sliding expiry over real HTTP: requests that only read a session keep it alive. A read
-//! commits without a store write until the idle deadline is due for a refresh (a quarter of
-//! the idle timeout by default); then the commit extends it and sends the cookie again.
+//! Sliding expiry over real HTTP: requests that read or change a session keep it alive. The
+//! idle deadline moves only once it is due for a refresh (a quarter of the idle timeout by
+//! default): a read commits without a store write until then, a change is written but sends no
+//! cookie; the request that finds it due extends it and sends the cookie again.
 
 mod common;
 
@@ -17,28 +18,40 @@ fn state(port: u16, cookie: &str) -> HttpResponse {
     r
 }
 
-fn reads_keep_the_session_alive(framework: &str, driver: &str) {
+/// Requests with `method` on `path` every 150 ms for three times the idle timeout: the
+/// session lives on; the requests that came due for a refresh sent the cookie again (the same
+/// id), the others none; left alone past the idle timeout, it expires. `/incr` also counts the
+/// writes, all of which must be in the session.
+fn requests_keep_the_session_alive(framework: &str, driver: &str, method: &str, path: &str) {
     let idle = IDLE_MS.to_string();
     let server = server_args(framework, driver, &["--idle-timeout", &idle]);
     let cookie = new_session(server.port);
-    // Just written: reading it sends no cookie (nothing to commit).
-    let r = state(server.port, &cookie);
+    let request = || {
+        let r = http_exchange(server.port, method, path, &[("Cookie", &cookie)], b"");
+        assert_eq!(r.status, 200, "{framework}: {}", r.body);
+        r
+    };
+    // Just written: the next request, read or write, sends no cookie (the browser's is
+    // current, and the idle deadline is not due for a refresh).
+    let r = request();
     assert!(
         r.header_values("set-cookie").is_empty(),
-        "{framework}: {:?}",
+        "{framework} {method} {path}: {:?}",
         r.headers
     );
-    // Reads every 400 ms for three times the idle timeout: the session lives on, and the
-    // reads that came due for a refresh sent the cookie again.
+    // A refresh is due 375 ms after the last one: about every third request.
+    let rounds = 3 * IDLE_MS / 150;
     let mut refreshed = 0;
-    for _ in 0..(3 * IDLE_MS / 400) {
-        sleep(Duration::from_millis(400));
-        let r = state(server.port, &cookie);
-        assert!(
-            r.body.contains("first"),
-            "{framework}: the session expired: {}",
-            r.body
-        );
+    for round in 0..rounds {
+        sleep(Duration::from_millis(150));
+        let r = request();
+        // The session is alive and has every write: `/incr` answers the visits counted so
+        // far, `/state` shows the cart of the first request.
+        let alive = match path {
+            "/incr" => r.body == (round + 2).to_string(),
+            _ => r.body.contains("first"),
+        };
+        assert!(alive, "{framework} {method} {path}: {}", r.body);
         let set = r.header_values("set-cookie");
         if let Some(set) = set.first() {
             assert!(
@@ -48,8 +61,12 @@ fn reads_keep_the_session_alive(framework: &str, driver: &str) {
             refreshed += 1;
         }
     }
-    assert!(refreshed >= 2, "{framework}: {refreshed} refreshes");
-    // Left alone past the idle timeout, it expires: the reads above are what kept it.
+    // Not every request: only those due (a quarter of the idle timeout after the last one).
+    assert!(
+        (2..rounds).contains(&refreshed),
+        "{framework} {method} {path}: {refreshed} of {rounds} requests sent the cookie"
+    );
+    // Left alone past the idle timeout, it expires: the requests above are what kept it.
     sleep(Duration::from_millis(IDLE_MS + 500));
     let r = state(server.port, &cookie);
     assert!(
@@ -57,6 +74,14 @@ fn reads_keep_the_session_alive(framework: &str, driver: &str) {
         "{framework}: still alive: {}",
         r.body
     );
+}
+
+fn reads_keep_the_session_alive(framework: &str, driver: &str) {
+    requests_keep_the_session_alive(framework, driver, "GET", "/state");
+}
+
+fn writes_keep_the_session_alive(framework: &str, driver: &str) {
+    requests_keep_the_session_alive(framework, driver, "POST", "/incr");
 }
 
 #[test]
@@ -67,4 +92,14 @@ fn reads_keep_a_memory_session_alive() {
 #[test]
 fn reads_keep_a_redis_session_alive() {
     on_store("redis", reads_keep_the_session_alive);
+}
+
+#[test]
+fn writes_keep_a_memory_session_alive() {
+    on_store("memory", writes_keep_the_session_alive);
+}
+
+#[test]
+fn writes_keep_a_redis_session_alive() {
+    on_store("redis", writes_keep_the_session_alive);
 }
