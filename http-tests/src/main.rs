@@ -1,7 +1,7 @@
 //! The server the concurrency tests drive over HTTP:
 //! `contention-server --framework axum|actix --driver CONFIG --secret SECRET
-//! [--concurrent-writes merge|last-write-wins|exclusive] [--header-transport bearer|NAME]
-//! [--idle-timeout MILLISECONDS]`.
+//! [--previous-secret SECRET] [--concurrent-writes merge|last-write-wins|exclusive]
+//! [--header-transport bearer|NAME] [--idle-timeout MILLISECONDS]`.
 //!
 //! It prints `listening PORT` once it accepts connections on 127.0.0.1. Routes, each changing
 //! one session the way apps do:
@@ -43,6 +43,8 @@ struct Options {
     framework: String,
     driver: String,
     secret: String,
+    /// A retired secret that still verifies (key rotation).
+    previous_secret: Option<String>,
     concurrent_writes: ConcurrentWrites,
     header_transport: Option<HeaderTransport>,
     /// The expiry policy's idle timeout instead of the default.
@@ -54,6 +56,7 @@ fn options() -> Result<Options, String> {
         framework: "axum".into(),
         driver: "memory".into(),
         secret: "a test secret that is at least 32 bytes long".into(),
+        previous_secret: None,
         concurrent_writes: ConcurrentWrites::Merge,
         header_transport: None,
         idle_timeout: None,
@@ -65,6 +68,7 @@ fn options() -> Result<Options, String> {
             "--framework" => options.framework = value,
             "--driver" => options.driver = value,
             "--secret" => options.secret = value,
+            "--previous-secret" => options.previous_secret = Some(value),
             "--concurrent-writes" => {
                 options.concurrent_writes = match value.as_str() {
                     "merge" => ConcurrentWrites::Merge,
@@ -96,7 +100,12 @@ async fn storage(options: &Options) -> Result<SessionStorage<Visit>, String> {
         .await
         .map_err(|e| format!("--driver {}: {e}", options.driver))?;
     let builder = SessionStorage::<Visit>::builder(driver)
-        .keyring(Keyring::from_secrets([options.secret.as_str()]).map_err(|e| e.to_string())?)
+        .keyring(
+            Keyring::from_secrets(
+                std::iter::once(options.secret.as_str()).chain(options.previous_secret.as_deref()),
+            )
+            .map_err(|e| e.to_string())?,
+        )
         .cookie(CookieOptions::new().insecure_for_local_development())
         .concurrent_writes(options.concurrent_writes);
     let builder = match options.idle_timeout {
