@@ -54,12 +54,17 @@ fn harness_with(policy: ExpiryPolicy, keyring: Keyring) -> Harness {
 }
 
 fn harness() -> Harness {
-    harness_with(policy(), Keyring::from_secrets([SECRET]).unwrap())
+    harness_expiring(policy())
 }
 
 /// The `name=value` pair a browser sends back.
 fn cookie(set: &SetCookie) -> String {
     set.as_str().split(';').next().unwrap().to_owned()
+}
+
+/// A harness with the test secret and `policy`.
+fn harness_expiring(policy: ExpiryPolicy) -> Harness {
+    harness_with(policy, Keyring::from_secrets([SECRET]).unwrap())
 }
 
 fn max_age(set: &SetCookie) -> u64 {
@@ -296,10 +301,7 @@ async fn an_update_that_changes_nothing_writes_nothing() {
 
 #[tokio::test]
 async fn sliding_expiry_touches_only_after_the_throttle_window() {
-    let h = harness_with(
-        policy().refresh_fraction(0.25),
-        Keyring::from_secrets([SECRET]).unwrap(),
-    );
+    let h = harness_expiring(policy().refresh_fraction(0.25));
     let c = h.logged_visit().await;
 
     h.clock.advance(10 * MIN); // within a quarter of the idle hour
@@ -348,10 +350,7 @@ async fn sliding_expiry_touches_only_after_the_throttle_window() {
 
 #[tokio::test]
 async fn writes_extend_the_idle_deadline_as_reads_do_and_resend_the_cookie_only_then() {
-    let h = harness_with(
-        policy().refresh_fraction(0.25),
-        Keyring::from_secrets([SECRET]).unwrap(),
-    );
+    let h = harness_expiring(policy().refresh_fraction(0.25));
     let c = h.logged_visit().await;
     let write = |minutes: u32| {
         let (h, c) = (&h, c.clone());
@@ -384,10 +383,7 @@ async fn writes_extend_the_idle_deadline_as_reads_do_and_resend_the_cookie_only_
     );
 
     // `refresh_fraction(0.0)` extends, and re-sends the cookie, on every write.
-    let h = harness_with(
-        policy().refresh_fraction(0.0),
-        Keyring::from_secrets([SECRET]).unwrap(),
-    );
+    let h = harness_expiring(policy().refresh_fraction(0.0));
     let c = h.logged_visit().await;
     h.clock.advance(MIN);
     let s = h.storage.get_session(Some(&c));
@@ -429,11 +425,10 @@ async fn active_sessions_slide_and_idle_ones_expire() {
 
 #[tokio::test]
 async fn absolute_timeout_ends_even_an_active_session() {
-    let h = harness_with(
+    let h = harness_expiring(
         ExpiryPolicy::new()
             .idle_timeout(Some(HOUR))
             .absolute_timeout(Some(3 * HOUR)),
-        Keyring::from_secrets([SECRET]).unwrap(),
     );
     let c = h.logged_visit().await;
     let mut alive = 0;
@@ -482,11 +477,10 @@ async fn remember_me_lifetime_is_kept_in_the_record() {
 
 #[tokio::test]
 async fn renew_restarts_the_absolute_timeout() {
-    let h = harness_with(
+    let h = harness_expiring(
         ExpiryPolicy::new()
             .idle_timeout(Some(HOUR))
             .absolute_timeout(Some(2 * HOUR)),
-        Keyring::from_secrets([SECRET]).unwrap(),
     );
     let c = h.logged_visit().await;
     h.clock.advance(50 * MIN);
@@ -509,11 +503,10 @@ async fn renew_restarts_the_absolute_timeout() {
 
 #[tokio::test]
 async fn sessions_without_timeouts_get_browser_session_cookies() {
-    let h = harness_with(
+    let h = harness_expiring(
         ExpiryPolicy::new()
             .idle_timeout(None)
             .absolute_timeout(None),
-        Keyring::from_secrets([SECRET]).unwrap(),
     );
     let s = h.storage.get_session(None);
     s.update(|d| d.count = 1).await.unwrap();
