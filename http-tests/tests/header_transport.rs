@@ -60,7 +60,8 @@ fn api_clients_share_one_session(framework: &str, driver: &str) {
         "{framework} on {driver}: every increment kept"
     );
 
-    // A browser with the cookie: the same session, answered with Set-Cookie.
+    // A browser with the cookie: the same session, and never a token header (its cookie is
+    // still current: a change within the refresh window sends no Set-Cookie either).
     let r = http_exchange(port, "POST", "/incr", &[("Cookie", &cookie)], b"");
     assert_eq!((r.status, r.body.as_str()), (200, "82"));
     assert!(r.header_values("session-token").is_empty());
