@@ -38,7 +38,15 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::{fmt, future::Future, ops::Deref, pin::Pin, rc::Rc, sync::Arc};
+use std::{
+    fmt,
+    future::Future,
+    ops::Deref,
+    pin::Pin,
+    rc::Rc,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use actix_web::{
     Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError,
@@ -191,7 +199,7 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+    type Future = ResponseFuture<S::Future, T, B>;
 
     forward_ready!(service);
 
@@ -215,19 +223,82 @@ where
             ),
         };
         request.extensions_mut().insert(session.clone());
-        let response = self.service.call(request);
-        let middleware = Rc::clone(&self.middleware);
-        Box::pin(async move {
-            let response = response.await?;
-            // Committed without awaiting when that needs no I/O (a cookie-only session, or one
-            // the request only read): only a store write pays for the commit's state (over a
-            // kilobyte), boxed, instead of every request's future carrying it.
-            let committed = match middleware.storage.commit_response_now(&session) {
-                Some(committed) => committed,
-                None => Box::pin(middleware.storage.commit_response(&session)).await,
-            };
-            Ok(respond(&middleware, response, committed))
-        })
+        ResponseFuture {
+            phase: Phase::Inner {
+                future: self.service.call(request),
+                middleware: Some(Rc::clone(&self.middleware)),
+                session: Some(session),
+            },
+        }
+    }
+}
+
+/// A boxed commit that needs the store, with the response it completes.
+type Committing<B> = Pin<Box<dyn Future<Output = ServiceResponse<EitherBody<B>>>>>;
+
+pin_project_lite::pin_project! {
+    /// The future of a [`SessionService`] call: the app's response, then the session's
+    /// commit. A named type, not a boxed one: a request whose commit needs no store (an
+    /// untouched session, a read, a cookie-only session) allocates no future of its own; only
+    /// a store write boxes the commit's state (over a kilobyte).
+    pub struct ResponseFuture<F, T, B> {
+        #[pin]
+        phase: Phase<F, T, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = PhaseProjection]
+    enum Phase<F, T, B> {
+        /// The app runs; `middleware` and `session` are taken when it answers.
+        Inner {
+            #[pin]
+            future: F,
+            middleware: Option<Rc<SessionMiddleware<T>>>,
+            session: Option<session_kit_core::Session<T>>,
+        },
+        /// The commit writes to the store.
+        Commit { committing: Committing<B> },
+    }
+}
+
+impl<F, T, B> Future for ResponseFuture<F, T, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    T: SessionData,
+    B: MessageBody + 'static,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let committing = match self.as_mut().project().phase.project() {
+            PhaseProjection::Inner {
+                future,
+                middleware,
+                session,
+            } => {
+                let response = std::task::ready!(future.poll(cx))?;
+                let (Some(middleware), Some(session)) = (middleware.take(), session.take()) else {
+                    panic!("ResponseFuture polled after completion");
+                };
+                // Committed at once when that needs no I/O.
+                if let Some(committed) = middleware.storage.commit_response_now(&session) {
+                    return Poll::Ready(Ok(respond(&middleware, response, committed)));
+                }
+                Box::pin(async move {
+                    let committed = middleware.storage.commit_response(&session).await;
+                    respond(&middleware, response, committed)
+                })
+            }
+            PhaseProjection::Commit { committing } => {
+                return committing.as_mut().poll(cx).map(Ok);
+            }
+        };
+        self.as_mut()
+            .project()
+            .phase
+            .set(Phase::Commit { committing });
+        self.poll(cx)
     }
 }
 

@@ -216,7 +216,7 @@ where
 {
     type Response = http::Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = ResponseFuture<S::Future, T, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -226,20 +226,87 @@ where
         // The clone that was polled ready serves this request (tower's usual pattern).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = Arc::clone(&self.layer);
-        let session = layer.storage.get_session_from_headers(request.headers());
+        let session = self
+            .layer
+            .storage
+            .get_session_from_headers(request.headers());
         request.extensions_mut().insert(session.clone());
-        Box::pin(async move {
-            let response = inner.call(request).await?;
-            // Committed without awaiting when that needs no I/O (a cookie-only session, or one
-            // the request only read): only a store write pays for the commit's state (over a
-            // kilobyte), boxed, instead of every request's future carrying it.
-            let committed = match layer.storage.commit_response_now(&session) {
-                Some(committed) => committed,
-                None => Box::pin(layer.storage.commit_response(&session)).await,
-            };
-            Ok(respond(&layer, response, committed))
-        })
+        ResponseFuture {
+            phase: Phase::Inner {
+                future: inner.call(request),
+                layer: Some(Arc::clone(&self.layer)),
+                session: Some(session),
+            },
+        }
+    }
+}
+
+/// A boxed commit that needs the store, with the response it completes.
+type Committing<B> = Pin<Box<dyn Future<Output = http::Response<B>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The future of a [`SessionService`] call: the inner service's response, then the
+    /// session's commit. A named type, not a boxed one: a request whose commit needs no store
+    /// (an untouched session, a read, a cookie-only session) allocates no future of its own;
+    /// only a store write boxes the commit's state (over a kilobyte).
+    pub struct ResponseFuture<F, T, B> {
+        #[pin]
+        phase: Phase<F, T, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = PhaseProjection]
+    enum Phase<F, T, B> {
+        /// The inner service runs; `layer` and `session` are taken when it answers.
+        Inner {
+            #[pin]
+            future: F,
+            layer: Option<Arc<SessionLayer<T>>>,
+            session: Option<session_kit_core::Session<T>>,
+        },
+        /// The commit writes to the store.
+        Commit { committing: Committing<B> },
+    }
+}
+
+impl<F, T, B, E> Future for ResponseFuture<F, T, B>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    T: SessionData,
+    B: From<String> + Send + 'static,
+{
+    type Output = Result<http::Response<B>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let committing = match self.as_mut().project().phase.project() {
+            PhaseProjection::Inner {
+                future,
+                layer,
+                session,
+            } => {
+                let response = std::task::ready!(future.poll(cx))?;
+                let (Some(layer), Some(session)) = (layer.take(), session.take()) else {
+                    panic!("ResponseFuture polled after completion");
+                };
+                // Committed at once when that needs no I/O.
+                if let Some(committed) = layer.storage.commit_response_now(&session) {
+                    return Poll::Ready(Ok(respond(&layer, response, committed)));
+                }
+                Box::pin(async move {
+                    let committed = layer.storage.commit_response(&session).await;
+                    respond(&layer, response, committed)
+                })
+            }
+            PhaseProjection::Commit { committing } => {
+                return committing.as_mut().poll(cx).map(Ok);
+            }
+        };
+        self.as_mut()
+            .project()
+            .phase
+            .set(Phase::Commit { committing });
+        self.poll(cx)
     }
 }
 

@@ -76,7 +76,7 @@ pub(crate) struct Shared<T> {
     /// after a request loaded its session.
     pub(crate) write_seq: AtomicU64,
     /// Cookie signatures this process already verified (stores only).
-    pub(crate) verified: crate::cookie_memo::CookieMemo<crate::cookie_memo::Verified>,
+    pub(crate) verified: crate::cookie_memo::CookieMemo<Arc<crate::cookie_memo::Verified>>,
     /// Sealed cookies this process already opened (cookie-only sessions).
     pub(crate) opened: crate::cookie_memo::CookieMemo<crate::cookie_memo::Opened>,
     pub(crate) _data: PhantomData<fn() -> T>,
@@ -654,11 +654,14 @@ impl<T: SessionData> Shared<T> {
 
     /// The cookie carrying `stored`'s signed id, with a Max-Age matching its expiry.
     pub(crate) fn cookie_for(&self, stored: &Stored, now: u64) -> Result<SetCookie, SessionError> {
-        let value = match &stored.signed {
-            Some(value) => value.clone(),
-            None => sign(&self.keyring, self.cookie.cookie_name(), &stored.id),
-        };
-        self.render(stored, &value, now)
+        match &stored.signed {
+            Some(value) => self.render(stored, value, now),
+            None => self.render(
+                stored,
+                &sign(&self.keyring, self.cookie.cookie_name(), &stored.id),
+                now,
+            ),
+        }
     }
 
     /// The cookie carrying the sealed session `stored` (cookie-only sessions), with a Max-Age

@@ -526,14 +526,13 @@ pub(crate) enum Incoming {
     Absent,
     /// A session cookie that does not verify.
     Invalid,
-    /// A correctly signed id; `stale_key` when an older key of the keyring signed it;
-    /// `signed`, the cookie value, when the newest key signed it.
+    /// A correctly signed id; `stale_key` when an older key of the keyring signed it.
     Valid {
         id: SessionId,
         stale_key: bool,
-        signed: Option<String>,
-        /// The storage key, when already computed (by the verified-cookie memo).
-        key: Option<Box<str>>,
+        /// What the verified-cookie memo holds for the cookie (its storage key, and the value
+        /// when the newest key signed it), shared: copied out only when the session loads.
+        known: Option<std::sync::Arc<crate::cookie_memo::Verified>>,
     },
     /// Cookie-only sessions: the sealed values, opened on first use.
     Sealed(Vec<String>),

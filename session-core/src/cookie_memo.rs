@@ -24,14 +24,26 @@ pub(crate) const SIGNED_PER_SHARD: usize = 256;
 /// (a browser's cookie limit), so at most 4 MiB in all and usually a few hundred KiB.
 pub(crate) const SEALED_PER_SHARD: usize = 32;
 
-/// What a verified signed cookie says.
-#[derive(Clone)]
+/// What a verified signed cookie says. Shared (`Arc`) between the memo and the requests that
+/// present the cookie: a request that never loads its session copies nothing out of it.
 pub(crate) struct Verified {
     pub(crate) id: SessionId,
     /// Which key of the keyring signed it (0: the newest).
     pub(crate) key_index: usize,
     /// The session's storage key (namespace + hash of the id).
     pub(crate) storage_key: Box<str>,
+    /// The cookie value itself when the newest key signed it: sending it back is the same as
+    /// signing the id again, without the HMAC.
+    pub(crate) signed: Option<Arc<str>>,
+}
+
+/// Names none of the secrets: the cookie value and the storage key lead to the session.
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("key_index", &self.key_index)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a sealed cookie opened to.

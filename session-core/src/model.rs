@@ -101,7 +101,7 @@ pub(crate) struct Stored {
     pub(crate) idle_deadline: Option<u64>,
     /// The browser's cookie value for this id when it verified under the newest key: sending
     /// it back is the same as signing again, without the HMAC.
-    pub(crate) signed: Option<String>,
+    pub(crate) signed: Option<Arc<str>>,
 }
 
 impl Stored {

@@ -276,14 +276,10 @@ impl<T: SessionData> Session<T> {
     async fn load(&self, inner: &mut Inner<T>) -> Result<Loaded<T>, SessionError> {
         let mut loaded_seq = self.state.shared.write_seq.load(Ordering::Relaxed);
         let stored = match (&self.state.shared.backend, &mut inner.incoming) {
-            (
-                Backend::Store(driver),
-                Incoming::Valid {
-                    id, signed, key, ..
-                },
-            ) => {
-                let key = match key.take() {
-                    Some(key) => String::from(key),
+            (Backend::Store(driver), Incoming::Valid { id, known, .. }) => {
+                let known = known.take();
+                let key = match &known {
+                    Some(known) => String::from(&*known.storage_key),
                     None => id.storage_key(&self.state.shared.namespace),
                 };
                 // An exclusive request reads what the previous holder wrote, never a cached copy.
@@ -304,7 +300,7 @@ impl<T: SessionData> Session<T> {
                     .map_err(|e| SessionError::store(driver.as_ref().name(), "load", e))?;
                 if let Some(stored) = stored.as_mut() {
                     // Loaded once per request: the value moves, no copy.
-                    stored.signed = signed.take();
+                    stored.signed = known.and_then(|known| known.signed.clone());
                 }
                 stored
             }
@@ -341,8 +337,7 @@ impl<T: SessionData> Session<T> {
                         inner.incoming = Incoming::Valid {
                             id,
                             stale_key: key_index > 0,
-                            signed: None,
-                            key: None,
+                            known: None,
                         };
                         stored
                     }
@@ -591,8 +586,8 @@ impl<T: SessionData> Session<T> {
                 }),
                 _,
             ) => Some(s.key.clone()),
-            (_, None, Incoming::Valid { id, key, .. }) => Some(match key {
-                Some(key) => String::from(&**key),
+            (_, None, Incoming::Valid { id, known, .. }) => Some(match known {
+                Some(known) => String::from(&*known.storage_key),
                 None => id.storage_key(&self.state.shared.namespace),
             }),
             _ => None,
@@ -962,8 +957,7 @@ impl<T: SessionData> Session<T> {
                     inner.incoming = Incoming::Valid {
                         id: s.id.clone(),
                         stale_key: false,
-                        signed: None,
-                        key: None,
+                        known: None,
                     };
                 }
                 Some(cookie)

@@ -392,17 +392,17 @@ impl<T: SessionData> SessionStorage<T> {
         let shared = &self.shared;
         let known = shared.verified.get_or_check(value, || {
             let (id, key_index) = verify(&shared.keyring, shared.cookie.cookie_name(), value)?;
-            Some(Verified {
+            Some(Arc::new(Verified {
                 storage_key: id.storage_key(&shared.namespace).into(),
+                signed: (key_index == 0).then(|| Arc::from(value)),
                 id,
                 key_index,
-            })
+            }))
         })?;
         Some(Incoming::Valid {
-            id: known.id,
+            id: known.id.clone(),
             stale_key: known.key_index > 0,
-            signed: (known.key_index == 0).then(|| value.to_owned()),
-            key: Some(known.storage_key),
+            known: Some(known),
         })
     }
 }
