@@ -535,5 +535,37 @@ pub(crate) enum Incoming {
         known: Option<std::sync::Arc<crate::cookie_memo::Verified>>,
     },
     /// Cookie-only sessions: the sealed values, opened on first use.
-    Sealed(Vec<String>),
+    Sealed(SealedValues),
+}
+
+/// The sealed values of a request's session cookies (usually one: a browser sends more only
+/// when cookies of the same name were set for several paths or domains), the first held
+/// without a vector's allocation.
+#[derive(Debug, Clone)]
+pub(crate) struct SealedValues {
+    first: String,
+    more: Vec<String>,
+}
+
+impl SealedValues {
+    /// The first value.
+    pub(crate) fn new(first: &str) -> Self {
+        Self {
+            first: first.to_owned(),
+            more: Vec::new(),
+        }
+    }
+
+    /// Adds `value` to `values`, in the order the request sent them.
+    pub(crate) fn add(values: &mut Option<Self>, value: &str) {
+        match values {
+            None => *values = Some(Self::new(value)),
+            Some(values) => values.more.push(value.to_owned()),
+        }
+    }
+
+    /// The values, in order, to take one.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        std::iter::once(&mut self.first).chain(self.more.iter_mut())
+    }
 }

@@ -15,7 +15,7 @@ use crate::{
     SessionError, SetCookie, SystemClock,
     combine::Slots,
     commit::{Backend, NotBefore, Shared},
-    cookie::{Incoming, verify},
+    cookie::{Incoming, SealedValues, verify},
     cookie_memo::{CookieMemo, SEALED_PER_SHARD, SIGNED_PER_SHARD, Verified},
     decoded::DecodedRecords,
     model::{ConcurrentWrites, DynamicData, SessionData},
@@ -344,17 +344,19 @@ impl<T: SessionData> SessionStorage<T> {
         let mut seen = false;
         if let Backend::Cookie = shared.backend {
             // Opened lazily, on first use: an untouched request pays no decryption.
-            let mut values: Vec<String> = Vec::new();
+            let mut values = None;
             for header in headers {
                 for value in shared.cookie.values_in(header.as_ref()) {
                     seen = true;
-                    values.extend(value.map(str::to_owned));
+                    if let Some(value) = value {
+                        SealedValues::add(&mut values, value);
+                    }
                 }
             }
-            return match (values.is_empty(), seen) {
-                (false, _) => Incoming::Sealed(values),
-                (true, true) => Incoming::Invalid,
-                (true, false) => Incoming::Absent,
+            return match (values, seen) {
+                (Some(values), _) => Incoming::Sealed(values),
+                (None, true) => Incoming::Invalid,
+                (None, false) => Incoming::Absent,
             };
         }
         for header in headers {
@@ -378,7 +380,7 @@ impl<T: SessionData> SessionStorage<T> {
     fn incoming_token(&self, token: &str) -> Incoming {
         let shared = &self.shared;
         if let Backend::Cookie = shared.backend {
-            return Incoming::Sealed(vec![token.to_owned()]);
+            return Incoming::Sealed(SealedValues::new(token));
         }
         self.verified(token).unwrap_or_else(|| {
             tracing::debug!("ignoring a session token that does not verify");

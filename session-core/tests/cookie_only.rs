@@ -136,6 +136,29 @@ async fn tampered_truncated_wrong_key_and_garbage_cookies_give_a_fresh_session()
     }
 }
 
+/// A browser may send several cookies of the session's name (set for several paths or
+/// domains): the first that opens is the session, whichever header or position holds it.
+#[tokio::test]
+async fn of_several_session_cookies_the_first_that_opens_is_the_session() {
+    let (storage, _) = storage();
+    let (_, set) = visit(&storage, None).await;
+    let first = cookie(&set.unwrap());
+    let (_, set) = visit(&storage, Some(&first)).await;
+    let second = cookie(&set.unwrap());
+    for (header, count) in [
+        (format!("session=garbage; theme=dark; {second}"), 2),
+        (format!("{second}; {first}"), 2),
+        (format!("{first}; {second}"), 1),
+        (format!("session=; session=garbage; {first}"), 1),
+    ] {
+        let s = storage.get_session(Some(&header));
+        assert!(!s.is_new().await.unwrap(), "{header}");
+        assert_eq!(s.read(|d| d.count).await.unwrap(), count, "{header}");
+    }
+    let s = storage.get_session_from_raw([b"session=garbage".as_slice(), second.as_bytes()]);
+    assert_eq!(s.read(|d| d.count).await.unwrap(), 2, "over two Cookie headers");
+}
+
 #[tokio::test]
 async fn key_rotation_opens_old_seals_and_reseals_with_the_new_key() {
     let clock = Arc::new(ManualClock::starting_now());
