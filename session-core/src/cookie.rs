@@ -541,10 +541,19 @@ pub(crate) enum Incoming {
 /// The sealed values of a request's session cookies (usually one: a browser sends more only
 /// when cookies of the same name were set for several paths or domains), the first held
 /// without a vector's allocation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct SealedValues {
     first: String,
     more: Vec<String>,
+}
+
+/// Only how many: a sealed value is the session itself, and a bearer token.
+impl std::fmt::Debug for SealedValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedValues")
+            .field("count", &(1 + self.more.len()))
+            .finish()
+    }
 }
 
 impl SealedValues {

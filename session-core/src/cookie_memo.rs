@@ -18,7 +18,8 @@ use crate::{SessionId, memo::Memo, record::Record};
 /// A memo of cookie values (a [`Memo`] whose entries weigh 1 each).
 pub(crate) type CookieMemo<V> = Memo<V>;
 
-/// Signed cookies remembered per shard (an entry is about 250 bytes).
+/// Signed cookies remembered per shard (an entry is about 350 bytes: the value is kept twice,
+/// as the key and as the cookie to send back).
 pub(crate) const SIGNED_PER_SHARD: usize = 256;
 /// Sealed cookies remembered per shard: each holds the value and its record, up to 4 KiB each
 /// (a browser's cookie limit), so at most 4 MiB in all and usually a few hundred KiB.

@@ -299,7 +299,7 @@ impl<T: SessionData> Session<T> {
                     .await
                     .map_err(|e| SessionError::store(driver.as_ref().name(), "load", e))?;
                 if let Some(stored) = stored.as_mut() {
-                    // Loaded once per request: the value moves, no copy.
+                    // Shared with the memo: a reference count, no copy.
                     stored.signed = known.and_then(|known| known.signed.clone());
                 }
                 stored
