@@ -52,8 +52,9 @@ type Fail = Box<dyn std::error::Error + Send + Sync>;
 
 /// The scenarios: (name in the output, path, whether the request carries a session cookie).
 /// Without a cookie, `/count` is a new visitor (a new session is written) and `/read` a
-/// request that never stores anything (the layer's fixed cost).
-const SCENARIOS: [(&str, &str, bool); 5] = [
+/// request that never stores anything. `/static` never touches the session (a route under
+/// the layer that serves no session data: the layer's fixed cost), sent with a cookie.
+const SCENARIOS: [(&str, &str, bool); 6] = [
     ("/count", "/count", true),
     ("/read", "/read", true),
     ("/count new", "/count", false),
@@ -62,6 +63,7 @@ const SCENARIOS: [(&str, &str, bool); 5] = [
     // (cookie-only sessions get a new cookie on every change; `/count` above, like `wrk`,
     // keeps sending the first one).
     ("/count latest", "/count", true),
+    ("/static", "/static", true),
 ];
 
 /// Creates the sessions with `/count` requests, then times `n` requests per scenario (with a
@@ -141,6 +143,9 @@ where
 pub async fn measure_axum(router: axum::Router, bare: bool, n: usize) -> Result<(), Fail> {
     use ::tower::ServiceExt;
     use axum::body::Body;
+    // As `axum::serve` does once per connection: without it, a router called as a service
+    // builds each route's handler service again (applying every layer) on every request.
+    let router: axum::Router = router.with_state(());
     measure(
         |path, cookie, want_cookie| {
             let router = router.clone();

@@ -375,7 +375,7 @@ def measure(app, binary, backend_kind, work, redis):
 
 IN_PROCESS_SCENARIOS = [("/count", "`/count` with a cookie"), ("/read", "`/read` with a cookie"),
                         ("/count new", "`/count`, new visitor"), ("/read new", "`/read`, no cookie"),
-                        ("/count latest", "`/count`, latest cookie")]
+                        ("/count latest", "`/count`, latest cookie"), ("/static", "untouched route, with a cookie")]
 
 
 def in_process(apps):
@@ -417,7 +417,8 @@ def in_process_section(timings):
              f"(with a cookie: cycling through {SESSIONS} sessions), the fastest of {first['repetitions']} repetitions; heap allocations counted by the "
              "binaries' global allocator (the fewest of the repetitions). `/count` with a cookie keeps sending each session's first cookie, as `wrk` does; "
              "`latest cookie` sends the one the session's last response set, as a browser does (cookie-only sessions get a new cookie on every change, "
-             "so a memo of opened cookies cannot help there; its allocations include the harness's copy of the cookie). No kernel, no `wrk`: what the framework and the session layer cost "
+             "so a memo of opened cookies cannot help there; its allocations include the harness's copy of the cookie); `untouched route` requests, with a cookie, "
+             "a route under the layer whose handler never touches the session (the layer's fixed cost). No kernel, no `wrk`: what the framework and the session layer cost "
              "in CPU. `added` is the time (and allocations) over the bare app of the same framework (the session layer's cost); `×peer` is the peer's added time "
              "divided by ours (above 1: ours costs less), the peer being tower-sessions' memory store for the memory app and actix-session's "
              "cookie store for the cookie apps (an actix-web app, so its added time is taken over bare actix-web).", "",

@@ -156,7 +156,11 @@ async fn of_several_session_cookies_the_first_that_opens_is_the_session() {
         assert_eq!(s.read(|d| d.count).await.unwrap(), count, "{header}");
     }
     let s = storage.get_session_from_raw([b"session=garbage".as_slice(), second.as_bytes()]);
-    assert_eq!(s.read(|d| d.count).await.unwrap(), 2, "over two Cookie headers");
+    assert_eq!(
+        s.read(|d| d.count).await.unwrap(),
+        2,
+        "over two Cookie headers"
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,8 @@
 //! Handlers (identical in every app): `GET /count` reads the integer `count` from the session,
 //! then stores it plus one (the peers' get-then-insert style: concurrent requests on one
 //! session may overwrite each other's increment, never fail); `GET /incr` increments it with
-//! `update` (an operation: concurrent increments are all kept); `GET /read` only reads it.
+//! `update` (an operation: concurrent increments are all kept); `GET /read` only reads it;
+//! `GET /static` never touches the session (a route under the layer that serves none).
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -125,6 +126,7 @@ macro_rules! bare_actix_app {
             .route("/count", actix_web::web::get().to(|| async { "1" }))
             .route("/incr", actix_web::web::get().to(|| async { "1" }))
             .route("/read", actix_web::web::get().to(|| async { "1" }))
+            .route("/static", actix_web::web::get().to(|| async { "1" }))
     };
 }
 
@@ -136,6 +138,7 @@ macro_rules! actix_app {
             .route("/count", actix_web::web::get().to(actix_count))
             .route("/incr", actix_web::web::get().to(actix_incr))
             .route("/read", actix_web::web::get().to(actix_read))
+            .route("/static", actix_web::web::get().to(|| async { "1" }))
     };
 }
 
@@ -217,7 +220,8 @@ async fn axum_router(app: &str, backend: String) -> Result<Router, Fail> {
         return Ok(Router::new()
             .route("/count", get(|| async { "1" }))
             .route("/incr", get(|| async { "1" }))
-            .route("/read", get(|| async { "1" })));
+            .route("/read", get(|| async { "1" }))
+            .route("/static", get(|| async { "1" })));
     }
     let builder = match app {
         "ours-cookie" => SessionStorage::<Counter>::cookie_only(),
@@ -250,6 +254,7 @@ async fn axum_router(app: &str, backend: String) -> Result<Router, Fail> {
         .route("/count", get(count))
         .route("/incr", get(incr))
         .route("/read", get(read))
+        .route("/static", get(|| async { "1" }))
         .layer(SessionLayer::new(storage)))
 }
 

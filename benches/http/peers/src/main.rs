@@ -6,7 +6,8 @@
 //!
 //! Handlers (identical in every app): `GET /count` reads the integer `count` from the session,
 //! increments it and stores it; `GET /read` only reads it. `GET /incr` is the same handler as
-//! `/count`: these crates have no other way to increment.
+//! `/count`: these crates have no other way to increment. `GET /static` never touches the
+//! session (a route under the layer that serves none).
 
 use std::net::SocketAddr;
 
@@ -35,6 +36,7 @@ macro_rules! actix_app {
             .route("/count", actix_web::web::get().to(actix_count))
             .route("/incr", actix_web::web::get().to(actix_count))
             .route("/read", actix_web::web::get().to(actix_read))
+            .route("/static", actix_web::web::get().to(|| async { "1" }))
     };
 }
 
@@ -92,7 +94,12 @@ macro_rules! tower_app {
                 let layer = SessionManagerLayer::new(store)
                     .with_secure(false)
                     .with_expiry(Expiry::OnInactivity(time::Duration::days(1)));
-                Router::new().route("/count", get(count)).route("/incr", get(count)).route("/read", get(read)).layer(layer)
+                Router::new()
+                    .route("/count", get(count))
+                    .route("/incr", get(count))
+                    .route("/read", get(read))
+                    .route("/static", get(|| async { "1" }))
+                    .layer(layer)
             }
         }
     };
@@ -107,7 +114,8 @@ async fn tower_main(app: &str, addr: SocketAddr, backend: String) -> Result<(), 
         "tower-redis" => {
             use tower_sessions_redis_store::{RedisStore, fred::prelude::*};
             let pool = Pool::new(Config::from_url(&backend)?, None, None, None, 6)?;
-            let _ = pool.connect();
+            // The connection task runs detached; `wait_for_connect` below waits for it.
+            drop(pool.connect());
             pool.wait_for_connect().await?;
             tower::router(RedisStore::new(pool))
         }
