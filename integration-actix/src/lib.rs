@@ -57,7 +57,9 @@ use actix_web::{
         header::{self, HeaderMap, HeaderName, HeaderValue},
     },
 };
-use session_kit_core::{DynamicData, ResponseHeaders, SessionData, SessionError, SessionStorage};
+use session_kit_core::{
+    CommitAfter, DynamicData, ResponseHeaders, SessionData, SessionError, SessionStorage,
+};
 
 type ErrorHandler = Arc<dyn Fn(&SessionError) -> HttpResponse + Send + Sync>;
 
@@ -224,41 +226,22 @@ where
         };
         request.extensions_mut().insert(session.clone());
         ResponseFuture {
-            phase: Phase::Inner {
-                future: self.service.call(request),
-                middleware: Some(Rc::clone(&self.middleware)),
-                session: Some(session),
-            },
+            inner: CommitAfter::new(
+                self.service.call(request),
+                Rc::clone(&self.middleware),
+                |middleware| &middleware.storage,
+                session,
+            ),
         }
     }
 }
 
-/// A boxed commit that needs the store, with the response it completes.
-type Committing<B> = Pin<Box<dyn Future<Output = ServiceResponse<EitherBody<B>>>>>;
-
 pin_project_lite::pin_project! {
-    /// The future of a [`SessionService`] call: the app's response, then the session's
-    /// commit. A named type, not a boxed one: a request whose commit needs no store (an
-    /// untouched session, a read, a cookie-only session) allocates no future of its own; only
-    /// a store write boxes the commit's state (over a kilobyte).
+    /// The future of a [`SessionService`] call: the app's response, then the session's commit
+    /// ([`CommitAfter`]), its headers added to the response.
     pub struct ResponseFuture<F, T, B> {
         #[pin]
-        phase: Phase<F, T, B>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = PhaseProjection]
-    enum Phase<F, T, B> {
-        /// The app runs; `middleware` and `session` are taken when it answers.
-        Inner {
-            #[pin]
-            future: F,
-            middleware: Option<Rc<SessionMiddleware<T>>>,
-            session: Option<session_kit_core::Session<T>>,
-        },
-        /// The commit writes to the store.
-        Commit { committing: Committing<B> },
+        inner: CommitAfter<F, Rc<SessionMiddleware<T>>, T, ServiceResponse<B>>,
     }
 }
 
@@ -266,39 +249,12 @@ impl<F, T, B> Future for ResponseFuture<F, T, B>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
     T: SessionData,
-    B: MessageBody + 'static,
 {
     type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let committing = match self.as_mut().project().phase.project() {
-            PhaseProjection::Inner {
-                future,
-                middleware,
-                session,
-            } => {
-                let response = std::task::ready!(future.poll(cx))?;
-                let (Some(middleware), Some(session)) = (middleware.take(), session.take()) else {
-                    panic!("ResponseFuture polled after completion");
-                };
-                // Committed at once when that needs no I/O.
-                if let Some(committed) = middleware.storage.commit_response_now(&session) {
-                    return Poll::Ready(Ok(respond(&middleware, response, committed)));
-                }
-                Box::pin(async move {
-                    let committed = middleware.storage.commit_response(&session).await;
-                    respond(&middleware, response, committed)
-                })
-            }
-            PhaseProjection::Commit { committing } => {
-                return committing.as_mut().poll(cx).map(Ok);
-            }
-        };
-        self.as_mut()
-            .project()
-            .phase
-            .set(Phase::Commit { committing });
-        self.poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (middleware, response, committed) = std::task::ready!(self.project().inner.poll(cx))?;
+        Poll::Ready(Ok(respond(&middleware, response, committed)))
     }
 }
 

@@ -55,7 +55,9 @@ use axum_core::{
     response::{IntoResponse, Response},
 };
 use http::{HeaderValue, Request, StatusCode, header, request::Parts};
-use session_kit_core::{DynamicData, ResponseHeaders, SessionData, SessionError, SessionStorage};
+use session_kit_core::{
+    CommitAfter, DynamicData, ResponseHeaders, SessionData, SessionError, SessionStorage,
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -232,41 +234,22 @@ where
             .get_session_from_headers(request.headers());
         request.extensions_mut().insert(session.clone());
         ResponseFuture {
-            phase: Phase::Inner {
-                future: inner.call(request),
-                layer: Some(Arc::clone(&self.layer)),
-                session: Some(session),
-            },
+            inner: CommitAfter::new(
+                inner.call(request),
+                Arc::clone(&self.layer),
+                |layer| &layer.storage,
+                session,
+            ),
         }
     }
 }
 
-/// A boxed commit that needs the store, with the response it completes.
-type Committing<B> = Pin<Box<dyn Future<Output = http::Response<B>> + Send>>;
-
 pin_project_lite::pin_project! {
     /// The future of a [`SessionService`] call: the inner service's response, then the
-    /// session's commit. A named type, not a boxed one: a request whose commit needs no store
-    /// (an untouched session, a read, a cookie-only session) allocates no future of its own;
-    /// only a store write boxes the commit's state (over a kilobyte).
+    /// session's commit ([`CommitAfter`]), its headers added to the response.
     pub struct ResponseFuture<F, T, B> {
         #[pin]
-        phase: Phase<F, T, B>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = PhaseProjection]
-    enum Phase<F, T, B> {
-        /// The inner service runs; `layer` and `session` are taken when it answers.
-        Inner {
-            #[pin]
-            future: F,
-            layer: Option<Arc<SessionLayer<T>>>,
-            session: Option<session_kit_core::Session<T>>,
-        },
-        /// The commit writes to the store.
-        Commit { committing: Committing<B> },
+        inner: CommitAfter<F, Arc<SessionLayer<T>>, T, http::Response<B>>,
     }
 }
 
@@ -274,39 +257,13 @@ impl<F, T, B, E> Future for ResponseFuture<F, T, B>
 where
     F: Future<Output = Result<http::Response<B>, E>>,
     T: SessionData,
-    B: From<String> + Send + 'static,
+    B: From<String>,
 {
     type Output = Result<http::Response<B>, E>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let committing = match self.as_mut().project().phase.project() {
-            PhaseProjection::Inner {
-                future,
-                layer,
-                session,
-            } => {
-                let response = std::task::ready!(future.poll(cx))?;
-                let (Some(layer), Some(session)) = (layer.take(), session.take()) else {
-                    panic!("ResponseFuture polled after completion");
-                };
-                // Committed at once when that needs no I/O.
-                if let Some(committed) = layer.storage.commit_response_now(&session) {
-                    return Poll::Ready(Ok(respond(&layer, response, committed)));
-                }
-                Box::pin(async move {
-                    let committed = layer.storage.commit_response(&session).await;
-                    respond(&layer, response, committed)
-                })
-            }
-            PhaseProjection::Commit { committing } => {
-                return committing.as_mut().poll(cx).map(Ok);
-            }
-        };
-        self.as_mut()
-            .project()
-            .phase
-            .set(Phase::Commit { committing });
-        self.poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (layer, response, committed) = std::task::ready!(self.project().inner.poll(cx))?;
+        Poll::Ready(Ok(respond(&layer, response, committed)))
     }
 }
 

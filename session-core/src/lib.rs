@@ -76,6 +76,7 @@ mod cipher;
 mod clock;
 mod combine;
 mod commit;
+mod commit_after;
 mod config;
 mod contract;
 mod cookie;
@@ -113,6 +114,7 @@ mod users;
 
 pub use capabilities::{BelowMinTtl, Capabilities, Consistency, LayerOptions, TtlSupport};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use commit_after::CommitAfter;
 pub use config::{DriverConfig, Registry};
 pub use contract::Driver;
 pub use cookie::{CookieOptions, SameSite, SetCookie};

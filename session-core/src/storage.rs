@@ -288,7 +288,7 @@ impl<T: SessionData> SessionStorage<T> {
     ///
     /// For framework integrations whose request future should not carry a store commit's
     /// state (over a kilobyte) when the commit needs no store: they box `commit_response`
-    /// only when this declines.
+    /// only when this declines. [`CommitAfter`](crate::CommitAfter) does exactly that.
     pub fn commit_response_now(
         &self,
         session: &Session<T>,
