@@ -818,8 +818,12 @@ def report(results, measured, timings):
 
 
 def extra_sections():
-    """The load test, scale and criterion tables written by the earlier steps of benches/run."""
+    """The paired hot-path ratios, load test, scale and criterion tables written by the earlier
+    steps of benches/run."""
     out = []
+    paired = os.path.join(ROOT, "target", "bench-paired.md")
+    if os.path.exists(paired):
+        out += [open(paired).read().strip(), ""]
     concurrent = os.path.join(ROOT, "target", "bench-concurrent-writes.md")
     if os.path.exists(concurrent):
         out += ["## 32 concurrent writers per driver", "",

@@ -176,50 +176,38 @@ impl<T> Drop for SlotRef<T> {
     }
 }
 
-/// A leader's own commit: its intent as it came, or as it was queued.
-pub(crate) enum Mine<T> {
-    Owned(Intent<T>),
-    Queued(Arc<Intent<T>>),
-}
-
-impl<T> std::ops::Deref for Mine<T> {
-    type Target = Intent<T>;
-
-    fn deref(&self) -> &Intent<T> {
-        match self {
-            Mine::Owned(intent) => intent,
-            Mine::Queued(intent) => intent,
-        }
-    }
-}
-
-/// What a commit that joined its slot does next.
+/// What a commit that waited for its slot does next.
 pub(crate) enum Turn<T> {
     /// Write: its own intent, then these queued ones. The guard hands the lead on when dropped.
-    Lead(LeaderGuard<T>, Mine<T>, Vec<Waiting<T>>),
+    Lead(LeaderGuard<T>, Vec<Waiting<T>>),
     /// Another commit wrote this one's changes.
     Done(Result<Option<Landed>, SessionError>),
 }
 
 impl<T> SlotRef<T> {
-    /// Joins the slot's next write: leads it when no write is under way, else waits for the
-    /// outcome or for the lead.
-    pub(crate) async fn turn(&self, intent: Intent<T>) -> Turn<T> {
-        {
-            let mut state = lock(&self.slot.state);
-            if !state.busy {
-                state.busy = true;
-                return Turn::Lead(self.leader(), Mine::Owned(intent), Vec::new());
-            }
+    /// Leads the slot's next write at once when no write is under way (no await: on the
+    /// common path the commit's future holds no waiting state); `None` when the slot is
+    /// busy, then queue with [`wait_turn`](Self::wait_turn).
+    pub(crate) fn lead(&self) -> Option<LeaderGuard<T>> {
+        let mut state = lock(&self.slot.state);
+        if state.busy {
+            return None;
         }
-        let intent = Arc::new(intent);
+        state.busy = true;
+        drop(state);
+        Some(self.leader())
+    }
+
+    /// A commit that found the slot busy: waits for the outcome of the write that carried
+    /// `intent`, or for the lead.
+    pub(crate) async fn wait_turn(&self, intent: &Arc<Intent<T>>) -> Turn<T> {
         loop {
             let mut waiting = {
                 let mut state = lock(&self.slot.state);
                 if state.busy {
                     let (reply, rx) = oneshot::channel();
                     state.queue.push(Waiting {
-                        intent: Arc::clone(&intent),
+                        intent: Arc::clone(intent),
                         reply,
                     });
                     Pending {
@@ -228,14 +216,12 @@ impl<T> SlotRef<T> {
                     }
                 } else {
                     state.busy = true;
-                    return Turn::Lead(self.leader(), Mine::Queued(intent), Vec::new());
+                    return Turn::Lead(self.leader(), Vec::new());
                 }
             };
             match (&mut waiting.rx).await {
                 Ok(Reply::Done(outcome)) => return Turn::Done(outcome),
-                Ok(Reply::Lead(others)) => {
-                    return Turn::Lead(self.leader(), Mine::Queued(intent), others);
-                }
+                Ok(Reply::Lead(others)) => return Turn::Lead(self.leader(), others),
                 // The leader carrying this commit was cancelled: queue again.
                 Err(_) => continue,
             }

@@ -115,6 +115,9 @@ async fn backoff(attempt: u32) {
     let _ = attempt;
 }
 
+/// A commit whose intent was already taken (cannot happen: it is taken only to be queued, once).
+const NO_INTENT: SessionError = SessionError::Internal("a commit without its changes");
+
 impl<T: SessionData> Shared<T> {
     pub(crate) fn now(&self) -> u64 {
         unix_millis(self.clock.now())
@@ -405,13 +408,26 @@ impl<T: SessionData> Shared<T> {
         slot: &SlotRef<T>,
         mine: &Stored,
         loaded_seq: u64,
-        intent: Intent<T>,
+        intent: &mut Option<Intent<T>>,
         now: u64,
     ) -> Committed {
-        let (guard, intent, others) = match slot.turn(intent).await {
-            Turn::Done(outcome) => return outcome,
-            Turn::Lead(guard, intent, others) => (guard, intent, others),
+        // The intent is lent, not moved: an async function keeps a copy of every argument
+        // taken by value for its whole run. It is taken only to be queued.
+        let mut queued = None;
+        let (guard, others) = match slot.lead() {
+            Some(guard) => (guard, Vec::new()),
+            None => {
+                let owned = Arc::new(intent.take().ok_or(NO_INTENT)?);
+                match slot.wait_turn(&owned).await {
+                    Turn::Done(outcome) => return outcome,
+                    Turn::Lead(guard, others) => {
+                        queued = Some(owned);
+                        (guard, others)
+                    }
+                }
+            }
         };
+        let intent = queued.as_deref().or(intent.as_ref()).ok_or(NO_INTENT)?;
         // The base of the write: this request's record, or what this process wrote since.
         let newer = slot.latest_after(loaded_seq).map(|latest| {
             let mut base = mine.shell();
@@ -422,13 +438,13 @@ impl<T: SessionData> Shared<T> {
         let mine = if others.is_empty() {
             // Alone: nothing to allocate.
             let mut outcome = [None];
-            self.write_batch(driver, base, &[&*intent], &mut outcome, now)
+            self.write_batch(driver, base, &[intent], &mut outcome, now)
                 .await;
             let [outcome] = outcome;
             outcome.unwrap_or(Ok(None))
         } else {
             let mut items: Vec<&Intent<T>> = Vec::with_capacity(1 + others.len());
-            items.push(&intent);
+            items.push(intent);
             items.extend(others.iter().map(|w| &*w.intent));
             let mut outcomes: Vec<Option<Committed>> = items.iter().map(|_| None).collect();
             self.write_batch(driver, base, &items, &mut outcomes, now)

@@ -1075,28 +1075,29 @@ impl<T: SessionData> Session<T> {
         destroyed: bool,
         now: u64,
     ) -> Result<Outcome, SessionError> {
-        let p = self.prepare_commit(l, stale_key, now)?;
+        // Taken apart, and the changes lent down the commit: each async layer that took
+        // them by value kept its own copy in the commit's future (3.0 KiB then, 2.4 now).
+        let Prepared {
+            mut changes,
+            current,
+            plan,
+            bound_now,
+            follow_index,
+            before,
+        } = self.prepare_commit(l, stale_key, now)?;
         let (outcome, merged) = self
-            .commit_to_store(driver, l, p.plan, p.changes, now)
+            .commit_to_store(driver, l, plan, &mut changes, now)
             .await?;
-        count_commit(destroyed, p.plan, &outcome);
+        count_commit(destroyed, plan, &outcome);
         if matches!(outcome, Outcome::Vanished) {
             return Ok(outcome);
         }
         if let Some(stored) = &l.stored
-            && p.follow_index
+            && follow_index
         {
-            users::follow(
-                &self.state.shared,
-                driver,
-                p.before,
-                p.bound_now,
-                stored,
-                now,
-            )
-            .await?;
+            users::follow(&self.state.shared, driver, before, bound_now, stored, now).await?;
         }
-        self.committed(l, merged, p.current)?;
+        self.committed(l, merged, current)?;
         Ok(outcome)
     }
 
@@ -1132,7 +1133,7 @@ impl<T: SessionData> Session<T> {
         driver: &dyn Driver,
         l: &mut Loaded<T>,
         plan: Plan,
-        changes: Changes,
+        changes: &mut Changes,
         now: u64,
     ) -> Result<(Outcome, bool), SessionError> {
         let shared = &*self.state.shared;
@@ -1140,13 +1141,13 @@ impl<T: SessionData> Session<T> {
             (Plan::Nothing, _) => Outcome::Nothing,
             (Plan::Create, _) => {
                 let mut record = shared.new_record(now);
-                shared.apply(&mut record, changes, now);
+                shared.apply(&mut record, std::mem::take(changes), now);
                 let stored = shared.create(driver, record, l.new_id.take(), now).await?;
                 Outcome::Cookie(shared.cookie_for(l.stored.insert(stored), now)?)
             }
             (Plan::Regenerate, Some(stored)) => {
                 let mut record = Record::clone(&stored.record);
-                shared.apply(&mut record, changes, now);
+                shared.apply(&mut record, std::mem::take(changes), now);
                 let old_key = stored.key.clone();
                 *stored = shared.create(driver, record, l.new_id.take(), now).await?;
                 // Only after the new record exists: a failure here leaves the old id working
@@ -1184,7 +1185,7 @@ impl<T: SessionData> Session<T> {
         driver: &dyn Driver,
         l: &mut Loaded<T>,
         ops: Vec<Op<T>>,
-        changes: Changes,
+        changes: &mut Changes,
         now: u64,
     ) -> Result<(Outcome, bool), SessionError> {
         let shared = &*self.state.shared;
@@ -1194,13 +1195,13 @@ impl<T: SessionData> Session<T> {
         let slot = l
             .slot
             .get_or_insert_with(|| shared.slots.enter(&stored.key));
-        let intent = Intent {
+        let mut intent = Some(Intent {
             base_version: stored.version.clone(),
-            changes,
+            changes: std::mem::take(changes),
             ops,
-        };
+        });
         let committed = shared
-            .commit_combined(driver, slot, stored, l.loaded_seq, intent, now)
+            .commit_combined(driver, slot, stored, l.loaded_seq, &mut intent, now)
             .await;
         match committed? {
             Some(landed) => {
