@@ -49,21 +49,25 @@ def app_info(app):
 
 def measure_pair(ours, peer, scenarios, work, redis):
     """{(path, new): sorted slice ratios ours/peer}."""
-    servers = []
-    for i, app in enumerate((ours, peer)):
-        binary, kind = app_info(app)
-        proc, base = R.start(app, binary, kind, work, redis)
-        servers.append(proc)
-        cookies = ["x=1"] if app.startswith("bare") else R.make_sessions(base, R.SESSIONS)
-        jar = os.path.join(work, f"paired-{i}-{app}.cookies")
-        with open(jar, "w") as f:
-            f.write("\n".join(cookies) + "\n")
-        servers[-1] = (proc, base, jar)
+    started = []
     out = {}
     try:
+        for app in (ours, peer):
+            binary, kind = app_info(app)
+            started.append(R.start(app, binary, kind, work, redis))
+        # The sessions are made once both servers are up: starting an app on Redis empties
+        # Redis (`FLUSHALL`), which would delete the sessions of the app started before it,
+        # and its "requests with a cookie" would all be new visitors.
+        servers = []
+        for i, (app, (_, base)) in enumerate(zip((ours, peer), started)):
+            cookies = ["x=1"] if app.startswith("bare") else R.make_sessions(base, R.SESSIONS)
+            jar = os.path.join(work, f"paired-{i}-{app}.cookies")
+            with open(jar, "w") as f:
+                f.write("\n".join(cookies) + "\n")
+            servers.append((base, jar))
         for path, new in scenarios:
             def load(i):
-                _, base, jar = servers[i]
+                base, jar = servers[i]
                 return R.wrk(base + path, None if new else jar, SLICE_SECONDS, False)["rps"]
             load(0), load(1)  # warm-up
             ratios = []
@@ -75,7 +79,7 @@ def measure_pair(ours, peer, scenarios, work, redis):
             r = out[(path, new)]
             print(f"  {ours:<18} / {peer:<13} {label(path, new):<24} median {statistics.median(r):.2f}  range {r[0]:.2f}-{r[-1]:.2f}", flush=True)
     finally:
-        for proc, _, _ in servers:
+        for proc, _ in started:
             proc.terminate()
             proc.wait()
     return out

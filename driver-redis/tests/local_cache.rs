@@ -399,3 +399,48 @@ async fn get_latest_reads_redis_even_when_the_key_is_cached() {
     }
     assert!(calls(&server, "get") >= gets + 20);
 }
+
+/// The scripts run by `EVALSHA`; a Redis that forgot them (`SCRIPT FLUSH`, as after a restart)
+/// answers `NOSCRIPT`, and the driver loads the script and runs it again: compare-and-swap and
+/// touch keep working, and still check the version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_that_redis_forgot_are_loaded_again() {
+    let server = RedisServer::start();
+    let a = driver(&server, "app:").await;
+    let first = a
+        .put("k", Bytes::from_static(b"one"), PutOptions::new())
+        .await
+        .unwrap();
+    let second = a
+        .put(
+            "k",
+            Bytes::from_static(b"two"),
+            PutOptions::new().mode(WriteMode::IfVersion(first.clone())),
+        )
+        .await
+        .unwrap();
+    server.cli(&["SCRIPT", "FLUSH"]);
+    let stale = a
+        .put(
+            "k",
+            Bytes::from_static(b"lost?"),
+            PutOptions::new().mode(WriteMode::IfVersion(first)),
+        )
+        .await;
+    assert!(matches!(stale, Err(DriverError::Conflict)), "{stale:?}");
+    server.cli(&["SCRIPT", "FLUSH"]);
+    a.put(
+        "k",
+        Bytes::from_static(b"three"),
+        PutOptions::new().mode(WriteMode::IfVersion(second)),
+    )
+    .await
+    .unwrap();
+    server.cli(&["SCRIPT", "FLUSH"]);
+    assert!(a.touch("k", Duration::from_secs(60)).await.unwrap());
+    assert_eq!(a.get("k").await.unwrap().unwrap().value, "three");
+    assert!(
+        calls(&server, "script|load") >= 2,
+        "the scripts were loaded again"
+    );
+}
