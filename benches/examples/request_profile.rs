@@ -1,8 +1,9 @@
 //! Runs `N` `/count` (or `/read`) requests through the axum integration in-process (no sockets),
 //! for `valgrind --tool=callgrind`: `cargo build --profile bench -p session-benches --example
 //! request_profile` then `valgrind --tool=callgrind target/release/examples/request_profile
-//! memory 20000 [count|read]` (apps: bare, memory, cookie). Every request carries the cookie
-//! of the session the first `/count` created.
+//! memory 20000 [count|read|new]` (apps: bare, memory, cookie). Every request carries the
+//! cookie of the session the first `/count` created, except with `new`: `/count` without a
+//! cookie, a new visitor each time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{sync::Arc, time::Duration};
@@ -38,10 +39,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let app = args.get(1).map(String::as_str).unwrap_or("memory");
     let n: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10_000);
-    let path = match args.get(3).map(String::as_str) {
+    let mode = args.get(3).map(String::as_str);
+    let path = match mode {
         Some("read") => "/read",
         _ => "/count",
     };
+    let new_visitors = mode == Some("new");
     let router = if app == "bare" {
         Router::new()
             .route("/count", get(|| async { "1" }))
@@ -81,14 +84,13 @@ fn main() {
             .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
             .unwrap_or_default();
         for _ in 0..n {
+            let mut request = Request::get(path);
+            if !new_visitors {
+                request = request.header("cookie", &cookie);
+            }
             let response = router
                 .clone()
-                .oneshot(
-                    Request::get(path)
-                        .header("cookie", &cookie)
-                        .body(Body::empty())
-                        .unwrap(),
-                )
+                .oneshot(request.body(Body::empty()).unwrap())
                 .await
                 .unwrap();
             assert!(response.status().is_success());

@@ -55,6 +55,14 @@ impl Version {
         Self::new(std::str::from_utf8(&digits).unwrap_or_default())
     }
 
+    /// The token's bytes (compared and hashed without checking them as UTF-8 again).
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Repr::Shared(token) => token.as_bytes(),
+        }
+    }
+
     /// The token as a string.
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -69,7 +77,7 @@ impl Version {
 
 impl PartialEq for Version {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -77,7 +85,7 @@ impl Eq for Version {}
 
 impl std::hash::Hash for Version {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
+        self.as_bytes().hash(state);
     }
 }
 
@@ -170,4 +178,31 @@ pub struct ListPage {
     pub keys: Vec<String>,
     /// Pass this to the next `list` call; `None` when this was the last page.
     pub cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{BuildHasher, RandomState};
+
+    use super::*;
+
+    #[test]
+    fn versions_compare_and_hash_by_their_token() {
+        let hasher = RandomState::new();
+        let long = "\"0123456789abcdef0123456789abcdef\"";
+        for (a, b) in [("7", "8"), (long, "\"0123456789abcdef0123456789abcdee\"")] {
+            assert_eq!(Version::new(a), Version::new(a));
+            assert_eq!(
+                hasher.hash_one(Version::new(a)),
+                hasher.hash_one(Version::new(a).clone())
+            );
+            assert_ne!(Version::new(a), Version::new(b));
+            assert_eq!(Version::new(a).as_str(), a);
+        }
+        // Tokens that share a prefix, inline and shared, differ.
+        assert_ne!(Version::new("12"), Version::new("123"));
+        assert_ne!(Version::new(long), Version::new(&long[..20]));
+        assert_eq!(Version::from_u64(42), Version::new("42"));
+        assert_eq!(Version::from_u64_hex(255), Version::new("00000000000000ff"));
+    }
 }
