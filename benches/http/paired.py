@@ -85,13 +85,26 @@ def measure_pair(ours, peer, scenarios, work, redis):
     return out
 
 
+def layer_budget(ceiling, target):
+    """The share of the peer's session-layer cost ours may spend to score `target` against it,
+    when the bare framework scores `ceiling` (CPU per request: bare = peer / ceiling, and ours
+    must be at most peer / target), as text; `none` when no layer can."""
+    if ceiling <= target:
+        return "none"
+    return f"{(1 / target - 1 / ceiling) / (1 - 1 / ceiling):.2f}"
+
+
 def report(results):
     lines = ["## Paired: the hot-path ratios with the drift cancelled", "",
              f"Both apps of a pair up side by side and loaded in turn (`benches/http/paired.py`): {SLICES} slices of "
              f"{SLICE_SECONDS} s each (`wrk -t{R.THREADS} -c{R.CONNECTIONS}`, {R.SESSIONS} sessions with a cookie), in the order A B B A ..., each ratio "
              "from two adjacent slices. `median` is the median of those ratios, `range` the lowest and highest. `ceiling` is the bare framework "
-             "(no session layer) against the same peer, measured the same way: what a session layer that cost nothing would score.", "",
-             "| scenario | ours | peer | median | range | ceiling | target | met |", "|---|---|---|---:|---:|---:|---:|---|"]
+             "(no session layer) against the same peer, measured the same way: what a session layer that cost nothing would score. "
+             "`budget` follows from it: the share of the peer's session-layer cost that ours may spend and still reach the target, "
+             "(1/target − 1/ceiling) / (1 − 1/ceiling) with the machine saturated (throughput the inverse of CPU per request); "
+             "`none` where the ceiling is at or below the target (no session layer reaches it). The in-process table gives what ours "
+             "spends (`added`, ours over the peer's).", "",
+             "| scenario | ours | peer | median | range | ceiling | budget | target | met |", "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for ours, peer, scenarios, target in PAIRS:
         if target is None or (ours, peer) not in results:
             continue
@@ -101,8 +114,9 @@ def report(results):
             median = statistics.median(r)
             ceiling = results.get((bare, peer), {}).get(key)
             ceiling_text = f"{statistics.median(ceiling):.2f}" if ceiling else "–"
-            lines.append(f"| {label(*key)} | {ours} | {peer} | {median:.2f} | {r[0]:.2f}-{r[-1]:.2f} | {ceiling_text} | ≥ {target} | "
-                         f"{'yes' if median >= target else '**no**'} |")
+            budget_text = layer_budget(statistics.median(ceiling), target) if ceiling else "–"
+            lines.append(f"| {label(*key)} | {ours} | {peer} | {median:.2f} | {r[0]:.2f}-{r[-1]:.2f} | {ceiling_text} | {budget_text} | "
+                         f"≥ {target} | {'yes' if median >= target else '**no**'} |")
     return lines
 
 
