@@ -44,8 +44,22 @@ fn secret() -> Keyring {
 const REQUESTS: usize = 100;
 
 /// Allocations of `REQUESTS` requests to `path` with `cookie` through `app`, after one
-/// warm-up request; the requests are built before counting.
+/// warm-up request; the requests are built before counting. The fewest of three counts: the
+/// counter is the process's, and another thread (the test harness's) allocating during a
+/// count can only add to it.
 async fn allocations<S, B>(app: &S, path: &str, cookie: Option<&str>) -> u64
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let mut fewest = u64::MAX;
+    for _ in 0..3 {
+        fewest = fewest.min(count_allocations(app, path, cookie).await);
+    }
+    fewest
+}
+
+/// One count of [`allocations`].
+async fn count_allocations<S, B>(app: &S, path: &str, cookie: Option<&str>) -> u64
 where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
