@@ -66,11 +66,9 @@ impl Version {
     /// The token as a string.
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            // Always valid UTF-8: copied from a `&str` or written as ASCII digits.
-            Repr::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
             Repr::Shared(token) => token,
+            // Always valid UTF-8: copied from a `&str` or written as ASCII digits.
+            Repr::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
         }
     }
 }

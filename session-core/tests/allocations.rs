@@ -56,6 +56,20 @@ impl Driver for Ready {
     }
 }
 
+/// The allocations of one call of `f`: the fewest of three counts. The counter is the
+/// process's, and another thread (the test harness's) allocating during a count can only add
+/// to it.
+fn fewest_allocations(mut f: impl FnMut()) -> usize {
+    (0..3)
+        .map(|_| {
+            let region = Region::new(GLOBAL);
+            f();
+            region.change().allocations
+        })
+        .min()
+        .unwrap_or(usize::MAX)
+}
+
 /// Polls a future that completes at once; allocates nothing itself.
 fn now<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
@@ -87,11 +101,12 @@ fn a_call_through_the_hot_path_layers_allocates_only_the_driver_s_future() {
     now(driver.get("key")).unwrap();
     now(driver.put("key", value.clone(), PutOptions::new())).unwrap();
 
-    let region = Region::new(GLOBAL);
-    now(driver.get("key")).unwrap();
-    assert_eq!(region.change().allocations, 1, "get");
-
-    let region = Region::new(GLOBAL);
-    now(driver.put("key", value, PutOptions::new())).unwrap();
-    assert_eq!(region.change().allocations, 1, "put");
+    let get = fewest_allocations(|| {
+        now(driver.get("key")).unwrap();
+    });
+    assert_eq!(get, 1, "get");
+    let put = fewest_allocations(|| {
+        now(driver.put("key", value.clone(), PutOptions::new())).unwrap();
+    });
+    assert_eq!(put, 1, "put");
 }
