@@ -2,7 +2,10 @@
 //! modes, sweeping, expired objects under create-only, and a server that ignores conditions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::StreamExt;
 use object_store::{ObjectStore, aws::AmazonS3Builder, local::LocalFileSystem, memory::InMemory};
@@ -80,21 +83,31 @@ async fn sweep_deletes_expired_objects_only() {
         ["trace", "validate", "expiry", "timeout"],
         "what users get"
     );
-    let short = PutOptions::new().ttl(Duration::from_millis(100));
+    // Long enough that the 1,500 puts below finish before the first of them
+    // expires, even in a debug build on a loaded two-core CI machine.
+    let ttl = Duration::from_secs(3);
+    let short = PutOptions::new().ttl(ttl);
+    let started = Instant::now();
     for i in 0..1500 {
         driver
             .put(&format!("old/{i}"), b("x"), short.clone())
             .await
             .unwrap();
     }
+    let last_short_put = Instant::now();
     for i in 0..5 {
         driver
             .put(&format!("keep/{i}"), b("y"), PutOptions::new())
             .await
             .unwrap();
     }
-    assert_eq!(driver.sweep().await.unwrap(), 0);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        driver.sweep().await.unwrap(),
+        0,
+        "nothing has expired yet ({:?} after the first put)",
+        started.elapsed()
+    );
+    tokio::time::sleep_until((last_short_put + ttl + Duration::from_millis(50)).into()).await;
     assert!(driver.list("old/", None).await.unwrap().keys.is_empty());
     assert_eq!(driver.sweep().await.unwrap(), 1500, "more than one page");
     assert_eq!(driver.sweep().await.unwrap(), 0);

@@ -201,12 +201,12 @@ async fn changes_by_other_clients_invalidate_the_local_copy() {
     a.put(
         "short",
         Bytes::from_static(b"x"),
-        PutOptions::new().ttl(Duration::from_millis(100)),
+        PutOptions::new().ttl(Duration::from_secs(1)),
     )
     .await
     .unwrap();
     assert!(a.get("short").await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(a.get("short").await.unwrap().is_none(), "expired");
     a.put("f", Bytes::from_static(b"x"), PutOptions::new())
         .await

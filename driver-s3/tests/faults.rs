@@ -137,13 +137,18 @@ async fn a_missing_bucket_is_a_config_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_deletes_expired_objects_only() {
     let driver = S3Driver::connect(common::config()).await.unwrap();
-    let short = PutOptions::new().ttl(Duration::from_millis(300));
+    // Long enough that the 36 puts below (tens of milliseconds each on a loaded
+    // two-core CI machine) finish well before the first of them expires.
+    let ttl = Duration::from_secs(5);
+    let short = PutOptions::new().ttl(ttl);
+    let started = Instant::now();
     for i in 0..30 {
         driver
             .put(&format!("old/{i}"), Bytes::from_static(b"x"), short.clone())
             .await
             .unwrap();
     }
+    let last_short_put = Instant::now();
     for i in 0..5 {
         driver
             .put(
@@ -162,8 +167,13 @@ async fn sweep_deletes_expired_objects_only() {
         )
         .await
         .unwrap();
-    assert_eq!(driver.sweep().await.unwrap(), 0, "nothing has expired yet");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        driver.sweep().await.unwrap(),
+        0,
+        "nothing has expired yet ({:?} after the first put)",
+        started.elapsed()
+    );
+    tokio::time::sleep_until((last_short_put + ttl + Duration::from_millis(100)).into()).await;
     assert_eq!(
         driver.list("old/", None).await.unwrap().keys.len(),
         0,
