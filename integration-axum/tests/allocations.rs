@@ -123,9 +123,10 @@ const REQUESTS: u64 = 100;
 /// future, and a signed cookie's memo entry is shared, not copied, until the session loads.
 /// A sealed cookie-only value is copied, one allocation (the headers go to the handler, and
 /// the value is opened only if the handler asks). Counted against the same routes under a layer that does
-/// nothing (axum boxes any layered route's future).
+/// nothing (axum boxes any layered route's future). Then the hot path: what `/count` on a
+/// stored session allocates beyond that.
 #[test]
-fn an_untouched_session_costs_its_handle_and_nothing_else() {
+fn an_untouched_session_costs_its_handle_and_a_count_twelve_allocations_more() {
     let mut baseline_app = routes()
         .layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r))
         .with_state(());
@@ -156,4 +157,27 @@ fn an_untouched_session_costs_its_handle_and_nothing_else() {
             );
         }
     }
+
+    // The hot path, pinned so that an allocation more shows: `/count` on a stored session
+    // (load, `update`, commit by compare-and-swap), over an untouched request of the same app.
+    // 12: the driver's boxed get and put futures (2), the recorded `update` (1: operations
+    // are held inline), the field diff (2: the changed key and its list), the commit's future
+    // (1, boxed only when the store is written), the record's copy with the change (2: its
+    // map and key), its encoding (2: the JSON and its `Bytes`), the decoded record kept for
+    // the next request (1), and the handler's answer (1). The storage key is shared with the
+    // cookie memo, not copied.
+    let mut app = with_sessions(
+        SessionStorage::builder(Arc::new(MemoryDriver::new()))
+            .keyring(secret())
+            .build()
+            .unwrap(),
+    );
+    let cookie = new_session(&mut app);
+    let untouched = allocations(&mut app, "/untouched", Some(&cookie), REQUESTS);
+    let counted = allocations(&mut app, "/count", Some(&cookie), REQUESTS);
+    let per_request = (counted - untouched) as f64 / REQUESTS as f64;
+    assert_eq!(
+        per_request, 12.0,
+        "/count over /untouched: {counted} allocations against {untouched}"
+    );
 }

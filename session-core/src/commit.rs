@@ -22,6 +22,7 @@ use crate::{
     combine::{SlotRef, Slots, Turn},
     cookie::{MAX_SET_COOKIE, sign},
     decoded::DecodedRecords,
+    id::StorageKey,
     intent::{Intent, assign, assign_owned, exchange, replay},
     model::{
         Changes, Committed, ConcurrentWrites, Landed, SessionData, Stored, idle_in_force, min_opt,
@@ -147,7 +148,7 @@ impl<T: SessionData> Shared<T> {
         &self,
         driver: &dyn Driver,
         id: &SessionId,
-        key: String,
+        key: StorageKey,
         latest: bool,
     ) -> Result<Option<Stored>, DriverError> {
         let entry = if latest {
@@ -203,7 +204,7 @@ impl<T: SessionData> Shared<T> {
     pub(crate) fn opened(&self, id: SessionId, record: Arc<Record>) -> Option<Stored> {
         self.unexpired(Stored {
             id,
-            key: String::new(),
+            key: StorageKey::default(),
             version: Version::new("cookie"),
             idle_deadline: record.idle_deadline,
             record,
@@ -373,7 +374,7 @@ impl<T: SessionData> Shared<T> {
             None => SessionId::generate()?,
         };
         for _ in 0..self.max_attempts {
-            let key = id.storage_key(&self.namespace);
+            let key = StorageKey::of(&id, &self.namespace);
             let options = PutOptions::new().ttl_opt(ttl).mode(mode.clone());
             match driver.put(&key, bytes.clone(), options).await {
                 Ok(version) => {

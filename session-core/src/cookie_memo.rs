@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use crate::{SessionId, memo::Memo, record::Record};
+use crate::{SessionId, id::StorageKey, memo::Memo, record::Record};
 
 /// A memo of cookie values (a [`Memo`] whose entries weigh 1 each).
 pub(crate) type CookieMemo<V> = Memo<V>;
@@ -32,7 +32,7 @@ pub(crate) struct Verified {
     /// Which key of the keyring signed it (0: the newest).
     pub(crate) key_index: usize,
     /// The session's storage key (namespace + hash of the id).
-    pub(crate) storage_key: Box<str>,
+    pub(crate) storage_key: StorageKey,
     /// The cookie value itself when the newest key signed it: sending it back is the same as
     /// signing the id again, without the HMAC.
     pub(crate) signed: Option<Arc<str>>,

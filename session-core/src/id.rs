@@ -1,6 +1,6 @@
 //! Session ids: 256 bits from the OS CSPRNG, stored only as a hash.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use sha2::{Digest, Sha256};
 
@@ -73,6 +73,45 @@ impl SessionId {
     }
 }
 
+/// A session's storage key, shared: the cookie memo computes it once per cookie, and each
+/// request that loads the session holds it by reference count instead of copying it.
+/// Empty (and unallocated) for a cookie-only session.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct StorageKey(Option<Arc<str>>);
+
+impl StorageKey {
+    /// [`SessionId::storage_key`], made in place: one allocation, the shared one.
+    pub(crate) fn of(id: &SessionId, namespace: &str) -> Self {
+        let mut key = [0u8; 128];
+        let Some(room) = key.get_mut(..namespace.len() + 64) else {
+            // A namespace over 64 bytes: through the owned string.
+            return Self(Some(Arc::from(id.storage_key(namespace))));
+        };
+        let (prefix, digits) = room.split_at_mut(namespace.len());
+        prefix.copy_from_slice(namespace.as_bytes());
+        // 32 bytes always fit 64 hex digits.
+        let _ = hex::encode_to_slice(Sha256::digest(id.text), digits);
+        Self(Some(Arc::from(
+            std::str::from_utf8(room).unwrap_or_default(),
+        )))
+    }
+}
+
+impl std::ops::Deref for StorageKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
+/// Shown as the key: a hash of the id, not a secret (a leaked key cannot be used as a cookie).
+impl fmt::Debug for StorageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let digest = Sha256::digest(self.text);
@@ -137,5 +176,19 @@ mod tests {
         assert!(key.starts_with("app:"));
         assert_eq!(key.len(), 4 + 64);
         assert!(!key.contains(id.expose()));
+    }
+
+    #[test]
+    fn the_shared_storage_key_is_the_same_key() {
+        let id = SessionId::generate().unwrap();
+        for namespace in ["", "app:", &"n".repeat(64), &"long".repeat(40)] {
+            let shared = StorageKey::of(&id, namespace);
+            assert_eq!(&*shared, id.storage_key(namespace), "{}", namespace.len());
+        }
+        assert_eq!(
+            &*StorageKey::default(),
+            "",
+            "cookie-only sessions have none"
+        );
     }
 }

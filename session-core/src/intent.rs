@@ -12,11 +12,17 @@ use std::{
 };
 
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 
 use crate::{SessionError, Version, model::Changes, model::SessionData};
 
 /// A closure from `update`, kept so it can run again on concurrently changed data.
 pub(crate) type UpdateFn<T> = Arc<dyn Fn(&mut T) + Send + Sync>;
+
+/// A request's recorded changes, in order. Inline for one: the common request makes one
+/// change, which then needs no allocation to record and none to hand to its commit (a
+/// clone of one inline operation is one reference count).
+pub(crate) type Ops<T> = SmallVec<[Op<T>; 1]>;
 
 /// One recorded change to the session data.
 pub(crate) enum Op<T> {
@@ -45,7 +51,7 @@ pub(crate) struct Intent<T> {
     /// apply to any version).
     pub(crate) changes: Changes,
     /// The operations, in order, for any other version.
-    pub(crate) ops: Vec<Op<T>>,
+    pub(crate) ops: Ops<T>,
 }
 
 /// The base of change detection: the last committed data, or the defaults overlaid with the
@@ -121,13 +127,19 @@ pub(crate) fn to_map<T: SessionData>(data: &T) -> Result<Map<String, Value>, Ses
     }
 }
 
-/// Sets or removes top-level keys of `data`.
+/// Sets or removes top-level keys of `data`. A key `data` holds keeps its string: only the
+/// value is replaced (no copy of the key).
 pub(crate) fn assign(data: &mut Map<String, Value>, pairs: &[(String, Option<Value>)]) {
     for (key, value) in pairs {
-        match value {
-            Some(v) => data.insert(key.clone(), v.clone()),
-            None => data.remove(key),
-        };
+        match (value, data.get_mut(key.as_str())) {
+            (Some(v), Some(slot)) => v.clone_into(slot),
+            (Some(v), None) => {
+                data.insert(key.clone(), v.clone());
+            }
+            (None, _) => {
+                data.remove(key.as_str());
+            }
+        }
     }
 }
 

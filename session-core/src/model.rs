@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     Lifetime, SessionError, SessionId, Version,
+    id::StorageKey,
     record::{Record, UserBinding},
 };
 
@@ -91,7 +92,7 @@ pub enum ConcurrentWrites {
 pub(crate) struct Stored {
     pub(crate) id: SessionId,
     /// The storage key (empty for cookie-only sessions).
-    pub(crate) key: String,
+    pub(crate) key: StorageKey,
     /// The stored version (a placeholder for cookie-only sessions).
     pub(crate) version: Version,
     /// Shared with the decoded-record cache and the cookie memo; a commit that changes it

@@ -19,7 +19,8 @@ use crate::{
     cookie_memo::Opened,
     exclusive::Hold,
     field_diff::changed_fields,
-    intent::{Base, Intent, Op, diff, to_map},
+    id::StorageKey,
+    intent::{Base, Intent, Op, Ops, diff, to_map},
     metrics,
     model::{Changes, SessionData, Stored, ends_at},
     record::{Record, UserBinding},
@@ -109,7 +110,7 @@ struct Loaded<T> {
     stored: Option<Stored>,
     data: T,
     /// This request's changes to the data, in order, to run again on a newer record.
-    ops: Vec<Op<T>>,
+    ops: Ops<T>,
     /// The storage's write sequence number when the session was loaded (or last committed).
     loaded_seq: u64,
     /// The session's slot in this process, held from the first change to the end of the
@@ -279,8 +280,8 @@ impl<T: SessionData> Session<T> {
             (Backend::Store(driver), Incoming::Valid { id, known, .. }) => {
                 let known = known.take();
                 let key = match &known {
-                    Some(known) => String::from(&*known.storage_key),
-                    None => id.storage_key(&self.state.shared.namespace),
+                    Some(known) => known.storage_key.clone(),
+                    None => StorageKey::of(id, &self.state.shared.namespace),
                 };
                 // An exclusive request reads what the previous holder wrote, never a cached copy.
                 let exclusive = self.state.shared.concurrent_writes == ConcurrentWrites::Exclusive;
@@ -587,8 +588,8 @@ impl<T: SessionData> Session<T> {
                 _,
             ) => Some(s.key.clone()),
             (_, None, Incoming::Valid { id, known, .. }) => Some(match known {
-                Some(known) => String::from(&*known.storage_key),
-                None => id.storage_key(&self.state.shared.namespace),
+                Some(known) => known.storage_key.clone(),
+                None => StorageKey::of(id, &self.state.shared.namespace),
             }),
             _ => None,
         };
@@ -605,7 +606,9 @@ impl<T: SessionData> Session<T> {
             let entry = users::index_key(&self.state.shared.namespace, &user.id, key);
             inner.pending_deletes.push(entry);
         }
-        inner.pending_deletes.extend(key);
+        inner
+            .pending_deletes
+            .extend(key.as_deref().map(str::to_owned));
         inner.clear_cookie |= !matches!(inner.incoming, Incoming::Absent)
             || inner.loaded.as_ref().is_some_and(|l| l.stored.is_some())
             || inner.saved_cookie.is_some();
@@ -1160,7 +1163,7 @@ impl<T: SessionData> Session<T> {
                 // idle timeout). Operations that changed nothing here are not run again
                 // elsewhere.
                 let ops = match changes.is_empty() {
-                    true => Vec::new(),
+                    true => Ops::new(),
                     false => l.ops.clone(),
                 };
                 return self.commit_combined(driver, l, ops, changes, now).await;
@@ -1184,7 +1187,7 @@ impl<T: SessionData> Session<T> {
         &self,
         driver: &dyn Driver,
         l: &mut Loaded<T>,
-        ops: Vec<Op<T>>,
+        ops: Ops<T>,
         changes: &mut Changes,
         now: u64,
     ) -> Result<(Outcome, bool), SessionError> {
@@ -1306,7 +1309,7 @@ struct Prepared {
     /// The commit may move the user index entry (creates, binds or regenerates).
     follow_index: bool,
     /// The session's storage key and user before the commit, when `follow_index`.
-    before: Option<(String, Option<String>)>,
+    before: Option<(StorageKey, Option<String>)>,
 }
 
 /// Counts a commit in the commit metric. `destroyed`: the session's record was deleted by this
@@ -1411,7 +1414,7 @@ fn loaded<T>(stored: Option<Stored>, data: T) -> Loaded<T> {
     Loaded {
         stored,
         data,
-        ops: Vec::new(),
+        ops: Ops::new(),
         loaded_seq: 0,
         slot: None,
         snapshot: None,

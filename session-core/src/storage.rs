@@ -18,6 +18,7 @@ use crate::{
     cookie::{Incoming, SealedValues, verify},
     cookie_memo::{CookieMemo, SEALED_PER_SHARD, SIGNED_PER_SHARD, Verified},
     decoded::DecodedRecords,
+    id::StorageKey,
     model::{ConcurrentWrites, DynamicData, SessionData},
     session::Session,
     transport::Via,
@@ -395,7 +396,7 @@ impl<T: SessionData> SessionStorage<T> {
         let known = shared.verified.get_or_check(value, || {
             let (id, key_index) = verify(&shared.keyring, shared.cookie.cookie_name(), value)?;
             Some(Arc::new(Verified {
-                storage_key: id.storage_key(&shared.namespace).into(),
+                storage_key: StorageKey::of(&id, &shared.namespace),
                 signed: (key_index == 0).then(|| Arc::from(value)),
                 id,
                 key_index,

@@ -11,6 +11,7 @@ use crate::{
     Driver, PutOptions, Session, SessionData, SessionError, SessionStorage,
     clock::from_unix_millis,
     commit::{Backend, Shared},
+    id::StorageKey,
     record::Record,
 };
 
@@ -205,7 +206,7 @@ fn listed<T: SessionData>(
 pub(crate) async fn follow<T: SessionData>(
     shared: &Shared<T>,
     driver: &dyn Driver,
-    before: Option<(String, Option<String>)>,
+    before: Option<(StorageKey, Option<String>)>,
     bound_now: bool,
     stored: &crate::model::Stored,
     now: u64,
