@@ -22,12 +22,17 @@ pub struct TraceLayer;
 
 impl Layer for TraceLayer {
     fn layer(&self, inner: Arc<dyn Driver>) -> Arc<dyn Driver> {
-        Arc::new(Traced { inner })
+        Arc::new(Traced {
+            name: Arc::from(inner.name()),
+            inner,
+        })
     }
 }
 
 struct Traced {
     inner: Arc<dyn Driver>,
+    /// The driver's name, shared by the metrics' labels (no copy per operation).
+    name: Arc<str>,
 }
 
 impl Traced {
@@ -49,7 +54,7 @@ impl Traced {
             let result = call.instrument(span.clone()).await;
             let elapsed = started.elapsed();
             metrics::store_operation(
-                self.inner.name(),
+                &self.name,
                 operation,
                 result.as_ref().map(|_| ()),
                 elapsed.as_secs_f64(),
