@@ -62,14 +62,19 @@ impl SessionId {
     /// The key the record is stored under: `namespace` followed by the hex SHA-256 of the id.
     /// A leaked store therefore cannot be replayed as cookies.
     pub fn storage_key(&self, namespace: &str) -> String {
-        let digest = Sha256::digest(self.text);
-        let mut digits = [0u8; 64];
-        // 32 bytes always fit 64 hex digits.
-        let _ = hex::encode_to_slice(digest, &mut digits);
+        let digits = self.hash_digits();
         let mut key = String::with_capacity(namespace.len() + digits.len());
         key.push_str(namespace);
         key.push_str(std::str::from_utf8(&digits).unwrap_or_default());
         key
+    }
+
+    /// The hex SHA-256 of the id: the end of its storage key.
+    fn hash_digits(&self) -> [u8; 64] {
+        let mut digits = [0u8; 64];
+        // 32 bytes always fit 64 hex digits.
+        let _ = hex::encode_to_slice(Sha256::digest(self.text), &mut digits);
+        digits
     }
 }
 
@@ -89,8 +94,7 @@ impl StorageKey {
         };
         let (prefix, digits) = room.split_at_mut(namespace.len());
         prefix.copy_from_slice(namespace.as_bytes());
-        // 32 bytes always fit 64 hex digits.
-        let _ = hex::encode_to_slice(Sha256::digest(id.text), digits);
+        digits.copy_from_slice(&id.hash_digits());
         Self(Some(Arc::from(
             std::str::from_utf8(room).unwrap_or_default(),
         )))
