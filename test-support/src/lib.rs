@@ -44,14 +44,22 @@ pub fn wait_for_port(port: u16, what: &str, limit: Duration) {
 
 /// Panics with `install` unless `program` exists (a path, or a name on `PATH`).
 pub fn require_binary(program: &Path, install: &str) {
-    let found = if program.components().count() > 1 {
-        program.exists()
-    } else {
-        std::env::var_os("PATH")
-            .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-            .unwrap_or(false)
-    };
-    assert!(found, "{} not found: {install}", program.display());
+    assert!(
+        located(program).is_some(),
+        "{} not found: {install}",
+        program.display()
+    );
+}
+
+/// Where `program` is: itself when it is a path, else the first match on `PATH`.
+fn located(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.exists().then(|| program.to_path_buf());
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
 }
 
 /// A child process that ends when this test process ends, even if it is killed: a shell holds
@@ -191,20 +199,61 @@ pub fn moto_binary() -> PathBuf {
     path
 }
 
-/// A `moto_server` (S3 and friends, in memory) on a free loopback port, shared by every test
-/// of the test binary; it ends with the test process. Its request log goes to
-/// `$TMPDIR/moto-<port>.log`.
+/// moto's app served as `moto_server` serves it, but one request at a time. `moto_server`
+/// runs requests on threads, and its `PutObject` checks `If-None-Match: *` and `If-Match`
+/// before it writes, without a lock: two racing conditional writes can both succeed (the
+/// conformance suite's create-only race caught it in CI, 2 of 8 racers in one round), where S3
+/// applies each atomically. Serialised, moto's conditional writes are atomic too.
+const MOTO_ONE_AT_A_TIME: &str = r#"
+import os, sys, threading
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+host, port = sys.argv[1], sys.argv[2]
+os.environ.setdefault("MOTO_PORT", port)
+app = DomainDispatcherApplication(create_backend_app)
+app.debug = True
+lock = threading.Lock()
+
+def one_at_a_time(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+
+run_simple(host, int(port), one_at_a_time, threaded=True)
+"#;
+
+/// The Python that runs moto: the one [`moto_binary`]'s first line names (a console script's
+/// interpreter, as in the workspace's `.venv-moto`), else `python3` on `PATH` (where a
+/// `moto_server` on `PATH` is a wrapper, such as pyenv's shim).
+fn moto_python() -> PathBuf {
+    let script = located(&moto_binary()).and_then(|path| std::fs::read(path).ok());
+    let first_line = script
+        .as_deref()
+        .and_then(|bytes| bytes.split(|b| *b == b'\n').next())
+        .and_then(|line| std::str::from_utf8(line).ok())
+        .unwrap_or_default();
+    match first_line.strip_prefix("#!") {
+        Some(interpreter) if interpreter.contains("python") && !interpreter.contains(' ') => {
+            PathBuf::from(interpreter.trim())
+        }
+        _ => PathBuf::from("python3"),
+    }
+}
+
+/// An S3 server (moto's, in memory; see [`MOTO_ONE_AT_A_TIME`]) on a free loopback port,
+/// shared by every test of the test binary; it ends with the test process. Its request log
+/// goes to `$TMPDIR/moto-<port>.log`.
 pub fn moto() -> &'static Moto {
     static MOTO: std::sync::OnceLock<Moto> = std::sync::OnceLock::new();
     MOTO.get_or_init(|| {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("moto-{port}.log"));
         let process = Tied::spawn_logged(
-            &moto_binary(),
+            &moto_python(),
             &[
-                "-H".into(),
+                "-c".into(),
+                MOTO_ONE_AT_A_TIME.into(),
                 "127.0.0.1".into(),
-                "-p".into(),
                 port.to_string(),
             ],
             &[],
