@@ -223,21 +223,29 @@ run_simple(host, int(port), one_at_a_time, threaded=True)
 "#;
 
 /// The Python that runs moto: the one [`moto_binary`]'s first line names (a console script's
-/// interpreter, as in the workspace's `.venv-moto`), else `python3` on `PATH` (where a
-/// `moto_server` on `PATH` is a wrapper, such as pyenv's shim).
+/// interpreter), else the `python3` beside it (a virtualenv's, as in the workspace's
+/// `.venv-moto`, whose scripts start with `#!/bin/sh` under a long path), else `python3` on
+/// `PATH` (where a `moto_server` on `PATH` is a wrapper, such as pyenv's shim).
 fn moto_python() -> PathBuf {
-    let script = located(&moto_binary()).and_then(|path| std::fs::read(path).ok());
+    let script = located(&moto_binary());
     let first_line = script
         .as_deref()
-        .and_then(|bytes| bytes.split(|b| *b == b'\n').next())
-        .and_then(|line| std::str::from_utf8(line).ok())
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|bytes| {
+            let line = bytes.split(|b| *b == b'\n').next()?;
+            String::from_utf8(line.to_vec()).ok()
+        })
         .unwrap_or_default();
-    match first_line.strip_prefix("#!") {
-        Some(interpreter) if interpreter.contains("python") && !interpreter.contains(' ') => {
-            PathBuf::from(interpreter.trim())
-        }
-        _ => PathBuf::from("python3"),
+    if let Some(interpreter) = first_line.strip_prefix("#!").map(str::trim)
+        && interpreter.contains("python")
+        && !interpreter.contains(' ')
+    {
+        return PathBuf::from(interpreter);
     }
+    script
+        .and_then(|path| Some(path.parent()?.join("python3")))
+        .filter(|beside| beside.is_file())
+        .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 /// An S3 server (moto's, in memory; see [`MOTO_ONE_AT_A_TIME`]) on a free loopback port,
