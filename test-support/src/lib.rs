@@ -248,9 +248,9 @@ fn moto_python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
-/// An S3 server (moto's, in memory; see [`MOTO_ONE_AT_A_TIME`]) on a free loopback port,
-/// shared by every test of the test binary; it ends with the test process. Its request log
-/// goes to `$TMPDIR/moto-<port>.log`.
+/// An S3 server (moto's, in memory, serving one request at a time because its conditional
+/// writes are not atomic) on a free loopback port, shared by every test of the test binary;
+/// it ends with the test process. Its request log goes to `$TMPDIR/moto-<port>.log`.
 pub fn moto() -> &'static Moto {
     static MOTO: std::sync::OnceLock<Moto> = std::sync::OnceLock::new();
     MOTO.get_or_init(|| {
