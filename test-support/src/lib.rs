@@ -279,7 +279,7 @@ pub fn moto() -> &'static Moto {
     })
 }
 
-/// A running `moto_server`; see [`moto`].
+/// A running moto S3 server; see [`moto`].
 #[derive(Debug)]
 pub struct Moto {
     _process: Tied,
