@@ -65,6 +65,13 @@ type ErrorHandler = Arc<dyn Fn(&SessionError) -> http::Response<String> + Send +
 
 /// Loads and commits sessions of one [`SessionStorage`] around an inner service.
 pub struct SessionLayer<T = DynamicData> {
+    /// Shared with every service the layer makes and each request's future: axum applies a
+    /// router's layers to a handler for each request, so making a service must not allocate.
+    shared: Arc<Shared<T>>,
+}
+
+/// What a layer, its services and their requests share.
+struct Shared<T> {
     storage: SessionStorage<T>,
     on_error: ErrorHandler,
 }
@@ -72,8 +79,7 @@ pub struct SessionLayer<T = DynamicData> {
 impl<T> Clone for SessionLayer<T> {
     fn clone(&self) -> Self {
         Self {
-            storage: self.storage.clone(),
-            on_error: Arc::clone(&self.on_error),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -81,7 +87,7 @@ impl<T> Clone for SessionLayer<T> {
 impl<T> fmt::Debug for SessionLayer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionLayer")
-            .field("storage", &self.storage)
+            .field("storage", &self.shared.storage)
             .finish_non_exhaustive()
     }
 }
@@ -155,20 +161,26 @@ impl<T: SessionData> SessionLayer<T> {
     /// A layer over `storage`.
     pub fn new(storage: SessionStorage<T>) -> Self {
         Self {
-            storage,
-            on_error: Arc::new(error_response),
+            shared: Arc::new(Shared {
+                storage,
+                on_error: Arc::new(error_response),
+            }),
         }
     }
 
     /// The response sent instead of the handler's when the session cannot be committed
     /// (the store is down, the cookie would be too large, ...). The error is logged first.
     /// Default: [`error_response`] (503 with `Retry-After` when retrying may help, else 500).
-    pub fn on_error<F>(mut self, handler: F) -> Self
+    pub fn on_error<F>(self, handler: F) -> Self
     where
         F: Fn(&SessionError) -> http::Response<String> + Send + Sync + 'static,
     {
-        self.on_error = Arc::new(handler);
-        self
+        Self {
+            shared: Arc::new(Shared {
+                storage: self.shared.storage.clone(),
+                on_error: Arc::new(handler),
+            }),
+        }
     }
 }
 
@@ -178,7 +190,7 @@ impl<S, T> Layer<S> for SessionLayer<T> {
     fn layer(&self, inner: S) -> Self::Service {
         SessionService {
             inner,
-            layer: Arc::new(self.clone()),
+            layer: Arc::clone(&self.shared),
         }
     }
 }
@@ -188,7 +200,7 @@ pub struct SessionService<S, T> {
     inner: S,
     /// One reference count for the service's clones and each request's future (the router
     /// clones the service per request).
-    layer: Arc<SessionLayer<T>>,
+    layer: Arc<Shared<T>>,
 }
 
 impl<S: Clone, T> Clone for SessionService<S, T> {
@@ -249,7 +261,7 @@ pin_project_lite::pin_project! {
     /// session's commit ([`CommitAfter`]), its headers added to the response.
     pub struct ResponseFuture<F, T, B> {
         #[pin]
-        inner: CommitAfter<F, Arc<SessionLayer<T>>, T, http::Response<B>>,
+        inner: CommitAfter<F, Arc<Shared<T>>, T, http::Response<B>>,
     }
 }
 
@@ -270,7 +282,7 @@ where
 /// The response with the commit's headers (`Set-Cookie`, or the header transport's token for
 /// a session that came in it), or the error response when the commit failed.
 fn respond<T, ResBody: From<String>>(
-    layer: &SessionLayer<T>,
+    layer: &Shared<T>,
     mut response: http::Response<ResBody>,
     committed: Result<ResponseHeaders, SessionError>,
 ) -> http::Response<ResBody> {
