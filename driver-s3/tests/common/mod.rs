@@ -14,7 +14,9 @@ pub(crate) fn config() -> S3Config {
     config.access_key_id = Some("test".into());
     config.secret_access_key = Some("test".into());
     // moto is a Python emulator: on a loaded 2-core CI machine one page of a large listing
-    // took longer than the default 10 s / 3 attempts once. Production keeps the default.
-    config.operation_timeout = Some(std::time::Duration::from_secs(30));
+    // took longer than the default 10 s / 3 attempts, and with other test binaries running
+    // beside this one (scripts/parallel-tests) longer than 30 s / 3 once. Production keeps
+    // the default.
+    config.operation_timeout = Some(std::time::Duration::from_secs(90));
     config
 }
