@@ -10,7 +10,7 @@
 //! or AEAD tag, the hash of a server-generated id).
 
 use std::{
-    hash::{BuildHasher, Hasher, RandomState},
+    hash::{BuildHasher, Hasher},
     sync::{Mutex, MutexGuard},
 };
 
@@ -43,7 +43,7 @@ impl<V> Shard<V> {
 }
 
 /// A memo (see the module documentation).
-pub(crate) struct Memo<V, S = RandomState> {
+pub(crate) struct Memo<V, S = foldhash::fast::RandomState> {
     hasher: S,
     shards: [Mutex<Shard<V>>; SHARDS],
     /// Weight each shard may hold.
@@ -54,7 +54,7 @@ impl<V> Memo<V> {
     /// A memo whose shards each hold entries of at most `budget` in total weight, its keys
     /// hashed with a per-process random key.
     pub(crate) fn new(budget: usize) -> Self {
-        Self::with_hasher(budget, RandomState::new())
+        Self::with_hasher(budget, foldhash::fast::RandomState::default())
     }
 }
 
