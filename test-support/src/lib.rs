@@ -248,12 +248,49 @@ fn moto_python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
+/// The environment variable naming the lock file through which processes take turns with
+/// moto (see [`moto`]).
+pub const MOTO_LOCK_ENV: &str = "SESSION_MOTO_LOCK";
+
+/// Waits for, then holds, the exclusive lock on the file `$SESSION_MOTO_LOCK` names (created if
+/// missing); `None` when the variable is unset. The lock ends when the file is dropped or the
+/// process exits.
+fn moto_turn() -> Option<std::fs::File> {
+    let path = PathBuf::from(std::env::var_os(MOTO_LOCK_ENV)?);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening the moto lock file {}: {e}", path.display()));
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "waiting for the moto lock {} (another process is using moto)",
+                path.display()
+            );
+            file.lock()
+                .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
+        }
+        Err(std::fs::TryLockError::Error(e)) => panic!("locking {}: {e}", path.display()),
+    }
+    Some(file)
+}
+
 /// An S3 server (moto's, in memory, serving one request at a time because its conditional
 /// writes are not atomic) on a free loopback port, shared by every test of the test binary;
 /// it ends with the test process. Its request log goes to `$TMPDIR/moto-<port>.log`.
+///
+/// moto answers in Python on one core: several processes loading their own moto at once
+/// starve each other (a listing that takes 3 s alone timed out at 10 s with three other test
+/// binaries running). When `$SESSION_MOTO_LOCK` names a file (`scripts/parallel-tests` and
+/// `scripts/conformance-reports` set it), the first call waits for an exclusive lock on it
+/// and the process keeps it until it exits: processes that use moto take turns, whoever
+/// schedules them.
 pub fn moto() -> &'static Moto {
     static MOTO: std::sync::OnceLock<Moto> = std::sync::OnceLock::new();
     MOTO.get_or_init(|| {
+        let turn = moto_turn();
         let port = free_port();
         let log = std::env::temp_dir().join(format!("moto-{port}.log"));
         let process = Tied::spawn_logged(
@@ -274,6 +311,7 @@ pub fn moto() -> &'static Moto {
         );
         Moto {
             _process: process,
+            _turn: turn,
             port,
         }
     })
@@ -283,6 +321,8 @@ pub fn moto() -> &'static Moto {
 #[derive(Debug)]
 pub struct Moto {
     _process: Tied,
+    /// The lock of [`moto_turn`], held while this process uses moto.
+    _turn: Option<std::fs::File>,
     /// Its port on 127.0.0.1.
     pub port: u16,
 }
