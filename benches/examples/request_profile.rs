@@ -1,7 +1,8 @@
 //! Runs `N` `/count` (or `/read`) requests through the axum integration in-process (no sockets),
 //! for `valgrind --tool=callgrind`: `cargo build --profile bench -p session-benches --example
 //! request_profile` then `valgrind --tool=callgrind target/release/examples/request_profile
-//! memory 20000 [count|read|new]` (apps: bare, memory, cookie). Every request carries the
+//! memory 20000 [count|read|new|static]` (apps: bare, memory, cookie; `static`: a route under
+//! the layer whose handler never touches the session). Every request carries the
 //! cookie of the session the first `/count` created, except with `new`: `/count` without a
 //! cookie, a new visitor each time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -42,6 +43,7 @@ fn main() {
     let mode = args.get(3).map(String::as_str);
     let path = match mode {
         Some("read") => "/read",
+        Some("static") => "/static",
         _ => "/count",
     };
     let new_visitors = mode == Some("new");
@@ -49,6 +51,7 @@ fn main() {
         Router::new()
             .route("/count", get(|| async { "1" }))
             .route("/read", get(|| async { "1" }))
+            .route("/static", get(|| async { "1" }))
     } else {
         let builder = match app {
             "cookie" => SessionStorage::<Counter>::cookie_only(),
@@ -67,6 +70,7 @@ fn main() {
         Router::new()
             .route("/count", get(count))
             .route("/read", get(read))
+            .route("/static", get(|| async { "1" }))
             .layer(SessionLayer::new(storage))
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
