@@ -126,8 +126,8 @@ impl MemoryDriverBuilder {
 #[derive(Debug)]
 pub struct MemoryDriver {
     shards: Box<[Mutex<Shard>]>,
-    /// Seeded at random per driver, as hashbrown's default: about 40 instructions for a
-    /// session's storage key where SipHash took 340 (twice per `/count`).
+    /// foldhash, seeded at random per driver (hashbrown's default): about 65 instructions for
+    /// a session's storage key where SipHash took 340 (twice per `/count`).
     hasher: foldhash::fast::RandomState,
     per_shard: Option<usize>,
     next_version: AtomicU64,
