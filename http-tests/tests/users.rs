@@ -3,7 +3,8 @@
 //! listed with their labels; "log out my other devices" and "log out everywhere" end them for
 //! every later request, including while one of them is hammering the server, and in a second
 //! server process on the same store (fs, SQLite, Redis) that had already served the device
-//! (with Redis, once that process's local cache has the invalidation: see the driver's docs).
+//! (with Redis, once that process's local cache has the invalidation: see the driver's docs;
+//! a write there before it cannot bring the session back).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -168,6 +169,10 @@ fn log_out_everywhere_across_processes(kind: &str) {
     }
     let r = send(a.port, "POST", "/logout-everywhere", &laptop, &[]);
     assert_eq!((r.status, r.body.as_str()), (200, "1"), "{kind}");
+    // A write in B right away (with Redis, while B's cache may still hold the record) must
+    // not bring the session back: its commit finds the record gone.
+    let w = send(b.port, "POST", "/incr", &laptop, &[]);
+    assert_eq!(w.status, 200, "{kind}: {}", w.body);
     if kind == "redis" {
         // B answers reads from its local cache, which learns of the deletion from Redis's
         // invalidation message: that message can reach B after A's answer reached the client

@@ -1,8 +1,9 @@
 //! `test-server postgres|mariadb|moto`: starts a throwaway server of that kind on a free
 //! loopback port (as the tests do), prints its URL and runs until killed; the server ends with
 //! it. For `scripts/conformance-reports` (certification through the conformance command line)
-//! and the HTTP benchmark. moto's URL is its endpoint, with an empty bucket `sessions` already made; moto
-//! serves one request at a time, as in the tests ([`session_test_support::moto`]).
+//! and the HTTP benchmark. moto's URL is its endpoint, with an empty bucket `sessions` already
+//! made; moto serves one request at a time, as in the tests, and with `SESSION_MOTO_LOCK` set
+//! it first waits for its turn ([`session_test_support::moto`]).
 
 use std::io::Write;
 
