@@ -41,17 +41,21 @@ const READ_CONCURRENCY: usize = 16;
 ///
 /// ```
 /// use std::{sync::Arc, time::Duration};
-/// use session_kit_core::{Driver, PutOptions, bytes::Bytes, layers::{ExpiryLayer, Layer}};
+/// use session_kit_core::{
+///     Driver, ManualClock, PutOptions, bytes::Bytes, layers::{ExpiryLayer, Layer},
+/// };
 /// use session_kit_memory::MemoryDriver;
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// // Any driver: the layer never hands it a TTL.
+/// // Any driver: the layer never hands it a TTL. `ExpiryLayer::new()` reads the system
+/// // clock; a manual one lets this example pass time without sleeping.
+/// let clock = Arc::new(ManualClock::starting_now());
 /// let plain = Arc::new(MemoryDriver::new());
-/// let driver = ExpiryLayer::new().layer(plain.clone());
+/// let driver = ExpiryLayer::with_clock(clock.clone()).layer(plain.clone());
 /// let options = PutOptions::new().ttl(Duration::from_millis(20));
 /// driver.put("k", Bytes::from_static(b"v"), options).await?;
 /// assert_eq!(driver.get("k").await?.unwrap().value, "v");
-/// tokio::time::sleep(Duration::from_millis(30)).await;
+/// clock.advance(Duration::from_millis(30));
 /// assert!(driver.get("k").await?.is_none());
 /// assert!(plain.get("k").await?.is_some(), "stored until swept");
 /// assert_eq!(driver.sweep().await?, 1);
