@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure here is a test failure
 
 mod down;
+pub mod hostile;
 mod outage;
 mod proxy;
 pub mod redis;
