@@ -25,7 +25,9 @@
 //! and in `tests/conformance.rs` one line turns every check into a test, run by a harness that
 //! behaves like `cargo test`'s (filters, `--list`, `--exact`, `--nocapture`): checks that do
 //! not apply to your driver's capabilities are shown as **ignored**, and slow checks run with
-//! `--include-ignored` (or `SESSION_CONFORMANCE_SLOW=1`).
+//! `--include-ignored` (or `SESSION_CONFORMANCE_SLOW=1`). One check,
+//! `random_operations_match_a_model`, draws its operations at random: when it fails, its
+//! message names the seed, and `SESSION_CONFORMANCE_SEED=<seed>` replays the same operations.
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -8,11 +8,18 @@ use session_kit_core::{Driver, DriverError, PutOptions, WriteMode, bytes::Bytes}
 const CHILD_ENV: &str = "SESSION_CONFORMANCE_CHILD_LOCATION";
 const INCREMENTS: u64 = 40;
 
+/// Conflicts in a row after which [`cas_increment`] gives up: each conflict of a correct
+/// driver is another worker's increment, and no test makes this many.
+const MAX_CONFLICTS: u64 = 10_000;
+
 /// Increments the decimal counter under `key` `times` times, each through a read and a
 /// compare-and-swap retried on conflict (yielding in between, as network latency would, so
-/// concurrent workers really interleave).
+/// concurrent workers really interleave). Fails, rather than retrying forever, when
+/// compare-and-swap with the version just read keeps conflicting (reads that never see the
+/// latest write, a version the driver does not compare as it returned it).
 pub async fn cas_increment(driver: &dyn Driver, key: &str, times: u64) -> Result<(), String> {
     for _ in 0..times {
+        let mut conflicts = 0;
         loop {
             let entry = driver
                 .get(key)
@@ -34,7 +41,12 @@ pub async fn cas_increment(driver: &dyn Driver, key: &str, times: u64) -> Result
                 .await
             {
                 Ok(_) => break,
-                Err(DriverError::Conflict) => continue,
+                Err(DriverError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
+                Err(DriverError::Conflict) => {
+                    return Err(format!(
+                        "compare-and-swap with the version just read conflicted {MAX_CONFLICTS} times in a row"
+                    ));
+                }
                 Err(e) => return Err(e.to_string()),
             }
         }

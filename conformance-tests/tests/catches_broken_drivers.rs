@@ -101,6 +101,14 @@ caught! {
     clear_ignoring_the_separator: ClearIgnoresSeparator by ["prefixes_end_where_they_say"];
     like_wildcards_in_prefixes: LikePrefix by ["wildcards_in_prefixes_are_literal"];
     glob_wildcards_in_prefixes: GlobPrefix by ["wildcards_in_prefixes_are_literal"];
+    update_only_missing_the_read_cache: UpdateOnlyMissesReadCache by ["random_operations_match_a_model"];
+    compare_and_swap_that_always_conflicts: CompareAndSwapAlwaysConflicts by ["compare_and_swap", "compare_and_swap_race"];
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_path_that_misses_the_read_cache_is_caught_every_time() {
+    let check = "random_operations_match_a_model";
+    assert_always_caught(Flaw::UpdateOnlyMissesReadCache, check, 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

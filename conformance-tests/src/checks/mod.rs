@@ -5,6 +5,7 @@ mod conditional;
 mod expiry;
 mod keys;
 mod listing;
+mod sequences;
 mod session;
 mod values;
 
@@ -73,6 +74,11 @@ pub(crate) static ALL: &[Check] = &[
         basic::versions_are_never_reused,
         always,
         "every write returns a version the key never had, also after delete and re-create; a stale compare-and-swap fails"
+    ),
+    check!(
+        sequences::random_operations_match_a_model,
+        always,
+        "400 random gets, writes (each declared mode, with and without TTL), deletes, touches and lists on three keys, each change read back, answer as a model of the contract does; a failure names its seed and the operations"
     ),
     check!(
         keys::empty_key_is_invalid,

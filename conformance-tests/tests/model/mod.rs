@@ -25,6 +25,9 @@ pub(crate) enum Flaw {
     IgnoresCreateOnly,
     /// Declares compare-and-swap, ignores the version.
     IgnoresVersion,
+    /// Declares compare-and-swap, answers every compare-and-swap with a conflict (a version
+    /// compared in another form than the one returned).
+    CompareAndSwapAlwaysConflicts,
     /// Declares TTL, drops it (unstorage drivers that ignore `ttl`).
     IgnoresTtl,
     /// Declares no touch but answers it with success.
@@ -96,6 +99,10 @@ pub(crate) enum Flaw {
     // Delete.
     /// Every other read goes to a replica that never hears of deletes.
     StaleReplicaAfterDelete,
+    // Read caches.
+    /// Keeps what it read in a cache (expiring with the entry) that every write, delete and
+    /// touch refreshes, except update-only writes (one write path forgot the cache).
+    UpdateOnlyMissesReadCache,
     /// Delete is a tombstone that expires after a second, showing the old value again.
     SoftDeleteExpires,
     // List and clear.
@@ -131,6 +138,7 @@ struct State {
     last_version: u64,
     per_key: HashMap<String, u64>,
     reads: u64,
+    cache: HashMap<String, Entry>,
 }
 
 /// The reference driver.
@@ -297,6 +305,9 @@ impl Model {
             .and_then(|ttl| self.expiry(ttl, now));
         let version = self.next_version(state, key);
         state.tombstones.remove(key);
+        if *mode != WriteMode::UpdateOnly {
+            state.cache.remove(key);
+        }
         state
             .replica
             .insert(key.to_owned(), (value.clone(), version));
@@ -398,6 +409,12 @@ impl Driver for Model {
         let now = Instant::now();
         let mut state = self.state();
         state.reads += 1;
+        if self.is(Flaw::UpdateOnlyMissesReadCache) {
+            let live = state.map.get(&key).is_some_and(|i| i.live(now));
+            if let Some(cached) = state.cache.get(&key).filter(|_| live) {
+                return Ok(Some(cached.clone()));
+            }
+        }
         if self.is(Flaw::StaleReplicaAfterDelete) && state.reads.is_multiple_of(2) {
             return Ok(state.replica.get(&key).map(|(value, version)| Entry {
                 value: value.clone(),
@@ -415,11 +432,15 @@ impl Driver for Model {
         if self.is(Flaw::LosesLastByte) && value.len() > 1 {
             value = value.slice(..value.len() - 1);
         }
-        Ok(Some(Entry {
+        let entry = Entry {
             value,
             version: Version::from_u64(item.version),
             expires_at: item.expires.map(|(_, wall)| wall),
-        }))
+        };
+        if self.is(Flaw::UpdateOnlyMissesReadCache) {
+            state.cache.insert(key, entry.clone());
+        }
+        Ok(Some(entry))
     }
 
     async fn put(
@@ -434,6 +455,9 @@ impl Driver for Model {
         let key = self.key(key);
         let value = self.stored_value(value);
         let mut mode = options.mode;
+        if self.is(Flaw::CompareAndSwapAlwaysConflicts) && matches!(mode, WriteMode::IfVersion(_)) {
+            return Err(DriverError::Conflict);
+        }
         match (self.flaw, &mode) {
             (Some(Flaw::IgnoresCreateOnly), WriteMode::CreateOnly)
             | (Some(Flaw::IgnoresVersion), WriteMode::IfVersion(_)) => mode = WriteMode::Overwrite,
@@ -503,6 +527,7 @@ impl Driver for Model {
             return Ok(());
         }
         state.map.remove(&key);
+        state.cache.remove(&key);
         if self.is(Flaw::ReusesVersions) {
             state.per_key.remove(&key);
         }
@@ -524,6 +549,7 @@ impl Driver for Model {
         if state.tombstones.get(&key).is_some_and(|until| now < *until) {
             return Ok(false);
         }
+        state.cache.remove(&key);
         let Some(item) = state.map.get_mut(&key).filter(|i| revive || i.live(now)) else {
             return Ok(false);
         };
