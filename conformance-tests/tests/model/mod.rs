@@ -99,12 +99,12 @@ pub(crate) enum Flaw {
     // Delete.
     /// Every other read goes to a replica that never hears of deletes.
     StaleReplicaAfterDelete,
+    /// Delete is a tombstone that expires after a second, showing the old value again.
+    SoftDeleteExpires,
     // Read caches.
     /// Keeps what it read in a cache (expiring with the entry) that every write, delete and
     /// touch refreshes, except update-only writes (one write path forgot the cache).
     UpdateOnlyMissesReadCache,
-    /// Delete is a tombstone that expires after a second, showing the old value again.
-    SoftDeleteExpires,
     // List and clear.
     /// Lists keys that contain the prefix anywhere.
     ListContains,
