@@ -25,7 +25,7 @@ enum Op {
     Get,
     Put(WriteMode, Option<Duration>),
     Delete,
-    Touch,
+    Touch(Duration),
     List,
 }
 
@@ -80,8 +80,8 @@ async fn run(ctx: &Ctx, seed: u64, log: &mut String) -> R {
         ops.push(Op::Put(WriteMode::IfVersion(Version::from_u64(0)), None));
         ops.push(Op::Put(WriteMode::IfVersion(Version::from_u64(0)), None));
     }
-    if caps.touch && ttl.is_some() {
-        ops.push(Op::Touch);
+    if let (true, Some(ttl)) = (caps.touch, ttl) {
+        ops.push(Op::Touch(ttl));
     }
     if caps.list {
         ops.push(Op::List);
@@ -152,9 +152,8 @@ async fn run(ctx: &Ctx, seed: u64, log: &mut String) -> R {
                     key.past.push(old);
                 }
             }
-            Op::Touch => {
+            Op::Touch(ttl) => {
                 let _ = write!(log, "\n  {step}: touch {k}");
-                let ttl = ttl.unwrap_or(Duration::from_secs(3600));
                 let touched = ctx
                     .driver
                     .touch(name, ttl)
