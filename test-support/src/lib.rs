@@ -22,13 +22,55 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// A free TCP port on 127.0.0.1.
+/// A TCP port on 127.0.0.1 that nothing is bound to, chosen below the kernel's ephemeral
+/// range (`/proc/sys/net/ipv4/ip_local_port_range`).
+///
+/// A port from `bind(0)` comes from the ephemeral range, where every outgoing connection of
+/// every process also takes its local port: between this call and the server binding it, a
+/// client socket of a test running beside it can take it (a Redis Cluster node's bus port
+/// did in CI, and the node exited with "Address already in use"). Below that range only a
+/// listener can take it. Falls back to `bind(0)` when no port there is free.
 pub fn free_port() -> u16 {
+    let low = ephemeral_low();
+    let first = low.saturating_sub(16_384).max(1024);
+    if first < low {
+        let span = u32::from(low - first);
+        for _ in 0..200 {
+            let candidate = first + u16::try_from(random_u32() % span).unwrap_or(0);
+            if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+                return candidate;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The first port of the kernel's ephemeral range (Linux's default 32768 where it cannot
+/// be read).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// A random number from the standard library's per-process hash keys (no generator needed
+/// to pick a port).
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    // Truncation intended: any 32 bits of the hash are as random as the others.
+    hasher.finish() as u32
 }
 
 /// Waits until something accepts connections on `127.0.0.1:port`; panics after `limit`.
@@ -64,7 +106,8 @@ fn located(program: &Path) -> Option<PathBuf> {
 }
 
 /// A child process that ends when this test process ends, even if it is killed: a shell holds
-/// it and sends it SIGTERM when our end of its stdin pipe closes.
+/// it and sends it SIGTERM when our end of its stdin pipe closes. The shell exits when the
+/// process does, so [`Tied::has_exited`] sees a server that could not start.
 #[derive(Debug)]
 pub struct Tied(Child);
 
@@ -95,7 +138,15 @@ impl Tied {
         let mut command = Command::new("sh");
         command
             .arg("-c")
-            .arg(r#""$@" & p=$!; cat >/dev/null; kill $p 2>/dev/null; wait $p 2>/dev/null"#)
+            // The program runs in the background; a watcher reads our stdin pipe (fd 3: a
+            // background job's own stdin is /dev/null) and kills it at end of file; the shell
+            // waits for the program, so it ends with it and with its exit status.
+            .arg(concat!(
+                "exec 3<&0; ",
+                r#""$@" 3<&- & p=$!; "#,
+                "{ cat <&3; kill $p 2>/dev/null; } >/dev/null 2>&1 & ",
+                "exec 3<&-; wait $p",
+            ))
             .arg("tied")
             .arg(program)
             .args(args)
@@ -115,6 +166,12 @@ impl Tied {
     /// The child's standard output (once).
     pub fn take_stdout(&mut self) -> Option<ChildStdout> {
         self.0.stdout.take()
+    }
+
+    /// Whether the process has exited by itself (for example a server whose port was
+    /// taken).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(Some(_)))
     }
 
     /// Ends the process (SIGTERM) and waits for it.
@@ -152,8 +209,16 @@ pub fn redis_binary(tool: &str) -> PathBuf {
 }
 
 /// A `redis-server` without persistence on `127.0.0.1:port`, working in `dir`, with extra
-/// arguments (for example cluster options); listening when this returns.
+/// arguments (for example cluster options); listening when this returns. Panics when it
+/// cannot start (use [`redis_server`] or [`redis::RedisServer::start`] for a server on
+/// whichever free port works).
 pub fn redis_server_on(port: u16, dir: &Path, extra: &[String]) -> Tied {
+    try_redis_server_on(port, dir, extra).unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// [`redis_server_on`], or why the server did not start (it exited, for example because a
+/// port was taken, or did not listen within ten seconds).
+pub(crate) fn try_redis_server_on(port: u16, dir: &Path, extra: &[String]) -> Result<Tied, String> {
     let mut args: Vec<String> = [
         "--port",
         &port.to_string(),
@@ -170,16 +235,60 @@ pub fn redis_server_on(port: u16, dir: &Path, extra: &[String]) -> Tied {
     .map(|s| s.to_string())
     .collect();
     args.extend(extra.iter().cloned());
-    let server = Tied::spawn(&redis_binary("redis-server"), &args, &[]);
-    wait_for_port(port, "redis-server", Duration::from_secs(10));
-    server
+    let mut server = Tied::spawn(&redis_binary("redis-server"), &args, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Answering PING, not only accepting connections: something else may listen on a port
+    // taken since free_port, and Redis opens its listeners (the cluster bus's too) before
+    // it answers.
+    while !answers_ping(port) {
+        if server.has_exited() {
+            return Err(format!(
+                "redis-server on port {port} exited before listening (its log is above)"
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "redis-server did not start listening on port {port} within 10 s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(server)
+}
+
+/// Whether a Redis server on `port` answers `PING` with `+PONG`.
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let mut reply = [0u8; 7];
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .is_ok()
+        && stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+/// Starts a server on fresh free ports until one starts: `start` is given a free port and
+/// picks any other port it needs itself. Between [`free_port`] and the server binding, a
+/// port can be taken by another test; five tries make that a non-event.
+pub(crate) fn on_free_ports<T>(mut start: impl FnMut(u16) -> Result<T, String>) -> T {
+    let mut failures = Vec::new();
+    for _ in 0..5 {
+        match start(free_port()) {
+            Ok(server) => return server,
+            Err(why) => failures.push(why),
+        }
+    }
+    panic!("no server started in five tries: {}", failures.join("; "))
 }
 
 /// A throwaway `redis-server` on a free loopback port, working in `dir`; it runs while the
 /// returned handle lives.
 pub fn redis_server(dir: &Path) -> (Tied, u16) {
-    let port = free_port();
-    (redis_server_on(port, dir, &[]), port)
+    on_free_ports(|port| try_redis_server_on(port, dir, &[]).map(|server| (server, port)))
 }
 
 /// The `moto_server` binary (an S3-compatible server from PyPI): `$MOTO_SERVER`, the

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Tied, free_port, redis_binary, redis_server_on};
+use crate::{Tied, free_port, on_free_ports, redis_binary, try_redis_server_on};
 
 fn cli_binary() -> PathBuf {
     redis_binary("redis-cli")
@@ -29,15 +29,25 @@ impl RedisServer {
     /// A server on a free port, in a temporary directory of its own.
     pub fn start() -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let mut server = Self::start_in(free_port(), &dir, Vec::new());
+        let mut server = Self::start_fresh(tmp.path(), Vec::new);
         server._tmp = Some(tmp);
         server
     }
 
     /// A server on `port`, working in `dir`, with extra arguments; answering when this returns.
+    /// Panics when it cannot start (the port taken, for example).
     pub fn start_in(port: u16, dir: &Path, extra: Vec<String>) -> Self {
-        let process = redis_server_on(port, dir, &extra);
+        Self::try_start_in(port, dir, extra).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// A server on a free port, working in `dir`, with the extra arguments `extra` gives
+    /// (asked again for each try, so ports it names are fresh too).
+    fn start_fresh(dir: &Path, mut extra: impl FnMut() -> Vec<String>) -> Self {
+        on_free_ports(|port| Self::try_start_in(port, dir, extra()))
+    }
+
+    fn try_start_in(port: u16, dir: &Path, extra: Vec<String>) -> Result<Self, String> {
+        let process = try_redis_server_on(port, dir, &extra)?;
         let server = Self {
             process: Some(process),
             port,
@@ -45,20 +55,7 @@ impl RedisServer {
             extra,
             _tmp: None,
         };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.cli(&["PING"]).trim() != "PONG" {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on {} did not answer PING",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        Ok(server)
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -75,20 +72,21 @@ impl RedisServer {
         let dir = tmp.path().to_path_buf();
         crate::sql::make_certificates(&dir, None);
         let path = |name: &str| dir.join(name).display().to_string();
-        let tls_port = free_port();
-        let extra = vec![
-            "--tls-port".into(),
-            tls_port.to_string(),
-            "--tls-cert-file".into(),
-            path("server.pem"),
-            "--tls-key-file".into(),
-            path("server.key"),
-            "--tls-ca-cert-file".into(),
-            path("ca.pem"),
-            "--tls-auth-clients".into(),
-            "no".into(),
-        ];
-        let mut server = Self::start_in(free_port(), &dir, extra);
+        let extra = || {
+            vec![
+                "--tls-port".into(),
+                free_port().to_string(),
+                "--tls-cert-file".into(),
+                path("server.pem"),
+                "--tls-key-file".into(),
+                path("server.key"),
+                "--tls-ca-cert-file".into(),
+                path("ca.pem"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ]
+        };
+        let mut server = Self::start_fresh(&dir, extra);
         server._tmp = Some(tmp);
         server
     }
@@ -167,9 +165,7 @@ impl RedisCluster {
                 std::fs::create_dir_all(&dir).unwrap();
                 // The cluster bus defaults to port + 10000, which overflows for high
                 // ephemeral ports: give it a free port of its own.
-                RedisServer::start_in(
-                    free_port(),
-                    &dir,
+                RedisServer::start_fresh(&dir, || {
                     vec![
                         "--cluster-enabled".into(),
                         "yes".into(),
@@ -177,8 +173,8 @@ impl RedisCluster {
                         "nodes.conf".into(),
                         "--cluster-port".into(),
                         free_port().to_string(),
-                    ],
-                )
+                    ]
+                })
             })
             .collect();
         let addresses: Vec<String> = nodes
@@ -212,5 +208,62 @@ impl RedisCluster {
     /// `redis+cluster://` with the first node's address.
     pub fn url(&self) -> String {
         format!("redis+cluster://127.0.0.1:{}", self.nodes[0].port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn cluster_args(bus_port: u16) -> Vec<String> {
+        [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-port",
+            &bus_port.to_string(),
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    #[test]
+    fn a_server_whose_bus_port_is_taken_fails_fast_and_the_next_try_starts() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let tmp = tempfile::tempdir().unwrap();
+
+        let started = Instant::now();
+        let refused = RedisServer::try_start_in(free_port(), tmp.path(), cluster_args(taken_port));
+        assert!(refused.is_err(), "a node whose bus port is taken started");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the failure took {:?}: it should be seen when the process exits",
+            started.elapsed()
+        );
+
+        let mut tries = 0;
+        let server = RedisServer::start_fresh(tmp.path(), || {
+            tries += 1;
+            cluster_args(if tries == 1 { taken_port } else { free_port() })
+        });
+        assert_eq!(tries, 2);
+        assert_eq!(server.cli(&["PING"]).trim(), "PONG");
+    }
+
+    #[test]
+    fn free_ports_lie_below_the_ephemeral_range_and_vary() {
+        let low = crate::ephemeral_low();
+        let ports: std::collections::BTreeSet<u16> = (0..20).map(|_| free_port()).collect();
+        assert!(
+            ports.iter().all(|port| *port < low),
+            "{ports:?}: not all below the ephemeral range from {low}"
+        );
+        assert!(
+            ports.len() >= 15,
+            "{ports:?}: the same ports again and again"
+        );
     }
 }
