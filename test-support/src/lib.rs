@@ -236,24 +236,44 @@ pub(crate) fn try_redis_server_on(port: u16, dir: &Path, extra: &[String]) -> Re
     .collect();
     args.extend(extra.iter().cloned());
     let mut server = Tied::spawn(&redis_binary("redis-server"), &args, &[]);
-    let deadline = Instant::now() + Duration::from_secs(10);
     // Answering PING, not only accepting connections: something else may listen on a port
     // taken since free_port, and Redis opens its listeners (the cluster bus's too) before
     // it answers.
-    while !answers_ping(port) {
-        if server.has_exited() {
-            return Err(format!(
-                "redis-server on port {port} exited before listening (its log is above)"
-            ));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "redis-server did not start listening on port {port} within 10 s"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_ready(&mut server, "redis-server", port, None, 10, || {
+        answers_ping(port)
+    })?;
     Ok(server)
+}
+
+/// Waits until `ready` says the server `what` on `port` answers (polling every 50 ms), or
+/// says why not: it exited (a port taken, for example) or did not answer within
+/// `limit_secs`. Either way the error carries its log, if it has one (else its standard
+/// error is the test's).
+pub(crate) fn until_ready(
+    process: &mut Tied,
+    what: &str,
+    port: u16,
+    log: Option<&Path>,
+    limit_secs: u64,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(limit_secs);
+    while !ready() {
+        let why = if process.has_exited() {
+            "exited before it answered"
+        } else if Instant::now() >= deadline {
+            "did not become ready"
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        return Err(format!(
+            "{what} on port {port} {why}: {}",
+            log.and_then(|log| std::fs::read_to_string(log).ok())
+                .unwrap_or_default()
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a Redis server on `port` answers `PING` with `+PONG`.
@@ -401,24 +421,24 @@ pub fn moto() -> &'static Moto {
     static MOTO: std::sync::OnceLock<Moto> = std::sync::OnceLock::new();
     MOTO.get_or_init(|| {
         let turn = moto_turn();
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("moto-{port}.log"));
-        let process = Tied::spawn_logged(
-            &moto_python(),
-            &[
-                "-c".into(),
-                MOTO_ONE_AT_A_TIME.into(),
-                "127.0.0.1".into(),
-                port.to_string(),
-            ],
-            &[],
-            Some(&log),
-        );
-        wait_for_port(
-            port,
-            &format!("moto_server (log: {})", log.display()),
-            Duration::from_secs(30),
-        );
+        let (process, port) = on_free_ports(|port| {
+            let log = std::env::temp_dir().join(format!("moto-{port}.log"));
+            let mut process = Tied::spawn_logged(
+                &moto_python(),
+                &[
+                    "-c".into(),
+                    MOTO_ONE_AT_A_TIME.into(),
+                    "127.0.0.1".into(),
+                    port.to_string(),
+                ],
+                &[],
+                Some(&log),
+            );
+            until_ready(&mut process, "moto", port, Some(&log), 30, || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            })?;
+            Ok((process, port))
+        });
         Moto {
             _process: process,
             _turn: turn,
@@ -575,13 +595,16 @@ pub fn miniflare(args: &[String], envs: &[(&str, &str)]) -> (Tied, u16) {
             dir.display()
         ),
     );
-    let port = free_port();
-    let port_text = port.to_string();
-    let mut all_envs = vec![("PORT", port_text.as_str())];
-    all_envs.extend_from_slice(envs);
     let mut launch_args = vec![dir.join("launch.mjs").display().to_string()];
     launch_args.extend_from_slice(args);
-    let process = Tied::spawn(Path::new("node"), &launch_args, &all_envs);
-    wait_for_port(port, "miniflare", Duration::from_secs(60));
-    (process, port)
+    on_free_ports(|port| {
+        let port_text = port.to_string();
+        let mut all_envs = vec![("PORT", port_text.as_str())];
+        all_envs.extend_from_slice(envs);
+        let mut process = Tied::spawn(Path::new("node"), &launch_args, &all_envs);
+        until_ready(&mut process, "miniflare", port, None, 60, || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })?;
+        Ok((process, port))
+    })
 }

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Tied, free_port, require_binary};
+use crate::{Tied, on_free_ports, require_binary, until_ready};
 
 /// The user every test server creates (with [`PASSWORD`]).
 pub const USER: &str = "sessions";
@@ -188,20 +188,27 @@ impl PostgresServer {
         };
         let mut server = Self {
             process: None,
-            port: free_port(),
+            port: 0,
             data,
             socket_dir,
             user,
             extra,
             _tmp: tmp,
         };
-        server.restart();
+        on_free_ports(|port| {
+            server.port = port;
+            server.try_restart()
+        });
         server.psql(&format!("CREATE DATABASE {DATABASE}"));
         server
     }
 
     /// Starts the server (again) on its port; answering queries when this returns.
     pub fn restart(&mut self) {
+        self.try_restart().unwrap_or_else(|why| panic!("{why}"));
+    }
+
+    fn try_restart(&mut self) -> Result<(), String> {
         let bin = pg_bin();
         let (program, mut args) = as_user(self.user.as_deref(), &bin.join("postgres"));
         args.extend([
@@ -223,25 +230,16 @@ impl PostgresServer {
         ]);
         args.extend(self.extra.iter().cloned());
         let log = self.data.with_file_name("server.log");
-        self.process = Some(Tied::spawn_logged(&program, &args, &[], Some(&log)));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = Command::new(bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+        let mut process = Tied::spawn_logged(&program, &args, &[], Some(&log));
+        let port = self.port.to_string();
+        until_ready(&mut process, "postgres", self.port, Some(&log), 30, || {
+            Command::new(bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &port])
                 .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ready {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "postgres on port {} did not become ready: {}",
-                self.port,
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                .is_ok_and(|s| s.success())
+        })?;
+        self.process = Some(process);
+        Ok(())
     }
 
     /// Stops the server at once (fast shutdown: open connections are cut), keeping its data.
@@ -500,17 +498,24 @@ impl MariaDbServer {
         };
         let mut server = Self {
             process: None,
-            port: free_port(),
+            port: 0,
             dir,
             extra,
             _tmp: tmp,
         };
-        server.restart();
+        on_free_ports(|port| {
+            server.port = port;
+            server.try_restart()
+        });
         server
     }
 
     /// Starts the server (again) on its port; answering queries when this returns.
     pub fn restart(&mut self) {
+        self.try_restart().unwrap_or_else(|why| panic!("{why}"));
+    }
+
+    fn try_restart(&mut self) -> Result<(), String> {
         let mut args = vec![
             "--no-defaults".into(),
             format!("--datadir={}", self.dir.join("data").display()),
@@ -533,41 +538,27 @@ impl MariaDbServer {
             args.push("--user=root".into());
         }
         let log = self.dir.join("server.log");
-        self.process = Some(Tied::spawn_logged(
-            &mariadb_tool("mariadbd"),
-            &args,
-            &[],
-            Some(&log),
-        ));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = Command::new(mariadb_tool("mariadb-admin"))
+        let mut process = Tied::spawn_logged(&mariadb_tool("mariadbd"), &args, &[], Some(&log));
+        let port = self.port.to_string();
+        until_ready(&mut process, "mariadbd", self.port, Some(&log), 60, || {
+            Command::new(mariadb_tool("mariadb-admin"))
                 .args([
                     "--no-defaults",
                     "--protocol=tcp",
                     "-h",
                     "127.0.0.1",
                     "-P",
-                    &self.port.to_string(),
+                    &port,
                     "-u",
                     USER,
                     &format!("-p{PASSWORD}"),
                     "ping",
                 ])
                 .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if ready {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mariadbd on port {} did not become ready: {}",
-                self.port,
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+                .is_ok_and(|o| o.status.success())
+        })?;
+        self.process = Some(process);
+        Ok(())
     }
 
     /// Stops the server at once (open connections are cut), keeping its data.
