@@ -118,7 +118,9 @@ impl Tied {
     }
 
     /// Like [`Tied::spawn`], with standard error appended to `log` (for chatty servers)
-    /// instead of the test's own.
+    /// instead of the test's own. The log is removed when the process is ended through its
+    /// [`Tied`] (dropped, or the test process exiting): read it before, for example in the
+    /// error of a server that did not start.
     pub fn spawn_logged(
         program: &Path,
         args: &[String],
@@ -139,15 +141,17 @@ impl Tied {
         command
             .arg("-c")
             // The program runs in the background; a watcher reads our stdin pipe (fd 3: a
-            // background job's own stdin is /dev/null) and kills it at end of file; the shell
-            // waits for the program, so it ends with it and with its exit status.
+            // background job's own stdin is /dev/null), kills it at end of file and removes
+            // its log (`$1`, when not empty); the shell waits for the program, so it ends with
+            // it and with its exit status.
             .arg(concat!(
-                "exec 3<&0; ",
+                "log=$1; shift; exec 3<&0; ",
                 r#""$@" 3<&- & p=$!; "#,
-                "{ cat <&3; kill $p 2>/dev/null; } >/dev/null 2>&1 & ",
+                r#"{ cat <&3; kill $p; [ -z "$log" ] || rm -f "$log"; } >/dev/null 2>&1 & "#,
                 "exec 3<&-; wait $p",
             ))
             .arg("tied")
+            .arg(log.map(Path::as_os_str).unwrap_or_default())
             .arg(program)
             .args(args)
             .stdin(Stdio::piped())
@@ -409,7 +413,8 @@ fn moto_turn() -> Option<std::fs::File> {
 
 /// An S3 server (moto's, in memory, serving one request at a time because its conditional
 /// writes are not atomic) on a free loopback port, shared by every test of the test binary;
-/// it ends with the test process. Its request log goes to `$TMPDIR/moto-<port>.log`.
+/// it ends with the test process. Its request log goes to `$TMPDIR/moto-<port>.log`, removed
+/// when the test process exits.
 ///
 /// moto answers in Python on one core: several processes loading their own moto at once
 /// starve each other (a listing that takes 3 s alone timed out at 10 s with three other test
@@ -607,4 +612,59 @@ pub fn miniflare(args: &[String], envs: &[(&str, &str)]) -> (Tied, u16) {
         })?;
         Ok((process, port))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A logged server's log is there while it runs (for the error of a server that did not
+    /// start) and gone once its handle ends it: test runs leave no logs behind.
+    #[test]
+    fn a_tied_process_ends_with_its_handle_and_takes_its_log_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let mut process = Tied::spawn_logged(
+            Path::new("sh"),
+            &["-c".into(), "echo started >&2; exec sleep 60".into()],
+            &[],
+            Some(&log),
+        );
+        wait_for("the program did not write its log", || {
+            std::fs::read_to_string(&log).is_ok_and(|text| text == "started\n")
+        });
+        assert!(!process.has_exited());
+        let started = Instant::now();
+        drop(process);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the program outlived its handle"
+        );
+        wait_for("the log outlived the program", || !log.exists());
+    }
+
+    /// A program that exits by itself is seen to have exited, and its log can still be read.
+    #[test]
+    fn a_tied_process_that_exits_is_seen_and_keeps_its_log_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let mut process = Tied::spawn_logged(
+            Path::new("sh"),
+            &["-c".into(), "echo failed >&2; exit 3".into()],
+            &[],
+            Some(&log),
+        );
+        wait_for("the exit was not seen", || process.has_exited());
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "failed\n");
+        drop(process);
+        wait_for("the log outlived the handle", || !log.exists());
+    }
 }
