@@ -818,12 +818,15 @@ def report(results, measured, timings):
 
 
 def extra_sections():
-    """The paired hot-path ratios, load test, scale and criterion tables written by the earlier
+    """The paired hot-path ratios, instruction counts, load test, scale and criterion tables written by the earlier
     steps of benches/run."""
     out = []
     paired = os.path.join(ROOT, "target", "bench-paired.md")
     if os.path.exists(paired):
         out += [open(paired).read().strip(), ""]
+    instructions = os.path.join(ROOT, "target", "bench-instructions.md")
+    if os.path.exists(instructions):
+        out += [open(instructions).read().strip(), ""]
     concurrent = os.path.join(ROOT, "target", "bench-concurrent-writes.md")
     if os.path.exists(concurrent):
         out += ["## 32 concurrent writers per driver", "",
