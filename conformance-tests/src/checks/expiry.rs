@@ -183,23 +183,37 @@ async fn gone_after(
     Ok(())
 }
 
+/// Runs `attempt(ttl, n)` with `ttl`, then with it doubled, three tries in all, until one
+/// proves something (`Ok(true)`). A run in which the TTL passed before the step that needed
+/// the key (a stalled machine or backend) proves nothing; a failure ends the check at once.
+async fn until_conclusive<F>(ttl: Duration, mut attempt: impl FnMut(Duration, u32) -> F) -> R
+where
+    F: Future<Output = Result<bool, String>>,
+{
+    let mut ttl = ttl;
+    for n in 0..3 {
+        if attempt(ttl, n).await? {
+            return Ok(());
+        }
+        ttl *= 2;
+    }
+    Err("no read finished before a TTL passed in three attempts: the machine or backend is too slow for these TTLs (run with --slow)".into())
+}
+
 /// Writes `key` through `via` with the plan's TTL and proves it readable (with a plausible
 /// reported expiry) until the TTL and gone after it plus the granularity. A run on which no
 /// read finished before the deadline proves nothing and is repeated with a doubled TTL.
 pub(crate) async fn observe_expiry(ctx: &Ctx, key: String, plan: TtlPlan, via: Via) -> R {
-    let mut ttl = plan.ttl;
-    for attempt in 0..3 {
+    let key = &key;
+    until_conclusive(plan.ttl, |ttl, attempt| async move {
         let key = format!("{key}~{attempt}");
         let what = format!("{via:?} put with a TTL of {ttl:?}");
         let written = write_via(ctx, &key, b"expiring", via, Some(ttl)).await?;
         let conclusive = watch_until_deadline(ctx, &key, &written, ttl, plan.late, &what).await?;
         gone_after(ctx, &key, &written, ttl, plan.late, &what).await?;
-        if conclusive {
-            return Ok(());
-        }
-        ttl *= 2;
-    }
-    Err(TOO_SLOW.into())
+        Ok(conclusive)
+    })
+    .await
 }
 
 pub(crate) async fn ttl_expires(ctx: &Ctx) -> R {
@@ -257,20 +271,14 @@ pub(crate) async fn conditional_writes_expire(ctx: &Ctx) -> R {
 
 /// A conditional write without a TTL over a key with one leaves it without expiry. A run in
 /// which the key's TTL passed before the conditional write was done proves nothing (a
-/// stalled machine) and is repeated with a doubled TTL, as in [`observe_expiry`].
+/// stalled machine) and is repeated with a doubled TTL ([`until_conclusive`]).
 async fn conditional_write_clears_ttl(ctx: &Ctx, plan: TtlPlan, via: Via) -> R {
-    let mut ttl = plan.ttl;
-    for attempt in 0..3 {
+    until_conclusive(plan.ttl, |ttl, attempt| async move {
         let key = ctx.key(&format!("clear-{via:?}~{attempt}"));
-        if conditional_write_clears_ttl_once(ctx, &key, ttl, plan.late, via).await? {
-            return Ok(());
-        }
-        ttl *= 2;
-    }
-    Err(TOO_SLOW.into())
+        conditional_write_clears_ttl_once(ctx, &key, ttl, plan.late, via).await
+    })
+    .await
 }
-
-const TOO_SLOW: &str = "no read finished before a TTL passed in three attempts: the machine or backend is too slow for these TTLs (run with --slow)";
 
 /// One run of [`conditional_write_clears_ttl`]: `Ok(false)` when it proved nothing.
 async fn conditional_write_clears_ttl_once(
@@ -532,17 +540,11 @@ pub(crate) async fn ttl_unsupported_is_rejected(ctx: &Ctx) -> R {
 
 pub(crate) async fn touch_extends_expiry(ctx: &Ctx) -> R {
     let plan = plan(ctx)?;
-    let mut ttl = plan.ttl;
-    let mut conclusive = false;
-    for attempt in 0..3 {
+    until_conclusive(plan.ttl, |ttl, attempt| async move {
         let key = ctx.key(&format!("touched~{attempt}"));
-        if touch_extends_expiry_once(ctx, &key, ttl, plan.late).await? {
-            conclusive = true;
-            break;
-        }
-        ttl *= 2;
-    }
-    ensure!(conclusive, "{TOO_SLOW}");
+        touch_extends_expiry_once(ctx, &key, ttl, plan.late).await
+    })
+    .await?;
     let missing = ctx
         .driver
         .touch(&ctx.key("missing"), plan.ttl)
@@ -627,8 +629,7 @@ async fn touch_extends_expiry_once(
 
 pub(crate) async fn touch_shortens_expiry(ctx: &Ctx) -> R {
     let plan = plan(ctx)?;
-    let mut ttl = plan.ttl;
-    for attempt in 0..3 {
+    until_conclusive(plan.ttl, |ttl, attempt| async move {
         let key = ctx.key(&format!("shorten~{attempt}"));
         put_with(ctx, &key, "v", PutOptions::new().ttl(DAY)).await?;
         let (touch, touched) = Written::timed(ctx.driver.touch(&key, ttl))
@@ -638,12 +639,9 @@ pub(crate) async fn touch_shortens_expiry(ctx: &Ctx) -> R {
         let what = format!("touch from one day down to {ttl:?}");
         let conclusive = watch_until_deadline(ctx, &key, &touch, ttl, plan.late, &what).await?;
         gone_after(ctx, &key, &touch, ttl, plan.late, &what).await?;
-        if conclusive {
-            return Ok(());
-        }
-        ttl *= 2;
-    }
-    Err(TOO_SLOW.into())
+        Ok(conclusive)
+    })
+    .await
 }
 
 pub(crate) async fn touch_unsupported_is_rejected(ctx: &Ctx) -> R {

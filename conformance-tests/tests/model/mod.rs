@@ -6,7 +6,10 @@
 use std::{
     collections::{BTreeMap, HashMap},
     ops::Bound,
-    sync::{Mutex, MutexGuard},
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant, SystemTime},
 };
 
@@ -148,6 +151,9 @@ pub(crate) struct Model {
     state: Mutex<State>,
     yields: bool,
     page: usize,
+    /// Reads left that stall (see [`Model::stalls_first_reads`]), and for how long.
+    stalls: AtomicU32,
+    stall: Duration,
 }
 
 impl Model {
@@ -178,6 +184,8 @@ impl Model {
             state: Mutex::default(),
             yields: true,
             page: 100,
+            stalls: AtomicU32::new(0),
+            stall: Duration::ZERO,
         }
     }
 
@@ -190,6 +198,14 @@ impl Model {
     /// Whether operations yield before they run.
     pub(crate) fn yields(mut self, yields: bool) -> Self {
         self.yields = yields;
+        self
+    }
+
+    /// The first `reads` reads wait `by` before they look (a machine or backend that stalled,
+    /// not a defect).
+    pub(crate) fn stalls_first_reads(mut self, reads: u32, by: Duration) -> Self {
+        self.stalls = AtomicU32::new(reads);
+        self.stall = by;
         self
     }
 
@@ -405,6 +421,14 @@ impl Driver for Model {
     async fn get(&self, key: &str) -> Result<Option<Entry>, DriverError> {
         self.check_key(key)?;
         self.io().await;
+        let stalls = self
+            .stalls
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            });
+        if stalls.is_ok() {
+            tokio::time::sleep(self.stall).await;
+        }
         let key = self.key(key);
         let now = Instant::now();
         let mut state = self.state();
