@@ -73,10 +73,15 @@ fn random_u32() -> u32 {
     hasher.finish() as u32
 }
 
+/// Whether something accepts connections on `127.0.0.1:port`.
+fn accepts_connections(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
 /// Waits until something accepts connections on `127.0.0.1:port`; panics after `limit`.
 pub fn wait_for_port(port: u16, what: &str, limit: Duration) {
     let deadline = Instant::now() + limit;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !accepts_connections(port) {
         assert!(
             Instant::now() < deadline,
             "{what} did not start listening on port {port} within {limit:?}"
@@ -440,7 +445,7 @@ pub fn moto() -> &'static Moto {
                 Some(&log),
             );
             until_ready(&mut process, "moto", port, Some(&log), 30, || {
-                TcpStream::connect(("127.0.0.1", port)).is_ok()
+                accepts_connections(port)
             })?;
             Ok((process, port))
         });
@@ -608,7 +613,7 @@ pub fn miniflare(args: &[String], envs: &[(&str, &str)]) -> (Tied, u16) {
         all_envs.extend_from_slice(envs);
         let mut process = Tied::spawn(Path::new("node"), &launch_args, &all_envs);
         until_ready(&mut process, "miniflare", port, None, 60, || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
+            accepts_connections(port)
         })?;
         Ok((process, port))
     })
@@ -626,18 +631,25 @@ mod tests {
         }
     }
 
+    /// `script` run by `sh`, its standard error logged to `server.log` in the returned
+    /// directory.
+    fn logged_sh(script: &str) -> (tempfile::TempDir, PathBuf, Tied) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let process = Tied::spawn_logged(
+            Path::new("sh"),
+            &["-c".into(), script.into()],
+            &[],
+            Some(&log),
+        );
+        (dir, log, process)
+    }
+
     /// A logged server's log is there while it runs (for the error of a server that did not
     /// start) and gone once its handle ends it: test runs leave no logs behind.
     #[test]
     fn a_tied_process_ends_with_its_handle_and_takes_its_log_along() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("server.log");
-        let mut process = Tied::spawn_logged(
-            Path::new("sh"),
-            &["-c".into(), "echo started >&2; exec sleep 60".into()],
-            &[],
-            Some(&log),
-        );
+        let (_dir, log, mut process) = logged_sh("echo started >&2; exec sleep 60");
         wait_for("the program did not write its log", || {
             std::fs::read_to_string(&log).is_ok_and(|text| text == "started\n")
         });
@@ -654,14 +666,7 @@ mod tests {
     /// A program that exits by itself is seen to have exited, and its log can still be read.
     #[test]
     fn a_tied_process_that_exits_is_seen_and_keeps_its_log_until_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("server.log");
-        let mut process = Tied::spawn_logged(
-            Path::new("sh"),
-            &["-c".into(), "echo failed >&2; exit 3".into()],
-            &[],
-            Some(&log),
-        );
+        let (_dir, log, mut process) = logged_sh("echo failed >&2; exit 3");
         wait_for("the exit was not seen", || process.has_exited());
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "failed\n");
         drop(process);
