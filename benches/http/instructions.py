@@ -26,8 +26,6 @@ import run as R  # noqa: E402  (the apps and scenarios of the in-process table)
 REQUESTS = int(os.environ.get("BENCH_INSTRUCTIONS_REQUESTS", "1000"))
 # `in_process.rs` sends n / 10 warm-up requests, then times REPETITIONS runs of n.
 REPETITIONS = 5
-PEER_OF = {"ours-memory": "tower-memory", "ours-cookie": "actix-cookie",
-           "ours-actix-cookie": "actix-cookie"}
 SCENARIOS = R.IN_PROCESS_SCENARIOS
 
 
@@ -58,11 +56,6 @@ def per_request(binary, app, scenario, work):
     return ((runs[1][0] - runs[0][0]) / extra, (runs[1][1] - runs[0][1]) / extra)
 
 
-def bare_of(app):
-    """The bare app of `app`'s framework."""
-    return "bare-actix" if "actix" in app else "bare"
-
-
 def main():
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind missing: sudo apt-get install -y valgrind (bash benches/run installs it)")
@@ -82,6 +75,7 @@ def main():
              "storage keys): valgrind runs no SHA-NI, so on CPUs that have it these cost a small fraction of the count shown.", "",
              "| app | " + " | ".join(f"{label} | added | ×peer | SHA-256" for _, label in SCENARIOS) + " |",
              "|---|" + "---:|---:|---:|---:|" * len(SCENARIOS)]
+    apps = {app for app, _ in R.IN_PROCESS}
     for app, _ in R.IN_PROCESS:
         cells = []
         for scenario, _ in SCENARIOS:
@@ -89,11 +83,11 @@ def main():
             if app.startswith("bare"):
                 cells += [f"{total:.0f}", "–", "–", "–"]
                 continue
-            added = total - counts[bare_of(app), scenario][0]
-            peer = PEER_OF.get(app)
+            added = total - counts[R.bare_for(app, apps), scenario][0]
+            peer = R.IN_PROCESS_PEER.get(app)
             ratio = "–"
             if (peer, scenario) in counts:
-                peer_added = counts[peer, scenario][0] - counts[bare_of(peer), scenario][0]
+                peer_added = counts[peer, scenario][0] - counts[R.bare_for(peer, apps), scenario][0]
                 ratio = f"{peer_added / added:.2f}" if added > 0 else "–"
             cells += [f"{total:.0f}", f"{added:.0f}", ratio, f"{sha:.0f}"]
         lines.append(f"| {app} | " + " | ".join(cells) + " |")

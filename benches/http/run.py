@@ -90,6 +90,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 # the session layer's CPU cost alone, which the load test buries under the kernel's and wrk's.
 IN_PROCESS = [("bare", OURS), ("ours-memory", OURS), ("ours-cookie", OURS), ("tower-memory", PEERS),
               ("bare-actix", OURS), ("ours-actix-cookie", OURS), ("actix-cookie", PEERS)]
+# The peer each in-process app of ours is compared with (an actix-web app for the cookie apps,
+# so its addition is taken over bare actix-web).
+IN_PROCESS_PEER = {"ours-memory": "tower-memory", "ours-cookie": "actix-cookie", "ours-actix-cookie": "actix-cookie"}
 IN_PROCESS_REQUESTS = int(os.environ.get("BENCH_IN_PROCESS_REQUESTS", "100000"))
 
 
@@ -411,7 +414,6 @@ def in_process_section(timings):
         return []
     # How it was measured, from the results (`--report-only` may run with other settings).
     first = next(iter(timings.values()))
-    peer_of = {"ours-memory": "tower-memory", "ours-cookie": "actix-cookie", "ours-actix-cookie": "actix-cookie"}
     lines = ["## In-process: the session layer's CPU cost (no sockets)", "",
              f"Each app's service called directly on one thread (`--in-process`, `benches/http/in_process.rs`): {first['requests']} requests per scenario "
              f"(with a cookie: cycling through {SESSIONS} sessions), the fastest of {first['repetitions']} repetitions; heap allocations counted by the "
@@ -432,7 +434,7 @@ def in_process_section(timings):
             if path not in timings[app]:
                 cells += ["–"] * 4
                 continue
-            mine, peer = added_ns(timings, app, path), peer_of.get(app)
+            mine, peer = added_ns(timings, app, path), IN_PROCESS_PEER.get(app)
             peer_added = added_ns(timings, peer, path) if peer in timings else None
             ratio = peer_added / mine if peer_added is not None and mine and not app.startswith("bare") else None
             allocs = added_ns(timings, app, path, " allocs")
