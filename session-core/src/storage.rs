@@ -664,8 +664,7 @@ mod tests {
     /// without a cookie loads nothing: no load span.
     #[tokio::test]
     async fn loads_and_commits_are_spans_without_ids() {
-        let collect: &'static Collect = Box::leak(Box::default());
-        let _guard = tracing::subscriber::set_default(collect);
+        let (collect, _guard) = Collect::install();
         let caps = Capabilities::new(200, 1 << 20)
             .with_create_only()
             .with_compare_and_swap()

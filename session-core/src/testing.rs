@@ -174,6 +174,23 @@ impl Visit for Line {
     }
 }
 
+impl Collect {
+    /// A new collector, this thread's default subscriber until the guard drops.
+    ///
+    /// While a process has a single live dispatcher, `tracing` decides whether a callsite
+    /// is enabled, once for all threads, by the default subscriber of the thread that first
+    /// reaches it: a test thread without one then disables a span for the collecting test
+    /// too (a flaky miss of `session.load`). A second dispatcher kept alive for the whole
+    /// process makes `tracing` ask every live dispatcher instead.
+    pub(crate) fn install() -> (&'static Collect, tracing::subscriber::DefaultGuard) {
+        static ANOTHER: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        ANOTHER
+            .get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+        let collect: &'static Collect = Box::leak(Box::default());
+        (collect, tracing::subscriber::set_default(collect))
+    }
+}
+
 impl Subscriber for &'static Collect {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
@@ -193,4 +210,22 @@ impl Subscriber for &'static Collect {
     }
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another thread, with no subscriber, reaches a span's callsite first: the collecting
+    /// test still sees the span (without the second dispatcher of [`Collect::install`],
+    /// `tracing` would disable it for every thread; checked).
+    #[test]
+    fn a_collected_span_stays_enabled_when_another_thread_reaches_it_first() {
+        fn probe() -> bool {
+            !tracing::debug_span!("probe").is_disabled()
+        }
+        let (_collect, _guard) = Collect::install();
+        assert!(!std::thread::spawn(probe).join().unwrap());
+        assert!(probe());
+    }
 }

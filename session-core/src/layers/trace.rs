@@ -195,8 +195,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_operation_is_a_span_ending_with_its_outcome_and_never_the_key() {
-        let collect: &'static Collect = Box::leak(Box::default());
-        let _guard = tracing::subscriber::set_default(collect);
+        let (collect, _guard) = Collect::install();
         let recorder = Arc::new(Recorder::new(Capabilities::new(100, 100)));
         let driver = TraceLayer.layer(recorder.clone());
         driver.get("secret-key").await.unwrap();
