@@ -148,12 +148,13 @@ impl Tied {
             // The program runs in the background; a watcher reads our stdin pipe (fd 3: a
             // background job's own stdin is /dev/null), kills it at end of file and removes
             // its log (`$1`, when not empty); the shell waits for the program, so it ends with
-            // it and with its exit status.
+            // it and with its exit status. The shell's own stderr is then closed to the test
+            // (the program keeps it): `dash` would print "Terminated" for each program ended.
             .arg(concat!(
                 "log=$1; shift; exec 3<&0; ",
                 r#""$@" 3<&- & p=$!; "#,
                 r#"{ cat <&3; kill $p; [ -z "$log" ] || rm -f "$log"; } >/dev/null 2>&1 & "#,
-                "exec 3<&-; wait $p",
+                "exec 3<&- 2>/dev/null; wait $p",
             ))
             .arg("tied")
             .arg(log.map(Path::as_os_str).unwrap_or_default())

@@ -14,7 +14,8 @@ fn cli_binary() -> PathBuf {
     redis_binary("redis-cli")
 }
 
-/// One `redis-server` process without persistence, killable and restartable on its port.
+/// One `redis-server` process, killable and restartable on its port; without persistence
+/// unless started with [`RedisServer::start_persistent`].
 #[derive(Debug)]
 pub struct RedisServer {
     process: Option<Tied>,
@@ -30,6 +31,20 @@ impl RedisServer {
     pub fn start() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let mut server = Self::start_fresh(tmp.path(), Vec::new);
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// A server on a free port whose data outlives [`kill`](Self::kill) and
+    /// [`restart`](Self::restart), as a production Redis's would: every write is appended to
+    /// its log and flushed (`appendfsync always`), and the log is read again on restart.
+    pub fn start_persistent() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut server = Self::start_fresh(tmp.path(), || {
+            ["--appendonly", "yes", "--appendfsync", "always"]
+                .map(String::from)
+                .to_vec()
+        });
         server._tmp = Some(tmp);
         server
     }

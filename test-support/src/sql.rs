@@ -561,6 +561,18 @@ impl MariaDbServer {
         Ok(())
     }
 
+    /// Shuts the server down cleanly (SIGTERM: open connections are cut, every committed
+    /// transaction is kept; [`kill`](Self::kill) keeps only what the log had flushed, about a
+    /// second behind), to start it again with [`restart`](Self::restart).
+    pub fn stop(&mut self) {
+        let pid_file = self.dir.join("mysqld.pid");
+        signal_pid_file(&pid_file, "-TERM");
+        wait_gone(&pid_file, Duration::from_secs(20));
+        if let Some(p) = self.process.take() {
+            p.stop();
+        }
+    }
+
     /// Stops the server at once (open connections are cut), keeping its data.
     pub fn kill(&mut self) {
         let pid_file = self.dir.join("mysqld.pid");

@@ -1,0 +1,221 @@
+//! A store stopped and started again while clients of one session keep changing it through
+//! two server processes (axum and actix-web): every request is answered, with a success or,
+//! while the store is down, `503` and `Retry-After` (never a `500`, never a hang); both
+//! processes recover without a restart; every change answered with a success is kept, and no
+//! change is applied twice, not even one whose answer the outage cut off.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use common::{new_session, post, server};
+use session_test_support::{
+    http_exchange,
+    redis::RedisServer,
+    sql::{MariaDbServer, PostgresServer},
+};
+
+const CLIENTS: usize = 8;
+
+/// One push to the session's cart, as a client saw it.
+struct Push {
+    item: String,
+    status: u16,
+    retry_after: bool,
+    /// Sent after the store was running again.
+    after_restart: bool,
+    body: String,
+}
+
+/// Clients push distinct items to one session's cart, through servers on `config`, while
+/// `store` (whose data outlives a stop) is stopped for a second and started again (`what`
+/// names it in the test's output).
+fn pushes_survive_a_store_outage<S>(
+    what: &str,
+    mut store: S,
+    config: &str,
+    stop_store: fn(&mut S),
+    start_store: fn(&mut S),
+) {
+    let servers = [server("axum", config), server("actix", config)];
+    let cookie = new_session(servers[0].port);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let restarted = Arc::new(AtomicBool::new(false));
+    let recovered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let port = servers[c % servers.len()].port;
+            let cookie = cookie.clone();
+            let (stop, restarted, recovered) = (stop.clone(), restarted.clone(), recovered.clone());
+            thread::spawn(move || {
+                let mut pushes = Vec::new();
+                let mut counted = false;
+                while !stop.load(Ordering::Relaxed) {
+                    let item = format!("{c}-{}", pushes.len());
+                    let after_restart = restarted.load(Ordering::Relaxed);
+                    let response = post(port, &format!("/cart/{item}"), &cookie);
+                    if response.status == 200 && after_restart && !counted {
+                        counted = true;
+                        recovered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if response.status != 200 {
+                        // The store is down: no need to spin.
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                    pushes.push(Push {
+                        item,
+                        status: response.status,
+                        retry_after: response.header_values("retry-after") == ["1"],
+                        after_restart,
+                        body: response.body,
+                    });
+                }
+                (port, pushes)
+            })
+        })
+        .collect();
+
+    thread::sleep(Duration::from_millis(500));
+    stop_store(&mut store);
+    thread::sleep(Duration::from_secs(1));
+    start_store(&mut store);
+    restarted.store(true, Ordering::Relaxed);
+    // Every client sees a success again, through both processes, without restarting them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while recovered.load(Ordering::Relaxed) < CLIENTS && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let clients: Vec<(u16, Vec<Push>)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let pushes = || clients.iter().flat_map(|(_, pushes)| pushes);
+    assert_eq!(
+        recovered.load(Ordering::Relaxed),
+        CLIENTS,
+        "every client is answered with a success again within 30 s of the restart"
+    );
+
+    for push in pushes() {
+        assert!(
+            push.status == 200 || (push.status == 503 && push.retry_after),
+            "{}: {} {} (only a success, or 503 with Retry-After: 1)",
+            push.item,
+            push.status,
+            push.body
+        );
+    }
+    for (port, pushes) in &clients {
+        assert!(
+            pushes.iter().any(|p| p.status == 503),
+            "the server on port {port} answered 503 while the store was down"
+        );
+        assert_eq!(
+            pushes.last().map(|p| p.status),
+            Some(200),
+            "the server on port {port} answers successes once the store is back"
+        );
+    }
+
+    // The cart, as each process reads it.
+    let mut carts = servers.iter().map(|s| {
+        let r = http_exchange(s.port, "GET", "/state", &[("Cookie", &cookie)], b"");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let state: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let mut times = BTreeMap::<String, usize>::new();
+        for item in state["cart"].as_array().unwrap() {
+            *times.entry(item.as_str().unwrap().to_owned()).or_default() += 1;
+        }
+        times
+    });
+    let cart = carts.next().unwrap();
+    assert!(
+        carts.all(|other| other == cart),
+        "both processes read one cart"
+    );
+    let twice: Vec<_> = cart.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "items applied twice: {twice:?}");
+    let sent: BTreeMap<&str, &Push> = pushes().map(|p| (p.item.as_str(), p)).collect();
+    for item in cart.keys().filter(|item| *item != "first") {
+        assert!(sent.contains_key(item.as_str()), "{item} was never sent");
+    }
+    let lost: Vec<_> = pushes()
+        .filter(|p| p.status == 200 && !cart.contains_key(&p.item))
+        .map(|p| (&p.item, p.after_restart))
+        .collect();
+    assert!(lost.is_empty(), "answered 200 but not kept: {lost:?}");
+    assert!(cart.contains_key("first"));
+    let answered = pushes().filter(|p| p.status == 200).count();
+    eprintln!(
+        "{what}: {} pushes, {answered} answered 200 (all kept), {} answered 503, {} kept in all",
+        pushes().count(),
+        pushes().filter(|p| p.status == 503).count(),
+        cart.len() - 1
+    );
+}
+
+#[test]
+fn postgres_stopped_under_load() {
+    let store = PostgresServer::start();
+    let config = store.url();
+    pushes_survive_a_store_outage(
+        "PostgreSQL",
+        store,
+        &config,
+        PostgresServer::kill,
+        PostgresServer::restart,
+    );
+}
+
+/// With the read cache: what each process cached before the outage does not hide the commits
+/// it missed, nor make it apply a change twice.
+#[test]
+fn postgres_with_local_cache_stopped_under_load() {
+    let store = PostgresServer::start();
+    let config = format!("{}?local_cache=16777216", store.url());
+    pushes_survive_a_store_outage(
+        "PostgreSQL with local_cache",
+        store,
+        &config,
+        PostgresServer::kill,
+        PostgresServer::restart,
+    );
+}
+
+/// MariaDB (the MySQL driver), shut down cleanly under load.
+#[test]
+fn mysql_stopped_under_load() {
+    let store = MariaDbServer::start();
+    let config = store.url();
+    pushes_survive_a_store_outage(
+        "MariaDB",
+        store,
+        &config,
+        MariaDbServer::stop,
+        MariaDbServer::restart,
+    );
+}
+
+/// Redis (its local cache on, as by default, kept by client tracking) with an append-only
+/// file, stopped under load.
+#[test]
+fn redis_stopped_under_load() {
+    let store = RedisServer::start_persistent();
+    let config = store.url();
+    pushes_survive_a_store_outage(
+        "Redis",
+        store,
+        &config,
+        RedisServer::kill,
+        RedisServer::restart,
+    );
+}
