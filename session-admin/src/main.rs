@@ -20,7 +20,10 @@
 //!
 //! `migrate` copies every live session with the time it has left, under the same key, create
 //! only: run it again after an interruption and it skips what was copied. It then counts the
-//! target's sessions and exits with status 1 if any is missing. `sweep` deletes sessions
+//! target's sessions and exits with status 1 if any is missing. It is for a store no app
+//! writes to: changes made to a session after its copy stay behind. An app that moves to
+//! another store while it runs uses `SessionStorageBuilder::migrate_from` instead, which
+//! moves each session on its next request. `sweep` deletes sessions
 //! whose deadlines have passed (stores without their own expiry: fs, SQLite, S3, object
 //! stores; Redis and KV expire keys themselves). Progress goes to standard error when it is a
 //! terminal.

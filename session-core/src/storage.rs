@@ -19,6 +19,7 @@ use crate::{
     cookie_memo::{CookieMemo, SEALED_PER_SHARD, SIGNED_PER_SHARD, Verified},
     decoded::DecodedRecords,
     id::StorageKey,
+    layers::{Layer, MigrateFromLayer},
     model::{ConcurrentWrites, DynamicData, SessionData},
     session::Session,
     transport::Via,
@@ -499,6 +500,27 @@ impl<T: SessionData> SessionStorageBuilder<T> {
         self
     }
 
+    /// Moves sessions from `old`, the store the app used until now, into this storage's
+    /// store as visitors come back: a session this store does not have is read from `old`,
+    /// written here (create-only, with the time it has left) and deleted there, so that it
+    /// changes only here from then on; deletes (logouts, regenerated ids, "log out
+    /// everywhere") reach both stores, so nothing deleted comes back from `old`. See
+    /// [`MigrateFromLayer`](crate::layers::MigrateFromLayer) and the operations guide.
+    ///
+    /// `old` must hold the sessions under the same namespace, and the keyring must verify
+    /// their cookies. Keep it until the absolute timeout has passed since the switch (every
+    /// session of `old` has moved or ended), then remove it. The store needs create-only
+    /// writes (not Cloudflare KV); the build fails otherwise, and for cookie-only sessions.
+    pub fn migrate_from(mut self, old: Arc<dyn Driver>) -> Self {
+        self.store_only.push("migrate_from");
+        if let Backend::Store(driver) = &self.backend {
+            let old = crate::layers::with_defaults(old);
+            let moving = MigrateFromLayer::new(old).layer(Arc::clone(driver));
+            self.backend = Backend::Store(moving);
+        }
+        self
+    }
+
     /// Validates the configuration and builds the storage.
     ///
     /// Options for sessions in a store (`namespace`, `max_commit_attempts`,
@@ -547,6 +569,14 @@ impl<T: SessionData> SessionStorageBuilder<T> {
             };
             let max_key = self.namespace.len() + 64 + lease_suffix;
             let caps = driver.capabilities();
+            if self.store_only.contains(&"migrate_from") && !caps.create_only {
+                return Err(SessionError::Config(format!(
+                    "migrate_from needs a store with create-only writes, and driver `{}` has \
+                     none: a session moved in could overwrite one a concurrent request moved \
+                     and changed",
+                    driver.name()
+                )));
+            }
             if max_key > caps.max_key_len {
                 return Err(SessionError::Config(format!(
                     "namespace too long: keys would be {max_key} bytes, driver `{}` accepts {}",

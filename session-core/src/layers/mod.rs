@@ -16,6 +16,7 @@
 //! | `SweepLayer` | deletes expired entries in the background (feature `tokio`) | `sweep_interval` option |
 //! | [`CacheLayer`] | a process-local read cache kept correct by the driver's [`Invalidations`] | asked for by the driver |
 //! | [`PrefixLayer`] | a key prefix | in code |
+//! | [`MigrateFromLayer`] | reads fall back to an old store and move what they find | `SessionStorageBuilder::migrate_from` |
 //! | [`CountingDriver`] | counts calls (tests, cost checks) | in code |
 //!
 //! A layered driver tells what wraps it ([`Driver::layers`], outermost first) and what its
@@ -179,6 +180,7 @@ impl<D: Driver + ?Sized> Driver for Arc<D> {
 mod cache;
 mod counting;
 mod expiry;
+mod migrate;
 mod prefix;
 #[cfg(feature = "tokio")]
 mod retry;
@@ -193,6 +195,7 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 pub use counting::{CallCounts, CountingDriver};
 pub use expiry::ExpiryLayer;
+pub use migrate::MigrateFromLayer;
 pub use prefix::PrefixLayer;
 #[cfg(feature = "tokio")]
 pub use retry::RetryLayer;
