@@ -1,7 +1,7 @@
 //! The server the concurrency tests drive over HTTP:
 //! `contention-server --framework axum|actix --driver CONFIG --secret SECRET
 //! [--previous-secret SECRET] [--concurrent-writes merge|last-write-wins|exclusive]
-//! [--header-transport bearer|NAME] [--idle-timeout MILLISECONDS]`.
+//! [--header-transport bearer|NAME] [--idle-timeout MILLISECONDS] [--migrate-from CONFIG]`.
 //!
 //! It prints `listening PORT` once it accepts connections on 127.0.0.1. Routes, each changing
 //! one session the way apps do:
@@ -17,6 +17,7 @@
 //! * `POST /login/{user}`: a new id bound to `user`, labelled with the `x-device` header;
 //!   `GET /devices`: the user's sessions as JSON; `POST /logout-everywhere`,
 //!   `POST /logout-others`: revoke all, or all but this one (answer: how many);
+//! * `POST /logout`: destroys the session (without reading it);
 //! * `GET /metrics`: the session layer's metrics in Prometheus's text format.
 //!
 //! Every route is behind the origin check (`CsrfLayer`, `CsrfMiddleware`): state-changing
@@ -49,6 +50,8 @@ struct Options {
     header_transport: Option<HeaderTransport>,
     /// The expiry policy's idle timeout instead of the default.
     idle_timeout: Option<std::time::Duration>,
+    /// The store the app used before `driver`: its sessions move on their next request.
+    migrate_from: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -60,6 +63,7 @@ fn options() -> Result<Options, String> {
         concurrent_writes: ConcurrentWrites::Merge,
         header_transport: None,
         idle_timeout: None,
+        migrate_from: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -89,6 +93,7 @@ fn options() -> Result<Options, String> {
                     .map_err(|e| format!("--idle-timeout {value}: {e}"))?;
                 options.idle_timeout = Some(std::time::Duration::from_millis(ms));
             }
+            "--migrate-from" => options.migrate_from = Some(value),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -110,6 +115,14 @@ async fn storage(options: &Options) -> Result<SessionStorage<Visit>, String> {
         .concurrent_writes(options.concurrent_writes);
     let builder = match options.idle_timeout {
         Some(idle) => builder.expiry(ExpiryPolicy::new().idle_timeout(Some(idle))),
+        None => builder,
+    };
+    let builder = match &options.migrate_from {
+        Some(old) => builder.migrate_from(
+            session_kit::open(old)
+                .await
+                .map_err(|e| format!("--migrate-from {old}: {e}"))?,
+        ),
         None => builder,
     };
     match &options.header_transport {
@@ -246,6 +259,11 @@ mod routes {
         Ok(serde_json::Value::from(listed).to_string())
     }
 
+    /// Logs out: the session is destroyed (its record deleted without being read).
+    pub(crate) async fn logout(s: &session_kit::Session<Visit>) {
+        s.destroy().await;
+    }
+
     /// Revokes the user's sessions (`others`: all but this one).
     pub(crate) async fn logout_all(
         storage: &SessionStorage<Visit>,
@@ -366,6 +384,13 @@ mod with_axum {
                             .map_err(SessionFailure::from)
                     })
                 })
+                .route(
+                    "/logout",
+                    post(|s: Session<Visit>| async move {
+                        routes::logout(&s).await;
+                        "ok"
+                    }),
+                )
                 .route("/logout-everywhere", {
                     let storage = storage.clone();
                     post(|s: Session<Visit>| async move {
@@ -441,6 +466,11 @@ mod with_actix {
         Ok(routes::devices(&storage, &s).await?)
     }
 
+    async fn logout(s: Session<Visit>) -> &'static str {
+        routes::logout(&s).await;
+        "ok"
+    }
+
     async fn logout_everywhere(
         s: Session<Visit>,
         storage: web::Data<SessionStorage<Visit>>,
@@ -492,6 +522,7 @@ mod with_actix {
                     .app_data(web::Data::new(storage.clone()))
                     .route("/login/{user}", web::post().to(login))
                     .route("/devices", web::get().to(devices))
+                    .route("/logout", web::post().to(logout))
                     .route("/logout-everywhere", web::post().to(logout_everywhere))
                     .route("/logout-others", web::post().to(logout_others))
                     .route("/csrf", web::get().to(csrf))
