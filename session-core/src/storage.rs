@@ -508,8 +508,10 @@ impl<T: SessionData> SessionStorageBuilder<T> {
     /// [`MigrateFromLayer`](crate::layers::MigrateFromLayer) and the operations guide.
     ///
     /// `old` must hold the sessions under the same namespace, and the keyring must verify
-    /// their cookies. Keep it until the absolute timeout has passed since the switch (every
-    /// session of `old` has moved or ended), then remove it. The store needs create-only
+    /// their cookies. It must stay reachable: a request whose session this store lacks asks
+    /// it (when it is down, that request fails with a retryable error, as with this store
+    /// down). Keep it until the absolute timeout has passed since the switch (every session of
+    /// `old` has moved or ended), then remove it. The store needs create-only
     /// writes (not Cloudflare KV); the build fails otherwise, and for cookie-only sessions.
     pub fn migrate_from(mut self, old: Arc<dyn Driver>) -> Self {
         self.store_only.push("migrate_from");
