@@ -113,7 +113,11 @@ impl Migrating {
         if let Err(e) = self.old.delete(key).await {
             // The new store has the session, and every delete reaches both stores: the copy
             // left behind can neither be read again nor outlive a logout.
-            tracing::warn!(driver = self.old.name(), error = %e, "a moved session stays in the old store until it expires");
+            tracing::warn!(
+                driver = self.old.name(),
+                error = %e,
+                "a moved session stays in the old store until it expires"
+            );
         }
         self.inner.get_latest(key).await
     }
@@ -139,7 +143,10 @@ fn time_left(entry: &Entry, now: u64) -> Option<Option<Duration>> {
 
 /// The sum of two stores' answers to an operation that either may not support.
 fn both(new: Result<u64, DriverError>, old: Result<u64, DriverError>) -> Result<u64, DriverError> {
-    let unsupported = |r: &Result<u64, DriverError>| matches!(r, Err(e) if e.kind() == crate::ErrorKind::Unsupported);
+    let unsupported = |r: &Result<u64, DriverError>| {
+        r.as_ref()
+            .is_err_and(|e| e.kind() == crate::ErrorKind::Unsupported)
+    };
     match (new, old) {
         (Ok(a), Ok(b)) => Ok(a + b),
         (Ok(a), old) if unsupported(&old) => Ok(a),
