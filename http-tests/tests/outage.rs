@@ -20,7 +20,7 @@ use std::{
 use common::{new_session, post, server};
 use session_test_support::{
     http_exchange,
-    redis::RedisServer,
+    redis::{RedisCluster, RedisServer},
     sql::{MariaDbServer, PostgresServer},
 };
 
@@ -217,5 +217,20 @@ fn redis_stopped_under_load() {
         &config,
         RedisServer::kill,
         RedisServer::restart,
+    );
+}
+
+/// A Redis Cluster (three primaries, each with an append-only file) stopped and started again
+/// whole under load: the cluster client finds the nodes and their slots again.
+#[test]
+fn redis_cluster_stopped_under_load() {
+    let store = RedisCluster::start_persistent(3);
+    let config = store.url();
+    pushes_survive_a_store_outage(
+        "Redis Cluster",
+        store,
+        &config,
+        RedisCluster::kill,
+        RedisCluster::restart,
     );
 }

@@ -14,6 +14,10 @@ fn cli_binary() -> PathBuf {
     redis_binary("redis-cli")
 }
 
+/// Arguments for a server whose data outlives a restart: every write appended to its log and
+/// flushed, the log read again on start.
+const PERSISTENT: [&str; 4] = ["--appendonly", "yes", "--appendfsync", "always"];
+
 /// One `redis-server` process, killable and restartable on its port; without persistence
 /// unless started with [`RedisServer::start_persistent`].
 #[derive(Debug)]
@@ -40,11 +44,7 @@ impl RedisServer {
     /// its log and flushed (`appendfsync always`), and the log is read again on restart.
     pub fn start_persistent() -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let mut server = Self::start_fresh(tmp.path(), || {
-            ["--appendonly", "yes", "--appendfsync", "always"]
-                .map(String::from)
-                .to_vec()
-        });
+        let mut server = Self::start_fresh(tmp.path(), || PERSISTENT.map(String::from).to_vec());
         server._tmp = Some(tmp);
         server
     }
@@ -173,6 +173,27 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// A cluster of `primaries` nodes, every node reporting `cluster_state:ok`.
     pub fn start(primaries: usize) -> Self {
+        Self::start_with(primaries, &[])
+    }
+
+    /// [`start`](Self::start) with nodes whose data outlives [`kill`](Self::kill) and
+    /// [`restart`](Self::restart) (as [`RedisServer::start_persistent`]'s).
+    pub fn start_persistent(primaries: usize) -> Self {
+        Self::start_with(primaries, &PERSISTENT)
+    }
+
+    /// Kills every node (their ports stay reserved for `restart`).
+    pub fn kill(&mut self) {
+        self.nodes.iter_mut().for_each(RedisServer::kill);
+    }
+
+    /// Starts every node again on its ports, with its cluster configuration (answering
+    /// `PING` when this returns; the cluster takes a moment more to report `cluster_state:ok`).
+    pub fn restart(&mut self) {
+        self.nodes.iter_mut().for_each(RedisServer::restart);
+    }
+
+    fn start_with(primaries: usize, extra: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let nodes: Vec<RedisServer> = (0..primaries)
             .map(|i| {
@@ -181,14 +202,16 @@ impl RedisCluster {
                 // The cluster bus defaults to port + 10000, which overflows for high
                 // ephemeral ports: give it a free port of its own.
                 RedisServer::start_fresh(&dir, || {
-                    vec![
+                    let mut args = vec![
                         "--cluster-enabled".into(),
                         "yes".into(),
                         "--cluster-config-file".into(),
                         "nodes.conf".into(),
                         "--cluster-port".into(),
                         free_port().to_string(),
-                    ]
+                    ];
+                    args.extend(extra.iter().map(|a| a.to_string()));
+                    args
                 })
             })
             .collect();
