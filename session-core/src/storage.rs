@@ -509,8 +509,8 @@ impl<T: SessionData> SessionStorageBuilder<T> {
     ///
     /// `old` must hold the sessions under the same namespace, and the keyring must verify
     /// their cookies. It must stay reachable: a request whose session this store lacks asks
-    /// it (when it is down, that request fails with a retryable error, as with this store
-    /// down). Keep it until the absolute timeout has passed since the switch (every session of
+    /// it, and a delete deletes there too (when it is down, those requests fail with a
+    /// retryable error, as with this store down). Keep it until the absolute timeout has passed since the switch (every session of
     /// `old` has moved or ended), then remove it. The store needs create-only
     /// writes (not Cloudflare KV); the build fails otherwise, and for cookie-only sessions.
     pub fn migrate_from(mut self, old: Arc<dyn Driver>) -> Self {
