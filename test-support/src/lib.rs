@@ -184,6 +184,20 @@ impl Tied {
         matches!(self.0.try_wait(), Ok(Some(_)))
     }
 
+    /// Kills the process at once (SIGKILL: a crash, with no clean-up of its own) and waits
+    /// for it to be gone.
+    pub fn crash(&mut self) {
+        // The shell's children: the program, and the watcher (whose `cat` ends when this
+        // handle closes its pipe).
+        let shell = self.0.id();
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .unwrap_or_default();
+        for pid in children.split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+        let _ = self.0.wait();
+    }
+
     /// Ends the process (SIGTERM) and waits for it.
     pub fn stop(mut self) {
         self.end();
@@ -525,11 +539,22 @@ pub fn http_exchange(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
+    try_http_exchange(port, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
+}
+
+/// [`http_exchange`], with a connection that failed (refused, reset, timed out) or an answer
+/// that is not HTTP as an error: for tests where a server may be gone.
+pub fn try_http_exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
     use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -538,10 +563,10 @@ pub fn http_exchange(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
+    stream.read_to_end(&mut response)?;
     let text = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
@@ -549,7 +574,12 @@ pub fn http_exchange(
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not an HTTP response: {text:?}"),
+            )
+        })?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -562,11 +592,11 @@ pub fn http_exchange(
     } else {
         body.to_owned()
     };
-    HttpResponse {
+    Ok(HttpResponse {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// Decodes a chunked body.

@@ -12,8 +12,15 @@ pub(crate) const SECRET: &str = "a test secret that is at least 32 bytes long";
 
 /// One `contention-server` process.
 pub(crate) struct Server {
-    _process: Tied,
+    process: Tied,
     pub(crate) port: u16,
+}
+
+impl Server {
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub(crate) fn crash(&mut self) {
+        self.process.crash();
+    }
 }
 
 pub(crate) fn server(framework: &str, driver: &str) -> Server {
@@ -57,10 +64,7 @@ pub(crate) fn server_args(framework: &str, driver: &str, extra: &[&str]) -> Serv
         .unwrap_or_else(|| {
             panic!("contention-server ({framework}, {driver}) did not start: {line:?}")
         });
-    Server {
-        _process: process,
-        port,
-    }
+    Server { process, port }
 }
 
 pub(crate) fn post(port: u16, path: &str, cookie: &str) -> HttpResponse {
