@@ -1,7 +1,8 @@
 //! The server the concurrency tests drive over HTTP:
 //! `contention-server --framework axum|actix --driver CONFIG --secret SECRET
 //! [--previous-secret SECRET] [--concurrent-writes merge|last-write-wins|exclusive]
-//! [--header-transport bearer|NAME] [--idle-timeout MILLISECONDS] [--migrate-from CONFIG]`.
+//! [--header-transport bearer|NAME] [--idle-timeout MILLISECONDS] [--migrate-from CONFIG]
+//! [--exclusive-lease MILLISECONDS]`.
 //!
 //! It prints `listening PORT` once it accepts connections on 127.0.0.1. Routes, each changing
 //! one session the way apps do:
@@ -52,6 +53,8 @@ struct Options {
     idle_timeout: Option<std::time::Duration>,
     /// The store the app used before `driver`: its sessions move on their next request.
     migrate_from: Option<String>,
+    /// With `--concurrent-writes exclusive`: the lease instead of the default.
+    exclusive_lease: Option<std::time::Duration>,
 }
 
 fn options() -> Result<Options, String> {
@@ -64,6 +67,7 @@ fn options() -> Result<Options, String> {
         header_transport: None,
         idle_timeout: None,
         migrate_from: None,
+        exclusive_lease: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -87,11 +91,13 @@ fn options() -> Result<Options, String> {
                     name => HeaderTransport::header(name).map_err(|e| e.to_string())?,
                 })
             }
-            "--idle-timeout" => {
-                let ms = value
-                    .parse()
-                    .map_err(|e| format!("--idle-timeout {value}: {e}"))?;
-                options.idle_timeout = Some(std::time::Duration::from_millis(ms));
+            "--idle-timeout" | "--exclusive-lease" => {
+                let ms = value.parse().map_err(|e| format!("{arg} {value}: {e}"))?;
+                let duration = Some(std::time::Duration::from_millis(ms));
+                match arg.as_str() {
+                    "--idle-timeout" => options.idle_timeout = duration,
+                    _ => options.exclusive_lease = duration,
+                }
             }
             "--migrate-from" => options.migrate_from = Some(value),
             other => return Err(format!("unknown argument {other:?}")),
@@ -115,6 +121,10 @@ async fn storage(options: &Options) -> Result<SessionStorage<Visit>, String> {
         .concurrent_writes(options.concurrent_writes);
     let builder = match options.idle_timeout {
         Some(idle) => builder.expiry(ExpiryPolicy::new().idle_timeout(Some(idle))),
+        None => builder,
+    };
+    let builder = match options.exclusive_lease {
+        Some(lease) => builder.exclusive_lease(lease),
         None => builder,
     };
     let builder = match &options.migrate_from {

@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use common::{new_session, server};
+use common::{new_session, server_args};
 use session_test_support::{
     http_exchange, redis::RedisServer, sql::fresh_table, sql::shared_postgres, try_http_exchange,
 };
@@ -32,8 +32,12 @@ enum Outcome {
     CutOff,
 }
 
-fn a_crash_leaves_the_store_usable(config: &str) {
-    let mut servers = [server("axum", config), server("actix", config)];
+/// The test on `config`, the servers started with `extra` arguments.
+fn a_crash_leaves_the_store_usable(config: &str, extra: &[&str]) {
+    let mut servers = [
+        server_args("axum", config, extra),
+        server_args("actix", config, extra),
+    ];
     let survivor = servers[1].port;
     let cookie = new_session(survivor);
     let stop = Arc::new(AtomicBool::new(false));
@@ -118,26 +122,38 @@ fn a_crash_leaves_the_store_usable(config: &str) {
 #[test]
 fn fs_process_crash() {
     let dir = tempfile::tempdir().unwrap();
-    a_crash_leaves_the_store_usable(&format!("fs://{}", dir.path().display()));
+    a_crash_leaves_the_store_usable(&format!("fs://{}", dir.path().display()), &[]);
 }
 
 #[test]
 fn sqlite_process_crash() {
     let dir = tempfile::tempdir().unwrap();
-    a_crash_leaves_the_store_usable(&format!("sqlite://{}/sessions.db", dir.path().display()));
+    let config = format!("sqlite://{}/sessions.db", dir.path().display());
+    a_crash_leaves_the_store_usable(&config, &[]);
 }
 
 #[test]
 fn redis_process_crash() {
     let redis = RedisServer::start();
-    a_crash_leaves_the_store_usable(&redis.url());
+    a_crash_leaves_the_store_usable(&redis.url(), &[]);
+}
+
+/// With `ConcurrentWrites::Exclusive`, the crashed process held leases on the session: the
+/// survivor's requests wait for them to end (a 1 s lease here; 30 s by default), then go on.
+#[test]
+fn redis_process_crash_with_exclusive_sessions() {
+    let redis = RedisServer::start();
+    let extra = [
+        "--concurrent-writes",
+        "exclusive",
+        "--exclusive-lease",
+        "1000",
+    ];
+    a_crash_leaves_the_store_usable(&redis.url(), &extra);
 }
 
 #[test]
 fn postgres_process_crash() {
-    a_crash_leaves_the_store_usable(&format!(
-        "{}?table={}",
-        shared_postgres().url(),
-        fresh_table("crash")
-    ));
+    let config = format!("{}?table={}", shared_postgres().url(), fresh_table("crash"));
+    a_crash_leaves_the_store_usable(&config, &[]);
 }

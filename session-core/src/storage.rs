@@ -485,7 +485,10 @@ impl<T: SessionData> SessionStorageBuilder<T> {
 
     /// With [`ConcurrentWrites::Exclusive`]: how long a request's lease on its session lasts
     /// unless it is released earlier (default 30 s; raised to the driver's minimum TTL). A
-    /// request that runs longer loses its exclusivity.
+    /// request that runs longer loses its exclusivity. A process that dies holding a lease (a
+    /// crash, a kill) releases nothing: the session's requests in other processes wait for the
+    /// lease to end (each up to [`exclusive_wait`](Self::exclusive_wait), then `Busy`), so keep
+    /// it near the longest a request should take.
     pub fn exclusive_lease(mut self, lease: Duration) -> Self {
         self.exclusive_lease = lease;
         self.store_only.push("exclusive_lease");
