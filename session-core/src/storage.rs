@@ -95,6 +95,8 @@ pub struct SessionStorageBuilder<T> {
     exclusive_wait: Duration,
     /// Options set that only apply to sessions in a store, by name.
     store_only: Vec<&'static str>,
+    /// The store sessions move from ([`SessionStorageBuilder::migrate_from`]).
+    migrate_from: Option<Arc<dyn Driver>>,
 }
 
 impl<T: SessionData + Default> SessionStorage<T> {
@@ -156,6 +158,7 @@ impl<T: SessionData> SessionStorage<T> {
             exclusive_lease: crate::exclusive::DEFAULT_LEASE,
             exclusive_wait: crate::exclusive::DEFAULT_WAIT,
             store_only: Vec::new(),
+            migrate_from: None,
         }
     }
 
@@ -513,16 +516,14 @@ impl<T: SessionData> SessionStorageBuilder<T> {
     /// `old` must hold the sessions under the same namespace, and the keyring must verify
     /// their cookies. It must stay reachable: a request whose session this store lacks asks
     /// it, and a delete deletes there too (when it is down, those requests fail with a
-    /// retryable error, as with this store down). Keep it until the absolute timeout has passed since the switch (every session of
-    /// `old` has moved or ended), then remove it. The store needs create-only
-    /// writes (not Cloudflare KV); the build fails otherwise, and for cookie-only sessions.
+    /// retryable error, as with this store down). Keep it until every session of `old` has
+    /// moved or ended (the absolute timeout after the switch, or the idle timeout for sessions
+    /// without one), then remove it: a moved session's entry in the user index moved with it.
+    /// The store needs create-only writes (not Cloudflare KV); the build fails otherwise, and
+    /// for cookie-only sessions.
     pub fn migrate_from(mut self, old: Arc<dyn Driver>) -> Self {
         self.store_only.push("migrate_from");
-        if let Backend::Store(driver) = &self.backend {
-            let old = crate::layers::with_defaults(old);
-            let moving = MigrateFromLayer::new(old).layer(Arc::clone(driver));
-            self.backend = Backend::Store(moving);
-        }
+        self.migrate_from = Some(crate::layers::with_defaults(old));
         self
     }
 
@@ -531,7 +532,7 @@ impl<T: SessionData> SessionStorageBuilder<T> {
     /// Options for sessions in a store (`namespace`, `max_commit_attempts`,
     /// `concurrent_writes`, `exclusive_lease`, `exclusive_wait`) fail the build of a
     /// cookie-only storage with [`SessionError::Config`], rather than doing nothing.
-    pub fn build(self) -> Result<SessionStorage<T>, SessionError> {
+    pub fn build(mut self) -> Result<SessionStorage<T>, SessionError> {
         let keyring = self.keyring.ok_or_else(|| {
             SessionError::Config(
                 "a keyring is required: use Keyring::from_secrets([secret]) with a secret of at \
@@ -565,6 +566,10 @@ impl<T: SessionData> SessionStorageBuilder<T> {
                  into the cookie (set: {})",
                 self.store_only.join(", ")
             )));
+        }
+        if let (Backend::Store(driver), Some(old)) = (&self.backend, self.migrate_from.take()) {
+            let layer = MigrateFromLayer::new(old).namespace(&self.namespace);
+            self.backend = Backend::Store(layer.layer(Arc::clone(driver)));
         }
         if let Backend::Store(driver) = &self.backend {
             let lease_suffix = if self.concurrent_writes == ConcurrentWrites::Exclusive {

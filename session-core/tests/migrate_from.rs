@@ -132,6 +132,45 @@ async fn log_out_everywhere_reaches_sessions_still_in_the_old_store() {
     assert!(app.user_sessions("ada").await.unwrap().is_empty());
 }
 
+/// Once every session has moved, the old store can go: a moved session's user-index entry
+/// came along, so "log out everywhere" still finds it (sessions without an absolute timeout
+/// outlive any migration window).
+#[tokio::test]
+async fn a_moved_session_of_a_user_is_found_without_the_old_store() {
+    let old = Arc::new(MemoryDriver::new());
+    let before = SessionStorage::<Data>::builder(old.clone())
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .namespace("app:")
+        .build()
+        .unwrap();
+    let s = before.get_session(None);
+    s.bind_user("ada").await.unwrap();
+    let set = before.commit_session(&s).await.unwrap().unwrap();
+    let cookie = set.as_str().split(';').next().unwrap().to_owned();
+
+    let new = Arc::new(MemoryDriver::new());
+    let during = SessionStorage::<Data>::builder(new.clone())
+        .migrate_from(old.clone())
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .namespace("app:")
+        .build()
+        .unwrap();
+    during.get_session(Some(&cookie)).data().await.unwrap();
+    assert!(
+        old.list("", None).await.unwrap().keys.is_empty(),
+        "the session and its index entry left the old store"
+    );
+
+    let after = SessionStorage::<Data>::builder(new.clone())
+        .keyring(Keyring::from_secrets([SECRET]).unwrap())
+        .namespace("app:")
+        .build()
+        .unwrap();
+    assert_eq!(after.user_sessions("ada").await.unwrap().len(), 1);
+    assert_eq!(after.revoke_user("ada").await.unwrap(), 1);
+    assert!(after.get_session(Some(&cookie)).is_new().await.unwrap());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_requests_of_a_session_all_find_it_and_lose_no_change() {
     for _ in 0..20 {

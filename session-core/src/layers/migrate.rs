@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::Layer;
 use crate::{
     Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Version, WriteMode,
-    clock::now_millis, model::ends_at, record::Record,
+    clock::now_millis, model::ends_at, record::Record, users::index_key,
 };
 
 /// Serves an app from a new store while sessions still live in the old one: a key the new
@@ -21,8 +21,9 @@ use crate::{
 /// store. Nothing is copied ahead, and no change is left behind: the old store is never
 /// written again, except for deletes.
 ///
-/// - `get`: the new store; on a miss, the old store (moving what it finds). A key moved by a
-///   concurrent request in between is read from the new store.
+/// - `get`: the new store; on a miss, the old store (moving what it finds, and for a session
+///   bound to a user its entry in the user index). A key moved by a concurrent request in
+///   between is read from the new store.
 /// - `put` and `touch`: the new store (a `touch` of a key still in the old store moves it
 ///   first).
 /// - `delete`: the old store first, then the new one, so that a deleted session (a logout, a
@@ -55,12 +56,14 @@ use crate::{
 #[derive(Clone)]
 pub struct MigrateFromLayer {
     old: Arc<dyn Driver>,
+    namespace: Arc<str>,
 }
 
 impl std::fmt::Debug for MigrateFromLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MigrateFromLayer")
             .field("old", &self.old.name())
+            .field("namespace", &self.namespace)
             .finish()
     }
 }
@@ -68,7 +71,18 @@ impl std::fmt::Debug for MigrateFromLayer {
 impl MigrateFromLayer {
     /// Sessions not yet in the wrapped (new) store are moved from `old`.
     pub fn new(old: Arc<dyn Driver>) -> Self {
-        Self { old }
+        Self {
+            old,
+            namespace: Arc::from("session:"),
+        }
+    }
+
+    /// The sessions' namespace (`session:` unless the storage sets another): a session bound
+    /// to a user is moved with its entry in the user index, so that "log out everywhere" finds
+    /// it once the old store is gone. The storage builder sets it.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Arc::from(namespace);
+        self
     }
 }
 
@@ -77,6 +91,7 @@ impl Layer for MigrateFromLayer {
         Arc::new(Migrating {
             inner,
             old: Arc::clone(&self.old),
+            namespace: Arc::clone(&self.namespace),
         })
     }
 }
@@ -85,6 +100,7 @@ struct Migrating {
     /// The new store (named so for the layer macros).
     inner: Arc<dyn Driver>,
     old: Arc<dyn Driver>,
+    namespace: Arc<str>,
 }
 
 /// Listing cursors say which store's listing they continue: `n:` the new store's, `o:` the
@@ -99,7 +115,9 @@ impl Migrating {
         let Some(entry) = self.old.get_latest(key).await? else {
             return self.inner.get_latest(key).await;
         };
-        let Some(ttl) = time_left(&entry, now_millis()) else {
+        let record = Record::decode(&entry.value).ok();
+        let now = now_millis();
+        let Some(ttl) = time_left(&entry, record.as_ref(), now) else {
             // Ended: the old store's expiry (or sweep) removes it.
             return self.inner.get_latest(key).await;
         };
@@ -110,29 +128,55 @@ impl Migrating {
             Ok(_) | Err(DriverError::AlreadyExists) => {}
             Err(e) => return Err(e),
         }
+        // A session of a user: its index entry comes along, so that the user's sessions are
+        // all found in the new store once the old one is gone.
+        let user = record.and_then(|r| r.user).map(|binding| binding.id);
+        if let Some(user) = user.filter(|_| key.starts_with(&*self.namespace)) {
+            self.move_entry(&index_key(&self.namespace, &user, key), now)
+                .await?;
+        }
+        self.forget(key).await;
+        self.inner.get_latest(key).await
+    }
+
+    /// Moves a key that is not a session record (overwriting: the value is the key's whole
+    /// meaning), if the old store has it.
+    async fn move_entry(&self, key: &str, now: u64) -> Result<(), DriverError> {
+        let Some(entry) = self.old.get_latest(key).await? else {
+            return Ok(());
+        };
+        if let Some(ttl) = time_left(&entry, None, now) {
+            let options = PutOptions::new().ttl_opt(ttl);
+            self.inner.put(key, entry.value, options).await?;
+        }
+        self.forget(key).await;
+        Ok(())
+    }
+
+    /// Deletes a moved key from the old store. A failure is only logged: the new store has
+    /// the key, and every delete reaches both stores, so the copy left behind can neither be
+    /// read again nor outlive a logout; it ends with its expiry.
+    async fn forget(&self, key: &str) {
         if let Err(e) = self.old.delete(key).await {
-            // The new store has the session, and every delete reaches both stores: the copy
-            // left behind can neither be read again nor outlive a logout.
             tracing::warn!(
                 driver = self.old.name(),
                 error = %e,
-                "a moved session stays in the old store until it expires"
+                "a moved key stays in the old store until it expires"
             );
         }
-        self.inner.get_latest(key).await
     }
 }
 
 /// How long an entry of the old store has left: `Some(None)` for no expiry, `None` when it
 /// has ended. A session record's own deadlines count too (a store need not report expiry).
-fn time_left(entry: &Entry, now: u64) -> Option<Option<Duration>> {
+fn time_left(entry: &Entry, record: Option<&Record>, now: u64) -> Option<Option<Duration>> {
     let reported = entry.expires_at.map(|at| {
         at.duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     });
-    let ends = match Record::decode(&entry.value) {
-        Ok(record) => ends_at(&record, reported),
-        Err(_) => reported,
+    let ends = match record {
+        Some(record) => ends_at(record, reported),
+        None => reported,
     };
     match ends {
         None => Some(None),
@@ -259,13 +303,13 @@ mod tests {
     fn time_left_follows_the_reported_expiry() {
         let now = now_millis();
         let at = |ms: u64| Some(UNIX_EPOCH + Duration::from_millis(ms));
-        assert_eq!(time_left(&entry(None), now), Some(None));
+        assert_eq!(time_left(&entry(None), None, now), Some(None));
         assert_eq!(
-            time_left(&entry(at(now + 5_000)), now),
+            time_left(&entry(at(now + 5_000)), None, now),
             Some(Some(Duration::from_secs(5)))
         );
-        assert_eq!(time_left(&entry(at(now)), now), None);
-        assert_eq!(time_left(&entry(at(now - 1)), now), None);
+        assert_eq!(time_left(&entry(at(now)), None, now), None);
+        assert_eq!(time_left(&entry(at(now - 1)), None, now), None);
     }
 
     #[test]
