@@ -206,3 +206,45 @@ fn sqlite_two_processes() {
 fn redis_two_processes() {
     log_out_everywhere_across_processes("redis");
 }
+
+/// Requests a browser sent with its old cookie, answered after its login (a regenerated id):
+/// they carry no `Set-Cookie` that would delete the login's new cookie, whatever the store.
+fn a_login_is_not_undone_by_requests_in_flight(framework: &str, driver: &str) {
+    let server = server(framework, driver);
+    let port = server.port;
+    let context = format!("{framework} on {driver}");
+    let before = send(port, "POST", "/incr", "", &[]);
+    let old = before.header_values("set-cookie")[0]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = send(port, "POST", "/login/ada", &old, &[]);
+    assert_eq!(r.status, 200, "{context}: {}", r.body);
+    let new = r.header_values("set-cookie")[0]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    for path in ["/state", "/devices"] {
+        let r = send(port, "GET", path, &old, &[]);
+        assert_eq!(r.status, 200, "{context} {path}: {}", r.body);
+        assert!(
+            r.header_values("set-cookie").is_empty(),
+            "{context} {path}: {:?}",
+            r.header_values("set-cookie")
+        );
+    }
+    assert_eq!(visits(port, &new), 1, "{context}: logged in, the data kept");
+    assert!(
+        devices(port, &new).iter().any(|d| d["current"] == true),
+        "{context}: the login's session is the user's"
+    );
+}
+
+#[test]
+fn a_login_is_not_undone_by_requests_in_flight_on_every_store() {
+    for store in ["memory", "fs", "sqlite", "redis"] {
+        on_store(store, a_login_is_not_undone_by_requests_in_flight);
+    }
+}
