@@ -110,6 +110,7 @@ mod storage;
 #[cfg(test)]
 mod testing;
 mod transport;
+mod user_index;
 mod users;
 
 pub use capabilities::{BelowMinTtl, Capabilities, Consistency, LayerOptions, TtlSupport};

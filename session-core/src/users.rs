@@ -5,7 +5,6 @@ use std::{sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::{
     Driver, PutOptions, Session, SessionData, SessionError, SessionStorage,
@@ -15,21 +14,7 @@ use crate::{
     record::Record,
 };
 
-/// Where index entries live: apart from every session namespace, so that nothing listing
-/// sessions meets them.
-const INDEX: &str = "user-index:";
-
-/// The prefix of `user`'s index entries in storage `namespace`.
-pub(crate) fn index_prefix(namespace: &str, user: &str) -> String {
-    let digest = Sha256::digest(user.as_bytes());
-    format!("{INDEX}{namespace}{}/", hex::encode(&digest[..16]))
-}
-
-/// The index entry of the session stored under `storage_key`, for `user`.
-pub(crate) fn index_key(namespace: &str, user: &str, storage_key: &str) -> String {
-    let id_hash = storage_key.strip_prefix(namespace).unwrap_or(storage_key);
-    format!("{}{id_hash}", index_prefix(namespace, user))
-}
+pub(crate) use crate::user_index::{index_key, index_prefix};
 
 /// One live session of a user, as [`SessionStorage::user_sessions`] lists it.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::Layer;
 use crate::{
     Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Version, WriteMode,
-    clock::now_millis, model::ends_at, record::Record, users::index_key,
+    clock::now_millis, model::ends_at, record::Record, user_index::index_key,
 };
 
 /// Serves an app from a new store while sessions still live in the old one: a key the new
