@@ -9,11 +9,9 @@ use session_kit_core::DriverError;
 /// and configuration are configuration errors; the rest (a script error, a refused command)
 /// are not retryable.
 pub(crate) fn redis_error(e: &RedisError) -> DriverError {
-    let retryable = e.is_timeout()
-        || e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || !matches!(e.retry_method(), RetryMethod::NoRetry);
+    // Any I/O error (timeouts, refused and dropped connections, TLS failures that carry no
+    // `io::Error`, which the crate would not retry), and what the crate retries.
+    let retryable = e.is_io_error() || !matches!(e.retry_method(), RetryMethod::NoRetry);
     if matches!(
         e.kind(),
         RedisErrorKind::AuthenticationFailed | RedisErrorKind::InvalidClientConfig

@@ -14,7 +14,7 @@ use crate::{
     clock::{from_unix_millis, unix_millis},
     model::ends_at,
     record::Record,
-    users::{index_key, index_prefix},
+    user_index::{index_key, index_prefix},
 };
 
 /// The sessions of one storage namespace in a driver.

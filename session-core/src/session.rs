@@ -27,7 +27,7 @@ use crate::{
     sealed::open,
     spans,
     transport::Via,
-    users,
+    user_index, users,
 };
 
 /// One request's session. Cheap to clone (clones share state), `Send + Sync`.
@@ -606,7 +606,7 @@ impl<T: SessionData> Session<T> {
         ) = (&key, &inner.loaded)
             && let Some(user) = &s.record.user
         {
-            let entry = users::index_key(&self.state.shared.namespace, &user.id, key);
+            let entry = user_index::index_key(&self.state.shared.namespace, &user.id, key);
             inner.pending_deletes.push(entry);
         }
         inner

@@ -568,6 +568,14 @@ impl<T: SessionData> SessionStorageBuilder<T> {
             )));
         }
         if let (Backend::Store(driver), Some(old)) = (&self.backend, self.migrate_from.take()) {
+            if !driver.capabilities().create_only {
+                return Err(SessionError::Config(format!(
+                    "migrate_from needs a store with create-only writes, and driver `{}` has \
+                     none: a session moved in could overwrite one a concurrent request moved \
+                     and changed",
+                    driver.name()
+                )));
+            }
             let layer = MigrateFromLayer::new(old).namespace(&self.namespace);
             self.backend = Backend::Store(layer.layer(Arc::clone(driver)));
         }
@@ -579,14 +587,6 @@ impl<T: SessionData> SessionStorageBuilder<T> {
             };
             let max_key = self.namespace.len() + 64 + lease_suffix;
             let caps = driver.capabilities();
-            if self.store_only.contains(&"migrate_from") && !caps.create_only {
-                return Err(SessionError::Config(format!(
-                    "migrate_from needs a store with create-only writes, and driver `{}` has \
-                     none: a session moved in could overwrite one a concurrent request moved \
-                     and changed",
-                    driver.name()
-                )));
-            }
             if max_key > caps.max_key_len {
                 return Err(SessionError::Config(format!(
                     "namespace too long: keys would be {max_key} bytes, driver `{}` accepts {}",

@@ -12,9 +12,8 @@ use crate::{
     commit::{Backend, Shared},
     id::StorageKey,
     record::Record,
+    user_index::{index_key, index_prefix},
 };
-
-pub(crate) use crate::user_index::{index_key, index_prefix};
 
 /// One live session of a user, as [`SessionStorage::user_sessions`] lists it.
 #[derive(Debug, Clone, PartialEq)]

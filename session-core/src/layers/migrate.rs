@@ -1,9 +1,6 @@
 //! Moving sessions to a new store while the app runs, one session at a time.
 
-use std::{
-    sync::Arc,
-    time::{Duration, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -11,7 +8,10 @@ use bytes::Bytes;
 use super::Layer;
 use crate::{
     Capabilities, Driver, DriverError, Entry, ListPage, PutOptions, Version, WriteMode,
-    clock::now_millis, model::ends_at, record::Record, user_index::index_key,
+    clock::{now_millis, unix_millis},
+    model::ends_at,
+    record::Record,
+    user_index::index_key,
 };
 
 /// Serves an app from a new store while sessions still live in the old one: a key the new
@@ -170,10 +170,7 @@ impl Migrating {
 /// How long an entry of the old store has left: `Some(None)` for no expiry, `None` when it
 /// has ended. A session record's own deadlines count too (a store need not report expiry).
 fn time_left(entry: &Entry, record: Option<&Record>, now: u64) -> Option<Option<Duration>> {
-    let reported = entry.expires_at.map(|at| {
-        at.duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    });
+    let reported = entry.expires_at.map(unix_millis);
     let ends = match record {
         Some(record) => ends_at(record, reported),
         None => reported,
@@ -287,7 +284,7 @@ impl Driver for Migrating {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::time::SystemTime;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     use super::*;
 
