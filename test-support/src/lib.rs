@@ -192,6 +192,11 @@ impl Tied {
         let shell = self.0.id();
         let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
             .unwrap_or_default();
+        // Without its program killed, the shell would wait for it: fail instead of hanging.
+        assert!(
+            !children.trim().is_empty() || self.has_exited(),
+            "cannot find the program of shell {shell} in /proc to kill it"
+        );
         for pid in children.split_whitespace() {
             let _ = Command::new("kill").args(["-KILL", pid]).status();
         }
@@ -692,6 +697,23 @@ mod tests {
             "the program outlived its handle"
         );
         wait_for("the log outlived the program", || !log.exists());
+    }
+
+    /// A crash kills the program itself, at once, with SIGKILL (a program that ignores
+    /// SIGTERM dies all the same), and the handle sees it gone.
+    #[test]
+    fn a_crash_kills_the_program_outright() {
+        let (_dir, log, mut process) = logged_sh("trap '' TERM; echo started >&2; exec sleep 60");
+        wait_for("the program did not start", || {
+            std::fs::read_to_string(&log).is_ok_and(|text| text == "started\n")
+        });
+        let started = Instant::now();
+        process.crash();
+        assert!(process.has_exited());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "it outlived the crash"
+        );
     }
 
     /// A program that exits by itself is seen to have exited, and its log can still be read.

@@ -89,19 +89,22 @@ fn run(what: &str, program: &Path, args: &[String]) {
     );
 }
 
-/// Sends `signal` to the process whose id is the first line of `pid_file`, if it exists.
-fn signal_pid_file(pid_file: &Path, signal: &str) {
+/// Sends `signal` to the server whose id is the first line of `pid_file` (if there is one),
+/// waits up to `limit` for it to remove that file (a server killed outright leaves it: it is
+/// removed here), then ends the server's handle.
+fn shut_down(pid_file: &Path, signal: &str, limit: Duration, process: Option<Tied>) {
     if let Ok(text) = std::fs::read_to_string(pid_file)
         && let Some(pid) = text.lines().next().map(str::trim).filter(|p| !p.is_empty())
     {
         let _ = Command::new("kill").args([signal, pid]).status();
     }
-}
-
-fn wait_gone(pid_file: &Path, limit: Duration) {
     let deadline = Instant::now() + limit;
     while pid_file.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(pid_file);
+    if let Some(p) = process {
+        p.stop();
     }
 }
 
@@ -245,11 +248,12 @@ impl PostgresServer {
     /// Stops the server at once (fast shutdown: open connections are cut), keeping its data.
     pub fn kill(&mut self) {
         let pid_file = self.data.join("postmaster.pid");
-        signal_pid_file(&pid_file, "-INT");
-        wait_gone(&pid_file, Duration::from_secs(20));
-        if let Some(p) = self.process.take() {
-            p.stop();
-        }
+        shut_down(
+            &pid_file,
+            "-INT",
+            Duration::from_secs(20),
+            self.process.take(),
+        );
     }
 
     /// `postgres://sessions:PASSWORD@127.0.0.1:PORT/sessions`.
@@ -566,22 +570,23 @@ impl MariaDbServer {
     /// second behind), to start it again with [`restart`](Self::restart).
     pub fn stop(&mut self) {
         let pid_file = self.dir.join("mysqld.pid");
-        signal_pid_file(&pid_file, "-TERM");
-        wait_gone(&pid_file, Duration::from_secs(20));
-        if let Some(p) = self.process.take() {
-            p.stop();
-        }
+        shut_down(
+            &pid_file,
+            "-TERM",
+            Duration::from_secs(20),
+            self.process.take(),
+        );
     }
 
     /// Stops the server at once (open connections are cut), keeping its data.
     pub fn kill(&mut self) {
         let pid_file = self.dir.join("mysqld.pid");
-        signal_pid_file(&pid_file, "-KILL");
-        wait_gone(&pid_file, Duration::from_millis(500));
-        let _ = std::fs::remove_file(&pid_file);
-        if let Some(p) = self.process.take() {
-            p.stop();
-        }
+        shut_down(
+            &pid_file,
+            "-KILL",
+            Duration::from_millis(500),
+            self.process.take(),
+        );
     }
 
     /// `mysql://sessions:PASSWORD@127.0.0.1:PORT/sessions`.
