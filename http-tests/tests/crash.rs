@@ -8,7 +8,6 @@
 mod common;
 
 use std::{
-    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -17,19 +16,21 @@ use std::{
     time::Duration,
 };
 
-use common::{new_session, server_args};
+use common::{assert_pushes_kept_once, cart, new_session, server_args};
 use session_test_support::{
-    http_exchange, redis::RedisServer, sql::fresh_table, sql::shared_postgres, try_http_exchange,
+    redis::RedisServer, sql::fresh_table, sql::shared_postgres, try_http_exchange,
 };
 
 const CLIENTS: usize = 8;
 
-/// What one push came to.
-#[derive(Debug, PartialEq)]
-enum Outcome {
-    Answered(u16),
-    /// The connection failed: the process died with the request in flight.
-    CutOff,
+/// One push to the session's cart, as a client saw it.
+struct Push {
+    item: String,
+    /// The status it was answered with; `None` when the connection failed (the process died
+    /// with the request in flight, or before it).
+    status: Option<u16>,
+    /// Sent once the crash had happened.
+    after_crash: bool,
 }
 
 /// The test on `config`, the servers started with `extra` arguments.
@@ -38,83 +39,80 @@ fn a_crash_leaves_the_store_usable(config: &str, extra: &[&str]) {
         server_args("axum", config, extra),
         server_args("actix", config, extra),
     ];
-    let survivor = servers[1].port;
+    let (doomed, survivor) = (servers[0].port, servers[1].port);
     let cookie = new_session(survivor);
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop, crashed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             // Even clients talk to the process that crashes.
             let port = servers[c % 2].port;
-            let (cookie, stop) = (cookie.clone(), stop.clone());
+            let (cookie, stop, crashed) = (cookie.clone(), stop.clone(), crashed.clone());
             thread::spawn(move || {
                 let mut pushes = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let item = format!("{c}-{}", pushes.len());
+                    let after_crash = crashed.load(Ordering::Relaxed);
                     let path = format!("/cart/{item}");
                     let sent = try_http_exchange(port, "POST", &path, &[("Cookie", &cookie)], b"");
-                    let outcome = match sent {
-                        Ok(response) => Outcome::Answered(response.status),
-                        Err(_) => Outcome::CutOff,
-                    };
-                    let cut_off = outcome == Outcome::CutOff;
-                    pushes.push((item, outcome, port));
-                    if cut_off {
+                    let status = sent.ok().map(|response| response.status);
+                    pushes.push(Push {
+                        item,
+                        status,
+                        after_crash,
+                    });
+                    if status.is_none() {
                         break;
                     }
                 }
-                pushes
+                (port, pushes)
             })
         })
         .collect();
     thread::sleep(Duration::from_millis(500));
     servers[0].crash();
+    crashed.store(true, Ordering::Relaxed);
     // The survivor goes on alone.
     thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
-    let pushes: Vec<(String, Outcome, u16)> = clients
-        .into_iter()
-        .flat_map(|c| c.join().unwrap())
-        .collect();
+    let clients: Vec<(u16, Vec<Push>)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let pushes = || clients.iter().flat_map(|(_, pushes)| pushes);
 
-    for (item, outcome, port) in &pushes {
-        match outcome {
-            Outcome::Answered(status) => assert_eq!(*status, 200, "{item} through port {port}"),
-            Outcome::CutOff => assert_ne!(*port, survivor, "{item}: the survivor failed"),
+    for (port, pushes) in &clients {
+        for push in pushes.iter().filter(|p| p.status.is_some()) {
+            assert_eq!(push.status, Some(200), "{} through port {port}", push.item);
+        }
+        let last = pushes.last().map(|p| p.status);
+        if *port == doomed {
+            assert_eq!(
+                last,
+                Some(None),
+                "a client of the killed process felt the crash"
+            );
+        } else {
+            assert!(
+                pushes.iter().all(|p| p.status == Some(200)),
+                "the survivor failed a request"
+            );
+            assert!(
+                pushes.iter().any(|p| p.after_crash),
+                "the survivor answered after the crash"
+            );
         }
     }
-    let after_crash = pushes
-        .iter()
-        .filter(|(_, _, port)| *port == survivor)
-        .count();
-    assert!(after_crash > 0, "the survivor answered");
 
-    let r = http_exchange(survivor, "GET", "/state", &[("Cookie", &cookie)], b"");
-    assert_eq!(r.status, 200, "{}", r.body);
-    let state: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-    let mut cart = BTreeMap::<String, usize>::new();
-    for item in state["cart"].as_array().unwrap() {
-        *cart.entry(item.as_str().unwrap().to_owned()).or_default() += 1;
-    }
-    let twice: Vec<_> = cart.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "applied twice: {twice:?}");
-    let sent: BTreeMap<&str, &Outcome> = pushes.iter().map(|(i, o, _)| (i.as_str(), o)).collect();
-    for item in cart.keys().filter(|i| *i != "first") {
-        assert!(sent.contains_key(item.as_str()), "{item} was never sent");
-    }
-    let lost: Vec<_> = pushes
-        .iter()
-        .filter(|(item, outcome, _)| *outcome == Outcome::Answered(200) && !cart.contains_key(item))
-        .map(|(item, _, _)| item)
-        .collect();
-    assert!(lost.is_empty(), "answered 200 but not kept: {lost:?}");
+    let cart = cart(survivor, &cookie);
+    assert_pushes_kept_once(
+        &cart,
+        pushes().map(|p| (p.item.as_str(), p.status == Some(200))),
+    );
+    let cut_off = pushes().filter(|p| p.status.is_none()).count();
     eprintln!(
-        "{}: {} pushes, {} cut off by the crash, {} kept",
+        "{}: {} pushes, {cut_off} cut off by the crash, {} kept",
         config.split(':').next().unwrap_or_default(),
-        pushes.len(),
-        pushes
-            .iter()
-            .filter(|(_, o, _)| *o == Outcome::CutOff)
-            .count(),
+        pushes().count(),
         cart.len() - 1
     );
 }

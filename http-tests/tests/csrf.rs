@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{on_store, server};
+use common::{cookie_set_by, on_store, server};
 use session_test_support::{HttpResponse, http_exchange};
 
 fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
@@ -37,11 +37,7 @@ fn forgery_is_refused(framework: &str, driver: &str) {
     let r = send(port, "GET", "/csrf", &[], "");
     assert_eq!(r.status, 200, "{context}: {}", r.body);
     let token = r.body.clone();
-    let cookie = r.header_values("set-cookie")[0]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_set_by(&r);
 
     // Same-origin, the token in the form: accepted.
     let same = [

@@ -9,7 +9,7 @@ mod common;
 
 use std::thread;
 
-use common::{on_store, server_args};
+use common::{cookie_set_by, on_store, server_args};
 use session_test_support::http_exchange;
 
 fn api_clients_share_one_session(framework: &str, driver: &str) {
@@ -22,11 +22,7 @@ fn api_clients_share_one_session(framework: &str, driver: &str) {
     let token = first.header_values("session-token");
     assert_eq!(token.len(), 1, "{framework} on {driver}: {:?}", first);
     let token = token[0].to_owned();
-    let cookie = first.header_values("set-cookie")[0]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_set_by(&first);
     assert_eq!(
         cookie.split_once('=').unwrap().1,
         token,

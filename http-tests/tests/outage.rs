@@ -8,7 +8,6 @@
 mod common;
 
 use std::{
-    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -17,9 +16,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{new_session, post, server};
+use common::{assert_pushes_kept_once, new_session, post, server};
 use session_test_support::{
-    http_exchange,
     redis::{RedisCluster, RedisServer},
     sql::{MariaDbServer, PostgresServer},
 };
@@ -31,8 +29,6 @@ struct Push {
     item: String,
     status: u16,
     retry_after: bool,
-    /// Sent after the store was running again.
-    after_restart: bool,
     body: String,
 }
 
@@ -76,7 +72,6 @@ fn pushes_survive_a_store_outage<S>(
                         item,
                         status: response.status,
                         retry_after: response.header_values("retry-after") == ["1"],
-                        after_restart,
                         body: response.body,
                     });
                 }
@@ -127,33 +122,13 @@ fn pushes_survive_a_store_outage<S>(
     }
 
     // The cart, as each process reads it.
-    let mut carts = servers.iter().map(|s| {
-        let r = http_exchange(s.port, "GET", "/state", &[("Cookie", &cookie)], b"");
-        assert_eq!(r.status, 200, "{}", r.body);
-        let state: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-        let mut times = BTreeMap::<String, usize>::new();
-        for item in state["cart"].as_array().unwrap() {
-            *times.entry(item.as_str().unwrap().to_owned()).or_default() += 1;
-        }
-        times
-    });
-    let cart = carts.next().unwrap();
-    assert!(
-        carts.all(|other| other == cart),
-        "both processes read one cart"
+    let cart = common::cart(servers[0].port, &cookie);
+    assert_eq!(
+        cart,
+        common::cart(servers[1].port, &cookie),
+        "both read one cart"
     );
-    let twice: Vec<_> = cart.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "items applied twice: {twice:?}");
-    let sent: BTreeMap<&str, &Push> = pushes().map(|p| (p.item.as_str(), p)).collect();
-    for item in cart.keys().filter(|item| *item != "first") {
-        assert!(sent.contains_key(item.as_str()), "{item} was never sent");
-    }
-    let lost: Vec<_> = pushes()
-        .filter(|p| p.status == 200 && !cart.contains_key(&p.item))
-        .map(|p| (&p.item, p.after_restart))
-        .collect();
-    assert!(lost.is_empty(), "answered 200 but not kept: {lost:?}");
-    assert!(cart.contains_key("first"));
+    assert_pushes_kept_once(&cart, pushes().map(|p| (p.item.as_str(), p.status == 200)));
     let answered = pushes().filter(|p| p.status == 200).count();
     eprintln!(
         "{what}: {} pushes, {answered} answered 200 (all kept), {} answered 503, {} kept in all",

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{on_store, server};
+use common::{cookie_set_by, on_store, server};
 use session_test_support::{HttpResponse, http_exchange};
 
 fn send(port: u16, method: &str, path: &str, cookie: &str, extra: &[(&str, &str)]) -> HttpResponse {
@@ -34,11 +34,7 @@ fn login(port: u16, user: &str, device: &str) -> String {
         b"",
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    r.header_values("set-cookie")[0]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
+    cookie_set_by(&r)
 }
 
 fn devices(port: u16, cookie: &str) -> Vec<serde_json::Value> {
@@ -214,18 +210,10 @@ fn a_login_is_not_undone_by_requests_in_flight(framework: &str, driver: &str) {
     let port = server.port;
     let context = format!("{framework} on {driver}");
     let before = send(port, "POST", "/incr", "", &[]);
-    let old = before.header_values("set-cookie")[0]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let old = cookie_set_by(&before);
     let r = send(port, "POST", "/login/ada", &old, &[]);
     assert_eq!(r.status, 200, "{context}: {}", r.body);
-    let new = r.header_values("set-cookie")[0]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let new = cookie_set_by(&r);
     for path in ["/state", "/devices"] {
         let r = send(port, "GET", path, &old, &[]);
         assert_eq!(r.status, 200, "{context} {path}: {}", r.body);

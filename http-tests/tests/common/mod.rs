@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead, BufReader},
     path::Path,
 };
@@ -75,10 +76,16 @@ pub(crate) fn post(port: u16, path: &str, cookie: &str) -> HttpResponse {
 pub(crate) fn new_session(port: u16) -> String {
     let r = http_exchange(port, "POST", "/cart/first", &[], b"");
     assert_eq!(r.status, 200, "{}", r.body);
-    let set = r.header_values("set-cookie");
-    set.first()
+    cookie_set_by(&r)
+}
+
+/// The `name=value` pair of the first cookie `response` set.
+pub(crate) fn cookie_set_by(response: &HttpResponse) -> String {
+    response
+        .header_values("set-cookie")
+        .first()
         .and_then(|c| c.split(';').next())
-        .expect("a new session sets its cookie")
+        .expect("the response sets a cookie")
         .to_owned()
 }
 
@@ -98,4 +105,38 @@ pub(crate) fn on_store(kind: &str, check: impl Fn(&str, &str)) {
     for framework in ["axum", "actix"] {
         check(framework, &driver);
     }
+}
+
+/// The session's cart, read through `port`: each item with the number of times it is in it
+/// (empty for a fresh session: the cookie names none).
+pub(crate) fn cart(port: u16, cookie: &str) -> BTreeMap<String, usize> {
+    let r = http_exchange(port, "GET", "/state", &[("Cookie", cookie)], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let state: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let mut times = BTreeMap::new();
+    for item in state["cart"].as_array().unwrap() {
+        *times.entry(item.as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    times
+}
+
+/// Checks a cart made by [`new_session`] and then the `pushes` (each item with whether it was
+/// answered `200`): no item in it twice, none that was never pushed, every push answered `200`
+/// in it. A push answered otherwise may or may not be in it.
+pub(crate) fn assert_pushes_kept_once<'a>(
+    cart: &BTreeMap<String, usize>,
+    pushes: impl IntoIterator<Item = (&'a str, bool)>,
+) {
+    let twice: Vec<_> = cart.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "applied twice: {twice:?}");
+    let sent: BTreeMap<&str, bool> = pushes.into_iter().collect();
+    for item in cart.keys().filter(|item| *item != "first") {
+        assert!(sent.contains_key(item.as_str()), "{item} was never pushed");
+    }
+    let lost: Vec<_> = sent
+        .iter()
+        .filter(|(item, answered)| **answered && !cart.contains_key(**item))
+        .collect();
+    assert!(lost.is_empty(), "answered 200 but not kept: {lost:?}");
+    assert!(cart.contains_key("first"), "the session's first item");
 }
