@@ -58,6 +58,11 @@ async fn a_session_of_the_old_store_moves_on_its_next_request() {
         3,
         "the visitor kept it"
     );
+    // The move, once (as the operations guide says): a read and a write of the new store
+    // beyond the load's own read, a read and a delete of the old one.
+    let (moved_new, moved_old) = (new.counts(), counted_old.counts());
+    assert_eq!((moved_new.get, moved_new.put, moved_new.delete), (2, 1, 0));
+    assert_eq!((moved_old.get, moved_old.put, moved_old.delete), (1, 0, 1));
     s.update(|d| d.visits += 1).await.unwrap();
     app.commit_session(&s).await.unwrap();
     assert!(stored_keys(old.as_ref()).await.is_empty(), "moved out");
@@ -69,6 +74,14 @@ async fn a_session_of_the_old_store_moves_on_its_next_request() {
     assert_eq!(s.read(|d| d.visits).await.unwrap(), 4);
     app.commit_session(&s).await.unwrap();
     assert_eq!(counted_old.counts(), calls, "no call to the old store");
+
+    // An id neither store has (ended, or made elsewhere): the old store is asked too, and the
+    // new one again (a concurrent request may have just moved it).
+    let unknown = session_in(&storage(Arc::new(MemoryDriver::new()), None), 1).await;
+    let (before_new, before_old) = (new.counts(), counted_old.counts());
+    assert!(app.get_session(Some(&unknown)).is_new().await.unwrap());
+    assert_eq!(new.counts().get - before_new.get, 2);
+    assert_eq!(counted_old.counts().get - before_old.get, 1);
 }
 
 #[tokio::test]
