@@ -59,13 +59,16 @@ def per_request(binary, app, scenario, work):
 def main():
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind missing: sudo apt-get install -y valgrind (bash benches/run installs it)")
+    # Shaped as run.py's in-process timings ({app: {scenario: value}}), so that its
+    # `added_ns` takes the bare app's count off; " sha" keys hold the SHA-256 part.
     counts = {}
     with tempfile.TemporaryDirectory() as work:
         for app, binary in R.IN_PROCESS:
             for scenario, _ in SCENARIOS:
-                counts[app, scenario] = per_request(binary, app, scenario, work)
-                print(f"  {app:<18} {scenario:<11} {counts[app, scenario][0]:8.0f} instructions"
-                      f" ({counts[app, scenario][1]:.0f} in SHA-256)", flush=True)
+                total, sha = per_request(binary, app, scenario, work)
+                counts.setdefault(app, {}).update({scenario: total, scenario + " sha": sha})
+                print(f"  {app:<18} {scenario:<11} {total:8.0f} instructions ({sha:.0f} in SHA-256)",
+                      flush=True)
     lines = ["## Instructions per request (callgrind, in-process)", "",
              f"`benches/http/instructions.py`: each app of the in-process table called directly, one scenario at a time, "
              f"under `valgrind --tool=callgrind`, with {REQUESTS} and {2 * REQUESTS} requests per repetition; a request's count is the "
@@ -75,20 +78,16 @@ def main():
              "storage keys): valgrind runs no SHA-NI, so on CPUs that have it these cost a small fraction of the count shown.", "",
              "| app | " + " | ".join(f"{label} | added | ×peer | SHA-256" for _, label in SCENARIOS) + " |",
              "|---|" + "---:|---:|---:|---:|" * len(SCENARIOS)]
-    apps = {app for app, _ in R.IN_PROCESS}
     for app, _ in R.IN_PROCESS:
         cells = []
         for scenario, _ in SCENARIOS:
-            total, sha = counts[app, scenario]
+            total, sha = counts[app][scenario], counts[app][scenario + " sha"]
             if app.startswith("bare"):
                 cells += [f"{total:.0f}", "–", "–", "–"]
                 continue
-            added = total - counts[R.bare_for(app, apps), scenario][0]
-            peer = R.IN_PROCESS_PEER.get(app)
-            ratio = "–"
-            if (peer, scenario) in counts:
-                peer_added = counts[peer, scenario][0] - counts[R.bare_for(peer, apps), scenario][0]
-                ratio = f"{peer_added / added:.2f}" if added > 0 else "–"
+            added = R.added_ns(counts, app, scenario)
+            peer_added = R.added_ns(counts, R.IN_PROCESS_PEER.get(app, ""), scenario)
+            ratio = f"{peer_added / added:.2f}" if peer_added is not None and added > 0 else "–"
             cells += [f"{total:.0f}", f"{added:.0f}", ratio, f"{sha:.0f}"]
         lines.append(f"| {app} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
