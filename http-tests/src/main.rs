@@ -153,6 +153,14 @@ fn prometheus() -> Result<PrometheusHandle, String> {
 }
 
 fn main() -> ExitCode {
+    // Diagnostics on stderr, as `RUST_LOG` asks (none by default: tests read no logs).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = options().and_then(|options| match options.framework.as_str() {
         "axum" => with_axum::run(options, prometheus()?),
         "actix" => with_actix::run(options, prometheus()?),

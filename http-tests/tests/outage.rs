@@ -97,7 +97,15 @@ fn pushes_survive_a_store_outage<S>(
     assert_eq!(
         recovered.load(Ordering::Relaxed),
         CLIENTS,
-        "every client is answered with a success again within 30 s of the restart"
+        "every client is answered with a success again within 30 s of the restart; the last \
+         answers of each client: {:?}",
+        clients
+            .iter()
+            .map(|(port, pushes)| {
+                let last = pushes.last();
+                (port, last.map(|p| p.status), last.map(|p| p.body.as_str()))
+            })
+            .collect::<Vec<_>>()
     );
 
     for push in pushes() {
