@@ -18,7 +18,7 @@ use crate::error::{KindName, redis_error};
 pub(crate) enum Connection {
     Single(ConnectionManager),
     #[cfg(feature = "cluster")]
-    Cluster(redis::cluster_async::ClusterConnection),
+    Cluster(Arc<crate::cluster::Cluster>),
 }
 
 impl Connection {
@@ -31,7 +31,7 @@ impl Connection {
         let reply = match &mut connection {
             Connection::Single(c) => cmd.query_async(c).await,
             #[cfg(feature = "cluster")]
-            Connection::Cluster(c) => cmd.query_async(c).await,
+            Connection::Cluster(c) => cmd.query_async(&mut c.connection()).await,
         };
         reply.map_err(|e| redis_error(&e))
     }
@@ -131,11 +131,13 @@ pub(crate) async fn connect_cluster(
     let client = builder
         .build()
         .map_err(|e| DriverError::config(format!("option `url`: {}", e.kind_name())))?;
-    let connection = tokio::time::timeout(connect_timeout, client.get_async_connection())
+    let cluster = crate::cluster::Cluster::connect(client, connect_timeout)
         .await
-        .map_err(|_| DriverError::timeout("connecting to the Redis cluster", connect_timeout))?
-        .map_err(|e| redis_error(&e))?;
-    Ok(Connection::Cluster(connection))
+        .map_err(|e| match e {
+            Some(e) => redis_error(&e),
+            None => DriverError::timeout("connecting to the Redis cluster", connect_timeout),
+        })?;
+    Ok(Connection::Cluster(cluster))
 }
 
 #[cfg(not(feature = "cluster"))]

@@ -32,7 +32,10 @@
 //!   Every operation is bounded by `command_timeout` (session-kit-core's timeout layer, which the
 //!   driver asks for; the connection's response timeout is the same and resets a stuck
 //!   connection): while Redis is down, calls fail fast with a retryable error, and the same
-//!   driver recovers when Redis comes back.
+//!   driver recovers when Redis comes back. On a cluster, a command that finds no reachable
+//!   node also makes the driver connect again from the URL's node in the background (at most
+//!   once a second), because the `redis` crate's cluster client can stay stuck after the whole
+//!   cluster restarts.
 //! * **Listing** pages with `SCAN` cursors (never `KEYS`), node by node on a cluster: a page
 //!   holds about 1000 keys and the cursor says where to go on, so memory stays bounded at any
 //!   keyspace size. As with `SCAN` itself, a key can come twice if Redis resizes its table
@@ -61,6 +64,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod codec;
 mod config;
 mod connection;
@@ -156,7 +161,9 @@ impl RedisDriver {
             .url
             .as_deref()
             .ok_or_else(|| DriverError::config("option `url`: the Redis URL is required"))?;
-        let url = if config.cluster {
+        // `redis+cluster://` implies `cluster`, however the config was made.
+        let cluster = config.cluster || url.starts_with("redis+cluster://");
+        let url = if cluster {
             url.replacen("redis+cluster://", "redis://", 1)
         } else {
             url.to_owned()
@@ -174,8 +181,8 @@ impl RedisDriver {
         let connect_timeout = config.connect_timeout.unwrap_or(Duration::from_secs(2));
         let timeout = config.command_timeout.unwrap_or(Duration::from_secs(1));
         let budget = usize::try_from(config.local_cache.unwrap_or(0)).unwrap_or(usize::MAX);
-        let mut cache = (!config.cluster && budget > 0).then(|| Arc::new(ReadCache::new(budget)));
-        let connection = if config.cluster {
+        let mut cache = (!cluster && budget > 0).then(|| Arc::new(ReadCache::new(budget)));
+        let connection = if cluster {
             connect_cluster(
                 &url,
                 config.tls_ca_file.as_deref(),
@@ -263,7 +270,7 @@ impl RedisDriver {
             match &mut connection {
                 Connection::Single(c) => pipe.query_async(c).await,
                 #[cfg(feature = "cluster")]
-                Connection::Cluster(c) => pipe.query_async(c).await,
+                Connection::Cluster(c) => pipe.query_async(&mut c.connection()).await,
             }
         };
         run.await.map_err(|e| redis_error(&e))
@@ -287,7 +294,7 @@ impl RedisDriver {
         let reply = match &mut connection {
             Connection::Single(c) => evalsha.query_async(c).await,
             #[cfg(feature = "cluster")]
-            Connection::Cluster(c) => evalsha.query_async(c).await,
+            Connection::Cluster(c) => evalsha.query_async(&mut c.connection()).await,
         };
         let reply = match reply {
             Err(e) if e.kind() == RedisErrorKind::Server(ServerErrorKind::NoScript) => {
@@ -299,7 +306,9 @@ impl RedisDriver {
                 match &mut connection {
                     Connection::Single(c) => Box::pin(invocation.invoke_async(c)).await,
                     #[cfg(feature = "cluster")]
-                    Connection::Cluster(c) => Box::pin(invocation.invoke_async(c)).await,
+                    Connection::Cluster(c) => {
+                        Box::pin(invocation.invoke_async(&mut c.connection())).await
+                    }
                 }
             }
             reply => reply,
@@ -332,8 +341,8 @@ impl RedisDriver {
                         host: host.to_owned(),
                         port,
                     });
-                    let mut c = c.clone();
                     let value = c
+                        .connection()
                         .route_command(cmd, routing)
                         .await
                         .map_err(|e| redis_error(&e))?;
