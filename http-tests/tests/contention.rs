@@ -488,3 +488,18 @@ fn killed_store_is_503_then_recovers<S>(
         assert!(visits >= 2, "the session survived the outage: {visits}");
     }
 }
+
+/// An S3 bucket (moto's): conditional writes (`If-Match` on the ETag) carry compare-and-swap.
+fn s3_bucket() -> String {
+    let moto = session_test_support::moto();
+    format!(
+        "s3://{}?endpoint={}&region=us-east-1&access_key_id=test&secret_access_key=test&operation_timeout=90s",
+        moto.bucket(),
+        moto.endpoint()
+    )
+}
+
+#[test]
+fn s3_two_processes() {
+    two_processes(&s3_bucket());
+}
