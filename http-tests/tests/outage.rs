@@ -1,4 +1,4 @@
-//! A store stopped and started again while clients of one session keep changing it through
+//! A store stopped and started again (or cut off) while clients of one session keep changing it through
 //! two server processes (axum and actix-web): every request is answered, with a success or,
 //! while the store is down, `503` and `Retry-After` (never a `500`, never a hang); both
 //! processes recover without a restart; every change answered with a success is kept, and no
@@ -18,6 +18,7 @@ use std::{
 
 use common::{assert_pushes_kept_once, new_session, post, server};
 use session_test_support::{
+    HttpProxy, ProxyMode,
     redis::{RedisCluster, RedisServer},
     sql::{MariaDbServer, PostgresServer},
 };
@@ -215,5 +216,25 @@ fn redis_cluster_stopped_under_load() {
         &config,
         RedisCluster::kill,
         RedisCluster::restart,
+    );
+}
+
+/// An S3 bucket (moto's, which keeps its objects only while it runs) cut off for a second:
+/// a proxy between the servers and moto closes every connection without an answer.
+#[test]
+fn s3_unreachable_under_load() {
+    let moto = session_test_support::moto();
+    let proxy = HttpProxy::start(moto.port);
+    let config = format!(
+        "s3://{}?endpoint=http://127.0.0.1:{}&region=us-east-1&access_key_id=test&secret_access_key=test",
+        moto.bucket(),
+        proxy.port
+    );
+    pushes_survive_a_store_outage(
+        "S3",
+        proxy,
+        &config,
+        |proxy| proxy.set_mode(ProxyMode::Cut),
+        |proxy| proxy.set_mode(ProxyMode::Forward),
     );
 }

@@ -23,6 +23,9 @@ pub enum ProxyMode {
     /// Answers every request itself with `429 Too Many Requests` and `Retry-After` of this
     /// many seconds.
     Throttle(u16),
+    /// Closes the connection of every request without an answer, like a server that went
+    /// away (requests already forwarded are answered).
+    Cut,
 }
 
 /// A proxy on a free loopback port in front of `127.0.0.1:upstream`; it lives as long as the
@@ -71,6 +74,10 @@ impl HttpProxy {
         while let Some((head, body)) = read_request(&mut reader) {
             self.requests.fetch_add(1, Ordering::SeqCst);
             let mode = *self.mode.lock().unwrap();
+            if mode == ProxyMode::Cut {
+                let _ = to_client.shutdown(Shutdown::Both);
+                break;
+            }
             if let ProxyMode::Throttle(secs) = mode {
                 let response = format!(
                     "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {secs}\r\nContent-Length: 0\r\n\r\n"
