@@ -195,6 +195,12 @@ fn redis_cluster() {
     one_process_each(|| cluster.url());
 }
 
+#[test]
+fn redis_cluster_two_processes() {
+    let cluster = RedisCluster::start(3);
+    two_processes(&cluster.url());
+}
+
 /// A fresh table of the shared PostgreSQL/MariaDB server per call.
 fn sql_table(url: &str, what: &str) -> String {
     format!("{url}?table={}", fresh_table(what))
