@@ -1,8 +1,8 @@
-//! A store stopped and started again (or cut off) while clients of one session keep changing it through
-//! two server processes (axum and actix-web): every request is answered, with a success or,
-//! while the store is down, `503` and `Retry-After` (never a `500`, never a hang); both
-//! processes recover without a restart; every change answered with a success is kept, and no
-//! change is applied twice, not even one whose answer the outage cut off.
+//! A store stopped and started again (or cut off for a while) while clients of one session keep
+//! changing it through two server processes (axum and actix-web): every request is answered,
+//! with a success or, while the store is down, `503` and `Retry-After` (never a `500`, never a
+//! hang); both processes recover without a restart; every change answered with a success is
+//! kept, and no change is applied twice, not even one whose answer the outage cut off.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
