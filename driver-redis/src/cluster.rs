@@ -23,11 +23,12 @@ use std::{
 };
 
 use redis::{
-    Cmd, ErrorKind, RedisError, RedisFuture, RedisResult, Value, aio::ConnectionLike,
-    cluster::ClusterClient, cluster_async::ClusterConnection, cluster_routing::RoutingInfo,
+    Cmd, ErrorKind, RedisFuture, RedisResult, Value, aio::ConnectionLike, cluster::ClusterClient,
+    cluster_async::ClusterConnection, cluster_routing::RoutingInfo,
 };
+use session_kit_core::DriverError;
 
-use crate::error::KindName;
+use crate::error::redis_error;
 
 /// The shortest time between two renewals: the cluster client's own repair gets its chance
 /// first, and a cluster that stays down costs one connection attempt per period.
@@ -52,11 +53,8 @@ impl Cluster {
     pub(crate) async fn connect(
         client: ClusterClient,
         connect_timeout: Duration,
-    ) -> Result<Arc<Self>, Option<RedisError>> {
-        let connection = tokio::time::timeout(connect_timeout, client.get_async_connection())
-            .await
-            .map_err(|_| None)?
-            .map_err(Some)?;
+    ) -> Result<Arc<Self>, DriverError> {
+        let connection = open(&client, connect_timeout).await?;
         Ok(Arc::new(Self {
             client,
             connect_timeout,
@@ -102,13 +100,8 @@ impl Cluster {
         }
         let cluster = Arc::clone(self);
         tokio::spawn(async move {
-            let fresh = tokio::time::timeout(
-                cluster.connect_timeout,
-                cluster.client.get_async_connection(),
-            )
-            .await;
-            match fresh {
-                Ok(Ok(connection)) => {
+            match open(&cluster.client, cluster.connect_timeout).await {
+                Ok(connection) => {
                     *cluster
                         .current
                         .write()
@@ -117,10 +110,7 @@ impl Cluster {
                         "the Redis Cluster client had no reachable node: connected again from the URL's node"
                     );
                 }
-                Ok(Err(e)) => {
-                    tracing::debug!(error = e.kind_name(), "Redis Cluster still unreachable");
-                }
-                Err(_) => tracing::debug!("Redis Cluster still unreachable (connect timeout)"),
+                Err(e) => tracing::debug!(error = %e, "Redis Cluster still unreachable"),
             }
             cluster
                 .renewal
@@ -129,6 +119,17 @@ impl Cluster {
                 .running = false;
         });
     }
+}
+
+/// A new connection from `client`, as at start-up (failing within `connect_timeout`).
+async fn open(
+    client: &ClusterClient,
+    connect_timeout: Duration,
+) -> Result<ClusterConnection, DriverError> {
+    tokio::time::timeout(connect_timeout, client.get_async_connection())
+        .await
+        .map_err(|_| DriverError::timeout("connecting to the Redis cluster", connect_timeout))?
+        .map_err(|e| redis_error(&e))
 }
 
 /// One use of the current connection: its failures are reported to the [`Cluster`].

@@ -131,12 +131,7 @@ pub(crate) async fn connect_cluster(
     let client = builder
         .build()
         .map_err(|e| DriverError::config(format!("option `url`: {}", e.kind_name())))?;
-    let cluster = crate::cluster::Cluster::connect(client, connect_timeout)
-        .await
-        .map_err(|e| match e {
-            Some(e) => redis_error(&e),
-            None => DriverError::timeout("connecting to the Redis cluster", connect_timeout),
-        })?;
+    let cluster = crate::cluster::Cluster::connect(client, connect_timeout).await?;
     Ok(Connection::Cluster(cluster))
 }
 
