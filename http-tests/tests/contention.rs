@@ -496,16 +496,7 @@ fn killed_store_is_503_then_recovers<S>(
 }
 
 /// An S3 bucket (moto's): conditional writes (`If-Match` on the ETag) carry compare-and-swap.
-fn s3_bucket() -> String {
-    let moto = session_test_support::moto();
-    format!(
-        "s3://{}?endpoint={}&region=us-east-1&access_key_id=test&secret_access_key=test&operation_timeout=90s",
-        moto.bucket(),
-        moto.endpoint()
-    )
-}
-
 #[test]
 fn s3_two_processes() {
-    two_processes(&s3_bucket());
+    two_processes(&common::s3_config(session_test_support::moto().port));
 }

@@ -223,13 +223,8 @@ fn redis_cluster_stopped_under_load() {
 /// a proxy between the servers and moto closes every connection without an answer.
 #[test]
 fn s3_unreachable_under_load() {
-    let moto = session_test_support::moto();
-    let proxy = HttpProxy::start(moto.port);
-    let config = format!(
-        "s3://{}?endpoint=http://127.0.0.1:{}&region=us-east-1&access_key_id=test&secret_access_key=test",
-        moto.bucket(),
-        proxy.port
-    );
+    let proxy = HttpProxy::start(session_test_support::moto().port);
+    let config = common::s3_config(proxy.port);
     pushes_survive_a_store_outage(
         "S3",
         proxy,

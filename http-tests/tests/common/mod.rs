@@ -140,3 +140,12 @@ pub(crate) fn assert_pushes_kept_once<'a>(
     assert!(lost.is_empty(), "answered 200 but not kept: {lost:?}");
     assert!(cart.contains_key("first"), "the session's first item");
 }
+
+/// A config string for a fresh bucket on this test binary's moto (S3), reached through `port`
+/// (moto's own, or a proxy's in front of it).
+pub(crate) fn s3_config(port: u16) -> String {
+    format!(
+        "s3://{}?endpoint=http://127.0.0.1:{port}&region=us-east-1&access_key_id=test&secret_access_key=test&operation_timeout=90s",
+        session_test_support::moto().bucket()
+    )
+}
