@@ -20,6 +20,9 @@ if (mode === "rest") {
   options = {
     ...common,
     modules: true,
+    // Module paths are taken relative to this root (by default the working directory, which
+    // workerd refuses to leave with "..": a test binary of another crate runs elsewhere).
+    modulesRoot: here,
     scriptPath: path.join(here, "rest-api.mjs"),
     bindings: {
       ACCOUNT_ID: process.env.CF_ACCOUNT_ID ?? "test-account",
