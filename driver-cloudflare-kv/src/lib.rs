@@ -16,8 +16,11 @@
 //!   in a [`ValueHeader`] before the value (expiry in Unix
 //!   milliseconds and a random write id that serves as the version), and enforced on every read.
 //! * **No create-only, no compare-and-swap, no touch**: KV has no conditional writes. Sessions
-//!   on KV are last-write-wins between concurrent requests, and the conformance suite skips
-//!   those checks with that reason.
+//!   on KV are last-write-wins between concurrent requests (in one process too, unless their
+//!   commits overlap and are combined), and the conformance suite skips those checks with that
+//!   reason. `ConcurrentWrites::Exclusive` runs a session's requests one at a time in each
+//!   process, so that the requests one process serves keep every change (tested over HTTP, with
+//!   KV cut off for a second under load, in the repository's `http-tests/tests/outage.rs`).
 //! * **Eventual consistency**: a write may take up to 60 seconds to be seen in other locations.
 //! * **Keys** are escaped with [`session_kit_core::driver::escape_key`] (KV keys are at most 512 bytes and
 //!   travel in URL paths), so a key may be `170 - prefix length` bytes long.
