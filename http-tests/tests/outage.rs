@@ -40,7 +40,7 @@ enum Sessions {
     Shared,
     /// For a store without compare-and-swap (Cloudflare KV), which keeps the last of two writes
     /// that cross: one session per process, whose requests run one at a time
-    /// (`ConcurrentWrites::Exclusive`), as the concurrency guide advises for such stores.
+    /// (`ConcurrentWrites::Exclusive`, which on such a store holds within each process).
     PerProcessExclusive,
 }
 
