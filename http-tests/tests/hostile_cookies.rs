@@ -8,41 +8,15 @@
 
 mod common;
 
-use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    time::Duration,
-};
-
 use common::{cart, new_session, on_store, server};
+use session_test_support::{HttpResponse, try_raw_http_exchange};
 
-/// One request with `cookies` as its `Cookie` header lines, bytes as given. The status, the
-/// response's head and its body, as text; `None` when the server closed the connection without an
-/// answer (allowed only for headers past its size limit).
-fn send(port: u16, method: &str, path: &str, cookies: &[Vec<u8>]) -> Option<(u16, String, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n"
-    )
-    .into_bytes();
-    for cookie in cookies {
-        request.extend_from_slice(b"Cookie: ");
-        request.extend_from_slice(cookie);
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(b"\r\n");
-    // A server may stop reading a header past its limit and answer (or close) early: a write
-    // that fails then is not a finding; the answer is.
-    let _ = stream.write_all(&request);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Some((status, head.to_owned(), body.to_owned()))
+/// One request with `cookies` as its `Cookie` header lines, bytes as given; `None` when the
+/// server closed the connection without an answer (allowed only for headers past its size
+/// limit).
+fn send(port: u16, method: &str, path: &str, cookies: &[Vec<u8>]) -> Option<HttpResponse> {
+    let headers: Vec<(&str, &[u8])> = cookies.iter().map(|c| ("Cookie", c.as_slice())).collect();
+    try_raw_http_exchange(port, method, path, &headers, b"").ok()
 }
 
 /// Hostile variations of a real `name=value` session cookie, each a list of header lines.
@@ -119,17 +93,18 @@ fn garbage_gets_a_fresh_session(framework: &str, driver: &str) {
             .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
         for (method, path) in [("GET", "/state"), ("POST", "/cart/hostile")] {
             match send(s.port, method, path, &lines) {
-                Some((status, head, body)) => {
+                Some(r) => {
+                    let (status, headers, body) = (r.status, &r.headers, &r.body);
                     assert!(
                         status < 500,
-                        "{framework} on {driver}, {case}, {method} {path}: {status}\n{head}"
+                        "{framework} on {driver}, {case}, {method} {path}: {status} {headers:?}"
                     );
                     if status == 200 {
                         // Answered as a fresh session: a read shows an empty cart, a write
                         // starts a new session (never the real one's id).
                         assert!(
-                            !head.contains(&real),
-                            "{framework} on {driver}, {case}: the real cookie came back\n{head}"
+                            !headers.iter().any(|(_, v)| v.contains(&real)),
+                            "{framework} on {driver}, {case}: the real cookie came back {headers:?}"
                         );
                         if method == "GET" {
                             assert!(
@@ -140,7 +115,7 @@ fn garbage_gets_a_fresh_session(framework: &str, driver: &str) {
                     } else {
                         assert!(
                             (large || forbidden) && (status == 400 || status == 431),
-                            "{framework} on {driver}, {case}, {method} {path}: {status}\n{head}"
+                            "{framework} on {driver}, {case}, {method} {path}: {status} {headers:?}"
                         );
                     }
                 }
@@ -189,19 +164,14 @@ fn garbage_beside_the_real_cookie_is_ignored(framework: &str, driver: &str) {
     ];
     for (i, (case, lines)) in beside.iter().enumerate() {
         let item = format!("beside{i}");
-        let (status, head, _) = send(s.port, "POST", &format!("/cart/{item}"), lines)
+        let r = send(s.port, "POST", &format!("/cart/{item}"), lines)
             .unwrap_or_else(|| panic!("{framework} on {driver}, {case}: no answer"));
-        assert_eq!(status, 200, "{framework} on {driver}, {case}\n{head}");
+        assert_eq!(r.status, 200, "{framework} on {driver}, {case}: {r:?}");
         // No removal, and no other session: a cookie set here is the visitor's own.
-        for set in head
-            .lines()
-            .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        {
+        for set in r.header_values("set-cookie") {
             assert!(
-                set["set-cookie:".len()..]
-                    .trim_start()
-                    .starts_with(&format!("{real};")),
-                "{framework} on {driver}, {case}: another cookie was set\n{head}"
+                set.starts_with(&format!("{real};")),
+                "{framework} on {driver}, {case}: another cookie was set: {set}"
             );
         }
         let kept = cart(s.port, &real);
