@@ -678,6 +678,26 @@ pub fn miniflare(args: &[String], envs: &[(&str, &str)]) -> (Tied, u16) {
     })
 }
 
+/// The account id the KV REST Worker of [`miniflare_kv_rest`] serves.
+pub const KV_ACCOUNT: &str = "0123456789abcdef";
+/// The namespace id it serves.
+pub const KV_NAMESPACE: &str = "sessions-ns";
+/// The API token it accepts.
+pub const KV_TOKEN: &str = "test-token-1234";
+
+/// Miniflare serving Cloudflare's KV REST API ([`KV_ACCOUNT`], [`KV_NAMESPACE`], [`KV_TOKEN`])
+/// over a real KV binding, on a free loopback port (see [`miniflare`]).
+pub fn miniflare_kv_rest() -> (Tied, u16) {
+    miniflare(
+        &["rest".into()],
+        &[
+            ("CF_ACCOUNT_ID", KV_ACCOUNT),
+            ("CF_NAMESPACE_ID", KV_NAMESPACE),
+            ("CF_API_TOKEN", KV_TOKEN),
+        ],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,11 +4,10 @@
 use std::sync::OnceLock;
 
 use session_kit_cloudflare_kv::CloudflareKvConfig;
-use session_test_support::{Tied, miniflare};
-
-pub(crate) const ACCOUNT: &str = "0123456789abcdef";
-pub(crate) const NAMESPACE: &str = "sessions-ns";
-pub(crate) const TOKEN: &str = "test-token-1234";
+pub(crate) use session_test_support::{
+    KV_ACCOUNT as ACCOUNT, KV_NAMESPACE as NAMESPACE, KV_TOKEN as TOKEN,
+};
+use session_test_support::{Tied, miniflare_kv_rest};
 
 pub(crate) struct Miniflare {
     _process: Tied,
@@ -18,14 +17,7 @@ pub(crate) struct Miniflare {
 pub(crate) fn miniflare_rest() -> &'static Miniflare {
     static MF: OnceLock<Miniflare> = OnceLock::new();
     MF.get_or_init(|| {
-        let (process, port) = miniflare(
-            &["rest".into()],
-            &[
-                ("CF_ACCOUNT_ID", ACCOUNT),
-                ("CF_NAMESPACE_ID", NAMESPACE),
-                ("CF_API_TOKEN", TOKEN),
-            ],
-        );
+        let (process, port) = miniflare_kv_rest();
         Miniflare {
             _process: process,
             port,
