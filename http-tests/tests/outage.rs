@@ -55,16 +55,17 @@ fn pushes_survive_a_store_outage<S>(
     stop_store: fn(&mut S),
     start_store: fn(&mut S),
 ) {
-    let servers = match sessions {
-        Sessions::Shared => [server("axum", config), server("actix", config)],
-        Sessions::PerProcessExclusive => [
-            server_with("axum", config, "exclusive"),
-            server_with("actix", config, "exclusive"),
-        ],
-    };
-    let cookies: Vec<String> = match sessions {
-        Sessions::Shared => vec![new_session(servers[0].port); servers.len()],
-        Sessions::PerProcessExclusive => servers.iter().map(|s| new_session(s.port)).collect(),
+    let (servers, cookies): ([_; 2], Vec<String>) = match sessions {
+        Sessions::Shared => {
+            let servers = [server("axum", config), server("actix", config)];
+            let cookie = new_session(servers[0].port);
+            (servers, vec![cookie.clone(), cookie])
+        }
+        Sessions::PerProcessExclusive => {
+            let servers = ["axum", "actix"].map(|f| server_with(f, config, "exclusive"));
+            let cookies = servers.iter().map(|s| new_session(s.port)).collect();
+            (servers, cookies)
+        }
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -278,20 +279,11 @@ fn s3_unreachable_under_load() {
 /// requests that do not overlap keep the last write: the concurrency guide's table).
 #[test]
 fn cloudflare_kv_unreachable_under_load() {
-    const ACCOUNT: &str = "0123456789abcdef";
-    const NAMESPACE: &str = "sessions-ns";
-    const TOKEN: &str = "test-token-1234";
-    let (miniflare, port) = session_test_support::miniflare(
-        &["rest".into()],
-        &[
-            ("CF_ACCOUNT_ID", ACCOUNT),
-            ("CF_NAMESPACE_ID", NAMESPACE),
-            ("CF_API_TOKEN", TOKEN),
-        ],
-    );
+    use session_test_support::{KV_ACCOUNT, KV_NAMESPACE, KV_TOKEN};
+    let (miniflare, port) = session_test_support::miniflare_kv_rest();
     let proxy = HttpProxy::start(port);
     let config = format!(
-        "cloudflare-kv://{ACCOUNT}/{NAMESPACE}?api_token={TOKEN}&base_url=http://127.0.0.1:{}/client/v4",
+        "cloudflare-kv://{KV_ACCOUNT}/{KV_NAMESPACE}?api_token={KV_TOKEN}&base_url=http://127.0.0.1:{}/client/v4",
         proxy.port
     );
     pushes_survive_a_store_outage(
